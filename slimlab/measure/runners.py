@@ -1,0 +1,25 @@
+"""How a binary for a target runs on this host: natively, or under QEMU user emulation."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from ..targets import Target
+
+
+@dataclass(frozen=True)
+class Runner:
+    name: str  # "native" or the emulator's name
+    prefix: tuple[str, ...]  # put before the program's argv
+    emulated: bool
+
+
+def runner_for(target: Target) -> Runner | str:
+    """A runner for ``target``, or the reason none is available (with the install command)."""
+    if target.is_native:
+        return Runner("native", (), False)
+    emulator = shutil.which(target.qemu)
+    if emulator is None:
+        return f"{target.name} needs {target.qemu} to run on this host; install it with: apt-get install qemu-user-static"
+    return Runner(target.qemu, (emulator,), True)

@@ -1,0 +1,142 @@
+"""One start of a program: its functional check, start-up time and memory.
+
+``check_and_sample`` runs the workload's functional check (right output, healthy
+endpoint, clean exit) and yields a sample; ``take_sample`` times a start with output
+thrown away, as hyperfine does. A program that misbehaves raises ``CheckFailure``
+with the status and reason to record.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..proc import tail
+from ..workloads import Workload
+from .launcher import Exit, Launch
+from .runners import Runner
+
+POLL_INTERVAL_S = 0.0005  # between health probes: fine enough for ms start-ups, light on 2 cores
+
+
+@dataclass(frozen=True)
+class Sample:
+    startup_ms: float  # CLI: spawn to exit; server: spawn to first healthy answer
+    peak_rss_kib: int  # ru_maxrss of the whole run
+    ready_rss_kib: int | None  # server: VmRSS when it first answered healthy
+    exit_code: int | None
+
+
+class CheckFailure(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status  # "broken" or "timeout"
+        self.reason = reason
+
+
+def check_and_sample(workload: Workload, runner: Runner, binary: Path, timeout_s: float) -> Sample:
+    """Run once with output captured and checked; raise CheckFailure if it does not work."""
+    return _run(workload, runner, binary, timeout_s, check=True)
+
+
+def take_sample(workload: Workload, runner: Runner, binary: Path, timeout_s: float) -> Sample:
+    """Run once for timing; failures still raise (a program may crash only sometimes)."""
+    return _run(workload, runner, binary, timeout_s, check=False)
+
+
+def _run(workload: Workload, runner: Runner, binary: Path, timeout_s: float, check: bool) -> Sample:
+    with tempfile.TemporaryDirectory(prefix="slimlab-run-") as tmp:
+        out = Path(tmp) / "stdout" if check else None
+        err = Path(tmp) / "stderr"  # always kept: it says why a program failed
+        if workload.kind == "server":
+            return _server(workload, runner, binary, timeout_s, out, err, check)
+        return _cli(workload, runner, binary, timeout_s, out, err, check)
+
+
+def _argv(runner: Runner, binary: Path, args: list[str]) -> list[str]:
+    return [*runner.prefix, str(binary), *args]
+
+
+def _failure(exit: Exit, err: Path, what: str) -> CheckFailure:
+    status = "timeout" if exit.timed_out else "broken"
+    stderr = tail(err.read_text(errors="replace"), 600) if err.exists() else ""
+    return CheckFailure(status, f"{what}: {exit.describe()}" + (f"; stderr: {stderr}" if stderr else ""))
+
+
+def _cli(workload, runner, binary, timeout_s, out, err, check) -> Sample:
+    with Launch(_argv(runner, binary, workload.run_args()), timeout_s=timeout_s, stdout=out, stderr=err,
+                env=dict(workload.env)) as launch:
+        exit = launch.wait()
+    if exit.timed_out or exit.exit_code != workload.expect_exit:
+        raise _failure(exit, err, f"expected exit {workload.expect_exit}")
+    if check and workload.expect_stdout is not None:
+        got = out.read_text(errors="replace")
+        if got != workload.expect_stdout:
+            raise CheckFailure("broken", f"wrong output: expected {workload.expect_stdout!r}, got {tail(got, 300)!r}")
+    return Sample(exit.wall_ms, exit.maxrss_kib, None, exit.exit_code)
+
+
+def free_loopback_addr() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def _health(addr: str, path: str) -> tuple[int, bytes] | None:
+    """(status, body) of GET path, or None while nothing listens yet."""
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=2)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
+        return None
+    finally:
+        conn.close()
+
+
+def _vmrss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def _server(workload, runner, binary, timeout_s, out, err, check) -> Sample:
+    addr = free_loopback_addr()
+    argv = _argv(runner, binary, workload.run_args(addr))
+    with Launch(argv, timeout_s=timeout_s, stdout=out, stderr=err, env=dict(workload.env)) as launch:
+        deadline = time.monotonic() + timeout_s
+        answer = None
+        while time.monotonic() < deadline and launch.running():
+            answer = _health(addr, workload.health_path)
+            if answer is not None:
+                break
+            time.sleep(POLL_INTERVAL_S)
+        ready_ns = time.monotonic_ns()  # same clock (CLOCK_MONOTONIC) as the launcher's start
+        ready_rss = _vmrss_kib(launch.pid) if answer is not None else None
+        hung = answer is None and launch.running()  # alive, but never healthy in time
+        launch.terminate()
+        exit = launch.wait()
+    if answer is None:
+        if hung or exit.timed_out:
+            raise CheckFailure("timeout", f"no answer on {workload.health_path} within {timeout_s:g}s")
+        raise _failure(exit, err, f"exited before answering {workload.health_path}")
+    status, body = answer
+    if status != 200:
+        raise CheckFailure("broken", f"{workload.health_path} answered {status}, not 200")
+    if check and workload.expect_body is not None and body.decode(errors="replace") != workload.expect_body:
+        raise CheckFailure("broken", f"{workload.health_path} body {tail(body.decode(errors='replace'), 200)!r}, "
+                                     f"expected {workload.expect_body!r}")
+    if exit.timed_out or exit.exit_code != 0:
+        raise _failure(exit, err, "did not exit cleanly on SIGTERM")
+    return Sample((ready_ns - launch.start_ns) / 1e6, exit.maxrss_kib, ready_rss, exit.exit_code)
+

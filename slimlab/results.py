@@ -1,0 +1,201 @@
+"""The results store: a run directory with a manifest, a journal and Parquet tables.
+
+    DATA/runs/<run-id>/manifest.json    spec, schema version, tools, host, times
+    DATA/runs/<run-id>/journal.jsonl    every finished variant row and every sample, appended
+    DATA/runs/<run-id>/results.parquet  one row per variant (RESULT_SCHEMA)
+    DATA/runs/<run-id>/samples.parquet  one row per timed start (SAMPLE_SCHEMA)
+
+The journal is the source of truth and is appended as work finishes, so a sweep that is
+killed loses nothing it measured; the Parquet files are rewritten from it, atomically,
+after each variant. Re-opening a run resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from .errors import SlimlabError
+from .results_schema import RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
+
+MANIFEST = "manifest.json"
+JOURNAL = "journal.jsonl"
+RESULTS = "results.parquet"
+SAMPLES = "samples.parquet"
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_run_id() -> str:
+    return now_utc().strftime("%Y%m%dT%H%M%SZ")
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    frame.write_parquet(tmp)
+    tmp.replace(path)
+
+
+class RunStore:
+    """One run directory, open for appending results."""
+
+    def __init__(self, run_dir: Path, manifest: dict) -> None:
+        self.run_dir = run_dir
+        self.manifest = manifest
+        self.rows: dict[str, dict] = {}
+        self.samples: dict[str, list[dict]] = {}
+        self._read_journal()
+        self._journal = open(run_dir / JOURNAL, "a", encoding="utf-8")
+
+    # -- opening -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, data_dir: Path, run_id: str, spec_dict: dict, context: dict) -> RunStore:
+        """Create the run, or resume it when it exists with the same spec."""
+        run_dir = Path(data_dir) / "runs" / run_id
+        manifest_path = run_dir / MANIFEST
+        session = {"started_at": now_utc().isoformat(), "host": context["host"]}
+        if manifest_path.is_file():
+            manifest = json.loads(manifest_path.read_text())
+            if manifest.get("schema_version") != SCHEMA_VERSION:
+                raise SlimlabError(
+                    f"run {run_id} was written with results schema {manifest.get('schema_version')}, "
+                    f"this slimlab writes {SCHEMA_VERSION}; start a new run id"
+                )
+            if manifest.get("spec") != spec_dict:
+                raise SlimlabError(
+                    f"run {run_id} in {run_dir} was made with a different spec; "
+                    "resume it with the same spec or start a new run id"
+                )
+            manifest["sessions"].append(session)
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            manifest = {
+                "schema_version": SCHEMA_VERSION,
+                "run_id": run_id,
+                "spec": spec_dict,
+                "started_at": session["started_at"],
+                "ended_at": None,
+                "sessions": [session],
+                **{k: v for k, v in context.items() if k != "host"},
+                "host": context["host"],
+            }
+        store = cls(run_dir, manifest)
+        store.write_manifest()
+        return store
+
+    def _read_journal(self) -> None:
+        path = self.run_dir / JOURNAL
+        if not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    break  # the last line was cut by a kill mid-write: that sample is retaken
+                raise SlimlabError(f"{path}:{number} is corrupt")
+            if record["kind"] == "row":
+                self.rows[record["data"]["variant_key"]] = record["data"]
+            elif record["kind"] == "sample":
+                self.samples.setdefault(record["data"]["variant_key"], []).append(record["data"])
+        # A torn last line must not glue itself to the next append.
+        if lines and not path.read_bytes().endswith(b"\n"):
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write("\n")
+
+    # -- appending -----------------------------------------------------------------------
+    def done(self, key: str) -> bool:
+        return key in self.rows
+
+    def sample_count(self, key: str) -> int:
+        return len(self.samples.get(key, []))
+
+    def add_sample(self, sample: dict) -> None:
+        self.samples.setdefault(sample["variant_key"], []).append(sample)
+        self._append("sample", sample, sync=False)
+
+    def add_row(self, row: dict) -> None:
+        """A variant is finished: journal it and refresh the Parquet tables."""
+        self.rows[row["variant_key"]] = row
+        self._append("row", row, sync=True)
+        self.write_tables()
+
+    def _append(self, kind: str, data: dict, sync: bool) -> None:
+        self._journal.write(json.dumps({"kind": kind, "data": data}, default=str) + "\n")
+        self._journal.flush()  # in the kernel now: survives a killed sweep
+        if sync:
+            os.fsync(self._journal.fileno())  # and the disk: survives a crashed machine
+
+    def write_tables(self) -> None:
+        _atomic_write_parquet(results_frame(self.rows.values()), self.run_dir / RESULTS)
+        kept = [s for key in self.rows for s in self.samples.get(key, [])]
+        _atomic_write_parquet(pl.DataFrame(kept, schema=SAMPLE_SCHEMA), self.run_dir / SAMPLES)
+
+    def write_manifest(self) -> None:
+        _atomic_write_bytes(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2, default=str).encode())
+
+    def close(self, ended: bool) -> None:
+        self.manifest["sessions"][-1]["ended_at"] = now_utc().isoformat()
+        if ended:
+            self.manifest["ended_at"] = now_utc().isoformat()
+        self.write_manifest()
+        self.write_tables()
+        self._journal.close()
+
+
+def results_frame(rows) -> pl.DataFrame:
+    rows = list(rows)
+    for row in rows:
+        if isinstance(row.get("measured_at"), str):
+            row["measured_at"] = datetime.fromisoformat(row["measured_at"])
+    return pl.DataFrame(rows, schema=RESULT_SCHEMA)
+
+
+# -- reading ---------------------------------------------------------------------------
+def run_dirs(path: str | Path) -> list[Path]:
+    """The run directories under ``path``: the run itself, or every run of a data dir."""
+    path = Path(path)
+    if (path / MANIFEST).is_file():
+        return [path]
+    runs = path / "runs"
+    found = sorted(p for p in runs.iterdir() if (p / MANIFEST).is_file()) if runs.is_dir() else []
+    if not found:
+        raise SlimlabError(f"{path} is neither a run directory (with {MANIFEST}) nor a data directory with runs/")
+    return found
+
+
+def _read(path: Path, name: str, schema: dict) -> pl.DataFrame:
+    file = path / name
+    if not file.is_file():
+        return pl.DataFrame(schema=schema)
+    return pl.read_parquet(file)
+
+
+def load(path: str | Path = "data") -> pl.DataFrame:
+    """The results of one run directory, or of every run in a data directory, as one frame."""
+    frames = [_read(d, RESULTS, RESULT_SCHEMA) for d in run_dirs(path)]
+    newer = [v for f in frames for v in f["schema_version"].unique().to_list() if v and v > SCHEMA_VERSION]
+    if newer:
+        raise SlimlabError(f"{path} holds results of schema {max(newer)}; this slimlab reads up to {SCHEMA_VERSION}")
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def load_samples(path: str | Path = "data") -> pl.DataFrame:
+    return pl.concat([_read(d, SAMPLES, SAMPLE_SCHEMA) for d in run_dirs(path)], how="diagonal_relaxed")
+
+
+def load_manifests(path: str | Path = "data") -> list[dict]:
+    return [json.loads((d / MANIFEST).read_text()) for d in run_dirs(path)]

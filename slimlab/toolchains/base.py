@@ -1,0 +1,50 @@
+"""What every toolchain adapter provides."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..profiles import Profile
+from ..targets import Target
+
+
+@dataclass(frozen=True)
+class ToolchainInfo:
+    """A detected compiler: where it is and exactly which one."""
+
+    path: str
+    version: str  # the compiler's own version line, e.g. "go version go1.26.8 linux/amd64"
+    identity: str  # everything that changes its output: part of the artifact cache key
+
+
+@dataclass(frozen=True)
+class BuildCommand:
+    argv: list[str]
+    env: dict[str, str]  # added to the caller's environment
+    cwd: Path
+    flags: str  # the profile-dependent part of argv, for the results table
+    profile_env: str  # the profile-dependent part of env, e.g. "CGO_ENABLED=0"
+
+
+class Toolchain(ABC):
+    name: str  # the spec's axis entry
+    family: str  # "gc", "gccgo", "tinygo", "gollvm"
+    missing_is_error: bool = True  # False: variants become "unsupported" rows instead
+
+    @abstractmethod
+    def detect(self) -> ToolchainInfo | None:
+        """The installed compiler, or None when it is missing."""
+
+    @abstractmethod
+    def install_hint(self) -> str:
+        """The command that installs this compiler on Debian."""
+
+    @abstractmethod
+    def build_command(self, source_dir: Path, profile: Profile, target: Target, out: Path) -> BuildCommand:
+        """The command that builds ``source_dir`` into ``out`` for ``profile`` and ``target``."""
+
+    def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
+        """Why this toolchain cannot build the combination, or None when it can."""
+        return None

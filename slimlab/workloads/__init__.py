@@ -1,0 +1,96 @@
+"""Workloads: the Go programs slimlab builds, how to run them and how to tell they work.
+
+Built-in workloads are directories of Go source shipped inside this package. A user
+workload is a path to a Go main package; an optional ``workload.toml`` beside its
+sources says how to run and check it (without one it is a CLI that must exit 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SpecError
+
+BUILTIN_DIR = Path(__file__).parent
+MANIFEST = "workload.toml"
+KINDS = ("cli", "server")
+_MANIFEST_KEYS = {"kind", "args", "env", "expect_stdout", "expect_exit", "health_path", "expect_body"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    source_dir: Path
+    kind: str = "cli"
+    args: tuple[str, ...] = ()  # "{addr}" is replaced by the address a server must listen on
+    env: tuple[tuple[str, str], ...] = ()
+    expect_stdout: str | None = None  # CLI: exact stdout of a working program
+    expect_exit: int = 0
+    health_path: str = "/healthz"  # server: GET here must answer 200 once ready
+    expect_body: str | None = None  # server: exact body of the health answer
+    builtin: bool = field(default=False, compare=False)
+
+    def source_digest(self) -> str:
+        """A hash of every source file (not the run manifest): the build's input identity."""
+        digest = hashlib.sha256()
+        for path in sorted(self.source_dir.rglob("*")):
+            if not path.is_file() or path.name == MANIFEST or "__pycache__" in path.parts:
+                continue
+            digest.update(path.relative_to(self.source_dir).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    def run_args(self, addr: str | None = None) -> list[str]:
+        return [a.replace("{addr}", addr or "") for a in self.args]
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / MANIFEST).is_file())
+
+
+def resolve(name: str, base_dir: Path | None = None) -> Workload:
+    """A built-in workload by name, or a user workload by path (relative to ``base_dir``)."""
+    if name in builtin_names():
+        return _load(name, BUILTIN_DIR / name, builtin=True)
+    looks_like_path = "/" in name or name.startswith(".")
+    path = Path(name).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if looks_like_path or path.is_dir():
+        if not path.is_dir():
+            raise SpecError(f"workload {name!r}: no such directory {path}")
+        if not any(path.glob("*.go")):
+            raise SpecError(f"workload {name!r}: {path} holds no .go files (expected a Go main package)")
+        return _load(name, path.resolve(), builtin=False)
+    from ..spec import did_you_mean  # late import: spec imports this module
+
+    raise SpecError(
+        f"unknown workload {name!r}{did_you_mean(name, builtin_names())}; "
+        f"built-in workloads: {', '.join(builtin_names())}; or give a path to a Go main package"
+    )
+
+
+def _load(name: str, source_dir: Path, builtin: bool) -> Workload:
+    manifest_path = source_dir / MANIFEST
+    data = tomllib.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    unknown = set(data) - _MANIFEST_KEYS
+    if unknown:
+        raise SpecError(f"{manifest_path}: unknown keys {sorted(unknown)}; allowed: {sorted(_MANIFEST_KEYS)}")
+    kind = data.get("kind", "cli")
+    if kind not in KINDS:
+        raise SpecError(f"{manifest_path}: kind must be one of {KINDS}, not {kind!r}")
+    return Workload(
+        name=name,
+        source_dir=source_dir,
+        kind=kind,
+        args=tuple(str(a) for a in data.get("args", ())),
+        env=tuple(sorted((str(k), str(v)) for k, v in data.get("env", {}).items())),
+        expect_stdout=data.get("expect_stdout"),
+        expect_exit=int(data.get("expect_exit", 0)),
+        health_path=data.get("health_path", "/healthz"),
+        expect_body=data.get("expect_body"),
+        builtin=builtin,
+    )

@@ -1,0 +1,3 @@
+module slimlab.example/hello
+
+go 1.21

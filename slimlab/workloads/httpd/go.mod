@@ -1,0 +1,3 @@
+module slimlab.example/httpd
+
+go 1.21
