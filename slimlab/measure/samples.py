@@ -76,7 +76,7 @@ def _cli(workload, runner, binary, timeout_s, out, err, check) -> Sample:
     if check and workload.expect_stdout is not None:
         got = out.read_text(errors="replace")
         if got != workload.expect_stdout:
-            raise CheckFailure("broken", f"wrong output: expected {workload.expect_stdout!r}, got {tail(got, 300)!r}")
+            raise CheckFailure("broken", f"wrong output: expected {workload.expect_stdout!r}, got {got[-300:]!r}")
     return Sample(exit.wall_ms, exit.maxrss_kib, None, exit.exit_code)
 
 

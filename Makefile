@@ -1,0 +1,56 @@
+# slimlab: `make demo` / `make test` on a fresh Debian 12 machine (as root).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+SLIMLAB  := $(VENV)/bin/slimlab
+PYTHON   := $(VENV)/bin/python
+SPEC     ?= slimlab/specs/default.toml
+DATA     ?= data
+REPORT   ?= reports/demo.html
+
+# Go is often preinstalled outside apt, in /usr/local/go/bin.
+ifneq ($(wildcard /usr/local/go/bin/go),)
+export PATH := $(PATH):/usr/local/go/bin
+endif
+
+.PHONY: help setup demo test bench clean distclean
+
+help:
+	@echo "make setup      install system packages, UPX, docker.io and .venv (idempotent)"
+	@echo "make demo       setup, run the default sweep, write $(REPORT)"
+	@echo "make test       setup, run the test suite"
+	@echo "make bench      run benchmarks/sweep_throughput.py"
+	@echo "make clean      remove caches and the demo report"
+	@echo "make distclean  clean, and remove .venv"
+
+setup:
+	@bash scripts/setup.sh
+
+# The sweep prints its run directory as the last line of stdout.
+demo: setup
+	@mkdir -p .cache $(dir $(REPORT))
+	$(SLIMLAB) sweep $(SPEC) --data $(DATA) | tee .cache/demo-sweep.out
+	@run_dir="$$(tail -n 1 .cache/demo-sweep.out)"; \
+	if [ ! -d "$$run_dir" ]; then \
+		echo "demo: sweep did not print a run directory (last line: '$$run_dir')" >&2; exit 1; \
+	fi; \
+	echo "+ $(SLIMLAB) report $$run_dir --out $(REPORT)"; \
+	$(SLIMLAB) report "$$run_dir" --out $(REPORT); \
+	echo "demo: results in $$run_dir"; \
+	echo "demo: report written to $(abspath $(REPORT))"
+
+test: setup
+	$(PYTHON) -m pytest -q tests
+
+bench: setup
+	$(PYTHON) benchmarks/sweep_throughput.py
+
+clean:
+	rm -rf .cache .pytest_cache build *.egg-info $(REPORT)
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,92 @@
+"""How long slimlab takes for the default sweep, against a plain shell loop doing the same.
+
+The shell loop is what a careful person would write by hand: for each variant, `go build`
+with the profile's flags, then the same number of warm-up and timed starts, each under
+`/usr/bin/time -f %M` (and, for the server, polled with curl until /healthz answers).
+Both start with Go's own build cache warm, so the comparison is of the harness, not of
+the compiler. Then slimlab runs again with nothing changed: once resuming the same run
+id (nothing left to do) and once as a new run (every build from slimlab's artifact
+cache, every measurement taken again).
+
+Usage: python benchmarks/sweep_throughput.py [SPEC]     (default: the built-in default spec)
+Prints the figures; timings on a shared 2-core machine are noisy, compare the ratios.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from slimlab import SweepSpec, expand, sweep, toolchains, workloads
+from slimlab.targets import TARGETS
+
+
+def shell_loop(spec: SweepSpec, bin_dir: Path) -> str:
+    """A bash script doing the sweep's builds and measurements sequentially."""
+    lines = ["set -u", f"cd {shlex.quote(str(bin_dir))}", "port=41000"]
+    for n, v in enumerate(expand(spec)):
+        wl = workloads.resolve(v.workload, spec.base_dir)
+        cmd = toolchains.get(v.toolchain).build_command(
+            wl.source_dir, spec.all_profiles()[v.profile], TARGETS[v.target], bin_dir / f"bin{n}")
+        env = " ".join(f"{k}={shlex.quote(val)}" for k, val in cmd.env.items())
+        lines.append(f"(cd {shlex.quote(str(cmd.cwd))} && env {env} {shlex.join(cmd.argv)}) || exit 1")
+        runs = spec.warmup + spec.repeats
+        if wl.kind == "cli":
+            args = shlex.join(wl.run_args())
+            lines.append(f"for i in $(seq {runs}); do /usr/bin/time -f %M -a -o rss{n} ./bin{n} {args} >/dev/null; done")
+        else:
+            args = shlex.join(wl.run_args("127.0.0.1:PORT")).replace("PORT", "$port")
+            lines += [
+                f"for i in $(seq {runs}); do",
+                "  port=$((port+1))",
+                f"  /usr/bin/time -f %M -a -o rss{n} ./bin{n} {args} & tpid=$!",
+                f"  until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do sleep 0.001; done",
+                "  pkill -TERM -P $tpid; wait $tpid",
+                "done",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def timed(what: str, fn) -> float:
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    print(f"{what:<58} {seconds:8.2f} s", flush=True)
+    return seconds
+
+
+def main() -> None:
+    spec = SweepSpec.load(sys.argv[1] if len(sys.argv) > 1 else "default")
+    variants = expand(spec)
+    print(f"spec: {len(variants)} variants x {spec.repeats} repeats (+{spec.warmup} warm-up), "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="slimlab-bench-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "bins").mkdir()
+        script = shell_loop(spec, tmp / "bins")
+        # Warm Go's build cache for both contestants alike.
+        for line in script.splitlines():
+            if " build " in line:
+                subprocess.run(["bash", "-c", line], check=True, capture_output=True)
+        os.environ["SLIMLAB_CACHE"] = str(tmp / "cache")
+        shell = timed("plain shell loop (go build + /usr/bin/time + curl)",
+                      lambda: subprocess.run(["bash", "-c", script], check=True, capture_output=True))
+        data = tmp / "data"
+        cold = timed("slimlab sweep, empty artifact cache",
+                     lambda: sweep(spec, data_dir=data, run_id="a", progress=False))
+        resume = timed("slimlab sweep again, same run id (resume, nothing to do)",
+                       lambda: sweep(spec, data_dir=data, run_id="a", progress=False))
+        again = timed("slimlab sweep again, new run id (cached builds, re-measure)",
+                      lambda: sweep(spec, data_dir=data, run_id="b", progress=False))
+    print(f"ratio slimlab cold / shell loop:       {cold / shell:.2f}")
+    print(f"ratio slimlab new run / shell loop:    {again / shell:.2f}")
+    print(f"ratio slimlab resume / slimlab cold:   {resume / cold:.3f}")
+
+
+if __name__ == "__main__":
+    main()

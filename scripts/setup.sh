@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Set up this machine for slimlab (Debian 12 "bookworm", run as root).
+#
+# Idempotent: on a machine that already has everything it only checks and
+# says so. What it may do:
+#   * install missing Debian packages (compilers, measuring tools, chromium,
+#     QEMU user emulation, gccgo cross compilers, docker.io, ...);
+#   * install upx-ucl from bookworm-backports, adding that suite as an apt
+#     source built from the mirror already configured for the main suite;
+#   * create .venv with the python3 found on PATH and `pip install -e '.[test]'`
+#     into it (skipped while .venv/.slimlab-installed holds pyproject.toml's
+#     sha256).
+# It never starts the Docker engine.
+# apt/pip output goes to .cache/setup.log; its tail is printed on failure.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+mkdir -p .cache
+LOG="$REPO_ROOT/.cache/setup.log"
+: >"$LOG"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+POLICY_RC=/usr/sbin/policy-rc.d
+POLICY_ADDED=0
+
+on_exit() {
+    local rc=$?
+    if [ "$POLICY_ADDED" -eq 1 ]; then rm -f "$POLICY_RC"; fi
+    if [ "$rc" -ne 0 ]; then
+        printf 'setup: FAILED (exit %s); last lines of %s:\n' "$rc" "$LOG" >&2
+        tail -n 40 "$LOG" >&2 || true
+    fi
+}
+trap on_exit EXIT
+
+# Run a noisy command with its output going to the log only.
+quiet() {
+    printf '\n$ %s\n' "$*" >>"$LOG"
+    "$@" >>"$LOG" 2>&1
+}
+
+did_something=0
+
+# ---------------------------------------------------------------- apt helpers
+export DEBIAN_FRONTEND=noninteractive
+APT_UPDATED=0
+
+need_root() {
+    [ "$(id -u)" -eq 0 ] || die "need root to $1 (re-run as root)"
+}
+
+apt_update() {
+    need_root "run apt-get"
+    quiet apt-get update
+    APT_UPDATED=1
+}
+
+apt_install() {
+    need_root "install Debian packages"
+    [ "$APT_UPDATED" -eq 1 ] || apt_update
+    quiet apt-get install -y --no-install-recommends "$@"
+}
+
+pkg_installed() {
+    local status
+    status="$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)"
+    case "$status" in
+        *" ok installed") return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+CODENAME="$( (. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}") 2>/dev/null || true)"
+if [ "$CODENAME" != "bookworm" ]; then
+    say "warning: written for Debian 12 (bookworm), this is '${CODENAME:-unknown}'"
+fi
+CODENAME="${CODENAME:-bookworm}"
+
+# ------------------------------------------------------------------------ Go
+# Go is usually preinstalled outside of apt's view.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+    export PATH="$PATH:/usr/local/go/bin"
+fi
+
+# ------------------------------------------------------------- Debian packages
+PACKAGES=(
+    gcc libc6-dev make binutils time hyperfine
+    chromium fonts-liberation   # headless reports; fonts are a Recommends of chromium
+    qemu-user-static
+    gccgo gccgo-aarch64-linux-gnu gccgo-arm-linux-gnueabihf
+    python3-venv git
+)
+command -v go >/dev/null 2>&1 || PACKAGES+=(golang-go)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    apt_install "${missing[@]}"
+    did_something=1
+fi
+command -v go >/dev/null 2>&1 || die "no 'go' on PATH after installing golang-go"
+
+# ----------------------------------------------------------------------- UPX
+BACKPORTS="${CODENAME}-backports"
+BACKPORTS_FILE="/etc/apt/sources.list.d/${BACKPORTS}.sources"
+
+# Print a deb822 stanza for $BACKPORTS that reuses the URIs and Signed-By of
+# the stanza configured for the main suite.
+backports_stanza() {
+    local src=/etc/apt/sources.list.d/debian.sources
+    if [ -r "$src" ]; then
+        awk -v suite="$CODENAME" -v bp="$BACKPORTS" '
+            BEGIN { RS = ""; FS = "\n" }
+            {
+                uris = ""; signed = ""; match_suite = 0; field = ""
+                for (i = 1; i <= NF; i++) {
+                    line = $i
+                    if (line ~ /^#/) continue
+                    if (line ~ /^[ \t]/) {          # continuation line
+                        if (field == "Signed-By") signed = signed "\n" line
+                        continue
+                    }
+                    field = line; sub(/:.*/, "", field)
+                    value = line; sub(/^[^:]*:[ \t]*/, "", value)
+                    if (field == "URIs") uris = value
+                    else if (field == "Signed-By") signed = value
+                    else if (field == "Suites") {
+                        n = split(value, s, /[ \t]+/)
+                        for (j = 1; j <= n; j++) if (s[j] == suite) match_suite = 1
+                    }
+                }
+                if (match_suite && uris != "") {
+                    print "Types: deb"
+                    print "URIs: " uris
+                    print "Suites: " bp
+                    print "Components: main"
+                    if (signed != "") print "Signed-By: " signed
+                    found = 1
+                    exit
+                }
+            }
+            END { if (!found) exit 1 }
+        ' "$src"
+        return
+    fi
+    # Older one-line format: "deb [options] URI SUITE COMPONENTS..."
+    local line opts rest uri suite signed
+    while IFS= read -r line; do
+        opts=""
+        rest="$line"
+        if [[ $rest =~ ^\[([^]]*)\][[:space:]]+(.*)$ ]]; then
+            opts="${BASH_REMATCH[1]}"
+            rest="${BASH_REMATCH[2]}"
+        fi
+        read -r uri suite _ <<<"$rest"
+        [ "$suite" = "$CODENAME" ] || continue
+        signed="$(grep -oE 'signed-by=[^ ]+' <<<"$opts" | cut -d= -f2- || true)"
+        printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\n' "$uri" "$BACKPORTS"
+        [ -z "$signed" ] || printf 'Signed-By: %s\n' "$signed"
+        return 0
+    done < <(grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list 2>/dev/null \
+                 | sed -E 's/^[[:space:]]*deb[[:space:]]+//')
+    return 1
+}
+
+if ! command -v upx >/dev/null 2>&1; then
+    need_root "install UPX"
+    # Is the backports suite already configured somewhere else?
+    if grep -rqsE "^[^#]*(^|[[:space:]])${BACKPORTS}([[:space:]]|$)" \
+            /etc/apt/sources.list /etc/apt/sources.list.d/ \
+            --include='*.list' --include='*.sources' --include=sources.list \
+            --exclude="$(basename "$BACKPORTS_FILE")"; then
+        say "${BACKPORTS} already configured as an apt source"
+    else
+        stanza="$(backports_stanza)" \
+            || die "could not find the ${CODENAME} mirror in the apt sources to derive ${BACKPORTS} from"
+        if [ ! -f "$BACKPORTS_FILE" ] || [ "$(cat "$BACKPORTS_FILE")" != "$stanza" ]; then
+            printf '%s\n' "$stanza" >"$BACKPORTS_FILE"
+            say "wrote $BACKPORTS_FILE"
+        fi
+    fi
+    say "installing upx-ucl from ${BACKPORTS}"
+    apt_update
+    quiet apt-get install -y --no-install-recommends -t "$BACKPORTS" upx-ucl
+    did_something=1
+fi
+upx_version="$(upx --version 2>/dev/null | sed -n 1p)" || die "'upx --version' does not work"
+[ -n "$upx_version" ] || die "'upx --version' printed nothing"
+
+# -------------------------------------------------------------------- Docker
+# Needed by later features. Only installed: the engine is not started here.
+if ! pkg_installed docker.io && ! command -v dockerd >/dev/null 2>&1; then
+    need_root "install docker.io"
+    say "installing docker.io (engine not started)"
+    # Keep the package scripts from starting dockerd/containerd, unless a
+    # policy is already in place (removed again by on_exit).
+    if [ ! -e "$POLICY_RC" ]; then
+        printf '#!/bin/sh\n# temporary, from slimlab scripts/setup.sh\nexit 101\n' >"$POLICY_RC"
+        chmod 755 "$POLICY_RC"
+        POLICY_ADDED=1
+    fi
+    apt_install docker.io ca-certificates xz-utils
+    if [ "$POLICY_ADDED" -eq 1 ]; then
+        rm -f "$POLICY_RC"
+        POLICY_ADDED=0
+    fi
+    did_something=1
+fi
+
+# ---------------------------------------------------------------------- .venv
+PYTHON="$(command -v python3 || true)"
+[ -n "$PYTHON" ] || die "no python3 on PATH"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "$PYTHON is older than Python 3.11, which slimlab needs"
+
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c '' >/dev/null 2>&1; then
+    say "removing broken .venv"
+    rm -rf .venv
+fi
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv with $PYTHON ($("$PYTHON" -c 'import platform; print(platform.python_version())'))"
+    quiet "$PYTHON" -m venv .venv
+    did_something=1
+fi
+
+STAMP=.venv/.slimlab-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+if [ "$want" != "$have" ]; then
+    say "pip install -e '.[test]' into .venv"
+    rm -f "$STAMP"
+    quiet .venv/bin/python -m pip install --disable-pip-version-check -e '.[test]'
+    printf '%s\n' "$want" >"$STAMP"
+    did_something=1
+fi
+
+# -------------------------------------------------------------------- report
+if [ "$did_something" -eq 0 ]; then
+    say "all present ($(go version | cut -d' ' -f3), ${upx_version}, .venv up to date)"
+else
+    say "done ($(go version | cut -d' ' -f3), ${upx_version}); log: .cache/setup.log"
+fi

@@ -1,0 +1,293 @@
+"""Self-contained HTML reports: header, environment, status summary, figures, table.
+
+A report must open offline, years later, from a file or a CI artifact: plotly.js is
+inlined exactly once (never a CDN link) and every string that came from the user (labels,
+reasons, manifest values, the title) is HTML-escaped before it is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from slimlab.report import figures, prep
+from slimlab.results_schema import STATUSES
+
+# Shown first in the table; any other column of the frame follows in frame order.
+TABLE_LEAD_COLUMNS = (
+    "run_id",
+    "workload",
+    "toolchain",
+    "toolchain_version",
+    "profile",
+    "target",
+    "postlink",
+    "upx_level",
+    "base",
+    "status",
+    "reason",
+    "size_bytes",
+    "startup_ms_median",
+    "startup_ms_iqr",
+    "startup_n",
+    "peak_rss_kib_median",
+    "peak_rss_kib_iqr",
+    "emulated",
+    "runner",
+)
+
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+
+# Free text that may be long or hold newlines: wrapped, not kept on one line.
+WRAPPED_COLUMNS = frozenset({"reason", "flags", "build_env", "needed_libs"})
+LONG_CELL_CHARS = 40
+
+# Scoped under .slimlab-report so that, displayed inside a notebook, it leaves the
+# notebook's own styles alone.
+CSS = """
+.slimlab-report { font-family: system-ui, -apple-system, "Segoe UI", sans-serif;
+  color: #222; max-width: 1400px; margin: 0 auto; padding: 0 12px; }
+.slimlab-report h1 { font-size: 1.7em; margin: 0.6em 0 0.2em; }
+.slimlab-report h2 { font-size: 1.25em; margin: 1.4em 0 0.5em; border-bottom: 1px solid #ddd; }
+.slimlab-report .meta { color: #555; margin: 0.2em 0; }
+.slimlab-report table { border-collapse: collapse; font-size: 0.85em; }
+.slimlab-report table th, .slimlab-report table td { border: 1px solid #ddd; padding: 3px 7px;
+  text-align: left; vertical-align: top; }
+.slimlab-report th { background: #f4f4f4; position: sticky; top: 0; }
+.slimlab-report .results td { white-space: nowrap; }
+.slimlab-report .results td.wrap { white-space: pre-wrap; overflow-wrap: anywhere;
+  min-width: 16em; max-width: 36em; }
+.slimlab-report td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.slimlab-report td.null { color: #aaa; }
+.slimlab-report .kv th { width: 16em; background: #fafafa; position: static; }
+.slimlab-report .kv pre { margin: 0; white-space: pre-wrap; }
+.slimlab-report .scroll { overflow: auto; max-height: 80vh; }
+.slimlab-report tr.status-failed td { background: #fff4f2; }
+.slimlab-report tr.status-unsupported td { background: #f6f6f6; color: #666; }
+.slimlab-report .note { background: #fff8e1; border-left: 4px solid #f0b400;
+  padding: 6px 10px; margin: 0.6em 0; }
+.slimlab-report .figure { margin: 1.2em 0; }
+.slimlab-report details { margin: 0.4em 0; }
+.slimlab-report summary { cursor: pointer; font-weight: 600; }
+"""
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _format_cell(value: Any) -> str:
+    """One table cell's text (unescaped): numbers with separators, lists joined."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _flatten(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """Nested manifest dicts/lists as (dotted.key, scalar) pairs, in their own order."""
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            yield from _flatten(inner, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, (list, tuple)) and any(isinstance(v, (Mapping, list)) for v in value):
+        for index, inner in enumerate(value):
+            yield from _flatten(inner, f"{prefix}[{index}]")
+    else:
+        yield prefix, value
+
+
+def _manifest_html(manifests: list[Mapping[str, Any]]) -> str:
+    if not manifests:
+        return ""
+    parts = ["<h2>Environment</h2>"]
+    for index, manifest in enumerate(manifests):
+        name = manifest.get("run_id") or f"manifest {index + 1}"
+        rows = []
+        for key, value in _flatten(manifest):
+            if value is None:
+                rows.append(f'<tr><th>{_esc(key)}</th><td class="null">–</td></tr>')
+                continue
+            text = _format_cell(value)
+            cell = f"<pre>{_esc(text)}</pre>" if "\n" in text else _esc(text)
+            rows.append(f"<tr><th>{_esc(key)}</th><td>{cell}</td></tr>")
+        parts.append(
+            f"<details open><summary>{_esc(name)}</summary>"
+            f'<table class="kv">{"".join(rows)}</table></details>'
+        )
+    return "\n".join(parts)
+
+
+def _status_html(df: pl.DataFrame) -> str:
+    counts = prep.status_counts(df)
+    cells = "".join(
+        f'<tr><td>{_esc(status if status is not None else "(missing)")}</td>'
+        f'<td class="num">{count:,}</td></tr>'
+        for status, count in counts.iter_rows()
+    )
+    total = f'<tr><th>total</th><th class="num">{df.height:,}</th></tr>'
+    notes = []
+    if "emulated" in df.columns:
+        n_emulated = int(df["emulated"].fill_null(False).sum())
+        if n_emulated:
+            notes.append(
+                f'<p class="note">{n_emulated:,} row(s) were measured under emulation '
+                "(QEMU): their start-up times and RSS are not native figures.</p>"
+            )
+    n_failed = df.height - int((df["status"] == "ok").sum()) if "status" in df.columns else 0
+    if n_failed:
+        notes.append(
+            f'<p class="note">{n_failed:,} row(s) are not "ok"; they are left out of the '
+            "figures and listed, with their reason, in the table below.</p>"
+        )
+    return (
+        "<h2>Status</h2>"
+        f'<table><tr><th>status</th><th>rows</th></tr>{cells}{total}</table>{"".join(notes)}'
+    )
+
+
+def _row_class(status: object) -> str:
+    # A fixed vocabulary, so no frame value ever lands inside an attribute.
+    if status == "ok":
+        return "status-ok"
+    if status == "unsupported":
+        return "status-unsupported"
+    return "status-failed" if status in STATUSES else "status-other"
+
+
+def _table_html(df: pl.DataFrame) -> str:
+    columns = [c for c in TABLE_LEAD_COLUMNS if c in df.columns]
+    columns += [c for c in df.columns if c not in columns]
+    header = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    numeric = {c for c in columns if df.schema[c].is_numeric()}
+    rows = []
+    for record in df.select(columns).iter_rows(named=True):
+        cells = []
+        for column in columns:
+            value = record[column]
+            if value is None:
+                cells.append('<td class="null">–</td>')
+            else:
+                text = _format_cell(value)
+                if column in numeric:
+                    klass = ' class="num"'
+                elif column in WRAPPED_COLUMNS or len(text) > LONG_CELL_CHARS:
+                    klass = ' class="wrap"'
+                else:
+                    klass = ""
+                cells.append(f"<td{klass}>{_esc(text)}</td>")
+        rows.append(f'<tr class="{_row_class(record.get("status"))}">{"".join(cells)}</tr>')
+    body = "".join(rows) or f'<tr><td colspan="{max(len(columns), 1)}">No rows.</td></tr>'
+    return (
+        f"<h2>All rows ({df.height:,})</h2>"
+        f'<div class="scroll"><table class="results"><thead><tr>{header}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def _figures_html(df: pl.DataFrame) -> str:
+    parts = []
+    for index, fig in enumerate(figures.report_figures(df)):
+        # plotly.js goes in once, with the first figure; the others reuse it. Never "cdn":
+        # the report has to work without a network.
+        snippet = fig.to_html(
+            full_html=False,
+            include_plotlyjs=index == 0,
+            config=PLOTLY_CONFIG,
+            default_height=f"{fig.layout.height or 450}px",
+        )
+        parts.append(f'<div class="figure">{snippet}</div>')
+    return "\n".join(parts)
+
+
+def _as_list(manifest: Mapping[str, Any] | list[Mapping[str, Any]] | None) -> list:
+    if manifest is None:
+        return []
+    if isinstance(manifest, Mapping):
+        return [manifest]
+    return list(manifest)
+
+
+def render_report_fragment(
+    df: pl.DataFrame,
+    title: str,
+    manifest: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+) -> str:
+    """The report as one <div> (with its own <style>), for embedding in a page or notebook."""
+    manifests = _as_list(manifest)
+    ids = prep.run_ids(df)
+    ids += [str(m["run_id"]) for m in manifests if m.get("run_id") and str(m["run_id"]) not in ids]
+    runs = ", ".join(_esc(i) for i in ids) or "none"
+    header = (
+        f"<header><h1>{_esc(title)}</h1>"
+        f'<p class="meta">Runs: {runs}</p>'
+        f'<p class="meta">{df.height:,} rows · generated by slimlab at '
+        f"{_esc(dt.datetime.now(dt.UTC).isoformat(timespec='seconds'))}</p></header>"
+    )
+    return "\n".join(
+        [
+            '<div class="slimlab-report">',
+            f"<style>{CSS}</style>",
+            header,
+            _manifest_html(manifests),
+            _status_html(prep.conform(df)),
+            "<h2>Figures</h2>",
+            _figures_html(df),
+            _table_html(df),
+            "</div>",
+        ]
+    )
+
+
+def render_report_html(
+    df: pl.DataFrame,
+    title: str,
+    manifest: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+) -> str:
+    """The report as one self-contained HTML document (plotly.js inlined once)."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_esc(title)}</title>\n</head>\n<body>\n"
+        f"{render_report_fragment(df, title, manifest)}\n</body>\n</html>\n"
+    )
+
+
+def write_report(
+    df: pl.DataFrame,
+    out_path: str | Path,
+    title: str,
+    manifest: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+) -> Path:
+    """Write the report to ``out_path`` (parents created) and return the path."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(render_report_html(df, title, manifest), encoding="utf-8")
+    return out_path
+
+
+def display_report(
+    df: pl.DataFrame,
+    title: str,
+    manifest: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+) -> None:
+    """Show the report in a notebook as a text/html output.
+
+    Plain HTML, not plotly's own mime bundle: nbconvert's HTML export keeps text/html
+    verbatim but drops plotly's JSON output, and the "notebook_connected"/CDN renderers
+    come out blank offline.
+    """
+    from IPython.display import HTML, display  # only needed inside a kernel
+
+    display(HTML(render_report_fragment(df, title, manifest)))

@@ -1,0 +1,225 @@
+"""Frames -> frames: shape the results frame for the report's figures.
+
+Everything here is plain polars. The figure-ready frames carry a few extra columns,
+all prefixed ``plot_``; their text is HTML-escaped, because plotly renders a subset of
+HTML (<b>, <br>, <a>, ...) in labels, legends and hover text, while it turns entities such
+as ``&lt;`` back into literal characters. Escaping once, here, is what makes a workload
+named ``<b>x`` show up as the text ``<b>x``. The original columns are left untouched, so
+a caller building an HTML table escapes them itself (see html.py).
+"""
+
+from __future__ import annotations
+
+import html
+
+import polars as pl
+
+from slimlab.results_schema import RESULT_SCHEMA, STATUSES
+
+# The axes that name a variant in a label, in reading order.
+LABEL_AXES = ("workload", "toolchain", "profile", "target", "postlink")
+# Appended, one at a time and only to rows whose label is still ambiguous.
+DISAMBIGUATORS = ("toolchain_version", "flags", "build_env", "run_id", "variant_key")
+LABEL_SEPARATOR = " · "
+# Axis ticks and legend entries are cut to these lengths so one long name cannot squeeze
+# the plot area away; the full text stays in the hover.
+TICK_MAX_CHARS = 70
+LEGEND_MAX_CHARS = 40
+
+# ELF sections that occupy file bytes, in stacking order. bss is left out on purpose:
+# it is zero-filled memory at run time and takes no space in the file.
+FILE_SECTIONS = ("text", "rodata", "data", "pclntab", "symtab", "dwarf", "other")
+# File bytes no section column accounts for: ELF/program headers, alignment padding, or
+# a packed (UPX) binary whose sections are not visible at all.
+UNATTRIBUTED = "unattributed"
+
+MIB = 1024 * 1024
+
+
+def escape_text(expr: pl.Expr) -> pl.Expr:
+    """HTML-escape a string expression (nulls stay null)."""
+    return expr.map_elements(html.escape, return_dtype=pl.String, skip_nulls=True)
+
+
+def shorten(expr: pl.Expr, max_chars: int) -> pl.Expr:
+    """Cut a string to ``max_chars`` characters, ending with an ellipsis when cut.
+
+    Apply before escaping, never after: cutting escaped text could split an entity.
+    """
+    return (
+        pl.when(expr.str.len_chars() > max_chars)
+        .then(pl.concat_str([expr.str.slice(0, max_chars - 1), pl.lit("…")]))
+        .otherwise(expr)
+    )
+
+
+def conform(df: pl.DataFrame) -> pl.DataFrame:
+    """Return ``df`` with every RESULT_SCHEMA column present (missing ones as nulls).
+
+    The report must draw whatever frame it is handed: an empty one, one from an older
+    schema version, or a hand-made one in a test.
+    """
+    missing = [
+        pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in RESULT_SCHEMA.items()
+        if name not in df.columns
+    ]
+    return df.with_columns(missing) if missing else df
+
+
+def with_labels(df: pl.DataFrame) -> pl.DataFrame:
+    """Add ``plot_label`` (one unique, escaped name per row) and ``plot_group`` (workload).
+
+    Also ``plot_tick`` / ``plot_group_name``: the same, shortened for axes and legends
+    (not unique; use them as tick text and trace names, never as categories or keys).
+
+    The label reads "workload · toolchain · profile · target · postlink", plus the UPX
+    level and image base when set. Rows that would still share a label (same variant in
+    two runs, two flag sets under one profile) get the first distinguishing column added,
+    so no bar silently lands on top of another.
+    """
+    df = conform(df)
+    parts = [pl.col(axis).fill_null("?") for axis in LABEL_AXES]
+    raw = pl.concat_str(
+        [
+            *parts,
+            pl.concat_str([pl.lit("upx "), pl.col("upx_level")]),
+            pl.concat_str([pl.lit("on "), pl.col("base")]),
+        ],
+        separator=LABEL_SEPARATOR,
+        ignore_nulls=True,
+    )
+    df = df.with_columns(raw.alias("plot_label"))
+    for column in DISAMBIGUATORS:
+        if df["plot_label"].n_unique() == df.height:
+            break
+        extra = pl.col(column).cast(pl.String).fill_null("?")
+        candidate = df.with_columns(
+            pl.when(pl.col("plot_label").is_duplicated())
+            .then(pl.concat_str([pl.col("plot_label"), extra], separator=LABEL_SEPARATOR))
+            .otherwise(pl.col("plot_label"))
+            .alias("plot_label")
+        )
+        # Only keep a column that tells rows apart; one that is equal everywhere is noise.
+        if candidate["plot_label"].n_unique() > df["plot_label"].n_unique():
+            df = candidate
+    if not df.is_empty() and not df["plot_label"].is_unique().all():
+        # Same variant twice in one run: should not happen, but must not hide a bar.
+        number = pl.int_range(pl.len()).over("plot_label") + 1
+        df = df.with_columns(
+            pl.when(pl.col("plot_label").is_duplicated())
+            .then(pl.concat_str([pl.col("plot_label"), pl.lit(" #"), number.cast(pl.String)]))
+            .otherwise(pl.col("plot_label"))
+            .alias("plot_label")
+        )
+    workload = pl.col("workload").fill_null("?")
+    return df.with_columns(
+        escape_text(pl.col("plot_label")).alias("plot_label"),
+        escape_text(shorten(pl.col("plot_label"), TICK_MAX_CHARS)).alias("plot_tick"),
+        escape_text(workload).alias("plot_group"),
+        escape_text(shorten(workload, LEGEND_MAX_CHARS)).alias("plot_group_name"),
+        escape_text(pl.col("runner").fill_null("?")).alias("plot_runner"),
+        pl.col("emulated").fill_null(False).alias("plot_emulated"),
+    )
+
+
+def measured(df: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose variant built, ran and passed its check, labelled; others are not plotted."""
+    return with_labels(df).filter(pl.col("status") == "ok")
+
+
+def sizes(df: pl.DataFrame) -> pl.DataFrame:
+    """Measured rows with a file size, sorted by workload then largest first.
+
+    ``plot_size_mib`` is the size in MiB; ``plot_size_share`` is the fraction of the
+    largest ok variant of the same workload, which reads as "what slimming bought".
+    """
+    return (
+        measured(df)
+        .filter(pl.col("size_bytes").is_not_null())
+        .with_columns(
+            (pl.col("size_bytes") / MIB).alias("plot_size_mib"),
+            (pl.col("size_bytes") / pl.col("size_bytes").max().over("workload")).alias(
+                "plot_size_share"
+            ),
+        )
+        .sort(["plot_group", "size_bytes", "plot_label"], descending=[False, True, False])
+    )
+
+
+def startup(df: pl.DataFrame) -> pl.DataFrame:
+    """Measured rows with both a size and a start-up median, for the size/time scatter."""
+    return (
+        measured(df)
+        .filter(pl.col("size_bytes").is_not_null() & pl.col("startup_ms_median").is_not_null())
+        .with_columns(
+            (pl.col("size_bytes") / MIB).alias("plot_size_mib"),
+            # Error bars are drawn ±IQR/2 around the median: the schema keeps the IQR's
+            # width, not its quartiles, so this is the honest symmetric rendering.
+            (pl.col("startup_ms_iqr").fill_null(0.0) / 2).alias("plot_startup_half_iqr"),
+        )
+        .sort(["plot_group", "plot_label"])
+    )
+
+
+def memory(df: pl.DataFrame) -> pl.DataFrame:
+    """Measured rows with a peak-RSS median, in MiB, sorted like :func:`sizes`."""
+    return (
+        measured(df)
+        .filter(pl.col("peak_rss_kib_median").is_not_null())
+        .with_columns(
+            (pl.col("peak_rss_kib_median") / 1024).alias("plot_rss_mib"),
+            (pl.col("peak_rss_kib_iqr").fill_null(0.0) / 1024 / 2).alias("plot_rss_half_iqr_mib"),
+        )
+        .sort(["plot_group", "peak_rss_kib_median", "plot_label"], descending=[False, True, False])
+    )
+
+
+def sections(df: pl.DataFrame) -> pl.DataFrame:
+    """Long format: one row per (variant, file section) with ``section`` and ``bytes``.
+
+    Besides the FILE_SECTIONS there is an UNATTRIBUTED part, the file size minus the
+    sections, so each stack adds up to the real file size.
+    """
+    rows = measured(df).filter(pl.col("size_bytes").is_not_null())
+    section_columns = [f"section_{name}_bytes" for name in FILE_SECTIONS]
+    accounted = pl.sum_horizontal([pl.col(c).fill_null(0) for c in section_columns])
+    rows = rows.with_columns(
+        (pl.col("size_bytes") - accounted).clip(lower_bound=0).alias(f"section_{UNATTRIBUTED}_bytes")
+    )
+    long = rows.unpivot(
+        index=["plot_label", "plot_tick", "plot_group", "size_bytes"],
+        on=[*section_columns, f"section_{UNATTRIBUTED}_bytes"],
+        variable_name="section",
+        value_name="bytes",
+    )
+    return (
+        long.with_columns(
+            pl.col("section").str.strip_prefix("section_").str.strip_suffix("_bytes"),
+            pl.col("bytes").fill_null(0).cast(pl.Int64),
+        )
+        .with_columns(
+            (pl.col("bytes") / MIB).alias("plot_mib"),
+            (pl.col("bytes") / pl.col("size_bytes")).alias("plot_share"),
+        )
+        .sort(["plot_group", "size_bytes", "plot_label"], descending=[False, True, False])
+    )
+
+
+def status_counts(df: pl.DataFrame) -> pl.DataFrame:
+    """Count rows per status: every known status (zeros included) first, then unknown ones."""
+    df = conform(df)
+    counts = df.group_by("status").len("count")
+    known = pl.DataFrame({"status": list(STATUSES)})
+    ordered = known.join(counts, on="status", how="left").with_columns(
+        pl.col("count").fill_null(0)
+    )
+    unknown = counts.filter(~pl.col("status").is_in(STATUSES) | pl.col("status").is_null())
+    return pl.concat(
+        [ordered.cast({"count": pl.UInt32}), unknown.sort("status").cast({"count": pl.UInt32})]
+    )
+
+
+def run_ids(df: pl.DataFrame) -> list[str]:
+    """The distinct run ids in the frame, sorted."""
+    return sorted(v for v in conform(df)["run_id"].unique().to_list() if v is not None)
