@@ -93,6 +93,7 @@ PACKAGES=(
     qemu-user-static
     gccgo gccgo-aarch64-linux-gnu gccgo-arm-linux-gnueabihf
     python3-venv git
+    redis-server                # a real Redis for the grpc-redis workload test
 )
 command -v go >/dev/null 2>&1 || PACKAGES+=(golang-go)
 

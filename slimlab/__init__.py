@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import report
 from .errors import SlimlabError, SpecError, ToolError
-from .results import load, load_manifests, load_samples
+from .results import load, load_capabilities, load_manifests, load_packages, load_samples
 from .spec import SweepSpec
 from .sweep import plan, sweep
 from .variants import Variant, expand
@@ -24,6 +24,8 @@ __all__ = [
     "expand",
     "load",
     "load_manifests",
+    "load_capabilities",
+    "load_packages",
     "load_samples",
     "plan",
     "report",

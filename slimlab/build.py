@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import proc
+from .paths import default_cache_dir  # noqa: F401 - re-exported for callers
 from .profiles import Profile
 from .targets import Target
 from .toolchains import Toolchain, ToolchainInfo
@@ -34,13 +34,6 @@ class BuildOutcome:
     profile_env: str
     reason: str | None = None
     timed_out: bool = False
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("SLIMLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "slimlab"
-    )
-    return Path(base)
 
 
 def cache_key(workload: Workload, info: ToolchainInfo, argv_tail: list[str], env: dict[str, str], target: Target) -> str:
@@ -88,6 +81,9 @@ def build(
                 reason=done.error("build").args[0] if not done.ok else "the compiler wrote no binary",
                 timed_out=done.timed_out,
             )
+        wrong = toolchain.verify(out, info)
+        if wrong:
+            return BuildOutcome(False, None, done.seconds, False, command.flags, command.profile_env, reason=wrong)
         (staging / "meta.json").write_text(
             json.dumps({"seconds": done.seconds, "argv": argv, "env": command.env, "built_at": time.time()})
         )

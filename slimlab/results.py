@@ -4,6 +4,7 @@
     DATA/runs/<run-id>/journal.jsonl    every finished variant row and every sample, appended
     DATA/runs/<run-id>/results.parquet  one row per variant (RESULT_SCHEMA)
     DATA/runs/<run-id>/samples.parquet  one row per timed start (SAMPLE_SCHEMA)
+    DATA/runs/<run-id>/packages.parquet one row per (variant, Go package) (PACKAGE_SCHEMA)
 
 The journal is the source of truth and is appended as work finishes, so a sweep that is
 killed loses nothing it measured; the Parquet files are rewritten from it, atomically,
@@ -20,12 +21,14 @@ from pathlib import Path
 import polars as pl
 
 from .errors import SlimlabError
-from .results_schema import RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
+from .results_schema import PACKAGE_SCHEMA, RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
 
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
 RESULTS = "results.parquet"
 SAMPLES = "samples.parquet"
+PACKAGES = "packages.parquet"
+CAPABILITIES = "capabilities.parquet"  # the probe matrix (slimlab.probe), when the spec asks for it
 
 
 def now_utc() -> datetime:
@@ -56,6 +59,7 @@ class RunStore:
         self.manifest = manifest
         self.rows: dict[str, dict] = {}
         self.samples: dict[str, list[dict]] = {}
+        self.packages: dict[str, list[dict]] = {}  # variant key -> its package rows
         self._read_journal()
         self._journal = open(run_dir / JOURNAL, "a", encoding="utf-8")
 
@@ -111,6 +115,8 @@ class RunStore:
                 self.rows[record["data"]["variant_key"]] = record["data"]
             elif record["kind"] == "sample":
                 self.samples.setdefault(record["data"]["variant_key"], []).append(record["data"])
+            elif record["kind"] == "packages":
+                self.packages[record["data"]["variant_key"]] = record["data"]["rows"]
         # A torn last line must not glue itself to the next append.
         if lines and not path.read_bytes().endswith(b"\n"):
             with open(path, "a", encoding="utf-8") as fh:
@@ -126,6 +132,12 @@ class RunStore:
     def add_sample(self, sample: dict) -> None:
         self.samples.setdefault(sample["variant_key"], []).append(sample)
         self._append("sample", sample, sync=False)
+
+    def add_packages(self, key: str, rows: list[dict]) -> None:
+        """The package sizes of a variant (written to packages.parquet once its row is done)."""
+        run_id = self.manifest["run_id"]
+        self.packages[key] = [{"run_id": run_id, "variant_key": key, **r} for r in rows]
+        self._append("packages", {"variant_key": key, "rows": self.packages[key]}, sync=False)
 
     def add_row(self, row: dict) -> None:
         """A variant is finished: journal it and refresh the Parquet tables."""
@@ -143,6 +155,8 @@ class RunStore:
         _atomic_write_parquet(results_frame(self.rows.values()), self.run_dir / RESULTS)
         kept = [s for key in self.rows for s in self.samples.get(key, [])]
         _atomic_write_parquet(pl.DataFrame(kept, schema=SAMPLE_SCHEMA), self.run_dir / SAMPLES)
+        packages = [p for key in self.rows for p in self.packages.get(key, [])]
+        _atomic_write_parquet(pl.DataFrame(packages, schema=PACKAGE_SCHEMA), self.run_dir / PACKAGES)
 
     def write_manifest(self) -> None:
         _atomic_write_bytes(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2, default=str).encode())
@@ -195,6 +209,22 @@ def load(path: str | Path = "data") -> pl.DataFrame:
 
 def load_samples(path: str | Path = "data") -> pl.DataFrame:
     return pl.concat([_read(d, SAMPLES, SAMPLE_SCHEMA) for d in run_dirs(path)], how="diagonal_relaxed")
+
+
+def load_packages(path: str | Path = "data") -> pl.DataFrame:
+    """Code bytes per Go package per variant (PACKAGE_SCHEMA), of one run or every run."""
+    return pl.concat([_read(d, PACKAGES, PACKAGE_SCHEMA) for d in run_dirs(path)], how="diagonal_relaxed")
+
+
+def write_capabilities(run_dir: Path, frame: pl.DataFrame) -> None:
+    _atomic_write_parquet(frame, Path(run_dir) / CAPABILITIES)
+
+
+def load_capabilities(path: str | Path = "data") -> pl.DataFrame:
+    """The capability matrices (slimlab.probe) of one run or every run that probed."""
+    frames = [pl.read_parquet(d / CAPABILITIES).with_columns(pl.lit(d.name).alias("run_id"))
+              for d in run_dirs(path) if (d / CAPABILITIES).is_file()]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
 def load_manifests(path: str | Path = "data") -> list[dict]:

@@ -2,13 +2,14 @@
 
 Kept in its own module so the report, the store and the tests agree on one definition.
 Bump SCHEMA_VERSION whenever a column is renamed, removed or changes meaning.
+Version 2 added the post-link, hardening, residue, Go build info and package columns.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUSES = ("ok", "build_failed", "postlink_failed", "broken", "timeout", "unsupported")
 
@@ -53,6 +54,37 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "is_static": pl.Boolean,
     "interpreter": pl.String,
     "needed_libs": pl.List(pl.String),
+    "needed_libs_bytes": pl.Int64,  # on-disk bytes of those libraries and theirs (all ldd lists): what an image adds
+    # -- post-link chain (slimlab.postlink); steps in the order they ran
+    "postlink_steps": pl.List(pl.String),  # e.g. ["strip", "upx-9"]; [] for "none"
+    "size_before_postlink_bytes": pl.Int64,  # the build's file size, before the chain
+    "postlink_step_bytes": pl.List(pl.Int64),  # file size after each step that succeeded
+    "postlink_step_seconds": pl.List(pl.Float64),  # wall time of each step (incl. `upx -t`)
+    "postlink_seconds": pl.Float64,  # whole chain (of the original run when cached)
+    "postlink_cached": pl.Boolean,  # output taken from the post-link cache
+    "postlink_removed_sections": pl.List(pl.String),  # sections strip/objcopy took out
+    "upx_test_ok": pl.Boolean,  # `upx -t` passed on the packed file; null without UPX
+    "upx_ratio": pl.Float64,  # packed size / size before the UPX step (UPX's "Ratio")
+    # -- hardening (slimlab.inspect; checksec's rules)
+    "is_pie": pl.Boolean,  # ET_DYN with an interpreter or DF_1_PIE
+    "relro": pl.String,  # "none", "partial" (PT_GNU_RELRO), "full" (and BIND_NOW)
+    "nx_stack": pl.Boolean,  # PT_GNU_STACK present and not executable
+    "stack_canary": pl.Boolean,  # __stack_chk_fail referenced; null: no symbol table to tell
+    # -- residue
+    "dwarf_sections": pl.List(pl.String),  # names of the .debug_*/.zdebug_* sections
+    "leaked_paths": pl.Int64,  # distinct strings starting with the source dir/GOPATH/GOROOT; null: packed
+    "has_go_buildid": pl.Boolean,  # a Go build-ID note is present; null: UPX-packed, cannot tell
+    "go_buildid": pl.String,  # that build ID (what `go tool buildid` prints)
+    "upx_packed": pl.Boolean,  # the file is UPX-packed (its own sections are hidden)
+    # -- Go build info from .go.buildinfo (what `go version -m` prints); null when absent
+    "go_version": pl.String,  # e.g. "go1.26.8"
+    "main_package": pl.String,  # import path of the main package
+    "main_module": pl.String,  # main module path
+    "main_module_version": pl.String,  # "(devel)" for a local build
+    "dep_modules": pl.List(pl.String),  # "path@version", "path@version => replacement"
+    "build_settings": pl.List(pl.String),  # "key=value": -ldflags, CGO_ENABLED, GOARCH, -trimpath, ...
+    # -- size per Go package (packages.parquet)
+    "packages_source": pl.String,  # "symtab" when package rows exist, else why not
     "startup_n": pl.Int64,
     "startup_ms_median": pl.Float64,
     "startup_ms_iqr": pl.Float64,
@@ -73,6 +105,15 @@ SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "peak_rss_kib": pl.Int64,
     "ready_rss_kib": pl.Int64,
     "exit_code": pl.Int64,
+}
+
+# One row per (variant, Go package): code bytes attributed to the package from the
+# unstripped build's symbol table (slimlab.pkgsize), before any post-link step.
+PACKAGE_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String,
+    "variant_key": pl.String,
+    "package": pl.String,  # import path; "(no Go package)", "(compiler-generated)"
+    "bytes": pl.Int64,
 }
 
 SECTION_GROUPS = ("text", "rodata", "data", "bss", "pclntab", "symtab", "dwarf", "other")

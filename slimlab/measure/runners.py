@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
+from ..libs import sysroot
 from ..targets import Target
 
 
@@ -22,4 +23,6 @@ def runner_for(target: Target) -> Runner | str:
     emulator = shutil.which(target.qemu)
     if emulator is None:
         return f"{target.name} needs {target.qemu} to run on this host; install it with: apt-get install qemu-user-static"
-    return Runner(target.qemu, (emulator,), True)
+    root = sysroot(target)
+    # -L: where the emulator finds a dynamic binary's loader and libraries (gccgo's libgo).
+    return Runner(target.qemu, (emulator, "-L", str(root)) if root else (emulator,), True)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from slimlab.report.figures import (
+    hardening_table,
+    package_diff_bars,
+    package_treemap,
+    postlink_panel,
     report_figures,
     results_table,
     rss_bars,
@@ -14,6 +18,10 @@ from slimlab.report.html import display_report, render_report_html, write_report
 
 __all__ = [
     "display_report",
+    "hardening_table",
+    "package_diff_bars",
+    "package_treemap",
+    "postlink_panel",
     "render_report_html",
     "report_figures",
     "results_table",

@@ -11,6 +11,7 @@ import html
 import plotly.graph_objects as go
 import polars as pl
 from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
 from slimlab.report import prep
 
@@ -314,6 +315,157 @@ def results_table(df: pl.DataFrame) -> go.Figure:
     return _layout(fig, title, 160 + 32 * min(data.height, 30))
 
 
-def report_figures(df: pl.DataFrame) -> list[go.Figure]:
-    """The figures of the HTML report, in display order."""
-    return [size_bars(df), section_bars(df), startup_scatter(df), rss_bars(df)]
+def postlink_panel(df: pl.DataFrame) -> go.Figure:
+    """The UPX panel: each chain's size ratio against its start-up and peak-RSS ratios.
+
+    Every ratio is against the same build without a post-link chain ("none"), so 0.4 on
+    the x axis means the chain left 40% of the file, and 6 on a y axis means six times the
+    start-up time (or memory) of the unpacked program.
+    """
+    title = "Post-link chains (UPX panel): what the bytes saved cost, against the same build unchained"
+    data = prep.postlink_costs(df)
+    if data.is_empty():
+        return note_figure(title, "No post-linked variant with a measured 'none' chain of the same build "
+                                  "to compare with (add 'none' to the postlink axis).")
+    colors = _colors(df)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09,
+                        subplot_titles=("Start-up (median) vs none", "Peak RSS (median) vs none"))
+    for (group, profile, is_upx), part in data.group_by(["plot_group", "plot_profile", "plot_is_upx"],
+                                                         maintain_order=True):
+        custom = list(zip(
+            part["plot_label"], part["size_bytes"], part["plot_startup_delta_ms"].fill_null(float("nan")),
+            part["plot_rss_delta_kib"].fill_null(float("nan")),
+        ))
+        for col, metric in ((1, "plot_startup_ratio"), (2, "plot_rss_ratio")):
+            fig.add_scatter(
+                row=1, col=col,
+                name=_name(part, f" · {profile}" + ("" if is_upx else " (no UPX)")),
+                legendgroup=f"{group}|{profile}|{is_upx}",
+                showlegend=col == 1,
+                x=part["plot_size_ratio"].to_list(),
+                y=part[metric].to_list(),
+                mode="markers+text",
+                text=part["plot_chain"].to_list(),
+                textposition="top center",
+                textfont={"size": 10, "color": "#555"},
+                marker={"color": colors[group], "size": 10,
+                        "symbol": "circle" if is_upx else "square-open",
+                        "line": {"width": 1.5, "color": colors[group]}},
+                customdata=custom,
+                hovertemplate=(
+                    "%{customdata[0]}<br>size %{customdata[1]:,} bytes = %{x:.1%} of none"
+                    "<br>start-up %{customdata[2]:+.2f} ms, peak RSS %{customdata[3]:+,.0f} KiB vs none"
+                    "<br>ratio %{y:.2f}<extra></extra>"
+                ),
+            )
+    fig.update_xaxes(title="File size / size without a chain", tickformat=".0%", rangemode="tozero")
+    fig.update_yaxes(title="Start-up median / none", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title="Peak RSS median / none", rangemode="tozero", row=1, col=2)
+    for col in (1, 2):  # the "costs nothing" line
+        fig.add_hline(y=1.0, line={"dash": "dot", "color": "#999", "width": 1}, row=1, col=col)
+    return _layout(fig, title, 560, legend_title="workload · profile")
+
+
+HARDENING_COLUMNS = (
+    ("variant", "plot_label"),
+    ("status", "plot_status"),
+    ("PIE", "plot_pie"),
+    ("RELRO", "plot_relro"),
+    ("NX stack", "plot_nx"),
+    ("canary", "plot_canary"),
+    ("linking", "plot_linking"),
+    ("DWARF (KiB)", "plot_dwarf_kib"),
+    (".symtab", "plot_symtab"),
+    ("leaked build paths", "plot_leaked"),
+    ("Go build ID", "plot_buildid"),
+    ("Go (buildinfo)", "plot_go_version"),
+    ("UPX-packed", "plot_packed"),
+)
+
+
+def hardening_table(df: pl.DataFrame) -> go.Figure:
+    """Hardening (PIE, RELRO, NX, canary, linking) and residue (DWARF, symtab, paths, build ID)."""
+    title = "Hardening and residue per variant ('?': the file does not show it, e.g. UPX-packed)"
+    data = prep.hardening(df)
+    if data.is_empty():
+        return note_figure(title, "No inspected binary to show.")
+    cells = [data[column].cast(pl.String).fill_null("").to_list() for _, column in HARDENING_COLUMNS]
+    fig = go.Figure(go.Table(
+        header={"values": [name for name, _ in HARDENING_COLUMNS], "align": "left"},
+        cells={"values": cells, "align": "left"},
+        columnwidth=[5, 1.2, 0.7, 0.9, 0.9, 0.9, 1, 1, 0.8, 1.1, 1, 1.2, 1],
+    ))
+    return _layout(fig, title, 160 + 32 * min(data.height, 30))
+
+
+def package_treemap(df: pl.DataFrame, packages: pl.DataFrame | None = None,
+                    variant_key: str | None = None) -> go.Figure:
+    """Code bytes per Go package of one variant (default: the largest with package sizes)."""
+    title = "Code size per Go package"
+    chosen, tree = prep.package_tree(packages, df, variant_key)
+    if chosen is None:
+        wanted = f" for variant {variant_key!r}" if variant_key else ""
+        return note_figure(title, f"No package sizes{wanted}: they need an unstripped build "
+                                  "(a profile without -s) with its symbol table.")
+    fig = go.Figure(go.Treemap(
+        ids=tree["plot_id"].to_list(),
+        parents=tree["plot_parent"].to_list(),
+        labels=tree["plot_name"].to_list(),
+        values=tree["bytes"].to_list(),
+        branchvalues="remainder",
+        customdata=tree["plot_id"].to_list(),
+        hovertemplate="%{customdata}<br>%{value:,} bytes of code<br>%{percentRoot:.1%} of the total<extra></extra>",
+        textinfo="label+value+percent root",
+    ))
+    _layout(fig, f"{title}: {chosen['plot_label']} ({chosen['total']:,} bytes)", 640)
+    return fig.update_layout(margin={"l": 10, "r": 10, "t": 70, "b": 10})
+
+
+def package_diff_bars(df: pl.DataFrame, packages: pl.DataFrame | None = None,
+                      variant_keys: tuple[str, str] | None = None, top: int = 15) -> go.Figure:
+    """The packages whose code size differs most between two variants (b minus a)."""
+    title = "Packages that differ most between two variants"
+    a, b, diff = prep.package_diff(packages, df, variant_keys, top)
+    if a is None:
+        return note_figure(title, "Needs package sizes of two different builds (unstripped profiles).")
+    subtitle = f"{b['plot_label']}  minus  {a['plot_label']}"
+    if diff.is_empty():
+        return note_figure(f"{title}: {subtitle}", "The two variants have the same code size in every package.")
+    colors = ["#E45756" if d > 0 else "#54A24B" for d in diff["delta"]]
+    fig = go.Figure(go.Bar(
+        orientation="h",
+        y=diff["plot_package"].to_list(),
+        x=(diff["delta"] / 1024).to_list(),
+        marker_color=colors,
+        customdata=list(zip(diff["bytes_a"], diff["bytes_b"], diff["delta"])),
+        hovertemplate="%{y}<br>%{customdata[0]:,} -> %{customdata[1]:,} bytes (%{customdata[2]:+,})<extra></extra>",
+    ))
+    ticks = diff.select("plot_package", "plot_tick")
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=ticks["plot_package"].to_list(),
+                     tickmode="array", tickvals=ticks["plot_package"].to_list(), ticktext=ticks["plot_tick"].to_list(),
+                     autorange="reversed", automargin=True)
+    fig.update_xaxes(title="Code size difference (KiB); red: larger in the second variant")
+    return _layout(fig, f"{title}:<br><sub>{subtitle}</sub>", _bar_height(diff.height), showlegend=False)
+
+
+def report_figures(
+    df: pl.DataFrame,
+    packages: pl.DataFrame | None = None,
+    treemap_variant: str | None = None,
+    compare_variants: tuple[str, str] | None = None,
+) -> list[go.Figure]:
+    """The figures of the HTML report, in display order (always the same number of them).
+
+    ``packages`` is the package-size frame (``slimlab.load_packages``); ``treemap_variant``
+    and ``compare_variants`` pick variant keys for the package figures.
+    """
+    return [
+        size_bars(df),
+        section_bars(df),
+        startup_scatter(df),
+        rss_bars(df),
+        postlink_panel(df),
+        hardening_table(df),
+        package_treemap(df, packages, treemap_variant),
+        package_diff_bars(df, packages, compare_variants),
+    ]

@@ -44,7 +44,8 @@ TABLE_LEAD_COLUMNS = (
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 
 # Free text that may be long or hold newlines: wrapped, not kept on one line.
-WRAPPED_COLUMNS = frozenset({"reason", "flags", "build_env", "needed_libs"})
+WRAPPED_COLUMNS = frozenset({"reason", "flags", "build_env", "needed_libs", "build_settings", "dep_modules",
+                             "dwarf_sections", "postlink_removed_sections", "packages_source"})
 LONG_CELL_CHARS = 40
 
 # Scoped under .slimlab-report so that, displayed inside a notebook, it leaves the
@@ -196,9 +197,9 @@ def _table_html(df: pl.DataFrame) -> str:
     )
 
 
-def _figures_html(df: pl.DataFrame) -> str:
+def _figures_html(df: pl.DataFrame, packages: pl.DataFrame | None = None, **choices) -> str:
     parts = []
-    for index, fig in enumerate(figures.report_figures(df)):
+    for index, fig in enumerate(figures.report_figures(df, packages, **choices)):
         # plotly.js goes in once, with the first figure; the others reuse it. Never "cdn":
         # the report has to work without a network.
         snippet = fig.to_html(
@@ -223,8 +224,15 @@ def render_report_fragment(
     df: pl.DataFrame,
     title: str,
     manifest: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+    packages: pl.DataFrame | None = None,
+    treemap_variant: str | None = None,
+    compare_variants: tuple[str, str] | None = None,
 ) -> str:
-    """The report as one <div> (with its own <style>), for embedding in a page or notebook."""
+    """The report as one <div> (with its own <style>), for embedding in a page or notebook.
+
+    ``packages`` (``slimlab.load_packages``) feeds the package treemap and the package
+    comparison; ``treemap_variant`` / ``compare_variants`` choose their variant keys.
+    """
     manifests = _as_list(manifest)
     ids = prep.run_ids(df)
     ids += [str(m["run_id"]) for m in manifests if m.get("run_id") and str(m["run_id"]) not in ids]
@@ -243,7 +251,7 @@ def render_report_fragment(
             _manifest_html(manifests),
             _status_html(prep.conform(df)),
             "<h2>Figures</h2>",
-            _figures_html(df),
+            _figures_html(df, packages, treemap_variant=treemap_variant, compare_variants=compare_variants),
             _table_html(df),
             "</div>",
         ]
@@ -254,13 +262,15 @@ def render_report_html(
     df: pl.DataFrame,
     title: str,
     manifest: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+    packages: pl.DataFrame | None = None,
+    **choices,
 ) -> str:
     """The report as one self-contained HTML document (plotly.js inlined once)."""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_esc(title)}</title>\n</head>\n<body>\n"
-        f"{render_report_fragment(df, title, manifest)}\n</body>\n</html>\n"
+        f"{render_report_fragment(df, title, manifest, packages, **choices)}\n</body>\n</html>\n"
     )
 
 
@@ -269,11 +279,13 @@ def write_report(
     out_path: str | Path,
     title: str,
     manifest: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+    packages: pl.DataFrame | None = None,
+    **choices,
 ) -> Path:
     """Write the report to ``out_path`` (parents created) and return the path."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(render_report_html(df, title, manifest), encoding="utf-8")
+    out_path.write_text(render_report_html(df, title, manifest, packages, **choices), encoding="utf-8")
     return out_path
 
 
@@ -281,6 +293,8 @@ def display_report(
     df: pl.DataFrame,
     title: str,
     manifest: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+    packages: pl.DataFrame | None = None,
+    **choices,
 ) -> None:
     """Show the report in a notebook as a text/html output.
 
@@ -290,4 +304,4 @@ def display_report(
     """
     from IPython.display import HTML, display  # only needed inside a kernel
 
-    display(HTML(render_report_fragment(df, title, manifest)))
+    display(HTML(render_report_fragment(df, title, manifest, packages, **choices)))

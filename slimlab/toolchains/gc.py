@@ -1,4 +1,4 @@
-"""The standard Go toolchain (gc): the host's ``go``."""
+"""The standard Go toolchain (gc): the host's ``go``, or a release installed from PyPI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from pathlib import Path
 from .. import proc
 from ..profiles import Profile
 from ..targets import Target
-from .base import BuildCommand, Toolchain, ToolchainInfo
+from .base import BuildCommand, Toolchain, ToolchainInfo, first_line
+
+# C cross compilers for cgo builds (external linking) of non-native targets.
+CROSS_CC = {"arm64": "aarch64-linux-gnu-gcc", "arm": "arm-linux-gnueabihf-gcc"}
 
 
 def gc_flags(profile: Profile) -> tuple[list[str], dict[str, str]]:
@@ -38,6 +41,10 @@ def gc_flags(profile: Profile) -> tuple[list[str], dict[str, str]]:
     return flags, env
 
 
+def _needs_cgo(env: dict[str, str]) -> bool:
+    return env.get("CGO_ENABLED") == "1"
+
+
 class GcToolchain(Toolchain):
     family = "gc"
 
@@ -46,22 +53,20 @@ class GcToolchain(Toolchain):
         self._go = go
 
     def detect(self) -> ToolchainInfo | None:
-        if not self._go:
+        if not self._go or not Path(self._go).exists():
             return None
         out = proc.run([self._go, "env", "GOVERSION", "GOROOT"], timeout=60)
         version = proc.run([self._go, "version"], timeout=60)
         if not out.ok or not version.ok:
             return None
         goversion, goroot = (out.stdout.splitlines() + ["", ""])[:2]
-        return ToolchainInfo(
-            path=self._go,
-            version=version.stdout.strip(),
-            identity=f"gc {goversion} {goroot}",
-        )
+        return ToolchainInfo(path=self._go, version=first_line(version.stdout), identity=f"gc {goversion} {goroot}")
 
     def build_command(self, source_dir: Path, profile: Profile, target: Target, out: Path) -> BuildCommand:
         flags, env = gc_flags(profile)
         full_env = {**target.go_env(), **env}
+        if _needs_cgo(env) and not target.is_native:
+            full_env["CC"] = CROSS_CC[target.goarch]
         return BuildCommand(
             argv=[self._go or "go", "build", "-o", str(out), *flags, "."],
             env=full_env,
@@ -69,6 +74,24 @@ class GcToolchain(Toolchain):
             flags=" ".join(flags),
             profile_env=" ".join(f"{k}={v}" for k, v in sorted(env.items())),
         )
+
+    def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
+        _, env = gc_flags(profile)
+        if _needs_cgo(env) and not target.is_native and not shutil.which(CROSS_CC[target.goarch]):
+            return (f"cgo for {target.name} needs the C cross compiler {CROSS_CC[target.goarch]}; install it with: "
+                    f"apt-get install gcc-{CROSS_CC[target.goarch].removesuffix('-gcc')}")
+        return None
+
+    def verify(self, binary: Path, info: ToolchainInfo) -> str | None:
+        # With GOTOOLCHAIN=auto (Go's default), an older go whose module asks for a newer
+        # release quietly downloads and runs that one. Such a binary is not this
+        # toolchain's: say so instead of mislabelling the measurement.
+        wanted = info.identity.split()[1]
+        done = proc.run([info.path, "version", str(binary)], timeout=60)
+        built_by = done.stdout.strip().rsplit(" ", 1)[-1] if done.ok else "?"
+        if built_by != wanted:
+            return f"{self.name} handed the build to {built_by} (go.mod asks for a newer Go; GOTOOLCHAIN switched)"
+        return None
 
 
 class HostGo(GcToolchain):

@@ -3,6 +3,11 @@
 Built-in workloads are directories of Go source shipped inside this package. A user
 workload is a path to a Go main package; an optional ``workload.toml`` beside its
 sources says how to run and check it (without one it is a CLI that must exit 0).
+
+Placeholders in ``args`` and ``env`` values, filled in for each start of a server:
+``{addr}`` (a free loopback address for HTTP) and ``{grpc_addr}`` (another one, for
+gRPC). ``grpc_health = true`` makes the functional check also call the standard gRPC
+health service (``grpc.health.v1.Health/Check``) at ``{grpc_addr}`` and require SERVING.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from ..errors import SpecError
 BUILTIN_DIR = Path(__file__).parent
 MANIFEST = "workload.toml"
 KINDS = ("cli", "server")
-_MANIFEST_KEYS = {"kind", "args", "env", "expect_stdout", "expect_exit", "health_path", "expect_body"}
+_MANIFEST_KEYS = {"kind", "args", "env", "expect_stdout", "expect_exit", "health_path", "expect_body",
+                  "grpc_health", "grpc_service"}
+ADDR = "{addr}"
+GRPC_ADDR = "{grpc_addr}"
 
 
 @dataclass(frozen=True)
@@ -25,12 +33,14 @@ class Workload:
     name: str
     source_dir: Path
     kind: str = "cli"
-    args: tuple[str, ...] = ()  # "{addr}" is replaced by the address a server must listen on
-    env: tuple[tuple[str, str], ...] = ()
+    args: tuple[str, ...] = ()  # "{addr}" / "{grpc_addr}" become the addresses a server must listen on
+    env: tuple[tuple[str, str], ...] = ()  # values may hold the same placeholders
     expect_stdout: str | None = None  # CLI: exact stdout of a working program
     expect_exit: int = 0
     health_path: str = "/healthz"  # server: GET here must answer 200 once ready
     expect_body: str | None = None  # server: exact body of the health answer
+    grpc_health: bool = False  # server: the check also asks grpc.health.v1.Health at {grpc_addr}: SERVING?
+    grpc_service: str = ""  # the service name that health check asks about ("": the whole server)
     builtin: bool = field(default=False, compare=False)
 
     def source_digest(self) -> str:
@@ -43,8 +53,19 @@ class Workload:
             digest.update(path.read_bytes() + b"\0")
         return digest.hexdigest()
 
-    def run_args(self, addr: str | None = None) -> list[str]:
-        return [a.replace("{addr}", addr or "") for a in self.args]
+    @property
+    def uses_grpc_addr(self) -> bool:
+        return any(GRPC_ADDR in v for v in (*self.args, *(value for _, value in self.env)))
+
+    def run_args(self, addr: str | None = None, grpc_addr: str | None = None) -> list[str]:
+        return [_fill(a, addr, grpc_addr) for a in self.args]
+
+    def run_env(self, addr: str | None = None, grpc_addr: str | None = None) -> dict[str, str]:
+        return {k: _fill(v, addr, grpc_addr) for k, v in self.env}
+
+
+def _fill(text: str, addr: str | None, grpc_addr: str | None) -> str:
+    return text.replace(ADDR, addr or "").replace(GRPC_ADDR, grpc_addr or "")
 
 
 def builtin_names() -> list[str]:
@@ -82,15 +103,33 @@ def _load(name: str, source_dir: Path, builtin: bool) -> Workload:
     kind = data.get("kind", "cli")
     if kind not in KINDS:
         raise SpecError(f"{manifest_path}: kind must be one of {KINDS}, not {kind!r}")
+    grpc_health = data.get("grpc_health", False)
+    if not isinstance(grpc_health, bool):
+        raise SpecError(f"{manifest_path}: grpc_health must be true or false, not {grpc_health!r}")
+    grpc_service = data.get("grpc_service", "")
+    if not isinstance(grpc_service, str):
+        raise SpecError(f"{manifest_path}: grpc_service must be a string (\"\" asks about the whole server)")
+    args = tuple(str(a) for a in data.get("args", ()))
+    env = tuple(sorted((str(k), str(v)) for k, v in data.get("env", {}).items()))
+    if grpc_health:
+        if kind != "server":
+            raise SpecError(f"{manifest_path}: grpc_health = true needs kind = \"server\"")
+        if not any(GRPC_ADDR in v for v in (*args, *(value for _, value in env))):
+            raise SpecError(f"{manifest_path}: grpc_health = true needs {GRPC_ADDR} in args or env, so the "
+                            f"program listens where the check calls it, e.g. args = [\"-grpc-addr\", \"{GRPC_ADDR}\"]")
+    elif "grpc_service" in data:
+        raise SpecError(f"{manifest_path}: grpc_service is only used with grpc_health = true")
     return Workload(
         name=name,
         source_dir=source_dir,
         kind=kind,
-        args=tuple(str(a) for a in data.get("args", ())),
-        env=tuple(sorted((str(k), str(v)) for k, v in data.get("env", {}).items())),
+        args=args,
+        env=env,
         expect_stdout=data.get("expect_stdout"),
         expect_exit=int(data.get("expect_exit", 0)),
         health_path=data.get("health_path", "/healthz"),
         expect_body=data.get("expect_body"),
+        grpc_health=grpc_health,
+        grpc_service=grpc_service,
         builtin=builtin,
     )

@@ -1,0 +1,98 @@
+"""`slimlab doctor`: every tool slimlab can use, its version or "missing", and how to install it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from . import proc
+from .toolchains.base import first_line
+from .toolchains.gobin import installed_releases, releases_dir
+
+UPX_INSTALL = ("make setup   (adds bookworm-backports, then: apt-get install -t bookworm-backports upx-ucl)")
+DOCKERD = "dockerd --storage-driver=vfs --iptables=false --ip-masq=false --bridge=none"
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    argv: tuple[str, ...]  # prints the version
+    purpose: str
+    install: str
+    required: bool = False  # the default sweep cannot run without it
+
+
+TOOLS = (
+    Tool("go", ("go", "version"), "host Go toolchain (default sweep)", "apt-get install golang-go", True),
+    Tool("cc", ("cc", "--version"), "builds the measurement launcher", "apt-get install gcc libc6-dev", True),
+    Tool("gccgo", ("gccgo", "--version"), "toolchain gccgo", "apt-get install gccgo"),
+    Tool("aarch64-linux-gnu-gccgo", ("aarch64-linux-gnu-gccgo", "--version"), "gccgo for linux/arm64",
+         "apt-get install gccgo-aarch64-linux-gnu"),
+    Tool("arm-linux-gnueabihf-gccgo", ("arm-linux-gnueabihf-gccgo", "--version"), "gccgo for linux/arm/v7",
+         "apt-get install gccgo-arm-linux-gnueabihf"),
+    Tool("tinygo", ("tinygo", "version"), "toolchain tinygo", "not in Debian 12: dpkg -i tinygo_<version>_amd64.deb"),
+    Tool("llvm-goc", ("llvm-goc", "--version"), "toolchain gollvm", "no package: build gollvm and put llvm-goc on PATH"),
+    Tool("upx", ("upx", "--version"), "post-link UPX chains", UPX_INSTALL),
+    Tool("strip", ("strip", "--version"), "post-link strip", "apt-get install binutils"),
+    Tool("objcopy", ("objcopy", "--version"), "post-link objcopy", "apt-get install binutils"),
+    Tool("readelf", ("readelf", "--version"), "cross-checks in tests", "apt-get install binutils"),
+    Tool("qemu-aarch64-static", ("qemu-aarch64-static", "--version"), "runs linux/arm64 variants",
+         "apt-get install qemu-user-static"),
+    Tool("qemu-arm-static", ("qemu-arm-static", "--version"), "runs linux/arm/v7 variants",
+         "apt-get install qemu-user-static"),
+    Tool("hyperfine", ("hyperfine", "--version"), "cross-checks start-up in tests", "apt-get install hyperfine"),
+    Tool("chromium", ("chromium", "--version"), "renders reports in tests, image export", "apt-get install chromium"),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    version: str | None  # None: missing
+    purpose: str
+    install: str
+    required: bool
+
+
+def _version(argv: tuple[str, ...]) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    done = proc.run(list(argv), timeout=30)
+    text = done.stdout or done.stderr
+    return first_line(text) if done.ok and text.strip() else None
+
+
+def _docker() -> str | None:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        return f"Docker Engine {client.version().get('Version', '?')} (reachable)"
+    except Exception:  # noqa: BLE001 - any failure means "not reachable", which is what we report
+        return None
+
+
+def check() -> list[Finding]:
+    findings = [Finding(t.name, _version(t.argv), t.purpose, t.install, t.required) for t in TOOLS]
+    for release in installed_releases():
+        go = releases_dir() / f"go-{release}" / "go" / "bin" / "go"
+        findings.append(Finding(f"go{release}", _version((str(go), "version")), "cached Go release",
+                                f"slimlab toolchain install go{release}", False))
+    findings.append(Finding("docker engine", _docker(), "images and containers",
+                            f"apt-get install docker.io; start it as root: {DOCKERD}", False))
+    return findings
+
+
+def render(findings: list[Finding]) -> str:
+    width = max(len(f.name) for f in findings)
+    lines = []
+    for f in findings:
+        state = f.version if f.version else "missing"
+        lines.append(f"{'!' if f.required and not f.version else ' '} {f.name:<{width}}  {state}")
+        lines.append(f"  {'':<{width}}  for: {f.purpose}" + ("" if f.version else f"; install: {f.install}"))
+    return "\n".join(lines)
+
+
+def ready(findings: list[Finding]) -> bool:
+    """True when the default sweep can run."""
+    return all(f.version for f in findings if f.required)

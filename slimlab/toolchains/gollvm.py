@@ -1,0 +1,56 @@
+"""Gollvm: Go on LLVM through the gccgo-compatible driver ``llvm-goc``.
+
+Rarely installed (built from the LLVM source tree; no Debian package), so it is
+detected, never assumed: when ``llvm-goc`` is not on PATH its variants are
+``unsupported`` rows. It is driven like gccgo, ``go build -compiler gccgo`` with
+GCCGO=llvm-goc, and the same intent mapping (see gccgo.py); ``-flto=thin`` can be added
+through a custom profile's flags (``-gccgoflags=-O2 -flto=thin``). It builds for the
+host CPU only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .. import proc
+from ..profiles import Profile
+from ..targets import Target
+from .base import BuildCommand, Toolchain, ToolchainInfo, first_line
+from .gccgo import gccgo_flags
+
+
+class Gollvm(Toolchain):
+    name = "gollvm"
+    family = "gollvm"
+    missing_is_error = False
+
+    def __init__(self, llvm_goc: str | None = None) -> None:
+        self._llvm_goc = llvm_goc or shutil.which("llvm-goc")
+
+    def detect(self) -> ToolchainInfo | None:
+        go = shutil.which("go")
+        if not self._llvm_goc or not go:
+            return None
+        done = proc.run([self._llvm_goc, "--version"], timeout=60)
+        if not done.ok:
+            return None
+        return ToolchainInfo(path=self._llvm_goc, version=first_line(done.stdout), identity=first_line(done.stdout))
+
+    def install_hint(self) -> str:
+        return "Gollvm has no Debian package: build llvm-goc from the gollvm sources inside an LLVM tree and put it on PATH"
+
+    def build_command(self, source_dir: Path, profile: Profile, target: Target, out: Path) -> BuildCommand:
+        flags, env = gccgo_flags(profile)
+        return BuildCommand(
+            argv=[shutil.which("go") or "go", "build", "-compiler", "gccgo", "-o", str(out), *flags, "."],
+            env={**target.go_env(), "GCCGO": self._llvm_goc or "llvm-goc", **env},
+            cwd=source_dir,
+            flags=" ".join(["-compiler", "gccgo", *flags]),
+            profile_env=" ".join(f"{k}={v}" for k, v in sorted(env.items())),
+        )
+
+    def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
+        if not target.is_native:
+            return f"slimlab drives Gollvm for the host CPU only, not {target.name}"
+        return None

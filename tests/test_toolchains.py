@@ -1,0 +1,186 @@
+"""Compilers and Go releases as sweep axes, with real compilers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from artifacts import built
+
+import slimlab
+from slimlab import doctor, toolchains
+from slimlab.profiles import BUILTIN_PROFILES, Profile
+from slimlab.targets import TARGETS
+from slimlab.toolchains.gccgo import gccgo_flags
+from slimlab.toolchains.gollvm import Gollvm
+from slimlab.toolchains.tinygo import TinyGo
+
+RELEASE = "go1.22.10"
+AMD64, ARM64 = TARGETS["linux/amd64"], TARGETS["linux/arm64"]
+
+
+@pytest.fixture(scope="module")
+def compilers_run(tmp_path_factory) -> Path:
+    spec = {
+        "workloads": ["hello", "httpd", "grpc-redis"],
+        "toolchains": ["go", RELEASE, "gccgo"],
+        "profiles": ["default", "stripped", "static"],
+        "repeats": 3,
+        "warmup": 0,
+    }
+    return slimlab.sweep(spec, data_dir=tmp_path_factory.mktemp("compilers"), run_id="c", progress=False)
+
+
+def go_version_m(binary: Path) -> str:
+    out = subprocess.run(["go", "version", "-m", str(binary)], capture_output=True, text=True, check=True).stdout
+    return out.splitlines()[0].split(": ", 1)[1].strip()
+
+
+def test_every_gc_variant_is_ok_and_labelled_with_the_go_that_built_it(compilers_run):
+    df = slimlab.load(compilers_run)
+    gc = df.filter(pl.col("toolchain") != "gccgo")
+    assert gc.height == 3 * 2 * 3
+    assert gc["status"].to_list() == ["ok"] * gc.height, gc.select("variant_key", "reason")
+    for row in gc.iter_rows(named=True):
+        binary = built(row["workload"], row["profile"], toolchain=row["toolchain"])
+        recorded = row["toolchain_version"].split()[2]  # "go version go1.22.10 linux/amd64"
+        assert go_version_m(binary) == recorded
+        assert recorded == (RELEASE if row["toolchain"] == RELEASE else recorded)
+
+
+def test_gccgo_dynamic_needs_libgo_and_static_needs_nothing(compilers_run):
+    df = slimlab.load(compilers_run).filter(pl.col("toolchain") == "gccgo", pl.col("status") == "ok")
+    assert set(df["workload"]) >= {"hello", "httpd"}  # grpc-redis needs generics, newer than gccgo 12
+    for row in df.iter_rows(named=True):
+        if row["profile"] == "static":
+            assert row["is_static"] and row["needed_libs"] == [] and row["needed_libs_bytes"] == 0
+            continue
+        assert any(lib.startswith("libgo.so.") for lib in row["needed_libs"]), row["needed_libs"]
+        # The libraries' bytes are those of every file ldd says the loader maps.
+        binary = built(row["workload"], row["profile"], toolchain="gccgo")
+        ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+        paths = {os.path.realpath(word) for line in ldd.splitlines() for word in line.split() if word.startswith("/")}
+        assert row["needed_libs_bytes"] == sum(os.stat(p).st_size for p in paths)
+        assert row["size_bytes"] < 200_000 < row["needed_libs_bytes"]  # tiny, but not alone
+
+
+def test_gccgo_failure_on_newer_go_is_a_row_not_a_crash(compilers_run):
+    df = slimlab.load(compilers_run).filter(pl.col("toolchain") == "gccgo", pl.col("workload") == "grpc-redis")
+    assert df.height == 3
+    for row in df.iter_rows(named=True):
+        assert row["status"] in ("ok", "build_failed")
+        if row["status"] == "build_failed":
+            assert row["reason"]
+
+
+def test_unknown_release_lists_what_pypi_offers():
+    with pytest.raises(slimlab.SpecError) as err:
+        slimlab.SweepSpec.from_dict({"workloads": ["hello"], "toolchains": ["go1.99.0"]})
+    assert "unknown Go release 'go1.99.0'" in str(err.value)
+    assert RELEASE in str(err.value) and "go1.21.13" in str(err.value)
+
+
+def test_unknown_toolchain_names_the_families():
+    with pytest.raises(slimlab.SpecError, match="unknown toolchain 'gcgo' \\(did you mean 'gccgo'\\?\\)"):
+        toolchains.get("gcgo")
+
+
+@pytest.mark.parametrize("name, tool", [("tinygo", "tinygo"), ("gollvm", "llvm-goc")])
+def test_absent_compilers_become_unsupported_rows(name, tool, tmp_path):
+    if toolchains.get(name).detect() is not None:
+        pytest.skip(f"{tool} is installed here; this test is about its absence")
+    run = slimlab.sweep({"workloads": ["hello"], "toolchains": [name], "repeats": 1}, data_dir=tmp_path,
+                        progress=False)
+    (row,) = slimlab.load(run).iter_rows(named=True)
+    assert row["status"] == "unsupported"
+    assert row["reason"].startswith(f"{name} is not installed; install it with: ")
+
+
+def test_release_install_is_cached(compilers_run):
+    release = toolchains.get(RELEASE)
+    home = release.home
+    before = (home.stat().st_ino, home.stat().st_mtime_ns, (home / "go" / "bin" / "go").stat().st_ino)
+    slimlab.sweep({"workloads": ["hello"], "toolchains": [RELEASE], "repeats": 1}, data_dir=home.parent / "x",
+                  progress=False)
+    after = (home.stat().st_ino, home.stat().st_mtime_ns, (home / "go" / "bin" / "go").stat().st_ino)
+    assert after == before  # not reinstalled: a new install renames a fresh directory into place
+    assert not list(home.parent.glob(".go-*"))  # no staging left behind
+
+
+def test_a_go_switching_toolchain_is_not_mislabelled(tmp_path):
+    src = tmp_path / "needs123"
+    src.mkdir()
+    (src / "go.mod").write_text("module example.com/needs123\n\ngo 1.23.0\n")
+    (src / "main.go").write_text("package main\n\nfunc main() {}\n")
+    run = slimlab.sweep({"workloads": [str(src)], "toolchains": [RELEASE], "repeats": 1}, data_dir=tmp_path / "d",
+                        progress=False)
+    (row,) = slimlab.load(run).iter_rows(named=True)
+    # Either Go refuses (GOTOOLCHAIN=local) or it switches to a newer release; never "ok".
+    assert row["status"] == "build_failed", row
+    assert "1.23" in row["reason"]
+
+
+def test_doctor_names_every_tool():
+    done = subprocess.run([sys.executable, "-m", "slimlab.cli", "doctor"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr  # the default sweep can run here
+    for tool in doctor.TOOLS:
+        assert f" {tool.name} " in done.stdout
+    assert "docker engine" in done.stdout
+    for finding in doctor.check():
+        if finding.version is None:
+            assert f"install: {finding.install}" in done.stdout
+
+
+# -- command construction: pure, and the only test TinyGo and Gollvm can get here -------
+def test_gccgo_flag_mapping():
+    assert gccgo_flags(BUILTIN_PROFILES["default"]) == ([], {})
+    assert gccgo_flags(BUILTIN_PROFILES["stripped"]) == (["-gccgoflags=-s"], {})
+    assert gccgo_flags(BUILTIN_PROFILES["static"]) == (["-trimpath", "-gccgoflags=-s -static"], {})
+    command = toolchains.get("gccgo").build_command(Path("/src"), BUILTIN_PROFILES["default"], ARM64, Path("/o"))
+    assert command.argv[1:6] == ["build", "-compiler", "gccgo", "-o", "/o"]
+    assert command.env["GCCGO"] == "aarch64-linux-gnu-gccgo" and command.env["GOARCH"] == "arm64"
+
+
+def test_tinygo_command():
+    tinygo = TinyGo("/opt/tinygo/bin/tinygo")
+    size = Profile("tiny", strip=True, flags=("-gc=leaking", "-scheduler=none", "-panic=trap"))
+    command = tinygo.build_command(Path("/src"), size, AMD64, Path("/out/hello"))
+    assert command.argv == ["/opt/tinygo/bin/tinygo", "build", "-o", "/out/hello", "-opt=z", "-no-debug",
+                            "-gc=leaking", "-scheduler=none", "-panic=trap", "."]
+    assert command.env["GOARCH"] == "amd64"
+    custom_opt = tinygo.build_command(Path("/src"), Profile("s", flags=("-opt=s",)), AMD64, Path("/o"))
+    assert "-opt=z" not in custom_opt.argv and "-opt=s" in custom_opt.argv
+    assert tinygo.unsupported_reason(BUILTIN_PROFILES["pie"], AMD64)
+    assert tinygo.unsupported_reason(BUILTIN_PROFILES["stripped"], AMD64) is None
+
+
+def test_gollvm_command():
+    gollvm = Gollvm("/usr/local/bin/llvm-goc")
+    command = gollvm.build_command(Path("/src"), BUILTIN_PROFILES["stripped"], AMD64, Path("/o"))
+    assert command.argv[-3:] == ["/o", "-gccgoflags=-s", "."]
+    assert command.env["GCCGO"] == "/usr/local/bin/llvm-goc"
+    assert "host CPU only" in gollvm.unsupported_reason(BUILTIN_PROFILES["default"], ARM64)
+
+
+def test_all_packages_toggle_adds_dash_a():
+    spec = slimlab.SweepSpec.from_dict({"workloads": ["hello"], "profiles": ["stripped"], "all_packages": True})
+    command = toolchains.get("go").build_command(Path("/src"), spec.all_profiles()["stripped"], AMD64, Path("/o"))
+    assert "-a" in command.argv
+    with pytest.raises(slimlab.SpecError, match="all_packages must be true or false"):
+        slimlab.SweepSpec.from_dict({"workloads": ["hello"], "all_packages": "yes"})
+
+
+@pytest.mark.parametrize("profile, flag", [("pie", "-buildmode=pie"),
+                                           ("external-static", "-ldflags=-linkmode=external -extldflags=-static")])
+def test_new_profiles_build_and_run(profile, flag, tmp_path):
+    run = slimlab.sweep({"workloads": ["hello"], "profiles": [profile], "repeats": 2, "warmup": 0},
+                        data_dir=tmp_path, progress=False)
+    (row,) = slimlab.load(run).iter_rows(named=True)
+    assert row["status"] == "ok", row["reason"]
+    assert flag in row["flags"]
+    assert row["elf_type"] == ("ET_DYN" if profile == "pie" else "ET_EXEC")
+    assert row["is_static"] == (profile == "external-static")
