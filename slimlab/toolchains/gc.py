@@ -14,16 +14,22 @@ from .base import BuildCommand, Toolchain, ToolchainInfo, first_line
 CROSS_CC = {"arm64": "aarch64-linux-gnu-gcc", "arm": "arm-linux-gnueabihf-gcc"}
 
 
-def gc_flags(profile: Profile) -> tuple[list[str], dict[str, str]]:
-    """How gc spells a profile's intent: (build flags, environment)."""
-    flags: list[str] = []
-    env: dict[str, str] = {}
+def go_command_flags(profile: Profile) -> list[str]:
+    """The flags the go command itself takes, whichever compiler it drives."""
+    flags = []
     if profile.all_packages:
         flags.append("-a")
     if profile.trimpath:
         flags.append("-trimpath")
     if profile.pie:
         flags.append("-buildmode=pie")
+    return flags
+
+
+def gc_flags(profile: Profile) -> tuple[list[str], dict[str, str]]:
+    """How gc spells a profile's intent: (build flags, environment)."""
+    flags = go_command_flags(profile)
+    env: dict[str, str] = {}
     ldflags = []
     if profile.strip:
         ldflags += ["-s", "-w"]

@@ -27,20 +27,15 @@ from .. import proc
 from ..profiles import Profile
 from ..targets import Target
 from .base import BuildCommand, Toolchain, ToolchainInfo, first_line
+from .gc import go_command_flags
 
 TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu", "arm": "arm-linux-gnueabihf"}
 
 
 def gccgo_flags(profile: Profile) -> tuple[list[str], dict[str, str]]:
     """(go build flags, environment) for ``profile`` under gccgo."""
-    flags: list[str] = []
+    flags = go_command_flags(profile)
     gccgoflags: list[str] = []
-    if profile.all_packages:
-        flags.append("-a")
-    if profile.trimpath:
-        flags.append("-trimpath")
-    if profile.pie:
-        flags.append("-buildmode=pie")
     if profile.strip:
         gccgoflags.append("-s")
     if profile.cgo is False or profile.external_static:
