@@ -8,7 +8,9 @@ the compiler. Then slimlab runs again with nothing changed: once resuming the sa
 id (nothing left to do) and once as a new run (every build from slimlab's artifact
 cache, every measurement taken again).
 
-Usage: python benchmarks/sweep_throughput.py [SPEC]     (default: the built-in default spec)
+Usage: python benchmarks/sweep_throughput.py [SPEC]     (default: the built-in baseline spec)
+The shell loop reproduces builds and native measurements only: a SPEC with post-link
+chains or foreign targets is refused rather than compared unfairly.
 Prints the figures; timings on a shared 2-core machine are noisy, compare the ratios.
 """
 
@@ -61,7 +63,10 @@ def timed(what: str, fn) -> float:
 
 
 def main() -> None:
-    spec = SweepSpec.load(sys.argv[1] if len(sys.argv) > 1 else "default")
+    spec = SweepSpec.load(sys.argv[1] if len(sys.argv) > 1 else "baseline")
+    if set(spec.postlink) != {"none"} or any(not TARGETS[t].is_native for t in spec.targets) or spec.probe:
+        sys.exit("the shell loop reproduces native builds and measurements only: "
+                 "use a spec without post-link chains, foreign targets or probes (e.g. 'baseline')")
     variants = expand(spec)
     print(f"spec: {len(variants)} variants x {spec.repeats} repeats (+{spec.warmup} warm-up), "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")

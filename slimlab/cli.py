@@ -17,13 +17,10 @@ def _cmd_sweep(args) -> None:
 
 
 def _cmd_report(args) -> None:
-    from .report import write_report
-    from .results import load, load_manifests
+    from .report import write_path_report
 
     path = Path(args.path)
-    out = write_report(load(path), Path(args.out), title=args.title or f"slimlab report: {path}",
-                       manifest=load_manifests(path))
-    print(out)
+    print(write_path_report(path, Path(args.out), title=args.title or f"slimlab report: {path}"))
 
 
 def _parameter(text: str):

@@ -217,6 +217,25 @@ class PostlinkOutcome:
 
 
 # -- running ---------------------------------------------------------------------------
+def settle(path: Path) -> None:
+    """Write ``path`` to disk and drop its pages from the page cache.
+
+    A file just written with write(2) (strip, objcopy and upx all do) sits in the page
+    cache in large folios (ext4, Linux 6.x); a program exec'd from it maps whole folios
+    on each fault, so its peak RSS reads several MiB high (grpc-redis: 19.3 MiB instead
+    of 13.3 after a mere `strip`). The Go linker writes through mmap and does not show
+    this. Dropping the cached pages makes every binary start out alike, read back by
+    the kernel's own readahead as on a freshly deployed machine. Pages mapped by a
+    running process stay; nothing else changes.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # dirty pages cannot be dropped
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -255,8 +274,30 @@ def _section_names(binary: Path) -> set[str]:
         return set()
 
 
+# Host binutils read only the host's ELF machine: a binary for another CPU needs the
+# cross binutils Debian ships with the gccgo cross compilers (binutils-<triplet>).
+_CROSS_BINUTILS = {"EM_AARCH64": "aarch64-linux-gnu", "EM_ARM": "arm-linux-gnueabihf", "EM_X86_64": "x86_64-linux-gnu"}
+
+
+def _binutil_for(tool: str, binary: Path) -> str:
+    """``strip``/``objcopy`` for ``binary``'s CPU: the host's, or ``<triplet>-strip``."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    if tool == "upx":
+        return tool
+    try:
+        with open(binary, "rb") as fh:
+            triplet = _CROSS_BINUTILS.get(ELFFile(fh)["e_machine"])
+    except (ELFError, OSError):
+        return tool
+    if triplet and shutil.which(f"{triplet}-{tool}"):
+        return f"{triplet}-{tool}"
+    return tool
+
+
 def _run_step(step: Step, src: Path, dst: Path, timeout: float) -> StepRecord:
-    tool = shutil.which(step.tool)
+    tool = shutil.which(_binutil_for(step.tool, src))
     if tool is None:
         raise ToolError(f"{step.tool} is not installed; {_install_hint(step.tool)}", [step.tool])
     size_before = src.stat().st_size
@@ -296,6 +337,7 @@ def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = No
     binary = Path(binary)
     size_before = binary.stat().st_size
     if not chain.steps:
+        settle(binary)  # the build as it is, but in the same page-cache state as chain outputs
         return PostlinkOutcome(True, binary, size_before=size_before)
     missing = unsupported_reason(chain)
     if missing:
@@ -308,6 +350,7 @@ def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = No
     if meta_path.is_file() and (entry / out_name).is_file():
         meta = json.loads(meta_path.read_text())
         steps = tuple(StepRecord(**s) for s in meta["steps"])
+        settle(entry / out_name)
         return PostlinkOutcome(True, entry / out_name, size_before=size_before, steps=steps, cached=True)
 
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -335,6 +378,7 @@ def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = No
         except OSError:
             if not meta_path.is_file():
                 raise
+        settle(entry / out_name)
         return PostlinkOutcome(True, entry / out_name, size_before=size_before, steps=tuple(records))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -40,6 +40,7 @@ def test_papermill_sweep_then_report_notebooks_and_cli_report(tmp_path):
         "run", str(REPO / "notebooks" / "sweep.ipynb"),
         "-p", "workloads", '["hello", "httpd"]', "-p", "profiles", '["stripped"]',
         "-p", "repeats", "3", "-p", "warmup", "0", "-p", "data_dir", str(data), "-p", "run_id", "nb",
+        "-p", "probe", "true",
         "--out", str(tmp_path / "sweep.html"), cwd=tmp_path,
     )
     run_dir = data / "runs" / "nb"
@@ -58,3 +59,6 @@ def test_papermill_sweep_then_report_notebooks_and_cli_report(tmp_path):
         assert text.count("* plotly.js v") == 1, html  # inlined once, never from a CDN
         assert rendered_plots(Path(html)) == N_FIGURES, html
     assert "nb report" in Path(report_html).read_text(encoding="utf-8")
+    # The run probed its toolchain: the capability heatmap is drawn from real probe rows.
+    assert slimlab.load_capabilities(run_dir)["passed"].all()
+    assert '"type":"heatmap"' in Path(cli_html).read_text(encoding="utf-8")

@@ -433,7 +433,7 @@ def test_report_notebook_is_parameterised():
     exec("".join(code[0]["source"]), params)  # noqa: S102 - our own notebook's literals
     assert params["run_path"] == "data" and params["title"] == "slimlab report"
     body = "\n".join("".join(c["source"]) for c in code[1:])
-    assert "slimlab.load(run_path)" in body and "display_report(" in body
+    assert "display_path_report(run_path, title)" in body
 
 
 def test_labels_number_true_duplicates():

@@ -58,6 +58,7 @@ def test_toml_spec_and_builtin_name(tmp_path):
     assert dict(loaded.custom_profiles["mine"].env) == {"CGO_ENABLED": "0"}
     default = SweepSpec.from_toml("default")
     assert default.profiles == ("default", "stripped", "trimmed", "static")
+    assert SweepSpec.from_toml("baseline").profiles == default.profiles
     assert set(default.profiles) <= set(BUILTIN_PROFILES)
     assert default.to_dict() == SweepSpec.from_dict(default.to_dict()).to_dict()
 

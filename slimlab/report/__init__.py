@@ -16,7 +16,26 @@ from slimlab.report.figures import (
 )
 from slimlab.report.html import display_report, render_report_html, write_report
 
+
+def _everything(path) -> dict:
+    """What a report of ``path`` (a run directory or a data directory) shows."""
+    from slimlab.results import load, load_capabilities, load_manifests, load_packages
+
+    return {"df": load(path), "manifest": load_manifests(path), "packages": load_packages(path),
+            "capabilities": load_capabilities(path)}
+
+
+def write_path_report(path, out_path, title: str, **choices):
+    """Write the report of a run or data directory (results, packages, probes, manifests)."""
+    return write_report(out_path=out_path, title=title, **_everything(path), **choices)
+
+
+def display_path_report(path, title: str, **choices) -> None:
+    """Show the report of a run or data directory in a notebook."""
+    display_report(title=title, **_everything(path), **choices)
+
 __all__ = [
+    "display_path_report",
     "display_report",
     "hardening_table",
     "package_diff_bars",
@@ -29,5 +48,6 @@ __all__ = [
     "section_bars",
     "size_bars",
     "startup_scatter",
+    "write_path_report",
     "write_report",
 ]

@@ -444,7 +444,7 @@ def package_diff_bars(df: pl.DataFrame, packages: pl.DataFrame | None = None,
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=ticks["plot_package"].to_list(),
                      tickmode="array", tickvals=ticks["plot_package"].to_list(), ticktext=ticks["plot_tick"].to_list(),
                      autorange="reversed", automargin=True)
-    fig.update_xaxes(title="Code size difference (KiB); red: larger in the second variant")
+    fig.update_xaxes(title="Code size difference (KiB), first named minus second; red: larger in the first")
     return _layout(fig, f"{title}:<br><sub>{subtitle}</sub>", _bar_height(diff.height), showlegend=False)
 
 
@@ -453,11 +453,13 @@ def report_figures(
     packages: pl.DataFrame | None = None,
     treemap_variant: str | None = None,
     compare_variants: tuple[str, str] | None = None,
+    capabilities: pl.DataFrame | None = None,
 ) -> list[go.Figure]:
     """The figures of the HTML report, in display order (always the same number of them).
 
     ``packages`` is the package-size frame (``slimlab.load_packages``); ``treemap_variant``
-    and ``compare_variants`` pick variant keys for the package figures.
+    and ``compare_variants`` pick variant keys for the package figures; ``capabilities``
+    is the probe matrix (``slimlab.load_capabilities``).
     """
     return [
         size_bars(df),
@@ -468,4 +470,14 @@ def report_figures(
         hardening_table(df),
         package_treemap(df, packages, treemap_variant),
         package_diff_bars(df, packages, compare_variants),
+        capability_figure(capabilities),
     ]
+
+
+def capability_figure(capabilities: pl.DataFrame | None) -> go.Figure:
+    """The toolchain × probe heatmap, or a note when the run did not probe."""
+    from slimlab.probe import capability_heatmap
+
+    if capabilities is None or capabilities.is_empty():
+        return note_figure("Capability matrix", "No capability probes in these runs (spec: probe = true).")
+    return capability_heatmap(capabilities)

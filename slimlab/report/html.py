@@ -227,11 +227,13 @@ def render_report_fragment(
     packages: pl.DataFrame | None = None,
     treemap_variant: str | None = None,
     compare_variants: tuple[str, str] | None = None,
+    capabilities: pl.DataFrame | None = None,
 ) -> str:
     """The report as one <div> (with its own <style>), for embedding in a page or notebook.
 
     ``packages`` (``slimlab.load_packages``) feeds the package treemap and the package
-    comparison; ``treemap_variant`` / ``compare_variants`` choose their variant keys.
+    comparison; ``treemap_variant`` / ``compare_variants`` choose their variant keys;
+    ``capabilities`` (``slimlab.load_capabilities``) feeds the capability heatmap.
     """
     manifests = _as_list(manifest)
     ids = prep.run_ids(df)
@@ -251,7 +253,8 @@ def render_report_fragment(
             _manifest_html(manifests),
             _status_html(prep.conform(df)),
             "<h2>Figures</h2>",
-            _figures_html(df, packages, treemap_variant=treemap_variant, compare_variants=compare_variants),
+            _figures_html(df, packages, treemap_variant=treemap_variant, compare_variants=compare_variants,
+                          capabilities=capabilities),
             _table_html(df),
             "</div>",
         ]
