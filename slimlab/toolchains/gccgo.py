@@ -74,11 +74,15 @@ class Gccgo(Toolchain):
         flags, env = gccgo_flags(profile)
         return BuildCommand(
             argv=[shutil.which("go") or "go", "build", "-compiler", "gccgo", "-o", str(out), *flags, "."],
-            env={**target.go_env(), "GCCGO": gccgo_for(target), **env},
+            env={**target.go_env(), "GCCGO": self.driver(target), **env},
             cwd=source_dir,
             flags=" ".join(["-compiler", "gccgo", *flags]),
             profile_env=" ".join(f"{k}={v}" for k, v in sorted(env.items())),
         )
+
+    def driver(self, target: Target) -> str:
+        """The gccgo-compatible compiler the go command runs (its GCCGO)."""
+        return gccgo_for(target)
 
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
         driver = gccgo_for(target)

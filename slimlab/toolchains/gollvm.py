@@ -11,16 +11,16 @@ host CPU only.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
-
 from .. import proc
 from ..profiles import Profile
 from ..targets import Target
-from .base import BuildCommand, Toolchain, ToolchainInfo, first_line
-from .gccgo import gccgo_flags
+from .base import ToolchainInfo, first_line
+from .gccgo import Gccgo
 
 
-class Gollvm(Toolchain):
+class Gollvm(Gccgo):
+    """Built like gccgo (same go command, same intent mapping), with llvm-goc as GCCGO."""
+
     name = "gollvm"
     family = "gollvm"
     missing_is_error = False
@@ -40,15 +40,8 @@ class Gollvm(Toolchain):
     def install_hint(self) -> str:
         return "Gollvm has no Debian package: build llvm-goc from the gollvm sources inside an LLVM tree and put it on PATH"
 
-    def build_command(self, source_dir: Path, profile: Profile, target: Target, out: Path) -> BuildCommand:
-        flags, env = gccgo_flags(profile)
-        return BuildCommand(
-            argv=[shutil.which("go") or "go", "build", "-compiler", "gccgo", "-o", str(out), *flags, "."],
-            env={**target.go_env(), "GCCGO": self._llvm_goc or "llvm-goc", **env},
-            cwd=source_dir,
-            flags=" ".join(["-compiler", "gccgo", *flags]),
-            profile_env=" ".join(f"{k}={v}" for k, v in sorted(env.items())),
-        )
+    def driver(self, target: Target) -> str:
+        return self._llvm_goc or "llvm-goc"
 
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
         if not target.is_native:
