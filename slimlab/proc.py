@@ -84,6 +84,11 @@ def run(
         _kill_group(proc.pid)
         out, err = proc.communicate()
         timed_out = True
+    except BaseException:
+        # Ctrl-C does not reach a tool in its own session: take it down with us.
+        _kill_group(proc.pid)
+        proc.wait()
+        raise
     return Completed(
         argv=list(argv),
         returncode=None if timed_out else proc.returncode,

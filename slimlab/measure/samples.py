@@ -110,7 +110,8 @@ def _health(addr: str, path: str) -> tuple[int, bytes] | None:
         conn.request("GET", path)
         resp = conn.getresponse()
         return resp.status, resp.read()
-    except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
+    # Not ready yet, whatever the way: refused, reset, too slow, or not speaking HTTP (yet).
+    except (OSError, http.client.HTTPException):
         return None
     finally:
         conn.close()
