@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from slimlab import SweepSpec, expand, sweep, toolchains, workloads
-from slimlab.targets import TARGETS
+from slimlab.model import TARGETS
 
 
 def shell_loop(spec: SweepSpec, bin_dir: Path) -> str:

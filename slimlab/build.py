@@ -18,8 +18,7 @@ from pathlib import Path
 
 from . import proc
 from .paths import default_cache_dir  # noqa: F401 - re-exported for callers
-from .profiles import Profile
-from .targets import Target
+from .model import Profile, Target
 from .toolchains import Toolchain, ToolchainInfo
 from .workloads import Workload
 
@@ -30,8 +29,8 @@ class BuildOutcome:
     binary: Path | None
     seconds: float  # wall time of the compiler run (of the original run, when cached)
     cached: bool
-    flags: str
-    profile_env: str
+    flags: list[str]  # argv words the profile chose, as run
+    profile_env: list[str]  # "NAME=value" items the profile set
     reason: str | None = None
     timed_out: bool = False
 

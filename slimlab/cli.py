@@ -80,7 +80,7 @@ def _cmd_probe(args) -> int:
         frame.write_parquet(args.out)
         print(args.out)
     if args.html:
-        from .probe import capability_heatmap
+        from .report.figures import capability_heatmap
 
         Path(args.html).parent.mkdir(parents=True, exist_ok=True)
         capability_heatmap(frame).write_html(args.html, include_plotlyjs=True)

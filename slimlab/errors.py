@@ -30,3 +30,21 @@ class ToolError(SlimlabError):
         self.returncode = returncode
         self.stderr_tail = stderr_tail
         self.timed_out = timed_out
+
+
+def did_you_mean(word: object, choices) -> str:
+    """' (did you mean "x"?)' for the closest choice, or '' when nothing is close.
+
+    Lives here, with the exceptions, so every module can name the valid choices without
+    importing anything else of slimlab.
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown(what: str, name: object, choices, valid: str | None = None) -> SpecError:
+    """The one wording for a name that is not among ``choices``: did-you-mean, then the valid ones."""
+    listed = valid if valid is not None else ", ".join(str(c) for c in choices)
+    return SpecError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; valid: {listed}")

@@ -11,14 +11,11 @@ from pathlib import Path
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from .targets import Target
-
-_TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu", "arm": "arm-linux-gnueabihf"}
-
+from .model import Target
 
 def search_dirs(target: Target) -> list[Path]:
     """Where Debian installs ``target``'s libraries (multiarch, then cross sysroots)."""
-    triplet = _TRIPLETS[target.goarch]
+    triplet = target.triplet
     dirs = [Path(f"/lib/{triplet}"), Path(f"/usr/lib/{triplet}"), Path(f"/usr/{triplet}/lib")]
     if target.is_native:
         dirs += [Path("/lib64"), Path("/usr/lib64"), Path("/lib"), Path("/usr/lib")]
@@ -65,5 +62,5 @@ def needed_bytes(needed: list[str], target: Target) -> int | None:
 
 def sysroot(target: Target) -> Path | None:
     """The cross sysroot QEMU needs (-L) to run a dynamic binary of a foreign CPU."""
-    root = Path(f"/usr/{_TRIPLETS[target.goarch]}")
+    root = Path(f"/usr/{target.triplet}")
     return root if root.is_dir() else None

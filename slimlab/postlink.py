@@ -30,7 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import proc
-from .errors import SpecError, ToolError
+from .errors import ToolError
+from .model import target_for_elf_machine
+from .model.chain import CHAINS, STEPS, UPX_STEPS, Chain, Step, get_chain  # noqa: F401 - the grammar, re-exported
 
 UPX_INSTALL_HINT = (
     "run `make setup` (it installs upx-ucl from Debian bookworm-backports), or by hand: "
@@ -59,88 +61,6 @@ OBJCOPY_KEEP: dict[str, str] = {
 # scanners identify a binary's modules by its .go.buildinfo, and it is only ~1 KiB.
 # (Listed here so that the choice is visible; the step never touches it.)
 OBJCOPY_DELIBERATELY_KEPT = (".go.buildinfo",)
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str  # as written in a chain: "strip", "objcopy", "upx-9", ...
-    tool: str  # the program it runs: "strip", "objcopy" or "upx"
-    args: tuple[str, ...]  # the step's own flags (objcopy's -R list is added per file)
-    description: str
-    slow: bool = False  # minutes on a multi-MB binary: do not put it in a default sweep
-    upx_level: str | None = None  # "1".."9", "best", "lzma", "brute" for UPX steps
-
-
-def _upx_steps() -> list[Step]:
-    steps = [Step(f"upx-{n}", "upx", (f"-{n}",), f"upx -{n}", upx_level=str(n)) for n in range(1, 10)]
-    steps += [
-        # --best is -9 plus a slower search: ~100 s for the 6 MB stripped httpd here.
-        Step("upx-best", "upx", ("--best",), "upx --best (slow: about 10x upx -9)", slow=True, upx_level="best"),
-        Step("upx-lzma", "upx", ("--lzma",), "upx --lzma (LZMA instead of NRV)", upx_level="lzma"),
-        # --brute tries every method and filter: 16 s for the 1.5 MB hello, minutes for
-        # larger binaries. Still works
-        # when asked for; its output is cached so a resumed sweep does not repeat it.
-        Step("upx-brute", "upx", ("--brute",), "upx --brute (slow: tries every method)", slow=True,
-             upx_level="brute"),
-    ]
-    return steps
-
-
-STEPS: dict[str, Step] = {
-    s.name: s
-    for s in (
-        Step("strip", "strip", ("--strip-all",), "strip --strip-all: symbol table and debug info"),
-        Step("strip-debug", "strip", ("--strip-debug",), "strip --strip-debug: debug info only"),
-        Step("objcopy", "objcopy", ("--strip-all",),
-             "objcopy --strip-all plus -R for each section of OBJCOPY_REMOVE present"),
-        *_upx_steps(),
-    )
-}
-_STRIPS = ("strip", "strip-debug")
-UPX_STEPS = tuple(name for name, s in STEPS.items() if s.tool == "upx")
-
-
-@dataclass(frozen=True)
-class Chain:
-    name: str
-    steps: tuple[str, ...] = ()
-    upx_level: str | None = None
-
-    @property
-    def slow(self) -> bool:
-        return any(STEPS[s].slow for s in self.steps)
-
-    @property
-    def tools(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(STEPS[s].tool for s in self.steps))
-
-
-def _all_chains() -> dict[str, Chain]:
-    chains = {"none": Chain("none")}
-    prefixes = [(), *[(s,) for s in _STRIPS], ("objcopy",), *[(s, "objcopy") for s in _STRIPS]]
-    for prefix in prefixes:
-        for upx in (None, *UPX_STEPS):
-            steps = (*prefix, *([upx] if upx else []))
-            if steps:
-                name = "+".join(steps)
-                chains[name] = Chain(name, steps, STEPS[upx].upx_level if upx else None)
-    return chains
-
-
-CHAINS: dict[str, Chain] = _all_chains()
-
-
-def get_chain(name: str) -> Chain:
-    """The chain called ``name``; SpecError with a did-you-mean otherwise."""
-    from .spec import did_you_mean
-
-    if name not in CHAINS:
-        raise SpecError(
-            f"unknown postlink chain {name!r}{did_you_mean(name, CHAINS)}; valid: 'none', or steps joined "
-            f"with '+' in this order: [strip | strip-debug] [objcopy] [{' | '.join(UPX_STEPS)}], "
-            "e.g. 'strip+upx-9'"
-        )
-    return CHAINS[name]
 
 
 # -- tools -----------------------------------------------------------------------------
@@ -200,20 +120,6 @@ class PostlinkOutcome:
     @property
     def upx_step(self) -> StepRecord | None:
         return next((s for s in self.steps if STEPS[s.name].tool == "upx"), None)
-
-    def columns(self) -> dict:
-        """The results-frame columns describing what the chain did (see results_schema)."""
-        upx = self.upx_step
-        return {
-            "size_before_postlink_bytes": self.size_before,
-            "postlink_step_bytes": [s.size_after for s in self.steps if s.size_after is not None],
-            "postlink_step_seconds": [s.seconds for s in self.steps],
-            "postlink_seconds": self.seconds,
-            "postlink_cached": self.cached,
-            "postlink_removed_sections": sorted({n for s in self.steps for n in s.removed_sections}),
-            "upx_test_ok": upx.upx_test_ok if upx else None,
-            "upx_ratio": (upx.size_after / upx.size_before) if upx and upx.size_after else None,
-        }
 
 
 # -- running ---------------------------------------------------------------------------
@@ -276,7 +182,6 @@ def _section_names(binary: Path) -> set[str]:
 
 # Host binutils read only the host's ELF machine: a binary for another CPU needs the
 # cross binutils Debian ships with the gccgo cross compilers (binutils-<triplet>).
-_CROSS_BINUTILS = {"EM_AARCH64": "aarch64-linux-gnu", "EM_ARM": "arm-linux-gnueabihf", "EM_X86_64": "x86_64-linux-gnu"}
 
 
 def _binutil_for(tool: str, binary: Path) -> str:
@@ -288,11 +193,11 @@ def _binutil_for(tool: str, binary: Path) -> str:
         return tool
     try:
         with open(binary, "rb") as fh:
-            triplet = _CROSS_BINUTILS.get(ELFFile(fh)["e_machine"])
+            target = target_for_elf_machine(ELFFile(fh)["e_machine"])
     except (ELFError, OSError):
         return tool
-    if triplet and shutil.which(f"{triplet}-{tool}"):
-        return f"{triplet}-{tool}"
+    if target and shutil.which(f"{target.triplet}-{tool}"):
+        return f"{target.triplet}-{tool}"
     return tool
 
 

@@ -17,7 +17,6 @@ so an unchanged probe is compiled once per compiler; every run is fresh.
 
 from __future__ import annotations
 
-import html
 import os
 import pwd
 import tempfile
@@ -31,8 +30,7 @@ from elftools.elf.elffile import ELFFile
 
 from . import proc, toolchains
 from .build import build, default_cache_dir
-from .profiles import Profile
-from .targets import TARGETS
+from .model import TARGETS, Profile
 from .workloads import Workload
 
 PROBES_DIR = Path(__file__).parent / "probes"
@@ -122,7 +120,7 @@ def run_probes(
     probes: list[str] | None = None,
 ) -> pl.DataFrame:
     """Build, run and check every probe with every toolchain: one row per (toolchain, probe)."""
-    from .spec import did_you_mean
+    from .errors import did_you_mean
 
     chosen = list(PROBES)
     if probes is not None:
@@ -223,78 +221,3 @@ def _row(toolchain, version, probe: Probe, passed, stage, error, seconds, build_
 
 
 # -- figure -------------------------------------------------------------------------------
-
-COLOURS = {"pass": "#2ca02c", "fail": "#d62728", "not installed": "#c7c7c7"}
-_HOVER_ERROR_CHARS = 900
-
-
-def _hover_text(text: str) -> str:
-    """Escaped for plotly's HTML-like labels, with line breaks kept."""
-    if len(text) > _HOVER_ERROR_CHARS:
-        text = "…" + text[-_HOVER_ERROR_CHARS:]
-    lines = []
-    for line in text.splitlines() or [""]:
-        while len(line) > 100:  # long compiler lines would make the hover box wider than the page
-            lines.append(line[:100])
-            line = line[100:]
-        lines.append(line)
-    return "<br>".join(html.escape(line) for line in lines)
-
-
-def capability_heatmap(df: pl.DataFrame, title: str = "Capability matrix: toolchain × probe"):
-    """toolchain × probe: green pass, red fail (stage on the cell), grey not installed; hover: the error."""
-    import plotly.graph_objects as go
-
-    known = probe_names()
-    probes = [p for p in known if p in df["probe"].unique().to_list()]
-    probes += sorted(set(df["probe"].to_list()) - set(probes))
-    names = list(dict.fromkeys(df["toolchain"].to_list()))
-    cells = {(r["toolchain"], r["probe"]): r for r in df.iter_rows(named=True)}
-    z, text, hover = [], [], []
-    for name in names:
-        z_row, text_row, hover_row = [], [], []
-        for probe in probes:
-            r = cells.get((name, probe))
-            if r is None:
-                z_row.append(None)
-                text_row.append("")
-                hover_row.append("")
-                continue
-            head = (f"<b>{html.escape(name)}</b> × <b>{html.escape(probe)}</b><br>"
-                    f"{html.escape(r.get('description') or '')}<br>"
-                    f"{html.escape(r['toolchain_version'] or '')}<br>")
-            if r["passed"] is None:
-                z_row.append(0.5)
-                text_row.append("not installed")
-                hover_row.append(head + _hover_text(r["error"] or ""))
-            elif r["passed"]:
-                z_row.append(1.0)
-                text_row.append("pass")
-                hover_row.append(head + f"passed ({r['seconds']:.1f} s)")
-            else:
-                z_row.append(0.0)
-                text_row.append(f"fail: {html.escape(r['stage'] or '?')}")
-                hover_row.append(head + f"failed at {html.escape(r['stage'] or '?')}:<br>"
-                                 + _hover_text(r["error"] or ""))
-        z.append(z_row)
-        text.append(text_row)
-        hover.append(hover_row)
-    colourscale = [
-        [0.0, COLOURS["fail"]], [0.25, COLOURS["fail"]],
-        [0.25, COLOURS["not installed"]], [0.75, COLOURS["not installed"]],
-        [0.75, COLOURS["pass"]], [1.0, COLOURS["pass"]],
-    ]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=[html.escape(p) for p in probes], y=[html.escape(n) for n in names],
-        zmin=0, zmax=1, colorscale=colourscale, showscale=False, xgap=2, ygap=2,
-        text=text, texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-    ))
-    for label, colour in COLOURS.items():  # a legend for the three colours
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label,
-                                 marker=dict(size=12, symbol="square", color=colour)))
-    fig.update_layout(
-        title=html.escape(title), xaxis_title="probe", yaxis_title="toolchain",
-        yaxis=dict(autorange="reversed"), plot_bgcolor="white",
-        height=160 + 48 * max(1, len(names)), legend=dict(orientation="h", y=-0.25),
-    )
-    return fig

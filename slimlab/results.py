@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -198,12 +199,61 @@ def _read(path: Path, name: str, schema: dict) -> pl.DataFrame:
     return pl.read_parquet(file)
 
 
+# Go command flags that start a new argv word; anything else after "-ldflags=-s" (such as
+# "-w") belonged to the previous word. Schema 2 joined argv words with spaces.
+_GO_FLAG = re.compile(r"^-(a|n|v|x|race|msan|asan|trimpath|work|linkshared|modcacherw|compiler|"
+                      r"(buildmode|ldflags|gcflags|gccgoflags|asmflags|tags|mod|modfile|pgo|buildvcs|"
+                      r"installsuffix|overlay|p|toolexec|o)=.*)$")
+
+
+def split_v2_flags(joined: str | None) -> list[str] | None:
+    """Schema 2's space-joined flags back into argv words (``-ldflags=-s -w`` stays one)."""
+    if joined is None:
+        return None
+    words: list[str] = []
+    for token in joined.split():
+        after_compiler = bool(words) and words[-1] == "-compiler"
+        if not words or _GO_FLAG.match(token) or after_compiler:
+            words.append(token)
+        else:
+            words[-1] += " " + token
+    return words
+
+
+def _migrate_2_to_3(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col("flags").map_elements(split_v2_flags, return_dtype=pl.List(pl.String)),
+        pl.col("build_env").map_elements(lambda s: s.split() if s is not None else None,
+                                         return_dtype=pl.List(pl.String)),
+        pl.lit("none").alias("base"),
+        pl.lit(3, dtype=pl.Int32).alias("schema_version"),
+    )
+
+
+# schema version -> the step that brings a frame of that version to the next one.
+MIGRATIONS = {2: _migrate_2_to_3}
+
+
+def migrate(frame: pl.DataFrame) -> pl.DataFrame:
+    """A results frame of any older schema version, brought up to SCHEMA_VERSION."""
+    if frame.is_empty() or "schema_version" not in frame.columns:
+        return frame
+    version = frame["schema_version"].max()
+    if version > SCHEMA_VERSION:
+        raise SlimlabError(f"results of schema {version}; this slimlab reads up to {SCHEMA_VERSION}: upgrade slimlab")
+    while version < SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            raise SlimlabError(f"results of schema {version} cannot be migrated (oldest known: {min(MIGRATIONS)})")
+        frame = MIGRATIONS[version](frame)
+        version += 1
+    return frame
+
+
 def load(path: str | Path = "data") -> pl.DataFrame:
-    """The results of one run directory, or of every run in a data directory, as one frame."""
-    frames = [_read(d, RESULTS, RESULT_SCHEMA) for d in run_dirs(path)]
-    newer = [v for f in frames for v in f["schema_version"].unique().to_list() if v and v > SCHEMA_VERSION]
-    if newer:
-        raise SlimlabError(f"{path} holds results of schema {max(newer)}; this slimlab reads up to {SCHEMA_VERSION}")
+    """The results of one run directory, or of every run in a data directory, as one frame.
+
+    Runs written by an older schema are migrated on load (see MIGRATIONS)."""
+    frames = [migrate(_read(d, RESULTS, RESULT_SCHEMA)) for d in run_dirs(path)]
     return pl.concat(frames, how="diagonal_relaxed")
 
 

@@ -1,101 +1,137 @@
-"""The results schema: column names and types of the tidy results frame.
+"""The results schema: every column of the tidy results frame, its type and what it means.
 
 Kept in its own module so the report, the store and the tests agree on one definition.
-Bump SCHEMA_VERSION whenever a column is renamed, removed or changes meaning.
+Bump SCHEMA_VERSION whenever a column is renamed, removed or changes meaning, and add a
+step to ``slimlab.results.MIGRATIONS`` that brings older runs up to date on load.
 Version 2 added the post-link, hardening, residue, Go build info and package columns.
+Version 3: ``flags`` and ``build_env`` are lists (argv as run), the ``base`` axis, the
+per-section table ``sections``, and the measurement-noise columns.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
-SCHEMA_VERSION = 2
+from .model import AXES
+
+SCHEMA_VERSION = 3
 
 STATUSES = ("ok", "build_failed", "postlink_failed", "broken", "timeout", "unsupported")
 
-# The variant's axes: every row carries them, whatever its status.
-AXIS_COLUMNS = {
-    "workload": pl.String,
-    "toolchain": pl.String,
-    "toolchain_version": pl.String,
-    "profile": pl.String,
-    "flags": pl.String,  # the build command's flags, space-joined, as run
-    "build_env": pl.String,  # the environment the profile set, e.g. "CGO_ENABLED=0"
-    "target": pl.String,  # e.g. "linux/amd64"
-    "postlink": pl.String,  # post-link chain name; "none" when nothing ran
-    "upx_level": pl.String,  # UPX level/mode of the chain, null without UPX
-    "base": pl.String,  # image base, null for bare binaries
-}
 
-RESULT_SCHEMA: dict[str, pl.DataType] = {
-    "schema_version": pl.Int32,
-    "run_id": pl.String,
-    "variant_key": pl.String,
-    **AXIS_COLUMNS,
-    "status": pl.String,
-    "reason": pl.String,
-    "emulated": pl.Boolean,  # run under QEMU user emulation: timings are not native
-    "runner": pl.String,  # "native" or "qemu-aarch64-static", ...
-    "build_seconds": pl.Float64,
-    "build_cached": pl.Boolean,
-    "size_bytes": pl.Int64,
-    "elf_type": pl.String,
-    "elf_machine": pl.String,
-    "section_text_bytes": pl.Int64,
-    "section_rodata_bytes": pl.Int64,
-    "section_data_bytes": pl.Int64,
-    "section_bss_bytes": pl.Int64,  # memory size; occupies no file bytes
-    "section_pclntab_bytes": pl.Int64,
-    "section_symtab_bytes": pl.Int64,
-    "section_dwarf_bytes": pl.Int64,
-    "section_other_bytes": pl.Int64,
-    "has_dwarf": pl.Boolean,
-    "has_symtab": pl.Boolean,
-    "is_static": pl.Boolean,
-    "interpreter": pl.String,
-    "needed_libs": pl.List(pl.String),
-    "needed_libs_bytes": pl.Int64,  # on-disk bytes of those libraries and theirs (all ldd lists): what an image adds
-    # -- post-link chain (slimlab.postlink); steps in the order they ran
-    "postlink_steps": pl.List(pl.String),  # e.g. ["strip", "upx-9"]; [] for "none"
-    "size_before_postlink_bytes": pl.Int64,  # the build's file size, before the chain
-    "postlink_step_bytes": pl.List(pl.Int64),  # file size after each step that succeeded
-    "postlink_step_seconds": pl.List(pl.Float64),  # wall time of each step (incl. `upx -t`)
-    "postlink_seconds": pl.Float64,  # whole chain (of the original run when cached)
-    "postlink_cached": pl.Boolean,  # output taken from the post-link cache
-    "postlink_removed_sections": pl.List(pl.String),  # sections strip/objcopy took out
-    "upx_test_ok": pl.Boolean,  # `upx -t` passed on the packed file; null without UPX
-    "upx_ratio": pl.Float64,  # packed size / size before the UPX step (UPX's "Ratio")
-    # -- hardening (slimlab.inspect; checksec's rules)
-    "is_pie": pl.Boolean,  # ET_DYN with an interpreter or DF_1_PIE
-    "relro": pl.String,  # "none", "partial" (PT_GNU_RELRO), "full" (and BIND_NOW)
-    "nx_stack": pl.Boolean,  # PT_GNU_STACK present and not executable
-    "stack_canary": pl.Boolean,  # __stack_chk_fail referenced; null: no symbol table to tell
-    # -- residue
-    "dwarf_sections": pl.List(pl.String),  # names of the .debug_*/.zdebug_* sections
-    "leaked_paths": pl.Int64,  # distinct strings starting with the source dir/GOPATH/GOROOT; null: packed
-    "has_go_buildid": pl.Boolean,  # a Go build-ID note is present; null: UPX-packed, cannot tell
-    "go_buildid": pl.String,  # that build ID (what `go tool buildid` prints)
-    "upx_packed": pl.Boolean,  # the file is UPX-packed (its own sections are hidden)
-    # -- Go build info from .go.buildinfo (what `go version -m` prints); null when absent
-    "go_version": pl.String,  # e.g. "go1.26.8"
-    "main_package": pl.String,  # import path of the main package
-    "main_module": pl.String,  # main module path
-    "main_module_version": pl.String,  # "(devel)" for a local build
-    "dep_modules": pl.List(pl.String),  # "path@version", "path@version => replacement"
-    "build_settings": pl.List(pl.String),  # "key=value": -ldflags, CGO_ENABLED, GOARCH, -trimpath, ...
-    # -- size per Go package (packages.parquet)
-    "packages_source": pl.String,  # "symtab" when package rows exist, else why not
-    "startup_n": pl.Int64,
-    "startup_ms_median": pl.Float64,
-    "startup_ms_iqr": pl.Float64,
-    "startup_ms_min": pl.Float64,
-    "startup_ms_max": pl.Float64,
-    "peak_rss_kib_median": pl.Float64,
-    "peak_rss_kib_iqr": pl.Float64,
-    "peak_rss_kib_max": pl.Int64,
-    "ready_rss_kib_median": pl.Float64,  # servers only: RSS once /healthz first answers
-    "measured_at": pl.Datetime("us", "UTC"),
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: pl.DataType
+    description: str
+
+
+# What each section_<group>_bytes column adds up (slimlab.inspect.section_group decides;
+# sizes are sh_size, what `readelf -S` prints). The exact per-section sizes are in `sections`.
+SECTION_GROUP_MEMBERS: dict[str, str] = {
+    "text": "machine code: .text, .init, .fini and the PLT (.plt, .plt.got, .plt.sec, .iplt)",
+    "rodata": "read-only data: .rodata*, .typelink, .itablink, .gosymtab, .go.buildinfo, .go.fipsinfo, "
+              ".noptrrodata",
+    "data": "writable data: .data*, .noptrdata, .data.rel.ro, .got, .got.plt, .init_array, .fini_array, "
+            ".dynamic, .tdata",
+    "bss": "zero-initialised memory (SHT_NOBITS: .bss, .noptrbss, .tbss); its memory size, no file bytes",
+    "pclntab": "Go's PC-line table (.gopclntab), kept by -s -w: stack traces need it",
+    "symtab": "the symbol table and its strings (.symtab, .strtab): removed by -s or strip",
+    "dwarf": "DWARF debug info (.debug_*, .zdebug_*): removed by -w or strip",
+    "other": "every other section: .note.*, .interp, .dynsym, .dynstr, .rela.*, .gnu.*, .comment, "
+             ".shstrtab, .eh_frame*, ...",
 }
+SECTION_GROUPS = tuple(SECTION_GROUP_MEMBERS)
+
+SECTION_STRUCT = pl.Struct({"name": pl.String, "type": pl.String, "size_bytes": pl.Int64, "group": pl.String})
+
+# The variant's axes (declared once, in slimlab.model.axes) and the build's identity:
+# every row carries them, whatever its status.
+AXIS_COLUMNS: tuple[Column, ...] = (
+    *(Column(a.column, pl.String, f"axis: {a.description}") for a in AXES),
+    Column("toolchain_version", pl.String, "the compiler's own version line, e.g. 'go version go1.26.8 linux/amd64'"),
+    Column("flags", pl.List(pl.String), "the build command's flags, one list item per argv word, as run"),
+    Column("build_env", pl.List(pl.String), "the environment the profile set, 'NAME=value' items"),
+    Column("upx_level", pl.String, "UPX level/mode of the chain, null without UPX"),
+)
+
+COLUMNS: tuple[Column, ...] = (
+    Column("schema_version", pl.Int32, "results schema version the row was written with"),
+    Column("run_id", pl.String, "the run (a directory under DATA/runs/)"),
+    Column("variant_key", pl.String, "the axes joined with '|': stable across runs and machines"),
+    *AXIS_COLUMNS,
+    Column("status", pl.String, f"one of {', '.join(STATUSES)}"),
+    Column("reason", pl.String, "why the status is not ok: the tool's or the check's own words"),
+    Column("emulated", pl.Boolean, "run under QEMU user emulation: timings are not native"),
+    Column("runner", pl.String, "what started the program: 'native' or the emulator, e.g. qemu-aarch64-static"),
+    Column("host", pl.String, "the host that measured the row (its hostname)"),
+    Column("build_seconds", pl.Float64, "wall time of the compiler run (of the original run when cached)"),
+    Column("build_cached", pl.Boolean, "the binary came from the artifact cache"),
+    Column("size_bytes", pl.Int64, "file size of the binary as measured (after the post-link chain)"),
+    Column("elf_type", pl.String, "ET_EXEC or ET_DYN"),
+    Column("elf_machine", pl.String, "e_machine, e.g. EM_X86_64"),
+    *(Column(f"section_{group}_bytes", pl.Int64, members) for group, members in SECTION_GROUP_MEMBERS.items()),
+    Column("sections", pl.List(SECTION_STRUCT), "every section header: name, type, sh_size, group (readelf -S)"),
+    Column("has_dwarf", pl.Boolean, "any .debug_*/.zdebug_* section present"),
+    Column("has_symtab", pl.Boolean, ".symtab present"),
+    Column("is_static", pl.Boolean, "no program interpreter and no needed libraries (of the build before UPX)"),
+    Column("interpreter", pl.String, "PT_INTERP, e.g. /lib64/ld-linux-x86-64.so.2 (of the build before UPX)"),
+    Column("needed_libs", pl.List(pl.String), "DT_NEEDED entries (of the build before UPX, which hides them)"),
+    Column("needed_libs_bytes", pl.Int64,
+           "on-disk bytes of those libraries and theirs (all ldd lists): what an image adds"),
+    # post-link chain (slimlab.postlink); steps in the order they ran
+    Column("postlink_steps", pl.List(pl.String), "e.g. ['strip', 'upx-9']; [] for 'none'"),
+    Column("size_before_postlink_bytes", pl.Int64, "the build's file size, before the chain"),
+    Column("postlink_step_bytes", pl.List(pl.Int64), "file size after each step that succeeded"),
+    Column("postlink_step_seconds", pl.List(pl.Float64), "wall time of each step (incl. `upx -t`)"),
+    Column("postlink_seconds", pl.Float64, "whole chain (of the original run when cached)"),
+    Column("postlink_cached", pl.Boolean, "output taken from the post-link cache"),
+    Column("postlink_removed_sections", pl.List(pl.String), "sections strip/objcopy took out"),
+    Column("upx_test_ok", pl.Boolean, "`upx -t` passed on the packed file; null without UPX"),
+    Column("upx_ratio", pl.Float64, "packed size / size before the UPX step (UPX's 'Ratio')"),
+    # hardening (slimlab.inspect; checksec's rules)
+    Column("is_pie", pl.Boolean, "ET_DYN with an interpreter or DF_1_PIE"),
+    Column("relro", pl.String, "'none', 'partial' (PT_GNU_RELRO), 'full' (and BIND_NOW)"),
+    Column("nx_stack", pl.Boolean, "PT_GNU_STACK present and not executable"),
+    Column("stack_canary", pl.Boolean, "__stack_chk_fail referenced; null: no symbol table to tell"),
+    # residue
+    Column("dwarf_sections", pl.List(pl.String), "names of the .debug_*/.zdebug_* sections"),
+    Column("leaked_paths", pl.Int64, "distinct strings starting with the source dir/GOPATH/GOROOT; null: packed"),
+    Column("has_go_buildid", pl.Boolean, "a Go build-ID note is present; null: UPX-packed, cannot tell"),
+    Column("go_buildid", pl.String, "that build ID (what `go tool buildid` prints)"),
+    Column("upx_packed", pl.Boolean, "the file is UPX-packed (its own sections are hidden)"),
+    # Go build info from .go.buildinfo (what `go version -m` prints); null when absent
+    Column("go_version", pl.String, "e.g. 'go1.26.8'"),
+    Column("main_package", pl.String, "import path of the main package"),
+    Column("main_module", pl.String, "main module path"),
+    Column("main_module_version", pl.String, "'(devel)' for a local build"),
+    Column("dep_modules", pl.List(pl.String), "'path@version', 'path@version => replacement'"),
+    Column("build_settings", pl.List(pl.String), "'key=value': -ldflags, CGO_ENABLED, GOARCH, -trimpath, ..."),
+    # size per Go package (packages.parquet)
+    Column("packages_source", pl.String, "'symtab' when package rows exist, else why not"),
+    # timed starts (samples.parquet holds every one)
+    Column("startup_n", pl.Int64, "timed starts behind the figures below"),
+    Column("startup_ms_median", pl.Float64,
+           "median start-up: CLI spawn to exit, server spawn to first healthy answer (launcher-timed)"),
+    Column("startup_ms_iqr", pl.Float64, "interquartile range of the start-up samples"),
+    Column("startup_ms_min", pl.Float64, "fastest start-up sample"),
+    Column("startup_ms_max", pl.Float64, "slowest start-up sample"),
+    Column("peak_rss_kib_median", pl.Float64,
+           "median peak resident set (KiB): wait4 ru_maxrss of the program; servers: the larger of that "
+           "and VmHWM read before the stop signal. Under QEMU user mode it is the emulator's, not the program's"),
+    Column("peak_rss_kib_iqr", pl.Float64, "interquartile range of the peak-RSS samples"),
+    Column("peak_rss_kib_max", pl.Int64, "largest peak-RSS sample"),
+    Column("ready_rss_kib_median", pl.Float64, "servers only: VmRSS once /healthz first answers"),
+    Column("nivcsw_median", pl.Float64,
+           "median involuntary context switches of the program per start (rusage ru_nivcsw): high means "
+           "it was preempted, a sign of a busy host"),
+    Column("measured_at", pl.Datetime("us", "UTC"), "when the row was finished"),
+)
+
+RESULT_SCHEMA: dict[str, pl.DataType] = {c.name: c.dtype for c in COLUMNS}
+DESCRIPTIONS: dict[str, str] = {c.name: c.description for c in COLUMNS}
 
 SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String,
@@ -105,6 +141,8 @@ SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "peak_rss_kib": pl.Int64,
     "ready_rss_kib": pl.Int64,
     "exit_code": pl.Int64,
+    "nivcsw": pl.Int64,  # involuntary context switches of the program in this start
+    "nvcsw": pl.Int64,  # voluntary ones
 }
 
 # One row per (variant, Go package): code bytes attributed to the package from the
@@ -115,5 +153,3 @@ PACKAGE_SCHEMA: dict[str, pl.DataType] = {
     "package": pl.String,  # import path; "(no Go package)", "(compiler-generated)"
     "bytes": pl.Int64,
 }
-
-SECTION_GROUPS = ("text", "rodata", "data", "bss", "pclntab", "symtab", "dwarf", "other")

@@ -1,32 +1,49 @@
-"""Run a sweep: every variant through build -> post-link -> inspect -> check -> measure.
+"""Run a sweep: plan -> discover tools -> prepare every variant -> measure -> results.
 
-Variants are prepared one by one (a failure becomes a row and the sweep goes on), then
-measured in interleaved rounds, each round visiting every variant once in a shuffled
-order, so drift on a noisy machine hits all variants alike. Everything finished is in
-the run's journal at once; re-running with the same run id resumes.
+Variants are prepared one by one (build, post-link, inspect, check); whatever goes wrong
+in a stage, a refusing tool, a crash or a hang, becomes that variant's row with the
+stage's status and the reason, and the sweep goes on. Ready variants are then measured
+in interleaved rounds, each round visiting every variant once in a shuffled order, so
+drift on a noisy machine hits all variants alike; nothing is prepared while measuring.
+Everything finished is in the run's journal at once; re-running with the same run id
+resumes.
 """
 
 from __future__ import annotations
 
 import random
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from elftools.common.exceptions import ELFError
 from tqdm import tqdm
 
-from . import checkenv, environment, libs, pkgsize, postlink, toolchains, workloads
+from . import checkenv, environment, libs, pkgsize, postlink, tools
 from .build import build, default_cache_dir
-from .errors import ToolError
+from .errors import SlimlabError
 from .inspect import build_path_prefixes, inspect_binary
-from .measure import CheckFailure, Runner, Sample, check_and_sample, launcher_path, runner_for, summarize, take_sample
+from .measure import CheckFailure, Runner, Sample, check_and_sample, launcher_path, runner_for, take_sample
+from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
+from .model import plan as make_plan
 from .results import CAPABILITIES, RunStore, new_run_id, now_utc, write_capabilities
-from .results_schema import SCHEMA_VERSION
-from .spec import SweepSpec
-from .targets import TARGETS
-from .toolchains import ToolchainInfo
-from .variants import Variant, expand
+from .rows import Row, base_row, build_columns, postlink_columns, summary_columns
+from .workloads import Workload, resolve
+
+# What a stage's unexpected failure is recorded as. Failures a stage expects (a compile
+# error, a refusing UPX, a wrong answer) it reports itself, with its own status.
+STAGE_STATUS = {"build": "build_failed", "postlink": "postlink_failed", "inspect": "broken", "check": "broken",
+                "measure": "broken"}
+# What a stage may raise that is about the variant or its tools, not a bug in slimlab.
+STAGE_ERRORS = (SlimlabError, OSError, ELFError, subprocess.SubprocessError, UnicodeError)
+
+
+class StageFailure(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
 
 
 @dataclass
@@ -34,34 +51,15 @@ class _Ready:
     """A variant that built and passed its functional check: waiting for timed samples."""
 
     variant: Variant
-    workload: workloads.Workload
+    workload: Workload
     runner: Runner
     binary: Path
-    row: dict
+    row: Row
 
 
-@dataclass(frozen=True)
-class Plan:
-    spec: SweepSpec
-    variants: list[Variant]
-    workloads: dict[str, workloads.Workload]
-    toolchains: dict[str, toolchains.Toolchain]
-    infos: dict[str, ToolchainInfo | None]  # None: missing, its variants are unsupported
-
-
-def plan(spec: SweepSpec | dict | str | Path, progress: bool = True) -> Plan:
-    """Validate everything and find (or install) every tool, before any work starts."""
-    spec = SweepSpec.load(spec)
-    found = {name: workloads.resolve(name, spec.base_dir) for name in spec.workloads}
-    adapters = {name: toolchains.get(name) for name in spec.toolchains}
-    infos = {}
-    for name, adapter in adapters.items():
-        adapter.ensure(progress)  # a Go release from PyPI is installed here, once
-        info = adapter.detect()
-        if info is None and adapter.missing_is_error:
-            raise ToolError(f"toolchain {name!r} not found; install it with: {adapter.install_hint()}")
-        infos[name] = info
-    return Plan(spec, expand(spec), found, adapters, infos)
+def plan(spec: SweepSpec | dict | str | Path) -> Plan:
+    """Validate and expand ``spec`` (pure: runs nothing)."""
+    return make_plan(spec)
 
 
 def sweep(
@@ -72,32 +70,29 @@ def sweep(
     progress: bool = True,
 ) -> Path:
     """Run (or resume) a sweep; returns the run directory."""
-    the_plan = plan(spec, progress)
+    the_plan = make_plan(spec)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    found = tools.discover(the_plan.spec, cache, progress)
     launcher_path(cache)  # compile the launcher now: a missing cc fails before any build
-    context = {
-        "tools": {
-            **environment.python_tools(),
-            **{f"toolchain:{n}": (i.version if i else "missing") for n, i in the_plan.infos.items()},
-            **postlink.tool_versions(),
-        },
-        "host": environment.host(),
-    }
+    host = environment.host()
+    context = {"tools": found.manifest(), "host": host}
     store = RunStore.open(Path(data_dir), run_id or new_run_id(), the_plan.spec.to_dict(), context)
+    sweeper = _Sweeper(the_plan, found, store, cache, host["hostname"])
     pending = [v for v in the_plan.variants if not store.done(v.key)]
     bar = tqdm(total=len(pending), desc="build+check", unit="variant", disable=not progress, file=sys.stderr)
     ended = False
     try:
         with tempfile.TemporaryDirectory(prefix="slimlab-postlink-") as workdir:
+            sweeper.workdir = Path(workdir)  # post-link steps stage their files here
             ready = []
             for variant in pending:
                 bar.set_postfix_str(variant.label, refresh=False)
-                outcome = _prepare(the_plan, variant, store, cache, Path(workdir))
+                outcome = sweeper.prepare(variant)
                 if outcome is not None:
                     ready.append(outcome)
                 bar.update()
             bar.close()
-            _measure(ready, store, the_plan.spec, cache, progress)
+            sweeper.measure(ready, progress)
         if the_plan.spec.probe and not (store.run_dir / CAPABILITIES).is_file():
             from .probe import run_probes
 
@@ -109,107 +104,134 @@ def sweep(
     return store.run_dir
 
 
-def _base_row(store: RunStore, variant: Variant, info: ToolchainInfo | None) -> dict:
-    chain = postlink.get_chain(variant.postlink)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": store.manifest["run_id"],
-        "variant_key": variant.key,
-        **variant.axes(),
-        "toolchain_version": info.version if info else None,
-        "upx_level": chain.upx_level,
-        "postlink_steps": list(chain.steps),
-        "base": None,
-        "emulated": not TARGETS[variant.target].is_native,
-        "measured_at": None,
-    }
+class _Sweeper:
+    def __init__(self, the_plan: Plan, found: tools.Tools, store: RunStore, cache: Path, host: str) -> None:
+        self.spec = the_plan.spec
+        self.tools = found
+        self.store = store
+        self.cache = cache
+        self.host = host
+        self.workdir = cache / "tmp"
+        self.workloads = {name: resolve(name, self.spec.base_dir) for name in self.spec.workloads}
 
+    def _finish(self, row: Row, status: str, reason: str | None = None) -> None:
+        row.update(status=status, reason=reason, measured_at=now_utc().isoformat())
+        self.store.add_row(row)
 
-def _finish(store: RunStore, row: dict, status: str, reason: str | None = None) -> None:
-    row.update(status=status, reason=reason, measured_at=now_utc().isoformat())
-    store.add_row(row)
-
-
-def _prepare(the_plan: Plan, variant: Variant, store: RunStore, cache: Path, workdir: Path) -> _Ready | None:
-    """Build, post-link, inspect and check one variant. Returns it ready to time, or records why not."""
-    spec = the_plan.spec
-    info = the_plan.infos[variant.toolchain]
-    row = _base_row(store, variant, info)
-    if variant.unsupported:
-        return _finish(store, row, "unsupported", variant.unsupported)
-    adapter = the_plan.toolchains[variant.toolchain]
-    if info is None:
-        return _finish(store, row, "unsupported",
-                       f"{variant.toolchain} is not installed; install it with: {adapter.install_hint()}")
-    chain = postlink.get_chain(variant.postlink)
-    missing = postlink.unsupported_reason(chain)  # e.g. no upx: say how to install it
-    if missing:
-        return _finish(store, row, "unsupported", missing)
-    workload = the_plan.workloads[variant.workload]
-    target = TARGETS[variant.target]
-    built = build(workload, adapter, info, spec.all_profiles()[variant.profile], target, cache, spec.build_timeout_s)
-    row.update(build_seconds=built.seconds, build_cached=built.cached, flags=built.flags, build_env=built.profile_env)
-    if not built.ok:
-        return _finish(store, row, "timeout" if built.timed_out else "build_failed", built.reason)
-    # Package sizes come from the build itself (before strip/UPX), while it has .symtab.
-    packages, row["packages_source"] = pkgsize.package_rows(built.binary)
-    if packages:
-        store.add_packages(variant.key, packages)
-    linked = postlink.apply(chain, built.binary, workdir, cache_dir=cache, timeout=spec.build_timeout_s)
-    row.update(linked.columns())
-    if not linked.ok:
-        return _finish(store, row, "postlink_failed", linked.reason)
-    row.update(inspect_binary(linked.binary, build_paths=build_path_prefixes(workload.source_dir, info.path)))
-    row["needed_libs_bytes"] = libs.needed_bytes(row["needed_libs"], target)
-    runner = runner_for(target)
-    if isinstance(runner, str):
-        return _finish(store, row, "unsupported", runner)
-    row["runner"] = runner.name
-    # The check runs twice. First with the sweep's own environment (os.environ, passed on
-    # by the launcher, plus the workload's env): what a shell or CI job gives a program.
-    # Then with a crowded one, as a Kubernetes pod gets (see checkenv): UPX-packed Go
-    # binaries are known to crash with large environments, and a check in an empty or
-    # small environment would call them "ok".
-    for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
+    # -- prepare: build -> post-link -> inspect -> check ---------------------------------
+    def prepare(self, variant: Variant) -> _Ready | None:
+        """One variant made ready to time, or its row recorded with why not."""
+        info = self.tools.infos[variant.toolchain]
+        row = base_row(self.store.manifest["run_id"], variant, info, self.host)
         try:
-            check_and_sample(checked, runner, linked.binary, spec.run_timeout_s)
-        except CheckFailure as failure:
-            return _finish(store, row, failure.status, label + failure.reason)
-    return _Ready(variant, workload, runner, linked.binary, row)
+            return self._prepare(variant, row)
+        except StageFailure as failure:
+            self._finish(row, failure.status, failure.reason)
+            return None
 
-
-def _measure(ready: list[_Ready], store: RunStore, spec: SweepSpec, cache: Path, progress: bool) -> None:
-    """Timed samples in interleaved rounds until every variant has ``spec.repeats``."""
-    todo = sum(spec.repeats - min(store.sample_count(r.variant.key), spec.repeats) for r in ready)
-    bar = tqdm(total=todo, desc="measure", unit="run", disable=not progress, file=sys.stderr)
-    active = []
-    for item in ready:
+    def _stage(self, name: str, call, *args, **kwargs):
+        """Run one stage; what it raises about the variant or its tools becomes a StageFailure."""
         try:
-            for _ in range(spec.warmup):  # warm the page cache and CPU state; not recorded
-                take_sample(item.workload, item.runner, item.binary, spec.run_timeout_s)
-            active.append(item)
-        except CheckFailure as failure:
-            _finish(store, item.row, failure.status, f"warm-up: {failure.reason}")
-    shuffle = random.Random(0)
-    while active:
-        shuffle.shuffle(active)
-        for item in list(active):
-            key = item.variant.key
-            index = store.sample_count(key)
-            if index < spec.repeats:
-                try:
-                    sample = take_sample(item.workload, item.runner, item.binary, spec.run_timeout_s)
-                except CheckFailure as failure:
+            return call(*args, **kwargs)
+        except STAGE_ERRORS as exc:
+            raise StageFailure(STAGE_STATUS[name], f"{name}: {type(exc).__name__}: {exc}") from exc
+
+    def _prepare(self, variant: Variant, row: Row) -> _Ready:
+        spec, target = self.spec, TARGETS[variant.target]
+        adapter, info = self.tools.adapters[variant.toolchain], self.tools.infos[variant.toolchain]
+        profile = spec.all_profiles()[variant.profile]
+        chain = get_chain(variant.postlink)
+        if info is None:
+            raise StageFailure("unsupported", f"{variant.toolchain} is not installed; "
+                                              f"install it with: {adapter.install_hint()}")
+        unsupported = adapter.unsupported_reason(profile, target) or postlink.unsupported_reason(chain)
+        if unsupported:  # e.g. a missing cross compiler or upx: say how to install it
+            raise StageFailure("unsupported", unsupported)
+        workload = self.workloads[variant.workload]
+
+        built = self._stage("build", build, workload, adapter, info, profile, target, self.cache,
+                            spec.build_timeout_s)
+        row.update(build_columns(built))
+        if not built.ok:
+            raise StageFailure("timeout" if built.timed_out else "build_failed", built.reason)
+        # Package sizes come from the build itself (before strip/UPX), while it has .symtab.
+        packages, row["packages_source"] = self._stage("inspect", pkgsize.package_rows, built.binary)
+        if packages:
+            self.store.add_packages(variant.key, packages)
+
+        linked = self._stage("postlink", postlink.apply, chain, built.binary, self.workdir,
+                             cache_dir=self.cache, timeout=spec.build_timeout_s)
+        row.update(postlink_columns(linked))
+        if not linked.ok:
+            raise StageFailure("postlink_failed", linked.reason)
+
+        row.update(self._stage("inspect", self._inspect, workload, info, target, built.binary, linked.binary))
+        runner = runner_for(target)
+        if isinstance(runner, str):
+            raise StageFailure("unsupported", runner)
+        row["runner"] = runner.name
+        # The check runs twice. First with the sweep's own environment (os.environ, passed on
+        # by the launcher, plus the workload's env): what a shell or CI job gives a program.
+        # Then with a crowded one, as a Kubernetes pod gets (see checkenv): UPX-packed Go
+        # binaries are known to crash with large environments, and a check in an empty or
+        # small environment would call them "ok".
+        for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
+            try:
+                self._stage("check", check_and_sample, checked, runner, linked.binary, spec.run_timeout_s)
+            except CheckFailure as failure:
+                raise StageFailure(failure.status, label + failure.reason) from failure
+        return _Ready(variant, workload, runner, linked.binary, row)
+
+    def _inspect(self, workload: Workload, info, target, built: Path, linked: Path) -> dict:
+        columns = inspect_binary(linked, build_paths=build_path_prefixes(workload.source_dir, info.path))
+        if linked != built and columns.get("upx_packed"):
+            # UPX hides the program header a loader reads: how the program links (static or
+            # not, which libraries) is that of the build it packed.
+            unpacked = inspect_binary(built)
+            columns.update({k: unpacked[k] for k in ("is_static", "interpreter", "needed_libs")})
+        columns["needed_libs_bytes"] = libs.needed_bytes(columns["needed_libs"], target)
+        return columns
+
+    # -- measure ---------------------------------------------------------------------
+    def _sample(self, item: _Ready) -> Sample:
+        try:
+            return take_sample(item.workload, item.runner, item.binary, self.spec.run_timeout_s)
+        except STAGE_ERRORS as exc:  # a launcher that failed or got stuck: this variant's problem
+            raise CheckFailure("broken", f"measure: {type(exc).__name__}: {exc}") from exc
+
+    def measure(self, ready: list[_Ready], progress: bool) -> None:
+        """Timed samples in interleaved rounds until every variant has ``spec.repeats``."""
+        spec, store = self.spec, self.store
+        todo = sum(spec.repeats - min(store.sample_count(r.variant.key), spec.repeats) for r in ready)
+        bar = tqdm(total=todo, desc="measure", unit="run", disable=not progress, file=sys.stderr)
+        active = []
+        for item in ready:
+            try:
+                for _ in range(spec.warmup):  # warm the page cache and CPU state; not recorded
+                    self._sample(item)
+                active.append(item)
+            except CheckFailure as failure:
+                self._finish(item.row, failure.status, f"warm-up: {failure.reason}")
+        shuffle = random.Random(0)
+        while active:
+            shuffle.shuffle(active)
+            for item in list(active):
+                key = item.variant.key
+                index = store.sample_count(key)
+                if index < spec.repeats:
+                    try:
+                        sample = self._sample(item)
+                    except CheckFailure as failure:
+                        active.remove(item)
+                        self._finish(item.row, failure.status, f"sample {index + 1}: {failure.reason}")
+                        continue
+                    store.add_sample(_sample_record(store, key, index, sample))
+                    bar.update()
+                if store.sample_count(key) >= spec.repeats:
                     active.remove(item)
-                    _finish(store, item.row, failure.status, f"sample {index + 1}: {failure.reason}")
-                    continue
-                store.add_sample(_sample_record(store, key, index, sample))
-                bar.update()
-            if store.sample_count(key) >= spec.repeats:
-                active.remove(item)
-                item.row.update(_summary(store.samples[key][: spec.repeats]))
-                _finish(store, item.row, "ok")
-    bar.close()
+                    item.row.update(summary_columns(store.samples[key][: spec.repeats]))
+                    self._finish(item.row, "ok")
+        bar.close()
 
 
 def _sample_record(store: RunStore, key: str, index: int, sample: Sample) -> dict:
@@ -221,21 +243,6 @@ def _sample_record(store: RunStore, key: str, index: int, sample: Sample) -> dic
         "peak_rss_kib": sample.peak_rss_kib,
         "ready_rss_kib": sample.ready_rss_kib,
         "exit_code": sample.exit_code,
-    }
-
-
-def _summary(samples: list[dict]) -> dict:
-    startup = summarize([s["startup_ms"] for s in samples])
-    rss = summarize([s["peak_rss_kib"] for s in samples])
-    ready = summarize([s["ready_rss_kib"] for s in samples])
-    return {
-        "startup_n": startup["n"],
-        "startup_ms_median": startup["median"],
-        "startup_ms_iqr": startup["iqr"],
-        "startup_ms_min": startup["min"],
-        "startup_ms_max": startup["max"],
-        "peak_rss_kib_median": rss["median"],
-        "peak_rss_kib_iqr": rss["iqr"],
-        "peak_rss_kib_max": rss["max"],
-        "ready_rss_kib_median": ready["median"],
+        "nivcsw": getattr(sample, "nivcsw", None),
+        "nvcsw": getattr(sample, "nvcsw", None),
     }

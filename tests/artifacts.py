@@ -6,8 +6,7 @@ from pathlib import Path
 
 from slimlab import toolchains, workloads
 from slimlab.build import build, default_cache_dir
-from slimlab.profiles import BUILTIN_PROFILES
-from slimlab.targets import TARGETS
+from slimlab.model import BUILTIN_PROFILES, TARGETS
 
 
 def built(workload: str, profile: str, target: str = "linux/amd64", toolchain: str = "go") -> Path:

@@ -22,10 +22,10 @@ from slimlab import buildinfo, postlink, toolchains, workloads
 from slimlab.build import build, default_cache_dir
 from slimlab.inspect import build_path_prefixes, inspect_binary, leaked_path_strings
 from slimlab.pkgsize import GENERATED, NO_PACKAGE, package_of, package_sizes
-from slimlab.profiles import Profile
+from slimlab.model import Profile
 from slimlab.report import figures, prep
 from slimlab.results_schema import PACKAGE_SCHEMA, RESULT_SCHEMA
-from slimlab.targets import TARGETS
+from slimlab.model import TARGETS
 
 GO = shutil.which("go")
 

@@ -14,7 +14,7 @@ from conftest import require
 from slimlab import workloads
 from slimlab.measure import runner_for, take_sample
 from slimlab.measure.stats import summarize
-from slimlab.targets import TARGETS
+from slimlab.model import TARGETS
 
 log = logging.getLogger(__name__)
 NATIVE = runner_for(TARGETS["linux/amd64"])

@@ -23,7 +23,8 @@ from slimlab.inspect import inspect_binary
 from slimlab.measure import CheckFailure, check_and_sample, runner_for
 from slimlab.report import figures, prep
 from slimlab.results_schema import RESULT_SCHEMA
-from slimlab.targets import TARGETS
+from slimlab.model import TARGETS
+from slimlab.rows import postlink_columns
 from slimlab.workloads import Workload
 
 NATIVE = runner_for(TARGETS["linux/amd64"])
@@ -104,7 +105,7 @@ def test_every_chain_records_true_sizes_and_still_works(workload, chained):
         binary, outcome = chained[workload, name]
         assert outcome.ok, (name, outcome.reason)
         size = os.stat(outcome.binary).st_size
-        columns = outcome.columns()
+        columns = postlink_columns(outcome)
         assert inspect_binary(outcome.binary)["size_bytes"] == size
         assert columns["size_before_postlink_bytes"] == os.stat(binary).st_size
         if name == "none":
@@ -129,12 +130,12 @@ def test_upx_is_smallest_and_passes_its_own_test(workload, chained):
     assert size["upx-9"] < size["upx-1"]
     for name in ("upx-1", "upx-9", "upx-lzma"):
         outcome = chained[workload, name][1]
-        assert outcome.columns()["upx_test_ok"] is True
+        assert postlink_columns(outcome)["upx_test_ok"] is True
         assert subprocess.run([upx, "-t", str(outcome.binary)], capture_output=True).returncode == 0
         # upx's own "Ratio" column: packed / unpacked, to 0.01%.
         listing = subprocess.run([upx, "-l", str(outcome.binary)], capture_output=True, text=True).stdout
         percent = next(w for w in listing.split() if w.endswith("%"))
-        assert outcome.columns()["upx_ratio"] * 100 == pytest.approx(float(percent[:-1]), abs=0.01)
+        assert postlink_columns(outcome)["upx_ratio"] * 100 == pytest.approx(float(percent[:-1]), abs=0.01)
         assert inspect_binary(outcome.binary)["upx_packed"] is True
         assert "There are no sections" in readelf("-SW", str(outcome.binary))
 
@@ -145,14 +146,14 @@ def test_strip_and_objcopy_remove_what_they_say(chained):
     _, objcopy = chained["hello", "objcopy"]
     original = section_names(chained["hello", "none"][1].binary)
     for outcome in (strip, debug, objcopy):
-        removed = set(outcome.columns()["postlink_removed_sections"])
+        removed = set(postlink_columns(outcome)["postlink_removed_sections"])
         assert removed == original - section_names(outcome.binary)
         assert not any(n.startswith(".debug_") for n in section_names(outcome.binary))
     assert ".symtab" in section_names(debug.binary) and ".symtab" not in section_names(strip.binary)
     theirs = readelf("-SW", str(objcopy.binary))
     assert ".note.go.buildid" not in theirs and ".note.gnu.build-id" not in theirs and ".symtab" not in theirs
     assert ".go.buildinfo" in theirs  # kept on purpose: go version -m and scanners read it
-    assert {".note.go.buildid", ".note.gnu.build-id", ".symtab", ".strtab"} <= set(objcopy.columns()[
+    assert {".note.go.buildid", ".note.gnu.build-id", ".symtab", ".strtab"} <= set(postlink_columns(objcopy)[
         "postlink_removed_sections"])
     assert os.stat(objcopy.binary).st_size < os.stat(strip.binary).st_size
 
@@ -245,7 +246,7 @@ def test_upx_brute_works_when_asked_and_upx_t_is_not_enough(tmp_path):
     binary = tmp_path / "prog"
     subprocess.run([cc, "-O2", "-o", str(binary), str(source)], check=True)
     outcome = postlink.apply(postlink.get_chain("upx-brute"), binary, tmp_path, cache_dir=tmp_path / "cache")
-    assert outcome.ok and outcome.columns()["upx_test_ok"] is True
+    assert outcome.ok and postlink_columns(outcome)["upx_test_ok"] is True
     assert os.stat(outcome.binary).st_size < os.stat(binary).st_size
     program = Workload("prog", tmp_path)  # a CLI that must exit 0
     check(program, binary)  # the original works

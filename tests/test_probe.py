@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 
 from slimlab import probe, toolchains
+from slimlab.report import figures
 from slimlab.build import default_cache_dir
 from slimlab.errors import SpecError
-from slimlab.profiles import Profile
+from slimlab.model import Profile
 
 log = logging.getLogger(__name__)
 HOSTILE = "<script>alert('probe')</script> & <b>bold</b>"
@@ -61,7 +62,7 @@ def test_static_probes_really_are_static(go_frame):
     """Re-read the cached binaries: the ones that must be static have no ELF interpreter."""
     adapter, info = host_go()
     from slimlab.build import build
-    from slimlab.targets import TARGETS
+    from slimlab.model import TARGETS
     from slimlab.workloads import Workload
 
     for p in probe.PROBES:
@@ -158,7 +159,7 @@ def mixed_frame(go_frame, tmp_path_factory) -> pl.DataFrame:
 
 
 def test_heatmap_cells_colours_and_escaping(mixed_frame):
-    fig = probe.capability_heatmap(mixed_frame)
+    fig = figures.capability_heatmap(mixed_frame)
     assert isinstance(fig, go.Figure)
     heat = [t for t in fig.data if t.type == "heatmap"]
     assert len(heat) == 1
@@ -180,7 +181,7 @@ def test_heatmap_renders_offline_in_a_browser(mixed_frame, tmp_path):
     if browser.chromium_path() is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     page = tmp_path / "matrix.html"
-    probe.capability_heatmap(mixed_frame).write_html(page, include_plotlyjs=True, full_html=True)
+    figures.capability_heatmap(mixed_frame).write_html(page, include_plotlyjs=True, full_html=True)
     dom = browser.dump_dom(page)
     assert 'class="hm"' in dom or "heatmaplayer" in dom  # plotly drew the heatmap
     assert "<script>alert(1)</script>" not in dom

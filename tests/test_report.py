@@ -25,7 +25,7 @@ from slimlab.errors import SlimlabError  # noqa: E402
 from slimlab.notebook import run_notebook  # noqa: E402
 from slimlab.report import figures, prep  # noqa: E402
 from slimlab.report.html import display_report, render_report_html, write_report  # noqa: E402
-from slimlab.results_schema import RESULT_SCHEMA  # noqa: E402
+from slimlab.results_schema import RESULT_SCHEMA, SCHEMA_VERSION  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def row(**values) -> dict:
     """One result row: every schema column, plausible defaults, overridden by ``values``."""
     base = dict.fromkeys(RESULT_SCHEMA)
     base.update(
-        schema_version=2,
+        schema_version=SCHEMA_VERSION,
         run_id="r1",
         workload="hello",
         toolchain="gc",

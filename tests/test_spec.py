@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from slimlab import SweepSpec, SpecError, expand
-from slimlab.profiles import BUILTIN_PROFILES
+from slimlab.model import BUILTIN_PROFILES
 
 BASE = {"workloads": ["hello"], "profiles": ["default"]}
 

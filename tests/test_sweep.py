@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 import slimlab
-from slimlab.results_schema import RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION
+from slimlab.results_schema import RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
 
 
 def go_program(root: Path, name: str, body: str, manifest: str | None = None) -> str:
@@ -46,7 +46,7 @@ def test_tiny_run_has_one_ok_row_per_variant(tiny_run):
 
 def test_manifest_records_environment(tiny_run):
     (manifest,) = slimlab.load_manifests(tiny_run)
-    assert manifest["schema_version"] == SCHEMA_VERSION == 2
+    assert manifest["schema_version"] == SCHEMA_VERSION == 3
     assert manifest["spec"]["repeats"] == 5
     assert manifest["tools"]["toolchain:go"].startswith("go version go")
     assert manifest["host"]["cores"] == os.cpu_count()

@@ -23,7 +23,7 @@ from slimlab import workloads
 from slimlab.errors import SpecError
 from slimlab.measure import check_and_sample, runner_for, take_sample
 from slimlab.measure.samples import free_loopback_addrs, grpc_health_check
-from slimlab.targets import TARGETS
+from slimlab.model import TARGETS
 
 log = logging.getLogger(__name__)
 NATIVE = runner_for(TARGETS["linux/amd64"])

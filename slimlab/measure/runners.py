@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 
 from ..libs import sysroot
-from ..targets import Target
+from ..model import Target
 
 
 @dataclass(frozen=True)

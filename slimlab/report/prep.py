@@ -14,10 +14,9 @@ import html
 
 import polars as pl
 
+from slimlab.model import AXES
 from slimlab.results_schema import RESULT_SCHEMA, STATUSES
 
-# The axes that name a variant in a label, in reading order.
-LABEL_AXES = ("workload", "toolchain", "profile", "target", "postlink")
 # Appended, one at a time and only to rows whose label is still ambiguous.
 DISAMBIGUATORS = ("toolchain_version", "flags", "build_env", "run_id", "variant_key")
 LABEL_SEPARATOR = " · "
@@ -34,6 +33,21 @@ FILE_SECTIONS = ("text", "rodata", "data", "pclntab", "symtab", "dwarf", "other"
 UNATTRIBUTED = "unattributed"
 
 MIB = 1024 * 1024
+
+
+def text_of(column: str) -> pl.Expr:
+    """A column as plain text; list columns (flags, build_env) joined with spaces."""
+    if isinstance(RESULT_SCHEMA.get(column), pl.List):
+        return pl.col(column).list.join(" ")
+    return pl.col(column).cast(pl.String)
+
+
+def _label_part(axis) -> pl.Expr:
+    value = pl.col(axis.column)
+    part = pl.concat_str([pl.lit(axis.label_prefix), value.fill_null("?")]) if axis.label_prefix else value.fill_null("?")
+    if axis.unlabelled is None:
+        return part
+    return pl.when(value.is_null() | (value == axis.unlabelled)).then(None).otherwise(part)
 
 
 def escape_text(expr: pl.Expr) -> pl.Expr:
@@ -74,18 +88,18 @@ def with_labels(df: pl.DataFrame) -> pl.DataFrame:
     (not unique; use them as tick text and trace names, never as categories or keys).
 
     The label reads "workload · toolchain · profile · target · postlink", plus the UPX
-    level and image base when set. Rows that would still share a label (same variant in
+    level and the image base when there is one (every axis of model.axes, in order). Rows that would still share a label (same variant in
     two runs, two flag sets under one profile) get the first distinguishing column added,
     so no bar silently lands on top of another.
     """
     df = conform(df)
-    parts = [pl.col(axis).fill_null("?") for axis in LABEL_AXES]
+    parts = []
+    for axis in AXES:
+        parts.append(_label_part(axis))
+        if axis.column == "postlink":  # the chain's UPX level right after its name
+            parts.append(pl.concat_str([pl.lit("upx "), pl.col("upx_level")]))
     raw = pl.concat_str(
-        [
-            *parts,
-            pl.concat_str([pl.lit("upx "), pl.col("upx_level")]),
-            pl.concat_str([pl.lit("on "), pl.col("base")]),
-        ],
+        parts,
         separator=LABEL_SEPARATOR,
         ignore_nulls=True,
     )
@@ -93,7 +107,7 @@ def with_labels(df: pl.DataFrame) -> pl.DataFrame:
     for column in DISAMBIGUATORS:
         if df["plot_label"].n_unique() == df.height:
             break
-        extra = pl.col(column).cast(pl.String).fill_null("?")
+        extra = text_of(column).fill_null("?")
         candidate = df.with_columns(
             pl.when(pl.col("plot_label").is_duplicated())
             .then(pl.concat_str([pl.col("plot_label"), extra], separator=LABEL_SEPARATOR))
@@ -240,7 +254,7 @@ def postlink_costs(df: pl.DataFrame) -> pl.DataFrame:
     whose build has no ok ``none`` row are left out: there is nothing to compare with.
     """
     rows = measured(df)
-    keys = [pl.col(k).cast(pl.String).fill_null("\0") for k in BUILD_KEYS]
+    keys = [text_of(k).fill_null("\0") for k in BUILD_KEYS]
     rows = rows.with_columns(pl.concat_str(keys, separator="\x1f").alias("_build"))
     base = rows.filter(pl.col("postlink") == "none").select(
         "_build",
@@ -316,7 +330,7 @@ def package_variants(packages: pl.DataFrame | None, df: pl.DataFrame) -> pl.Data
         pl.col("plot_label").fill_null(escape_text(pl.col("variant_key"))),
         pl.col("plot_group").fill_null("?"),
     )
-    build = [pl.col(k).cast(pl.String).fill_null("\0") for k in BUILD_KEYS]
+    build = [text_of(k).fill_null("\0") for k in BUILD_KEYS]
     joined = (
         joined.with_columns(pl.concat_str(build, separator="\x1f").alias("_build"),
                             (pl.col("postlink") != "none").fill_null(True).alias("_not_none"))

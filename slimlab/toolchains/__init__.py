@@ -10,7 +10,8 @@ Each adapter knows how to find its compiler, report its exact version, turn a
 
 from __future__ import annotations
 
-from ..errors import SpecError
+from ..errors import unknown
+from ..model.axes import TOOLCHAIN_FAMILIES
 from .base import BuildCommand, Toolchain, ToolchainInfo
 from .gc import HostGo
 from .gccgo import Gccgo
@@ -20,7 +21,8 @@ from .tinygo import TinyGo
 
 __all__ = ["BuildCommand", "Toolchain", "ToolchainInfo", "get", "known_names"]
 
-FAMILIES = {"go": HostGo, "gccgo": Gccgo, "tinygo": TinyGo, "gollvm": Gollvm}
+# The model's toolchain axis names the families; this is the adapter of each, in its order.
+FAMILIES = dict(zip(TOOLCHAIN_FAMILIES, (HostGo, Gccgo, TinyGo, Gollvm), strict=True))
 
 
 def known_names() -> list[str]:
@@ -35,6 +37,4 @@ def get(name: str) -> Toolchain:
         release = GoRelease(name)
         release.validate()
         return release
-    from ..spec import did_you_mean
-
-    raise SpecError(f"unknown toolchain {name!r}{did_you_mean(name, FAMILIES)}; valid: {', '.join(known_names())}")
+    raise unknown("toolchain", name, FAMILIES, ", ".join(known_names()))

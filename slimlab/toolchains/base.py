@@ -6,8 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..profiles import Profile
-from ..targets import Target
+from ..model import Profile, Target
 
 
 @dataclass(frozen=True)
@@ -24,8 +23,8 @@ class BuildCommand:
     argv: list[str]
     env: dict[str, str]  # added to the caller's environment
     cwd: Path
-    flags: str  # the profile-dependent part of argv, for the results table
-    profile_env: str  # the profile-dependent part of env, e.g. "CGO_ENABLED=0"
+    flags: list[str]  # the profile-dependent part of argv, one item per argv word, for the results table
+    profile_env: list[str]  # the profile-dependent part of env, "NAME=value" items, e.g. ["CGO_ENABLED=0"]
 
 
 class Toolchain(ABC):
@@ -55,6 +54,12 @@ class Toolchain(ABC):
     def verify(self, binary: Path, info: ToolchainInfo) -> str | None:
         """Why ``binary`` is not what this toolchain should have built, or None when it is."""
         return None
+
+
+def env_items(env) -> list[str]:
+    """``{"A": "1"}`` or ``(("A", "1"),)`` as sorted ``["A=1"]``: how rows store an environment."""
+    pairs = env.items() if isinstance(env, dict) else env
+    return [f"{k}={v}" for k, v in sorted(pairs)]
 
 
 def first_line(text: str) -> str:

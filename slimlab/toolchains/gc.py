@@ -6,13 +6,8 @@ import shutil
 from pathlib import Path
 
 from .. import proc
-from ..profiles import Profile
-from ..targets import Target
-from .base import BuildCommand, Toolchain, ToolchainInfo, first_line
-
-# C cross compilers for cgo builds (external linking) of non-native targets.
-CROSS_CC = {"arm64": "aarch64-linux-gnu-gcc", "arm": "arm-linux-gnueabihf-gcc"}
-
+from ..model import Profile, Target
+from .base import BuildCommand, Toolchain, ToolchainInfo, env_items, first_line
 
 def go_command_flags(profile: Profile) -> list[str]:
     """The flags the go command itself takes, whichever compiler it drives."""
@@ -72,20 +67,21 @@ class GcToolchain(Toolchain):
         flags, env = gc_flags(profile)
         full_env = {**target.go_env(), **env}
         if _needs_cgo(env) and not target.is_native:
-            full_env["CC"] = CROSS_CC[target.goarch]
+            full_env["CC"] = target.cross_tool("gcc")  # cgo for another CPU: its C cross compiler
         return BuildCommand(
             argv=[self._go or "go", "build", "-o", str(out), *flags, "."],
             env=full_env,
             cwd=source_dir,
-            flags=" ".join(flags),
-            profile_env=" ".join(f"{k}={v}" for k, v in sorted(env.items())),
+            flags=flags,
+            profile_env=env_items(env),
         )
 
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
         _, env = gc_flags(profile)
-        if _needs_cgo(env) and not target.is_native and not shutil.which(CROSS_CC[target.goarch]):
-            return (f"cgo for {target.name} needs the C cross compiler {CROSS_CC[target.goarch]}; install it with: "
-                    f"apt-get install gcc-{CROSS_CC[target.goarch].removesuffix('-gcc')}")
+        cross_cc = target.cross_tool("gcc")
+        if _needs_cgo(env) and not target.is_native and not shutil.which(cross_cc):
+            return (f"cgo for {target.name} needs the C cross compiler {cross_cc}; install it with: "
+                    f"apt-get install gcc-{target.triplet}")
         return None
 
     def verify(self, binary: Path, info: ToolchainInfo) -> str | None:

@@ -24,13 +24,9 @@ import shutil
 from pathlib import Path
 
 from .. import proc
-from ..profiles import Profile
-from ..targets import Target
-from .base import BuildCommand, Toolchain, ToolchainInfo, first_line
+from ..model import Profile, Target
+from .base import BuildCommand, Toolchain, ToolchainInfo, env_items, first_line
 from .gc import go_command_flags
-
-TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu", "arm": "arm-linux-gnueabihf"}
-
 
 def gccgo_flags(profile: Profile) -> tuple[list[str], dict[str, str]]:
     """(go build flags, environment) for ``profile`` under gccgo."""
@@ -47,7 +43,7 @@ def gccgo_flags(profile: Profile) -> tuple[list[str], dict[str, str]]:
 
 def gccgo_for(target: Target) -> str:
     """The gccgo driver that builds for ``target`` (a cross compiler for other CPUs)."""
-    return "gccgo" if target.is_native else f"{TRIPLETS[target.goarch]}-gccgo"
+    return target.cross_tool("gccgo")
 
 
 class Gccgo(Toolchain):
@@ -76,8 +72,8 @@ class Gccgo(Toolchain):
             argv=[shutil.which("go") or "go", "build", "-compiler", "gccgo", "-o", str(out), *flags, "."],
             env={**target.go_env(), "GCCGO": self.driver(target), **env},
             cwd=source_dir,
-            flags=" ".join(["-compiler", "gccgo", *flags]),
-            profile_env=" ".join(f"{k}={v}" for k, v in sorted(env.items())),
+            flags=["-compiler", "gccgo", *flags],
+            profile_env=env_items(env),
         )
 
     def driver(self, target: Target) -> str:
@@ -87,5 +83,5 @@ class Gccgo(Toolchain):
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
         driver = gccgo_for(target)
         if not target.is_native and shutil.which(driver) is None:
-            return f"{driver} is missing; install it with: apt-get install gccgo-{TRIPLETS[target.goarch]}"
+            return f"{driver} is missing; install it with: apt-get install gccgo-{target.triplet}"
         return None

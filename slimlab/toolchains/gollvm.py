@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import shutil
 from .. import proc
-from ..profiles import Profile
-from ..targets import Target
+from ..model import Profile, Target
 from .base import ToolchainInfo, first_line
 from .gccgo import Gccgo
 

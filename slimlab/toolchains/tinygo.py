@@ -22,9 +22,8 @@ import shutil
 from pathlib import Path
 
 from .. import proc
-from ..profiles import Profile
-from ..targets import Target
-from .base import BuildCommand, Toolchain, ToolchainInfo, first_line
+from ..model import Profile, Target
+from .base import BuildCommand, Toolchain, ToolchainInfo, env_items, first_line
 
 
 def tinygo_flags(profile: Profile) -> list[str]:
@@ -61,8 +60,8 @@ class TinyGo(Toolchain):
             argv=[self._tinygo or "tinygo", "build", "-o", str(out), *flags, "."],
             env={**target.go_env(), **dict(profile.env)},
             cwd=source_dir,
-            flags=" ".join(flags),
-            profile_env=" ".join(f"{k}={v}" for k, v in sorted(profile.env)),
+            flags=flags,
+            profile_env=env_items(profile.env),
         )
 
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:

@@ -86,7 +86,7 @@ def resolve(name: str, base_dir: Path | None = None) -> Workload:
         if not any(path.glob("*.go")):
             raise SpecError(f"workload {name!r}: {path} holds no .go files (expected a Go main package)")
         return _load(name, path.resolve(), builtin=False)
-    from ..spec import did_you_mean  # late import: spec imports this module
+    from ..errors import did_you_mean
 
     raise SpecError(
         f"unknown workload {name!r}{did_you_mean(name, builtin_names())}; "

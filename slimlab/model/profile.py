@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import SpecError
+from ..errors import SpecError, did_you_mean
 
 _INTENT_KEYS = ("strip", "trimpath", "empty_buildid", "cgo", "pie", "external_static", "all_packages")
 CUSTOM_KEYS = (*_INTENT_KEYS, "flags", "env", "description")
+# Environment the target decides (model.target.Target.go_env), never a profile.
+# (GOAMD64 and friends stay allowed: a microarchitecture level is a build knob worth sweeping.)
+TARGET_ENV = frozenset({"GOOS", "GOARCH", "GOARM"})
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,6 @@ BUILTIN_PROFILES: dict[str, Profile] = {
 
 def custom_profile(name: str, table: dict) -> Profile:
     """A profile defined in a spec's ``[custom_profiles.NAME]`` table."""
-    from .spec import did_you_mean
-
     if not isinstance(table, dict):
         raise SpecError(f"custom_profiles.{name} must be a table, not {type(table).__name__}")
     for key in table:
@@ -66,8 +67,14 @@ def custom_profile(name: str, table: dict) -> Profile:
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise SpecError(f"custom_profiles.{name}.flags must be a list of strings")
     env = table.get("env", {})
-    if not isinstance(env, dict):
-        raise SpecError(f"custom_profiles.{name}.env must be a table of NAME = \"value\"")
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise SpecError(f"custom_profiles.{name}.env must be a table of NAME = \"value\" (strings)")
+    # The target axis owns the platform: a profile that set these would build for another CPU
+    # than the row says.
+    owned = sorted(set(env) & TARGET_ENV)
+    if owned:
+        raise SpecError(f"custom_profiles.{name}.env sets {', '.join(owned)}, which the targets axis decides; "
+                        f"choose the platform with targets = [...] instead")
     intents = {}
     for key in _INTENT_KEYS:
         if key in table:

@@ -1,0 +1,238 @@
+"""SweepSpec: what to sweep, loaded from TOML, a dict or papermill parameters, and validated.
+
+Validation happens here, before any work starts, and names the valid choices for every
+mistake (did-you-mean), so a typo never costs a half-finished sweep. It is pure: the
+axes' checks (model.axes) read the spec and the package's own files, never PATH, tools
+or the network.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError, did_you_mean
+from .axes import AXES, BY_COLUMN
+from .profile import BUILTIN_PROFILES, Profile, custom_profile
+
+BUILTIN_SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    kind: type
+    low: float
+    high: float
+    description: str
+    optional: bool = False  # may be left unset (None)
+
+
+SETTINGS: dict[str, Setting] = {
+    "repeats": Setting(20, int, 1, 100_000, "timed starts per variant"),
+    "warmup": Setting(2, int, 0, 1000, "untimed starts before them"),
+    "build_timeout_s": Setting(900.0, float, 1, 86_400, "a build (or post-link step) that takes longer fails"),
+    "run_timeout_s": Setting(10.0, float, 0.1, 3600, "a start that takes longer is killed: status timeout"),
+    "pin_cpu": Setting(None, int, 0, 4095, "run the launcher and the measured program on this CPU only, "
+                                           "and the sweep on the others", optional=True),
+}
+# all_packages: every build rebuilds all packages (go build -a);
+# probe: also run the capability probes (slimlab.probe) with the spec's toolchains.
+TOGGLES = ("all_packages", "probe")
+TABLES = ("custom_profiles", "excludes")
+AXIS_KEYS = tuple(a.key for a in AXES)
+KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    axes: tuple[tuple[str, tuple[str, ...]], ...]  # (axis key, its values), in AXES order
+    repeats: int = 20
+    warmup: int = 2
+    build_timeout_s: float = 900.0
+    run_timeout_s: float = 10.0
+    pin_cpu: int | None = None
+    all_packages: bool = False
+    probe: bool = False
+    custom_profiles: dict[str, Profile] = field(default_factory=dict)
+    excludes: tuple[tuple[tuple[str, str], ...], ...] = ()
+    name: str = "sweep"
+    base_dir: Path | None = field(default=None, compare=False)  # where relative workload paths start
+
+    # -- reading -----------------------------------------------------------------------
+    def values(self, axis: str) -> tuple[str, ...]:
+        """The values of an axis, by its spec key ("profiles") or column ("profile")."""
+        key = BY_COLUMN[axis].key if axis in BY_COLUMN else axis
+        return dict(self.axes)[key]
+
+    def __getattr__(self, name: str):
+        # spec.workloads, spec.profiles, spec.bases, ...: every declared axis, by its key.
+        if name in AXIS_KEYS:
+            return self.values(name)
+        raise AttributeError(name)
+
+    def all_profiles(self) -> dict[str, Profile]:
+        profiles = {**BUILTIN_PROFILES, **self.custom_profiles}
+        if self.all_packages:
+            profiles = {name: replace(p, all_packages=True) for name, p in profiles.items()}
+        return profiles
+
+    def exclude_rules(self) -> list[dict[str, str]]:
+        return [dict(rule) for rule in self.excludes]
+
+    # -- loading -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, source: SweepSpec | Mapping | str | Path) -> SweepSpec:
+        """A spec from a SweepSpec, a dict, a TOML path, or a built-in spec name."""
+        if isinstance(source, SweepSpec):
+            return source
+        if isinstance(source, Mapping):
+            return cls.from_dict(dict(source))
+        return cls.from_toml(source)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SweepSpec:
+        data, base_dir = read_toml(path)
+        return cls.from_dict(data, base_dir=base_dir)
+
+    @classmethod
+    def from_parameters(cls, namespace: Mapping[str, Any], spec: str | Path | None = None) -> SweepSpec:
+        """A spec from a notebook's variables: every spec key defined (and not None) in
+        ``namespace``, over the TOML spec ``spec`` when given. Papermill injects any ``-p``
+        name, so every axis and setting can be overridden without listing it in the notebook."""
+        data, base_dir = read_toml(spec) if spec else ({}, None)
+        data.update({k: namespace[k] for k in KNOWN_KEYS if namespace.get(k) is not None})
+        return cls.from_dict(data, base_dir=base_dir)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base_dir: Path | None = None) -> SweepSpec:
+        """Validate ``data`` (TOML tables, papermill parameters) into a spec."""
+        if not isinstance(data, dict):
+            raise SpecError(f"a spec must be a table of settings, not {type(data).__name__}")
+        for key in data:
+            if key not in KNOWN_KEYS:
+                raise SpecError(f"unknown spec key {key!r}{did_you_mean(key, KNOWN_KEYS)}; "
+                                f"valid keys: {', '.join(KNOWN_KEYS)}")
+        axes = []
+        for ax in AXES:
+            if ax.default is None and ax.key not in data:
+                raise SpecError(f"the spec needs a '{ax.key}' axis ({ax.description}), "
+                                f"e.g. {ax.key} = [\"hello\"]")
+            axes.append((ax.key, tuple(_axis(data, ax.key, ax.default))))
+        settings = {name: _setting(data, name) for name in SETTINGS}
+        for name in TOGGLES:
+            if not isinstance(data.get(name, False), bool):
+                raise SpecError(f"{name} must be true or false, got {data[name]!r}")
+            settings[name] = data.get(name, False)
+        custom = {name: custom_profile(name, table) for name, table in _table(data, "custom_profiles").items()}
+        clash = set(custom) & set(BUILTIN_PROFILES)
+        if clash:
+            raise SpecError(f"custom profile names clash with built-in profiles: {sorted(clash)}")
+        spec = cls(
+            axes=tuple(axes),
+            **settings,
+            custom_profiles=dict(sorted(custom.items())),
+            excludes=tuple(tuple(sorted(rule.items())) for rule in _excludes(data.get("excludes", []))),
+            name=str(data.get("name", "sweep")),
+            base_dir=base_dir,
+        )
+        spec._check_values()
+        return spec
+
+    # -- validation ----------------------------------------------------------------------
+    def _check_values(self) -> None:
+        for ax in AXES:
+            for value in self.values(ax.key):
+                ax.check(value, self)
+        # An exclude that names a value the spec does not sweep excludes nothing: a typo.
+        for rule in self.exclude_rules():
+            for column, value in rule.items():
+                listed = self.values(column)
+                if value not in listed:
+                    raise SpecError(f"exclude {rule!r}: {column} {value!r} is not in this spec's "
+                                    f"{BY_COLUMN[column].key}{did_you_mean(value, listed)}; "
+                                    f"listed: {', '.join(listed)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, TOML-shaped dict: stored in the manifest and compared on resume."""
+        out: dict[str, Any] = {key: list(values) for key, values in self.axes}
+        out.update({name: getattr(self, name) for name in (*SETTINGS, *TOGGLES) if getattr(self, name) is not None})
+        out["custom_profiles"] = {
+            name: {k: v for k, v in asdict(p).items() if k != "name"} for name, p in self.custom_profiles.items()
+        }
+        for table in out["custom_profiles"].values():
+            table["flags"] = list(table["flags"])
+            table["env"] = dict(table["env"])
+        out["excludes"] = self.exclude_rules()
+        out["name"] = self.name
+        return out
+
+
+def read_toml(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """The table in a spec file (or a built-in spec, by name) and the directory it is in."""
+    path = Path(path)
+    if not path.exists() and (BUILTIN_SPECS_DIR / f"{path.name}.toml").exists():
+        path = BUILTIN_SPECS_DIR / f"{path.name}.toml"  # "default" names the built-in spec
+    if not path.is_file():
+        builtin = sorted(p.stem for p in BUILTIN_SPECS_DIR.glob("*.toml"))
+        raise SpecError(f"spec file {str(path)!r} not found; built-in specs: {', '.join(builtin)}")
+    try:
+        return tomllib.loads(path.read_text()), path.parent.resolve()
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _axis(data: dict, key: str, default: tuple[str, ...] | None) -> list[str]:
+    if key not in data:
+        return list(default or ())
+    values = data[key]
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        raise SpecError(f"axis {key!r} must be a list of names, got {values!r}")
+    if not values:
+        raise SpecError(f"axis {key!r} is empty: give at least one value or leave the key out")
+    dupes = sorted({v for v in values if list(values).count(v) > 1})
+    if dupes:
+        raise SpecError(f"axis {key!r} lists {dupes} more than once")
+    return list(values)
+
+
+def _setting(data: dict, name: str):
+    setting = SETTINGS[name]
+    value = data.get(name, setting.default)
+    if value is None and setting.optional:
+        return None
+    kind = setting.kind
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise SpecError(f"{name} must be a {'whole ' if kind is int else ''}number, got {value!r}")
+    if not setting.low <= value <= setting.high:
+        raise SpecError(f"{name} must be between {setting.low:g} and {setting.high:g}, got {value!r}")
+    return kind(value)
+
+
+def _table(data: dict, name: str) -> dict:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise SpecError(f"{name} must be a table")
+    return table
+
+
+def _excludes(items) -> list[dict[str, str]]:
+    """Each exclude is a partial variant: {profile = "static", target = "linux/arm64"}."""
+    if not isinstance(items, list):
+        raise SpecError("excludes must be a list of tables, e.g. excludes = [{profile = \"static\"}]")
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or not item:
+            raise SpecError(f"each exclude must be a non-empty table, got {item!r}")
+        for key, value in item.items():
+            if key not in BY_COLUMN:
+                raise SpecError(f"exclude key {key!r}{did_you_mean(key, BY_COLUMN)}; valid: {sorted(BY_COLUMN)}")
+            if not isinstance(value, str):
+                raise SpecError(f"exclude {key} = {value!r}: the value must be a name (a string)")
+        out.append(dict(item))
+    return out

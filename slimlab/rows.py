@@ -1,0 +1,97 @@
+"""Stage outcomes -> result columns, in one place.
+
+Every column a sweep writes goes through a ``Row``, which refuses a name the results
+schema does not declare: a misspelt column fails where it is written, not when the
+frame is built from the journal later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .build import BuildOutcome
+from .model import TARGETS, Variant
+from .postlink import PostlinkOutcome
+from .results_schema import RESULT_SCHEMA, SCHEMA_VERSION
+from .toolchains import ToolchainInfo
+
+
+class Row(dict):
+    """One result row under construction: a dict that only takes schema columns."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in RESULT_SCHEMA:
+            from .errors import did_you_mean
+
+            raise KeyError(f"{key!r} is not a results column{did_you_mean(key, RESULT_SCHEMA)}")
+        super().__setitem__(key, value)
+
+    def update(self, *args, **kwargs) -> None:  # dict.update bypasses __setitem__
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+
+def base_row(run_id: str, variant: Variant, info: ToolchainInfo | None, host: str) -> Row:
+    """What every row carries, whatever its status: its axes and where it was measured."""
+    from .model import get_chain
+
+    row = Row()
+    row.update(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        variant_key=variant.key,
+        **variant.axes(),
+        toolchain_version=info.version if info else None,
+        upx_level=get_chain(variant.postlink).upx_level,
+        postlink_steps=list(get_chain(variant.postlink).steps),
+        emulated=not TARGETS[variant.target].is_native,
+        host=host,
+        measured_at=None,
+    )
+    return row
+
+
+def build_columns(built: BuildOutcome) -> dict[str, Any]:
+    return {
+        "build_seconds": built.seconds,
+        "build_cached": built.cached,
+        "flags": list(built.flags),
+        "build_env": list(built.profile_env),
+    }
+
+
+def postlink_columns(linked: PostlinkOutcome) -> dict[str, Any]:
+    """What the chain did (see results_schema)."""
+    upx = linked.upx_step
+    return {
+        "size_before_postlink_bytes": linked.size_before,
+        "postlink_step_bytes": [s.size_after for s in linked.steps if s.size_after is not None],
+        "postlink_step_seconds": [s.seconds for s in linked.steps],
+        "postlink_seconds": linked.seconds,
+        "postlink_cached": linked.cached,
+        "postlink_removed_sections": sorted({n for s in linked.steps for n in s.removed_sections}),
+        "upx_test_ok": upx.upx_test_ok if upx else None,
+        "upx_ratio": (upx.size_after / upx.size_before) if upx and upx.size_after else None,
+    }
+
+
+def summary_columns(samples: list[dict]) -> dict[str, Any]:
+    """Medians and spread of a variant's timed samples."""
+    from .measure import summarize
+
+    startup = summarize([s["startup_ms"] for s in samples])
+    rss = summarize([s["peak_rss_kib"] for s in samples])
+    ready = summarize([s["ready_rss_kib"] for s in samples])
+    nivcsw = summarize([s.get("nivcsw") for s in samples])
+    return {
+        "startup_n": startup["n"],
+        "startup_ms_median": startup["median"],
+        "startup_ms_iqr": startup["iqr"],
+        "startup_ms_min": startup["min"],
+        "startup_ms_max": startup["max"],
+        "peak_rss_kib_median": rss["median"],
+        "peak_rss_kib_iqr": rss["iqr"],
+        "peak_rss_kib_max": rss["max"],
+        "ready_rss_kib_median": ready["median"],
+        "nivcsw_median": nivcsw["median"],
+    }
