@@ -312,12 +312,6 @@ def test_display_report_emits_plain_html(monkeypatch, full_frame):
 
 # --- rendered in a browser --------------------------------------------------------
 
-needs_chromium = pytest.mark.skipif(
-    browser.chromium_path() is None, reason="chromium is not installed (/usr/bin/chromium)"
-)
-
-
-@needs_chromium
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["full", "empty", "all_failed", "null_measurements"])
 def test_report_renders_every_figure(name, tmp_path, full_frame, all_failed_frame,
@@ -334,7 +328,6 @@ def test_report_renders_every_figure(name, tmp_path, full_frame, all_failed_fram
     assert not PWNED.search(dom)
 
 
-@needs_chromium
 @pytest.mark.slow
 def test_hostile_labels_render_as_text_and_run_nothing(tmp_path, full_frame):
     path = write_report(full_frame, tmp_path / "report.html", HOSTILE_TITLE, HOSTILE_MANIFEST)
@@ -397,10 +390,9 @@ def test_run_notebook_exports_a_report_that_renders(tmp_path, full_frame, kernel
     # No script fetched from the network (nbconvert's require.js/MathJax are switched off;
     # its mermaid loader stays, but only imports when a page has mermaid diagrams).
     assert not re.search(r"<script[^>]*\bsrc=[\"']?https?:", text)
-    if browser.chromium_path() is not None:
-        dom = browser.dump_dom(out)
-        assert browser.count_rendered_plots(dom) == N_FIGURES
-        assert not PWNED.search(dom)
+    dom = browser.dump_dom(out)
+    assert browser.count_rendered_plots(dom) == N_FIGURES
+    assert not PWNED.search(dom)
 
 
 @pytest.mark.slow
@@ -454,5 +446,4 @@ def test_report_notebook_renders_a_real_run(tiny_run, tmp_path, kernel_env):
     )
     text = out.read_text(encoding="utf-8")
     assert text.count(PLOTLYJS_MARKER) == 1 and "tiny run" in text
-    if browser.chromium_path() is not None:
-        assert browser.count_rendered_plots(browser.dump_dom(out)) == N_FIGURES
+    assert browser.count_rendered_plots(browser.dump_dom(out)) == N_FIGURES

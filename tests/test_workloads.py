@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from artifacts import built
+from conftest import require
 
 import slimlab
 from slimlab import workloads
@@ -165,9 +166,7 @@ def test_grpc_health_check_reports_an_unserved_port():
 
 
 def test_with_a_real_redis_health_says_pong(tmp_path, builtin_rows):
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    redis_server = require("redis-server", "apt-get install redis-server")
     port = closed_loopback_port()
     server = subprocess.Popen([redis_server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
