@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +24,23 @@ def slimlab_cache(tmp_path_factory) -> Path:
     cache = tmp_path_factory.mktemp("slimlab-cache")
     os.environ["SLIMLAB_CACHE"] = str(cache)
     return cache
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_launch_nothing(request, monkeypatch):
+    """A test marked ``unit`` (the `make test-fast` tier) promises to run no program: hold it to that.
+
+    Every launch in slimlab and in these tests goes through subprocess.Popen, so refusing
+    its child creation catches compilers, tools, pip (the network) and the CLI alike. Module
+    and session fixtures (``tiny_run``) are set up before this one, so a unit test takes none.
+    """
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(self, args, *rest, **kwargs):
+        raise AssertionError(f"a unit test launched {args!r}: drop its `unit` mark or the launch")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
 
 
 # TinyGo and Gollvm have no Debian 12 package, so scripts/setup.sh cannot install them: a

@@ -51,6 +51,7 @@ def check(workload: str | Workload, binary: Path, runner=NATIVE, timeout_s: floa
 # --- the chain registry ------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_chain_names_parse_into_steps():
     assert postlink.get_chain("none").steps == ()
     chain = postlink.get_chain("strip+objcopy+upx-9")
@@ -62,6 +63,7 @@ def test_chain_names_parse_into_steps():
         assert postlink.get_chain(f"upx-{n}").steps == (f"upx-{n}",)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name, suggestion", [
     ("upx9", "upx-9"), ("stirp", "strip"), ("upx-9+strip", None), ("strip+strip-debug", None), ("upx-10", None),
 ])
@@ -74,6 +76,7 @@ def test_unknown_chains_are_spec_errors_with_a_suggestion(name, suggestion):
         assert f"(did you mean {suggestion!r}?)" in message
 
 
+@pytest.mark.unit
 def test_spec_validation_uses_the_chain_registry():
     with pytest.raises(SpecError, match=r"did you mean 'upx-lzma'"):
         slimlab.SweepSpec.from_dict({"workloads": ["hello"], "postlink": ["upx-lzmaa"]})
@@ -335,6 +338,7 @@ def test_upx_panel_ratios_are_against_the_same_builds_none(chain_run):
     assert sorted(upx[0].text) == ["strip+upx-1", "upx-1"]
 
 
+@pytest.mark.unit
 def test_upx_panel_needs_a_none_row_of_the_same_build():
     rows = [
         {"run_id": "r", "workload": "w", "toolchain": "go", "profile": "p", "target": "t", "postlink": chain,

