@@ -16,12 +16,13 @@ ifneq ($(wildcard /usr/local/go/bin/go),)
 export PATH := $(PATH):/usr/local/go/bin
 endif
 
-.PHONY: help setup demo test bench clean distclean
+.PHONY: help setup demo test test-fast bench clean distclean
 
 help:
 	@echo "make setup      install system packages, UPX, docker.io and .venv (idempotent)"
 	@echo "make demo       setup, run the default sweep, write $(REPORT)"
 	@echo "make test       setup, run the test suite"
+	@echo "make test-fast  run only the pure-logic tests (marker 'unit'): seconds, no tools run"
 	@echo "make bench      run benchmarks/sweep_throughput.py"
 	@echo "make clean      remove caches and the demo report"
 	@echo "make distclean  clean, and remove .venv"
@@ -44,6 +45,10 @@ demo: setup
 
 test: setup
 	$(PYTHON) -m pytest -q tests
+
+# No setup: the unit tier needs only .venv, and it must stay quick to run after each change.
+test-fast:
+	$(PYTHON) -m pytest -q -m unit tests
 
 bench: setup
 	$(PYTHON) benchmarks/sweep_throughput.py

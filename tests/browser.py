@@ -1,7 +1,7 @@
 """Headless Chromium as a test helper: load a page offline, return the DOM after scripts ran.
 
 Used to prove that a report renders (plotly drew its SVGs) and that hostile labels stay
-text. Tests skip when no Chromium is installed.
+text. scripts/setup.sh installs Chromium, so a test that needs it fails without it (never skips).
 """
 
 from __future__ import annotations
@@ -12,15 +12,21 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_SECONDS = 120
 
 
-def chromium_path() -> str | None:
-    """The Chromium binary to use, or None when there is none."""
+def chromium_path() -> str:
+    """The Chromium binary to use; fails the calling test when there is none."""
     if Path(CHROMIUM).exists():
         return CHROMIUM
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.fail("chromium is not installed (apt-get install chromium); `make setup` installs it",
+                    pytrace=False)
+    return found
 
 
 def _argv(binary: str, profile_dir: str) -> list[str]:
@@ -42,8 +48,6 @@ def _argv(binary: str, profile_dir: str) -> list[str]:
 def dump_dom(html_path: str | Path) -> str:
     """Load ``html_path`` in headless Chromium and return the serialized DOM after scripts."""
     binary = chromium_path()
-    if binary is None:
-        raise FileNotFoundError("chromium is not installed")
     url = Path(html_path).resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="slimlab-chromium-") as profile:
         result = subprocess.run(
@@ -63,8 +67,6 @@ def dump_dom(html_path: str | Path) -> str:
 def screenshot(html_path: str | Path, png_path: str | Path, size: str = "1400,3000") -> Path:
     """Save a PNG of the rendered page (for looking at a report by eye)."""
     binary = chromium_path()
-    if binary is None:
-        raise FileNotFoundError("chromium is not installed")
     with tempfile.TemporaryDirectory(prefix="slimlab-chromium-") as profile:
         subprocess.run(
             [

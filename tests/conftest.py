@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,11 +26,66 @@ def slimlab_cache(tmp_path_factory) -> Path:
     return cache
 
 
+@pytest.fixture(autouse=True)
+def unit_tests_launch_nothing(request, monkeypatch):
+    """A test marked ``unit`` (the `make test-fast` tier) promises to run no program: hold it to that.
+
+    Every launch in slimlab and in these tests goes through subprocess.Popen, so refusing
+    its child creation catches compilers, tools, pip (the network) and the CLI alike. Module
+    and session fixtures (``tiny_run``) are set up before this one, so a unit test takes none.
+    """
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(self, args, *rest, **kwargs):
+        raise AssertionError(f"a unit test launched {args!r}: drop its `unit` mark or the launch")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
+# TinyGo and Gollvm have no Debian 12 package, so scripts/setup.sh cannot install them: a
+# test that needs one skips without it. Every other tool is setup's job, so its absence is a
+# broken set-up and the test fails: a skip would let a missing tool pass as a green suite.
+NOT_INSTALLED_BY_SETUP = frozenset({"tinygo", "llvm-goc"})
+
+
 def require(tool: str, install: str) -> str:
+    """The path of ``tool``; fails the test when it is missing (skips for TinyGo and Gollvm)."""
     path = shutil.which(tool)
     if path is None:
-        pytest.skip(f"{tool} is not installed ({install}); `make test` installs it")
+        if tool in NOT_INSTALLED_BY_SETUP:
+            pytest.skip(f"{tool} is not installed ({install}); scripts/setup.sh does not install it")
+        pytest.fail(f"{tool} is not installed ({install}); `make setup` installs it", pytrace=False)
     return path
+
+
+def path_without(tools: set[str] | frozenset[str], into: Path) -> str:
+    """A PATH of one directory linking every program of $PATH except ``tools``.
+
+    Lets a test see how slimlab behaves when a tool is absent on a machine where it is
+    installed, instead of skipping there.
+    """
+    into.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            target = into / entry.name
+            if entry.name not in tools and not target.exists() and os.access(entry.path, os.X_OK):
+                target.symlink_to(entry.path)
+    return str(into)
+
+
+@pytest.fixture
+def hide_tools(monkeypatch, tmp_path):
+    """``hide_tools("upx", ...)``: set PATH so that ``shutil.which`` finds none of them."""
+
+    def hide(*tools: str) -> None:
+        monkeypatch.setenv("PATH", path_without(set(tools), tmp_path / "path-without"))
+        for tool in tools:
+            assert shutil.which(tool) is None, f"{tool} is still found outside PATH"
+
+    return hide
 
 
 @pytest.fixture(scope="session")

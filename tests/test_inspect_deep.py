@@ -264,6 +264,7 @@ def test_build_info_facts_of_known_builds(module_with_dependency):
     assert deps.main.path == "example.com/app"
 
 
+@pytest.mark.unit
 def test_build_info_quoting_rules():
     info = buildinfo.parse("go1.22.0", "\n".join([
         "path\tx/cmd", "mod\tx\t(devel)\t", "dep\ty\tv1.0.0\th1:abc=", "=>\tz\tv2.0.0\th1:def=",
@@ -283,6 +284,7 @@ def test_gccgo_and_c_have_no_go_build_info(binaries):
 # --- size per Go package -------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("symbol, package", [
     ("net/http.(*Server).Serve", "net/http"),
     ("main.main", "main"),
@@ -363,6 +365,7 @@ def test_package_figures(tiny_run):
 HOSTILE = "<img src=x onerror=alert(1)>/pkg"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("make", [figures.hardening_table, figures.package_treemap, figures.package_diff_bars,
                                   figures.postlink_panel])
 def test_new_figures_cope_with_empty_and_hostile_frames(make):

@@ -6,10 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.unit
+
 
 
 def test_import_contracts_hold():

@@ -52,6 +52,7 @@ def check(workload: str | Workload, binary: Path, runner=NATIVE, timeout_s: floa
 # --- the chain registry ------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_chain_names_parse_into_steps():
     assert postlink.get_chain("none").steps == ()
     chain = postlink.get_chain("strip+objcopy+upx-9")
@@ -63,6 +64,7 @@ def test_chain_names_parse_into_steps():
         assert postlink.get_chain(f"upx-{n}").steps == (f"upx-{n}",)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name, suggestion", [
     ("upx9", "upx-9"), ("stirp", "strip"), ("upx-9+strip", None), ("strip+strip-debug", None), ("upx-10", None),
 ])
@@ -75,6 +77,7 @@ def test_unknown_chains_are_spec_errors_with_a_suggestion(name, suggestion):
         assert f"(did you mean {suggestion!r}?)" in message
 
 
+@pytest.mark.unit
 def test_spec_validation_uses_the_chain_registry():
     with pytest.raises(SpecError, match=r"did you mean 'upx-lzma'"):
         slimlab.SweepSpec.from_dict({"workloads": ["hello"], "postlink": ["upx-lzmaa"]})
@@ -277,22 +280,9 @@ def test_upx_arm64_go_binary_fails_only_in_a_crowded_environment(tmp_path):
     check("hello", binary.binary, runner=runner_for(TARGETS["linux/arm64"]), timeout_s=60)
 
 
-def _path_without(tool: str, into: Path) -> str:
-    """A PATH dir with every program of $PATH linked into it, except ``tool``."""
-    into.mkdir()
-    for directory in os.environ["PATH"].split(os.pathsep):
-        if not os.path.isdir(directory):
-            continue
-        for entry in os.scandir(directory):
-            target = into / entry.name
-            if entry.name != tool and not target.exists() and os.access(entry.path, os.X_OK):
-                target.symlink_to(entry.path)
-    return str(into)
-
-
-def test_missing_upx_makes_unsupported_rows_that_say_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", _path_without("upx", tmp_path / "bin"))
-    assert shutil.which("upx") is None and shutil.which("go") is not None
+def test_missing_upx_makes_unsupported_rows_that_say_how_to_install(tmp_path, hide_tools):
+    hide_tools("upx")
+    assert shutil.which("go") is not None
     reason = postlink.unsupported_reason(postlink.get_chain("strip+upx-9"))
     assert "needs upx" in reason and "make setup" in reason and "bookworm-backports upx-ucl" in reason
     assert postlink.unsupported_reason(postlink.get_chain("strip")) is None
@@ -349,6 +339,7 @@ def test_upx_panel_ratios_are_against_the_same_builds_none(chain_run):
     assert sorted(upx[0].text) == ["strip+upx-1", "upx-1"]
 
 
+@pytest.mark.unit
 def test_upx_panel_needs_a_none_row_of_the_same_build():
     rows = [
         {"run_id": "r", "workload": "w", "toolchain": "go", "profile": "p", "target": "t", "postlink": chain,

@@ -10,6 +10,9 @@ import plotly.graph_objects as go
 import polars as pl
 import pytest
 
+from browser import dump_dom
+from conftest import path_without, require
+
 from slimlab import probe, toolchains
 from slimlab.report import figures
 from slimlab.build import default_cache_dir
@@ -110,19 +113,16 @@ def test_wrong_output_is_a_check_failure():
     assert "expected output 'jobs=1\\n'" in row["error"]
 
 
-def test_missing_toolchain_gets_not_installed_rows():
-    missing = [name for name in ("gollvm", "tinygo") if toolchains.get(name).detect() is None]
-    if not missing:
-        pytest.skip("gollvm and tinygo are both installed")
-    df = probe.run_probes(missing[:1])
+def test_missing_toolchain_gets_not_installed_rows(hide_tools):
+    hide_tools("tinygo")  # absent even where it is installed: the test is about its absence
+    df = probe.run_probes(["tinygo"])
     assert df.height == len(probe.PROBES)
     assert df["passed"].null_count() == df.height and df["toolchain_version"].null_count() == df.height
     assert df["error"].str.starts_with("not installed: ").all()
 
 
-def test_gccgo_matrix_when_installed():
-    if toolchains.get("gccgo").detect() is None:
-        pytest.skip("gccgo is not installed (apt-get install gccgo)")
+def test_gccgo_matrix():
+    require("gccgo", "apt-get install gccgo")
     df = probe.run_probes(["gccgo"])
     log.info("capability matrix, gccgo:\n%s", df.select("probe", "passed", "stage", "error"))
     assert df["probe"].to_list() == probe.probe_names()
@@ -132,6 +132,7 @@ def test_gccgo_matrix_when_installed():
     assert (df["passed"] == df["error"].is_null()).all()
 
 
+@pytest.mark.unit
 def test_unknown_probe_name_is_a_spec_error():
     with pytest.raises(SpecError, match="did you mean 'goroutines'"):
         probe.run_probes(["go"], probes=["gorutines"])
@@ -151,11 +152,10 @@ def mixed_frame(go_frame, tmp_path_factory) -> pl.DataFrame:
                                  '\tos.Exit(3)\n}\n')
     hostile = probe.Probe("<i>hostile</i>", str(src), Profile("probe"), "prints HTML", probe._expect("ok\n"))
     failing = pl.DataFrame([probe.run_probe(*host_go(), hostile, default_cache_dir())], schema=probe.SCHEMA)
-    frames = [go_frame, failing]
-    missing = [name for name in ("gollvm", "tinygo") if toolchains.get(name).detect() is None]
-    if missing:
-        frames.append(probe.run_probes(missing[:1], probes=["goroutines"]))
-    return pl.concat(frames)
+    with pytest.MonkeyPatch.context() as patch:  # a not-installed row, whether or not TinyGo is here
+        patch.setenv("PATH", path_without({"tinygo"}, tmp / "path-without-tinygo"))
+        not_installed = probe.run_probes(["tinygo"], probes=["goroutines"])
+    return pl.concat([go_frame, failing, not_installed])
 
 
 def test_heatmap_cells_colours_and_escaping(mixed_frame):
@@ -172,17 +172,13 @@ def test_heatmap_cells_colours_and_escaping(mixed_frame):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in hover and "<script>" not in hover
     assert "&lt;b&gt;bold&lt;/b&gt;" in hover
     assert "failed at run" in hover
-    if mixed_frame["passed"].null_count():
-        assert 0.5 in values and "not installed" in hover
+    assert 0.5 in values and "not installed" in hover
 
 
 def test_heatmap_renders_offline_in_a_browser(mixed_frame, tmp_path):
-    browser = pytest.importorskip("browser")
-    if browser.chromium_path() is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
     page = tmp_path / "matrix.html"
     figures.capability_heatmap(mixed_frame).write_html(page, include_plotlyjs=True, full_html=True)
-    dom = browser.dump_dom(page)
+    dom = dump_dom(page)
     assert 'class="hm"' in dom or "heatmaplayer" in dom  # plotly drew the heatmap
     assert "<script>alert(1)</script>" not in dom
     for name in probe.probe_names():

@@ -161,6 +161,7 @@ def null_measurements_frame() -> pl.DataFrame:
 # --- prep -------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_labels_are_escaped_unique_and_readable(full_frame):
     labelled = prep.with_labels(full_frame)
     assert labelled["plot_label"].is_unique().all()
@@ -175,6 +176,7 @@ def test_labels_are_escaped_unique_and_readable(full_frame):
     assert first["plot_label"][0] == "hello · gc · default · linux/amd64 · none"
 
 
+@pytest.mark.unit
 def test_labels_disambiguate_the_same_variant_in_two_runs():
     labelled = prep.with_labels(frame([row(run_id="a"), row(run_id="b")]))
     assert labelled["plot_label"].to_list() == [
@@ -183,6 +185,7 @@ def test_labels_disambiguate_the_same_variant_in_two_runs():
     ]
 
 
+@pytest.mark.unit
 def test_sections_leave_out_bss_and_add_up_to_the_file_size(full_frame):
     long = prep.sections(full_frame)
     assert "bss" not in long["section"].to_list()
@@ -190,17 +193,20 @@ def test_sections_leave_out_bss_and_add_up_to_the_file_size(full_frame):
     assert (totals["bytes"] == totals["size_bytes"]).all()
 
 
+@pytest.mark.unit
 def test_measured_plots_use_ok_rows_only(full_frame):
     assert set(prep.sizes(full_frame)["status"]) == {"ok"}
     assert prep.sizes(full_frame).height == full_frame.filter(pl.col("status") == "ok").height
 
 
+@pytest.mark.unit
 def test_status_counts_list_every_status(full_frame):
     counts = dict(prep.status_counts(full_frame).iter_rows())
     assert counts["build_failed"] == 1 and counts["broken"] == 1 and counts["timeout"] == 0
     assert sum(counts.values()) == full_frame.height
 
 
+@pytest.mark.unit
 def test_prep_copes_with_a_frame_missing_columns():
     sparse = pl.DataFrame({"workload": ["hello"], "status": ["ok"], "size_bytes": [1000]})
     assert prep.sizes(sparse).height == 1
@@ -210,6 +216,7 @@ def test_prep_copes_with_a_frame_missing_columns():
 # --- figures ----------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "make", [figures.size_bars, figures.section_bars, figures.startup_scatter,
              figures.rss_bars, figures.results_table],
@@ -228,12 +235,14 @@ def test_every_figure_copes_with_every_frame(make, name, request, all_failed_fra
     fig.to_json()  # serialisable
 
 
+@pytest.mark.unit
 def test_empty_measured_figures_carry_a_note(all_failed_frame):
     fig = figures.size_bars(all_failed_frame)
     assert not fig.data
     assert "No successfully built" in fig.layout.annotations[0].text
 
 
+@pytest.mark.unit
 def test_emulated_points_are_marked(full_frame):
     fig = figures.startup_scatter(full_frame)
     emulated = [t for t in fig.data if "(emulated)" in t.name]
@@ -242,6 +251,7 @@ def test_emulated_points_are_marked(full_frame):
     assert set(emulated[0].text) == {"emulated"}
 
 
+@pytest.mark.unit
 def test_figure_text_is_escaped(full_frame):
     """No trace of any figure carries a raw '<' from the data: plotly would parse it."""
     for fig in [*figures.report_figures(full_frame), figures.results_table(full_frame)]:
@@ -252,6 +262,7 @@ def test_figure_text_is_escaped(full_frame):
 # --- html -------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_report_inlines_plotlyjs_exactly_once_and_loads_nothing(full_frame):
     text = render_report_html(full_frame, "t", HOSTILE_MANIFEST)
     assert text.count(PLOTLYJS_MARKER) == 1
@@ -265,6 +276,7 @@ def test_report_inlines_plotlyjs_exactly_once_and_loads_nothing(full_frame):
     assert not re.search(r"<link[^>]*\bhref=[\"']?https?:", text)
 
 
+@pytest.mark.unit
 def test_report_escapes_every_user_string(full_frame):
     text = render_report_html(full_frame, HOSTILE_TITLE, HOSTILE_MANIFEST)
     for hostile in (HOSTILE_WORKLOAD, HOSTILE_TITLE, _img("reason"), _img("cpu"), _img("runid")):
@@ -274,6 +286,7 @@ def test_report_escapes_every_user_string(full_frame):
     assert "<img" not in text and "</script><script>document" not in text
 
 
+@pytest.mark.unit
 def test_report_shows_header_environment_and_status(full_frame):
     text = render_report_html(full_frame, "My sweep", HOSTILE_MANIFEST)
     assert "<h1>My sweep</h1>" in text
@@ -282,11 +295,13 @@ def test_report_shows_header_environment_and_status(full_frame):
     assert "measured under emulation" in text
 
 
+@pytest.mark.unit
 def test_report_takes_a_list_of_manifests(full_frame):
     text = render_report_html(full_frame, "t", [{"run_id": "a", "k": 1}, {"run_id": "b"}])
     assert text.count("<details open>") == 2
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("df", [pl.DataFrame(schema=RESULT_SCHEMA), pl.DataFrame()])
 def test_empty_report_is_valid(df):
     text = render_report_html(df, "empty")
@@ -295,11 +310,13 @@ def test_empty_report_is_valid(df):
     assert "No rows." in text
 
 
+@pytest.mark.unit
 def test_write_report_creates_parent_dirs(tmp_path, full_frame):
     out = write_report(full_frame, tmp_path / "a" / "b" / "report.html", "t")
     assert out.is_file() and out.read_text(encoding="utf-8").count(PLOTLYJS_MARKER) == 1
 
 
+@pytest.mark.unit
 def test_display_report_emits_plain_html(monkeypatch, full_frame):
     import IPython.display
 
@@ -312,12 +329,6 @@ def test_display_report_emits_plain_html(monkeypatch, full_frame):
 
 # --- rendered in a browser --------------------------------------------------------
 
-needs_chromium = pytest.mark.skipif(
-    browser.chromium_path() is None, reason="chromium is not installed (/usr/bin/chromium)"
-)
-
-
-@needs_chromium
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["full", "empty", "all_failed", "null_measurements"])
 def test_report_renders_every_figure(name, tmp_path, full_frame, all_failed_frame,
@@ -334,7 +345,6 @@ def test_report_renders_every_figure(name, tmp_path, full_frame, all_failed_fram
     assert not PWNED.search(dom)
 
 
-@needs_chromium
 @pytest.mark.slow
 def test_hostile_labels_render_as_text_and_run_nothing(tmp_path, full_frame):
     path = write_report(full_frame, tmp_path / "report.html", HOSTILE_TITLE, HOSTILE_MANIFEST)
@@ -397,10 +407,9 @@ def test_run_notebook_exports_a_report_that_renders(tmp_path, full_frame, kernel
     # No script fetched from the network (nbconvert's require.js/MathJax are switched off;
     # its mermaid loader stays, but only imports when a page has mermaid diagrams).
     assert not re.search(r"<script[^>]*\bsrc=[\"']?https?:", text)
-    if browser.chromium_path() is not None:
-        dom = browser.dump_dom(out)
-        assert browser.count_rendered_plots(dom) == N_FIGURES
-        assert not PWNED.search(dom)
+    dom = browser.dump_dom(out)
+    assert browser.count_rendered_plots(dom) == N_FIGURES
+    assert not PWNED.search(dom)
 
 
 @pytest.mark.slow
@@ -413,6 +422,7 @@ def test_run_notebook_failure_says_where_the_notebook_is(tmp_path, kernel_env):
     assert executed.is_file() and not (tmp_path / "bad.html").exists()
 
 
+@pytest.mark.unit
 def test_run_notebook_never_overwrites_its_source(tmp_path):
     nb = _notebook(tmp_path / "report.ipynb", ["x = 1"])
     from slimlab.notebook import _executed_path
@@ -420,11 +430,13 @@ def test_run_notebook_never_overwrites_its_source(tmp_path):
     assert _executed_path(nb, tmp_path / "report.html", None) == tmp_path / "report.executed.ipynb"
 
 
+@pytest.mark.unit
 def test_run_notebook_missing_notebook(tmp_path):
     with pytest.raises(SlimlabError, match="not found"):
         run_notebook(tmp_path / "nope.ipynb", {}, None)
 
 
+@pytest.mark.unit
 def test_report_notebook_is_parameterised():
     nb = json.loads((REPO / "notebooks" / "report.ipynb").read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
@@ -436,6 +448,7 @@ def test_report_notebook_is_parameterised():
     assert "display_path_report(run_path, title)" in body
 
 
+@pytest.mark.unit
 def test_labels_number_true_duplicates():
     labelled = prep.with_labels(frame([row(), row()]))
     assert labelled["plot_label"].to_list() == [
@@ -454,5 +467,4 @@ def test_report_notebook_renders_a_real_run(tiny_run, tmp_path, kernel_env):
     )
     text = out.read_text(encoding="utf-8")
     assert text.count(PLOTLYJS_MARKER) == 1 and "tiny run" in text
-    if browser.chromium_path() is not None:
-        assert browser.count_rendered_plots(browser.dump_dom(out)) == N_FIGURES
+    assert browser.count_rendered_plots(browser.dump_dom(out)) == N_FIGURES

@@ -7,6 +7,8 @@ import pytest
 from slimlab import SweepSpec, SpecError, expand
 from slimlab.model import BUILTIN_PROFILES
 
+pytestmark = pytest.mark.unit  # pure logic: the `make test-fast` tier
+
 BASE = {"workloads": ["hello"], "profiles": ["default"]}
 
 

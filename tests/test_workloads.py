@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from artifacts import built
+from conftest import require
 
 import slimlab
 from slimlab import workloads
@@ -104,6 +105,7 @@ def test_grpc_redis_is_the_heavy_one(builtin_rows):
     assert builtin_rows["grpc-redis"]["ready_rss_kib_median"] > 0  # a server: RSS once healthy
 
 
+@pytest.mark.unit
 def test_builtin_manifests_load():
     grpc = workloads.resolve("grpc-redis")
     assert grpc.kind == "server" and grpc.grpc_health and grpc.uses_grpc_addr
@@ -165,9 +167,7 @@ def test_grpc_health_check_reports_an_unserved_port():
 
 
 def test_with_a_real_redis_health_says_pong(tmp_path, builtin_rows):
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    redis_server = require("redis-server", "apt-get install redis-server")
     port = closed_loopback_port()
     server = subprocess.Popen([redis_server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -197,6 +197,7 @@ def user_workload(tmp_path: Path, manifest: str) -> Path:
     return tmp_path
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("manifest, message", [
     ('kind = "server"\nargs = ["-addr", "{addr}"]\ngrpc_health = true\n', "needs {grpc_addr}"),
     ('kind = "cli"\ngrpc_health = true\n', 'needs kind = "server"'),
@@ -210,6 +211,7 @@ def test_bad_grpc_manifests_are_spec_errors(tmp_path, manifest, message):
         workloads.resolve(str(user_workload(tmp_path, manifest)))
 
 
+@pytest.mark.unit
 def test_grpc_addr_may_come_through_the_environment(tmp_path):
     wl = workloads.resolve(str(user_workload(
         tmp_path, 'kind = "server"\nargs = ["-addr", "{addr}"]\nenv = { GRPC_ADDR = "{grpc_addr}" }\n'
