@@ -210,6 +210,9 @@ def inspect_binary(path: Path, build_paths: Iterable[str | Path] | None = None) 
     row: dict = {"size_bytes": os.stat(path).st_size}
     for group in SECTION_GROUPS:
         row[f"section_{group}_bytes"] = sum(s.size for s in secs if s.group == group)
+    # The groups above add sections up; the sections themselves stay for a reader to check
+    # against `readelf -S`.
+    row["sections"] = [{"name": s.name, "type": s.type, "size_bytes": s.size, "group": s.group} for s in secs]
     names = {s.name for s in secs}
     packed = is_upx_packed(path)
     with open(path, "rb") as fh:

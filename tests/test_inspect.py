@@ -36,6 +36,8 @@ def test_sections_and_sizes_match_readelf(workload, profile):
     assert row["size_bytes"] == os.stat(path).st_size
     theirs = readelf_sections(path)
     assert [(s.name, s.size) for s in sections(path)] == [(name, size) for name, _, size in theirs]
+    # The stored per-section table is readelf's, section for section.
+    assert [(s["name"], s["size_bytes"]) for s in row["sections"]] == [(name, size) for name, _, size in theirs]
     # Every group total equals readelf's sizes summed the same way.
     for group in SECTION_GROUPS:
         expected = sum(size for name, kind, size in theirs

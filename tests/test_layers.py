@@ -9,7 +9,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-
 def test_import_contracts_hold():
     lint = Path(sys.executable).with_name("lint-imports")
     assert lint.is_file(), "import-linter is a test dependency: make setup installs it"

@@ -14,6 +14,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from slimlab.report import prep
+from slimlab.results_schema import SECTION_GROUP_MEMBERS
 
 # A workload keeps its colour in every figure of a report.
 WORKLOAD_PALETTE = qualitative.Plotly
@@ -28,6 +29,11 @@ SECTION_COLORS = {
     prep.UNATTRIBUTED: "#BAB0AC",
 }
 SECTION_NAMES = {
+    # A group holds more than its name says (results_schema.SECTION_GROUP_MEMBERS); the
+    # hover lists every member, the legend names the surprising ones.
+    "text": "text (+ .plt, .init, .fini)",
+    "rodata": "rodata (+ .typelink, .itablink, .go.buildinfo, ...)",
+    "data": "data (+ .got, .dynamic, ...)",
     "pclntab": "pclntab (Go line/func tables)",
     "symtab": "symtab + strtab",
     "dwarf": "DWARF debug info",
@@ -201,6 +207,10 @@ def startup_scatter(df: pl.DataFrame) -> go.Figure:
     return _layout(fig, title, 520, legend_title="workload")
 
 
+def _members(section: str) -> str:
+    return SECTION_GROUP_MEMBERS.get(section, "file bytes no section header accounts for")
+
+
 def section_bars(df: pl.DataFrame) -> go.Figure:
     """ELF file bytes per section, stacked per variant. bss takes no file bytes: not shown."""
     title = "ELF sections per variant (file bytes; bss is memory-only and not shown)"
@@ -221,7 +231,8 @@ def section_bars(df: pl.DataFrame) -> go.Figure:
             customdata=list(zip(part["bytes"], part["plot_share"])),
             hovertemplate=(
                 f"%{{y}}<br>{section}: %{{customdata[0]:,}} bytes"
-                " (%{customdata[1]:.1%} of the file)<extra></extra>"
+                " (%{customdata[1]:.1%} of the file)"
+                f"<br>{html.escape(_members(section))}<extra></extra>"
             ),
         )
     fig.update_yaxes(**_category_axis(data))
