@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import proc
+from . import cache, proc
 from .paths import default_cache_dir  # noqa: F401 - re-exported for callers
 from .profiles import Profile
 from .targets import Target
@@ -63,16 +61,13 @@ def build(
     placeholder = Path("/OUT") / binary_name  # the output path must not change the key
     command = toolchain.build_command(workload.source_dir, profile, target, placeholder)
     key = cache_key(workload, info, command.argv[1:], command.env, target)
-    entry = cache_dir / "artifacts" / key[:2] / key
-    meta_path = entry / "meta.json"
-    if meta_path.is_file() and (entry / binary_name).is_file():
-        meta = json.loads(meta_path.read_text())
+    entry = cache.entry(cache_dir, "artifacts", key)
+    meta = cache.lookup(entry, binary_name)
+    if meta is not None:
         return BuildOutcome(True, entry / binary_name, meta["seconds"], True, command.flags, command.profile_env)
 
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=entry.parent))
-    try:
-        out = staging / binary_name
+    with cache.store(entry) as staging:
+        out = staging.path / binary_name
         argv = [out.as_posix() if a == placeholder.as_posix() else a for a in command.argv]
         done = proc.run(argv, cwd=command.cwd, env=command.env, timeout=timeout)
         if not done.ok or not out.is_file():
@@ -84,14 +79,6 @@ def build(
         wrong = toolchain.verify(out, info)
         if wrong:
             return BuildOutcome(False, None, done.seconds, False, command.flags, command.profile_env, reason=wrong)
-        (staging / "meta.json").write_text(
-            json.dumps({"seconds": done.seconds, "argv": argv, "env": command.env, "built_at": time.time()})
-        )
-        try:
-            staging.rename(entry)  # atomic: a concurrent or interrupted build leaves no half entry
-        except OSError:
-            if not meta_path.is_file():  # lost a race to an identical build: theirs is as good
-                raise
+        staging.publish({"seconds": done.seconds, "argv": argv, "env": command.env, "built_at": time.time()},
+                        binary_name)
         return BuildOutcome(True, entry / binary_name, done.seconds, False, command.flags, command.profile_env)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

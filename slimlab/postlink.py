@@ -25,11 +25,10 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import proc
+from . import cache, proc
 from .errors import SpecError, ToolError
 
 UPX_INSTALL_HINT = (
@@ -343,42 +342,30 @@ def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = No
     if missing:
         raise ToolError(missing, [chain.name])
     key = cache_key(chain, binary)
-    root = (Path(cache_dir) / "postlink") if cache_dir else Path(workdir) / "postlink"
-    entry = root / key[:2] / key
-    meta_path = entry / "meta.json"
+    entry = cache.entry(Path(cache_dir) if cache_dir else Path(workdir), "postlink", key)
     out_name = binary.name
-    if meta_path.is_file() and (entry / out_name).is_file():
-        meta = json.loads(meta_path.read_text())
+    meta = cache.lookup(entry, out_name)
+    if meta is not None:
         steps = tuple(StepRecord(**s) for s in meta["steps"])
         settle(entry / out_name)
         return PostlinkOutcome(True, entry / out_name, size_before=size_before, steps=steps, cached=True)
 
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=entry.parent))
-    try:
+    with cache.store(entry) as staging:
         records: list[StepRecord] = []
         current = binary
         for index, name in enumerate(chain.steps):
             step = STEPS[name]
             last = index == len(chain.steps) - 1
-            out = staging / (out_name if last else f"{out_name}.{index}.{name}")
+            out = staging.path / (out_name if last else f"{out_name}.{index}.{name}")
             record = _run_step(step, current, out, timeout)
             records.append(record)
             if record.size_after is None:
                 return PostlinkOutcome(False, None, record.message, size_before, tuple(records))
             current = out
-        for leftover in staging.iterdir():  # intermediate files are not kept
+        for leftover in staging.path.iterdir():  # intermediate files are not kept
             if leftover.name != out_name:
                 leftover.unlink()
-        (staging / "meta.json").write_text(
-            json.dumps({"chain": chain.name, "input": str(binary), "steps": [asdict(r) for r in records]})
-        )
-        try:
-            staging.rename(entry)  # atomic: an interrupted chain leaves no half entry
-        except OSError:
-            if not meta_path.is_file():
-                raise
+        staging.publish({"chain": chain.name, "input": str(binary), "steps": [asdict(r) for r in records]},
+                        out_name)
         settle(entry / out_name)
         return PostlinkOutcome(True, entry / out_name, size_before=size_before, steps=tuple(records))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
