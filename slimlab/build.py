@@ -1,15 +1,22 @@
 """Build one variant into an artifact, through a content-addressed cache.
 
 The cache key hashes everything that decides the output bytes: the workload's source,
-the compiler's identity, the exact command line and environment, and the target. An
-unchanged variant is therefore never rebuilt, across runs and sweeps. Failed builds
-are not cached: the next sweep tries again.
+the compiler's identity, the exact command line, the target, and the environment the
+compiler sees: what the command sets, plus what the caller's environment adds that a
+Go build reads (``GOFLAGS``, ``GOAMD64``, ``CC``, ``CGO_*``, ...; :data:`CALLER_ENV`). When
+the build links libc through a C compiler (cgo on, or gccgo), that compiler's identity
+is hashed too. An unchanged variant is therefore never rebuilt, across runs and sweeps,
+and a changed one always is. Failed builds are not cached: the next sweep tries again.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
+import shlex
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +39,48 @@ class BuildOutcome:
     profile_env: str
     reason: str | None = None
     timed_out: bool = False
+    key: str | None = None  # the artifact cache key
 
 
-def cache_key(workload: Workload, info: ToolchainInfo, argv_tail: list[str], env: dict[str, str], target: Target) -> str:
+# Variables a caller may have set that change what the compiler writes although no profile
+# sets them: the go command reads them from its environment. GOFLAGS adds flags,
+# GOEXPERIMENT changes the runtime, GOTOOLCHAIN may hand the build to another Go, GOROOT,
+# GOPATH, GOMODCACHE and GOWORK decide which sources are compiled (and their paths end up
+# in untrimmed binaries), CC/CXX/AR/PKG_CONFIG and every CGO_* variable drive cgo, GCCGO
+# names gccgo's compiler.
+CALLER_ENV = ("GOFLAGS", "GOEXPERIMENT", "GOTOOLCHAIN", "GOFIPS140", "GO111MODULE", "GOROOT", "GOPATH",
+              "GOMODCACHE", "GOWORK", "CC", "CXX", "AR", "PKG_CONFIG", "GCCGO")
+# The instruction-set level of each GOARCH (GOAMD64=v3 emits AVX2 code, ...): only the
+# target's own one is read, so a GOAMD64 in the caller's shell does not rebuild arm64.
+ARCH_LEVEL = {"amd64": "GOAMD64", "arm64": "GOARM64", "386": "GO386", "arm": "GOARM"}
+
+
+def build_env(command_env: dict[str, str], target: Target) -> dict[str, str]:
+    """What the compiler's output depends on in its environment: the command's own
+    variables, and those of the caller's (``os.environ``) that a build reads."""
+    merged = {**os.environ, **command_env}
+    level = ARCH_LEVEL.get(target.goarch)
+    return {k: v for k, v in sorted(merged.items())
+            if k in command_env or k in CALLER_ENV or k.startswith("CGO_") or k == level}
+
+
+@functools.lru_cache(maxsize=None)
+def c_compiler_identity(cc: str) -> str:
+    """The C compiler ``cc`` (as CC spells it: a name, a path, maybe with flags): its file
+    and the first line of its ``--version``. Asked once per process."""
+    words = shlex.split(cc) or ["gcc"]
+    path = shutil.which(words[0])
+    if path is None:
+        return f"{cc}: missing"
+    done = proc.run([path, "--version"], timeout=60)
+    line = (done.stdout.strip().splitlines() or ["?"])[0].strip() if done.ok else f"exit {done.returncode}"
+    return f"{os.path.realpath(path)}: {line}"
+
+
+def cache_key(workload: Workload, info: ToolchainInfo, argv_tail: list[str], env: dict[str, str], target: Target,
+              c_compiler: str | None = None) -> str:
+    """``env``: the full build environment of :func:`build_env`; ``c_compiler``: the
+    identity of the C compiler that links libc into the binary, when one does."""
     material = json.dumps(
         {
             "source": workload.source_digest(),
@@ -42,6 +88,7 @@ def cache_key(workload: Workload, info: ToolchainInfo, argv_tail: list[str], env
             "argv": argv_tail,
             "env": sorted(env.items()),
             "target": target.name,
+            "c_compiler": c_compiler,
         },
         sort_keys=True,
     )
@@ -60,11 +107,15 @@ def build(
     binary_name = Path(workload.name).name or "program"
     placeholder = Path("/OUT") / binary_name  # the output path must not change the key
     command = toolchain.build_command(workload.source_dir, profile, target, placeholder)
-    key = cache_key(workload, info, command.argv[1:], command.env, target)
+    env = build_env(command.env, target)
+    # Go's default C compiler is gcc (`go env CC`); gccgo's cgo code is compiled by it too.
+    c_compiler = c_compiler_identity(env.get("CC") or "gcc") if toolchain.links_libc(env, target) else None
+    key = cache_key(workload, info, command.argv[1:], env, target, c_compiler)
     entry = cache.entry(cache_dir, "artifacts", key)
     meta = cache.lookup(entry, binary_name)
     if meta is not None:
-        return BuildOutcome(True, entry / binary_name, meta["seconds"], True, command.flags, command.profile_env)
+        return BuildOutcome(True, entry / binary_name, meta["seconds"], True, command.flags, command.profile_env,
+                            key=key)
 
     with cache.store(entry) as staging:
         out = staging.path / binary_name
@@ -74,11 +125,13 @@ def build(
             return BuildOutcome(
                 False, None, done.seconds, False, command.flags, command.profile_env,
                 reason=done.error("build").args[0] if not done.ok else "the compiler wrote no binary",
-                timed_out=done.timed_out,
+                timed_out=done.timed_out, key=key,
             )
         wrong = toolchain.verify(out, info)
         if wrong:
-            return BuildOutcome(False, None, done.seconds, False, command.flags, command.profile_env, reason=wrong)
-        staging.publish({"seconds": done.seconds, "argv": argv, "env": command.env, "built_at": time.time()},
-                        binary_name)
-        return BuildOutcome(True, entry / binary_name, done.seconds, False, command.flags, command.profile_env)
+            return BuildOutcome(False, None, done.seconds, False, command.flags, command.profile_env, reason=wrong,
+                                key=key)
+        staging.publish({"seconds": done.seconds, "argv": argv, "env": env, "c_compiler": c_compiler,
+                         "built_at": time.time()}, binary_name)
+        return BuildOutcome(True, entry / binary_name, done.seconds, False, command.flags, command.profile_env,
+                            key=key)

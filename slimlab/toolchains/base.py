@@ -52,6 +52,11 @@ class Toolchain(ABC):
     def ensure(self, progress: bool = True) -> None:
         """Install the compiler if slimlab can (a Go release from PyPI); a no-op otherwise."""
 
+    def links_libc(self, env: dict[str, str], target: Target) -> bool:
+        """Whether a build in ``env`` (the full build environment) links libc through a C
+        compiler, whose version then decides bytes of the output too."""
+        return False
+
     def verify(self, binary: Path, info: ToolchainInfo) -> str | None:
         """Why ``binary`` is not what this toolchain should have built, or None when it is."""
         return None

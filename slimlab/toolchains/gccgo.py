@@ -80,6 +80,9 @@ class Gccgo(Toolchain):
             profile_env=" ".join(f"{k}={v}" for k, v in sorted(env.items())),
         )
 
+    def links_libc(self, env: dict[str, str], target: Target) -> bool:
+        return True  # gccgo's runtime (libgo) is built on libc: every gccgo binary links it
+
     def driver(self, target: Target) -> str:
         """The gccgo-compatible compiler the go command runs (its GCCGO)."""
         return gccgo_for(target)
