@@ -40,6 +40,7 @@ class BuildOutcome:
     reason: str | None = None
     timed_out: bool = False
     key: str | None = None  # the artifact cache key
+    toolchain_version: str | None = None  # of the compiler that built for this target (a cross gccgo's own)
 
 
 # Variables a caller may have set that change what the compiler writes although no profile
@@ -104,6 +105,16 @@ def build(
     cache_dir: Path,
     timeout: float,
 ) -> BuildOutcome:
+    """Build (or find in the cache) ``workload`` for ``profile`` and ``target``.
+
+    ``info`` is the toolchain as ``detect()`` found it; the compiler that builds for
+    ``target`` (``info_for``: a cross gccgo is its own program) is what the key hashes and
+    what ``toolchain_version`` reports.
+    """
+    info = toolchain.info_for(info, target)
+    if info is None:  # unsupported_reason says so first; this keeps a direct call honest
+        reason = toolchain.unsupported_reason(profile, target) or f"{toolchain.name} cannot build for {target.name}"
+        return BuildOutcome(False, None, 0.0, False, "", "", reason=reason)
     binary_name = Path(workload.name).name or "program"
     placeholder = Path("/OUT") / binary_name  # the output path must not change the key
     command = toolchain.build_command(workload.source_dir, profile, target, placeholder)
@@ -115,7 +126,7 @@ def build(
     meta = cache.lookup(entry, binary_name)
     if meta is not None:
         return BuildOutcome(True, entry / binary_name, meta["seconds"], True, command.flags, command.profile_env,
-                            key=key)
+                            key=key, toolchain_version=info.version)
 
     with cache.store(entry) as staging:
         out = staging.path / binary_name
@@ -125,13 +136,13 @@ def build(
             return BuildOutcome(
                 False, None, done.seconds, False, command.flags, command.profile_env,
                 reason=done.error("build").args[0] if not done.ok else "the compiler wrote no binary",
-                timed_out=done.timed_out, key=key,
+                timed_out=done.timed_out, key=key, toolchain_version=info.version,
             )
         wrong = toolchain.verify(out, info)
         if wrong:
             return BuildOutcome(False, None, done.seconds, False, command.flags, command.profile_env, reason=wrong,
-                                key=key)
+                                key=key, toolchain_version=info.version)
         staging.publish({"seconds": done.seconds, "argv": argv, "env": env, "c_compiler": c_compiler,
                          "built_at": time.time()}, binary_name)
         return BuildOutcome(True, entry / binary_name, done.seconds, False, command.flags, command.profile_env,
-                            key=key)
+                            key=key, toolchain_version=info.version)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import proc
 from ..profiles import Profile
 from ..targets import Target
 
@@ -45,6 +47,14 @@ class Toolchain(ABC):
     def build_command(self, source_dir: Path, profile: Profile, target: Target, out: Path) -> BuildCommand:
         """The command that builds ``source_dir`` into ``out`` for ``profile`` and ``target``."""
 
+    def info_for(self, info: ToolchainInfo, target: Target) -> ToolchainInfo | None:
+        """The compiler that builds for ``target``, given the host's (``detect()``): the same
+        one unless a cross compiler is another program (gccgo). None when it is missing.
+
+        Its ``identity`` goes into the artifact cache key and its ``version`` into the row.
+        """
+        return info
+
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
         """Why this toolchain cannot build the combination, or None when it can."""
         return None
@@ -64,3 +74,11 @@ class Toolchain(ABC):
 
 def first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0].strip()
+
+
+@functools.lru_cache(maxsize=None)
+def version_line(argv: tuple[str, ...]) -> str | None:
+    """First line of a tool's version output (``argv``, e.g. ``(path, "--version")``), asked
+    once per process; None when it fails."""
+    done = proc.run(list(argv), timeout=60)
+    return first_line(done.stdout) if done.ok else None
