@@ -16,10 +16,15 @@ from .targets import Target
 _TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu", "arm": "arm-linux-gnueabihf"}
 
 
+def triplet(target: Target) -> str:
+    """The GNU triplet Debian names ``target``'s cross tools and library directories after."""
+    return _TRIPLETS[target.goarch]
+
+
 def search_dirs(target: Target) -> list[Path]:
     """Where Debian installs ``target``'s libraries (multiarch, then cross sysroots)."""
-    triplet = _TRIPLETS[target.goarch]
-    dirs = [Path(f"/lib/{triplet}"), Path(f"/usr/lib/{triplet}"), Path(f"/usr/{triplet}/lib")]
+    gnu = triplet(target)
+    dirs = [Path(f"/lib/{gnu}"), Path(f"/usr/lib/{gnu}"), Path(f"/usr/{gnu}/lib")]
     if target.is_native:
         dirs += [Path("/lib64"), Path("/usr/lib64"), Path("/lib"), Path("/usr/lib")]
     return dirs
@@ -65,5 +70,5 @@ def needed_bytes(needed: list[str], target: Target) -> int | None:
 
 def sysroot(target: Target) -> Path | None:
     """The cross sysroot QEMU needs (-L) to run a dynamic binary of a foreign CPU."""
-    root = Path(f"/usr/{_TRIPLETS[target.goarch]}")
+    root = Path(f"/usr/{triplet(target)}")
     return root if root.is_dir() else None

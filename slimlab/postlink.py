@@ -7,7 +7,8 @@ A chain is ``none`` or step names joined with ``+`` in pipeline order: at most o
 
 The input (the cached build artifact) is never modified: each step writes a new file.
 Outputs are cached content-addressed under ``<cache>/postlink/``, keyed by the input's
-bytes, the chain and the exact versions of strip/objcopy/upx, so a resumed or repeated
+bytes and file name, the chain and the exact versions of the tools run for the input's
+CPU (``aarch64-linux-gnu-strip`` for an arm64 binary), so a resumed or repeated
 sweep never packs the same binary twice (``upx --brute`` on a 6 MB Go binary takes
 minutes). Failures are not cached.
 
@@ -25,11 +26,14 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import cache, proc
 from .errors import SpecError, ToolError
+from .libs import triplet
+from .targets import TARGETS, Target
 
 UPX_INSTALL_HINT = (
     "run `make setup` (it installs upx-ucl from Debian bookworm-backports), or by hand: "
@@ -147,11 +151,48 @@ def _install_hint(tool: str) -> str:
     return UPX_INSTALL_HINT if tool == "upx" else BINUTILS_INSTALL_HINT
 
 
-def unsupported_reason(chain: Chain) -> str | None:
-    """Why ``chain`` cannot run on this machine (a tool is missing, with how to install it)."""
+# Host binutils read only the host's ELF machine: a binary for another CPU needs the
+# cross binutils Debian ships as binutils-<triplet> (the gccgo cross compilers pull them in).
+# UPX packs every CPU it knows itself.
+_ELF_MACHINES = {"EM_X86_64": "amd64", "EM_AARCH64": "arm64", "EM_ARM": "arm"}
+
+
+def target_of(binary: Path) -> Target | None:
+    """The target of ``binary``'s CPU (its ELF ``e_machine``); None for another CPU or no ELF."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(binary, "rb") as fh:
+            goarch = _ELF_MACHINES.get(ELFFile(fh)["e_machine"])
+    except (ELFError, OSError):
+        return None
+    return next((t for t in TARGETS.values() if t.goarch == goarch), None)
+
+
+def tool_for(tool: str, target: Target | None) -> str:
+    """The program that does ``tool``'s step on binaries of ``target`` (None: the host's CPU)."""
+    if tool == "upx" or target is None or target.is_native:
+        return tool
+    return f"{triplet(target)}-{tool}"
+
+
+def _missing(tool: str, target: Target | None) -> str | None:
+    """"<program>, which is not installed; <how to install it>", or None when it is there."""
+    program = tool_for(tool, target)
+    if shutil.which(program) is not None:
+        return None
+    hint = _install_hint(tool) if program == tool else f"apt-get install binutils-{triplet(target)}"
+    return f"{program}, which is not installed; {hint}"
+
+
+def unsupported_reason(chain: Chain, target: Target | None = None) -> str | None:
+    """Why ``chain`` cannot run on binaries of ``target`` (None: the host's CPU) on this
+    machine: the tool that is missing, and how to install it."""
     for tool in chain.tools:
-        if shutil.which(tool) is None:
-            return f"postlink chain {chain.name!r} needs {tool}, which is not installed; {_install_hint(tool)}"
+        missing = _missing(tool, target)
+        if missing:
+            return f"postlink chain {chain.name!r} needs {missing}"
     return None
 
 
@@ -161,12 +202,23 @@ def _tool_version(path: str) -> str:
     return (done.stdout.strip().splitlines() or ["unknown"])[0].strip()
 
 
-def tool_versions() -> dict[str, str]:
-    """First line of ``--version`` of each post-link tool, or "missing": for the manifest."""
+def tool_versions(targets: Iterable[Target] | None = None) -> dict[str, str]:
+    """First line of ``--version`` of each post-link tool, for the manifest.
+
+    The host's strip, objcopy and upx ("missing" when absent), and the cross binutils of
+    each foreign target in ``targets``: "missing" when absent; without ``targets``, those
+    of every known target that are installed.
+    """
     out = {}
     for tool in ("strip", "objcopy", "upx"):
         path = shutil.which(tool)
         out[f"postlink:{tool}"] = _tool_version(path) if path else "missing"
+    for target in TARGETS.values() if targets is None else targets:
+        for tool in ("strip", "objcopy"):
+            program = tool_for(tool, target)
+            path = shutil.which(program)
+            if path or targets is not None:
+                out[f"postlink:{program}"] = _tool_version(path) if path else "missing"
     return out
 
 
@@ -243,16 +295,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(chain: Chain, binary: Path) -> str:
-    material = {
+def key_material(chain: Chain, binary: Path) -> dict:
+    """What decides a chain's output: the input's bytes and name, the steps, and the exact
+    tools run for the input's CPU (a cross strip for an arm64 binary)."""
+    programs = [tool_for(t, target_of(binary)) for t in chain.tools]
+    return {
         "input": _sha256(binary),
+        # The output keeps the input's file name: two inputs with equal bytes but other names
+        # (two workloads, one program) need two entries, each holding its own name.
+        "output_name": binary.name,
         "chain": chain.name,
         "steps": [[STEPS[s].tool, *STEPS[s].args] for s in chain.steps],
         "objcopy_remove": sorted(OBJCOPY_REMOVE) if "objcopy" in chain.steps else None,
         "objcopy_keep": sorted(OBJCOPY_KEEP) if "objcopy" in chain.steps else None,
-        "tools": {t: _tool_version(shutil.which(t) or t) for t in chain.tools},
+        "tools": {p: _tool_version(shutil.which(p) or p) for p in programs},
     }
+
+
+def _digest(material: dict) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def cache_key(chain: Chain, binary: Path) -> str:
+    return _digest(key_material(chain, binary))
 
 
 def objcopy_removals(binary: Path) -> list[str]:
@@ -273,32 +338,10 @@ def _section_names(binary: Path) -> set[str]:
         return set()
 
 
-# Host binutils read only the host's ELF machine: a binary for another CPU needs the
-# cross binutils Debian ships with the gccgo cross compilers (binutils-<triplet>).
-_CROSS_BINUTILS = {"EM_AARCH64": "aarch64-linux-gnu", "EM_ARM": "arm-linux-gnueabihf", "EM_X86_64": "x86_64-linux-gnu"}
-
-
-def _binutil_for(tool: str, binary: Path) -> str:
-    """``strip``/``objcopy`` for ``binary``'s CPU: the host's, or ``<triplet>-strip``."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    if tool == "upx":
-        return tool
-    try:
-        with open(binary, "rb") as fh:
-            triplet = _CROSS_BINUTILS.get(ELFFile(fh)["e_machine"])
-    except (ELFError, OSError):
-        return tool
-    if triplet and shutil.which(f"{triplet}-{tool}"):
-        return f"{triplet}-{tool}"
-    return tool
-
-
 def _run_step(step: Step, src: Path, dst: Path, timeout: float) -> StepRecord:
-    tool = shutil.which(_binutil_for(step.tool, src))
+    tool = shutil.which(tool_for(step.tool, target_of(src)))
     if tool is None:
-        raise ToolError(f"{step.tool} is not installed; {_install_hint(step.tool)}", [step.tool])
+        raise ToolError(f"post-link step {step.name!r} needs {_missing(step.tool, target_of(src))}", [step.tool])
     size_before = src.stat().st_size
     removed: list[str] = []
     if step.tool == "strip":
@@ -330,7 +373,8 @@ def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = No
 
     With ``cache_dir`` the output is cached (and looked up) under ``cache_dir/postlink``;
     without, it is written under ``workdir``. Raises ToolError only when a tool the chain
-    needs is missing (check :func:`unsupported_reason` first); a tool that refuses or
+    needs for ``binary``'s CPU is missing (check :func:`unsupported_reason` with the
+    variant's target first); a tool that refuses or
     fails gives ``ok=False`` with its message.
     """
     binary = Path(binary)
@@ -338,10 +382,11 @@ def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = No
     if not chain.steps:
         settle(binary)  # the build as it is, but in the same page-cache state as chain outputs
         return PostlinkOutcome(True, binary, size_before=size_before)
-    missing = unsupported_reason(chain)
+    missing = unsupported_reason(chain, target_of(binary))
     if missing:
         raise ToolError(missing, [chain.name])
-    key = cache_key(chain, binary)
+    material = key_material(chain, binary)
+    key = _digest(material)
     entry = cache.entry(Path(cache_dir) if cache_dir else Path(workdir), "postlink", key)
     out_name = binary.name
     meta = cache.lookup(entry, out_name)
@@ -365,7 +410,7 @@ def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = No
         for leftover in staging.path.iterdir():  # intermediate files are not kept
             if leftover.name != out_name:
                 leftover.unlink()
-        staging.publish({"chain": chain.name, "input": str(binary), "steps": [asdict(r) for r in records]},
-                        out_name)
+        staging.publish({"chain": chain.name, "input": str(binary), "tools": material["tools"],
+                         "steps": [asdict(r) for r in records]}, out_name)
         settle(entry / out_name)
         return PostlinkOutcome(True, entry / out_name, size_before=size_before, steps=tuple(records))
