@@ -141,7 +141,7 @@ def run_probes(
 
 
 def _probe_toolchain(name: str, probes: list[Probe], cache: Path) -> list[dict]:
-    adapter = _get_adapter(name)
+    adapter = _get_adapter(name, cache)
     problem = None
     try:
         ensure = getattr(adapter, "ensure", None)
@@ -156,10 +156,10 @@ def _probe_toolchain(name: str, probes: list[Probe], cache: Path) -> list[dict]:
     return [run_probe(adapter, info, p, cache) for p in probes]
 
 
-def _get_adapter(name: str) -> toolchains.Toolchain:
+def _get_adapter(name: str, cache: Path) -> toolchains.Toolchain:
     from . import toolchains as registry  # the module; the parameter of run_probes shadows it there
 
-    return registry.get(name)
+    return registry.get(name, cache_dir=cache)  # a Go release is installed in (and found in) this cache
 
 
 def run_probe(adapter: toolchains.Toolchain, info: toolchains.ToolchainInfo, probe: Probe, cache: Path,

