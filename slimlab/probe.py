@@ -8,7 +8,7 @@ run; nothing is typed in by hand. A probe stops at the first stage that fails:
 - ``build``: the toolchain could not build it (the compiler's error is kept);
 - ``run``: it built but exited non-zero or hung (its stderr is kept);
 - ``check``: it ran, but said the wrong thing, or is dynamic where it must be static
-  (an ELF ``PT_INTERP`` segment, read with pyelftools).
+  (an ELF interpreter or needed libraries, read by :func:`slimlab.inspect.linkage`).
 
 A toolchain that is not installed gets a row per probe with ``passed`` null and the
 command that installs it. Builds go through slimlab's content-addressed artifact cache,
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Callable
 
 import polars as pl
-from elftools.elf.elffile import ELFFile
 
 from . import proc, toolchains
 from .build import build, default_cache_dir
+from .inspect import linkage
 from .profiles import Profile
 from .targets import TARGETS
 from .workloads import Workload
@@ -75,7 +75,7 @@ class Probe:
     profile: Profile  # the build intent, mapped by each toolchain adapter to its own flags
     description: str
     check_output: Callable[[str], str | None] = field(compare=False)  # None when the output is right
-    must_be_static: bool = False  # the binary may not name an ELF interpreter (PT_INTERP)
+    must_be_static: bool = False  # the binary may name no ELF interpreter and no needed library
 
     @property
     def source_dir(self) -> Path:
@@ -195,16 +195,13 @@ def run_probe(adapter: toolchains.Toolchain, info: toolchains.ToolchainInfo, pro
 
 def dynamic_linking(binary: Path) -> str | None:
     """What makes ``binary`` dynamically linked (its ELF interpreter and needed libraries), or None."""
-    with open(binary, "rb") as f:
-        elf = ELFFile(f)
-        interp = [seg.get_interp_name() for seg in elf.iter_segments() if seg["p_type"] == "PT_INTERP"]
-        needed = []
-        dynamic = elf.get_section_by_name(".dynamic")
-        if dynamic is not None:
-            needed = [tag.needed for tag in dynamic.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
-    if not interp:
+    link = linkage(binary)
+    if link["is_static"]:
         return None
-    return f"interpreter {interp[0]}" + (f", needs {', '.join(needed)}" if needed else "")
+    parts = [f"interpreter {link['interpreter']}"] if link["interpreter"] else []
+    if link["needed_libs"]:
+        parts.append(f"needs {', '.join(link['needed_libs'])}")
+    return ", ".join(parts)
 
 
 def _row(toolchain, version, probe: Probe, passed, stage, error, seconds, build_seconds, cached) -> dict:
