@@ -65,7 +65,7 @@ def build_env(command_env: dict[str, str], target: Target) -> dict[str, str]:
             if k in command_env or k in CALLER_ENV or k.startswith("CGO_") or k == level}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def c_compiler_identity(cc: str) -> str:
     """The C compiler ``cc`` (as CC spells it: a name, a path, maybe with flags): its file
     and the first line of its ``--version``. Asked once per process."""

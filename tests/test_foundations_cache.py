@@ -36,10 +36,9 @@ def test_an_entry_appears_whole_and_the_loser_of_a_race_keeps_the_winner(tmp_pat
 
 def test_a_failure_publishes_nothing(tmp_path):
     path = cache.entry(tmp_path, "things", "cd" * 32)
-    with pytest.raises(RuntimeError):
-        with cache.store(path) as staging:
-            (staging.path / "x").write_bytes(b"half")
-            raise RuntimeError("the tool crashed")
+    with pytest.raises(RuntimeError), cache.store(path) as staging:
+        (staging.path / "x").write_bytes(b"half")
+        raise RuntimeError("the tool crashed")
     with cache.store(path) as staging:  # a tool that fails without raising: not published either
         (staging.path / "x").write_bytes(b"half")
     assert not path.exists() and not leftovers(tmp_path)

@@ -24,7 +24,7 @@ def first_line(*argv: str) -> str:
 
 def gcc_comment(binary: Path) -> set[str]:
     """The "GCC: (...) x.y.z" strings compilers leave in .comment: who compiled the code."""
-    out = subprocess.run(["readelf", "-p", ".comment", str(binary)], capture_output=True, text=True).stdout
+    out = subprocess.run(["readelf", "-p", ".comment", str(binary)], capture_output=True, text=True, check=False).stdout
     return set(re.findall(r"GCC: \(([^)]*)\) (\S+)", out))
 
 

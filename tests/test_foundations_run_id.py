@@ -64,7 +64,8 @@ def test_automatic_ids_never_share_a_run_and_only_an_explicit_id_resumes(tmp_pat
 def test_cli_rejects_a_bad_run_id_before_any_work(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "slimlab.cli", "sweep", "baseline", "--data", str(tmp_path),
-                           "--run-id", "../elsewhere"], capture_output=True, text=True, env=env, timeout=60)
+                           "--run-id", "../elsewhere"], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)
     assert done.returncode == 2, done.stderr
     assert "contains '/'" in done.stderr and RUN_ID_RULE in done.stderr
     assert not list(tmp_path.iterdir())  # nothing created, nothing built

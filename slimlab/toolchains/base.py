@@ -76,7 +76,7 @@ def first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0].strip()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def version_line(argv: tuple[str, ...]) -> str | None:
     """First line of a tool's version output (``argv``, e.g. ``(path, "--version")``), asked
     once per process; None when it fails."""
