@@ -236,11 +236,14 @@ def is_upx_packed(path: Path) -> bool:
 
 
 # -- all together ----------------------------------------------------------------------
-def inspect_binary(path: Path, build_paths: Iterable[str | Path] | None = None) -> dict:
+def inspect_binary(path: Path, build_paths: Iterable[str | Path] | None = None,
+                   linkage_of: Path | None = None) -> dict:
     """Columns of the results frame that describe the file itself.
 
     ``build_paths``: directories whose appearance in the file counts as a leaked build
     path (see :func:`build_path_prefixes`); without them ``leaked_paths`` is null.
+    ``linkage_of``: the file whose ``is_static``/``interpreter``/``needed_libs`` count,
+    when ``path`` hides them: the build before post-link, for a UPX-packed ``path``.
     """
     path = Path(path)
     secs = sections(path)
@@ -256,7 +259,7 @@ def inspect_binary(path: Path, build_paths: Iterable[str | Path] | None = None) 
             elf_machine=elf["e_machine"],
             has_dwarf=any(n.startswith((".debug_", ".zdebug_")) for n in names),
             has_symtab=".symtab" in names,
-            **elf_linkage(elf),
+            **(linkage(linkage_of) if linkage_of is not None else elf_linkage(elf)),
             **hardening(elf),
             dwarf_sections=[s.name for s in secs if s.group == "dwarf"],
             upx_packed=packed,

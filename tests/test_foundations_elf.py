@@ -1,4 +1,5 @@
-"""One reader of ELF dependencies (slimlab.inspect.linkage) serves inspect, libs and probe."""
+"""One reader of ELF dependencies (slimlab.inspect.linkage) serves inspect, libs and probe,
+and gives the linkage of a UPX-packed variant from its build before packing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from artifacts import built
 
-from slimlab import libs, probe
+from slimlab import libs, postlink, probe
 from slimlab.inspect import inspect_binary, linkage
 from slimlab.targets import TARGETS
 
@@ -69,3 +70,17 @@ def test_linkage_survives_a_file_without_section_headers(tmp_path):
     assert "There are no sections" in sections
     assert linkage(copy) == readelf_linkage(copy) == readelf_linkage(built("httpd", "default"))
     assert linkage(copy)["needed_libs"]
+
+
+def test_upx_hides_linkage_and_the_build_before_packing_tells_it(tmp_path):
+    build = built("httpd", "default")
+    before = linkage(build)
+    assert not before["is_static"] and "libc.so.6" in before["needed_libs"]
+    packed = postlink.apply(postlink.get_chain("upx-9"), build, tmp_path, cache_dir=tmp_path)
+    assert packed.ok, packed.reason
+    hidden = inspect_binary(packed.binary)
+    assert hidden["upx_packed"] and hidden["is_static"] and hidden["needed_libs"] == []  # what UPX shows
+    row = inspect_binary(packed.binary, linkage_of=build)
+    assert {k: row[k] for k in before} == before == readelf_linkage(build)
+    assert row["size_bytes"] == packed.binary.stat().st_size and row["upx_packed"]  # the rest is the packed file's
+    assert libs.needed_bytes(row["needed_libs"], AMD64) == sum(os.stat(p).st_size for p in ldd_paths(build))
