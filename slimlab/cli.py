@@ -16,6 +16,16 @@ def _cmd_sweep(args) -> None:
     print(run_dir)  # last line: scripts capture it
 
 
+def _run_id(text: str) -> str:
+    """--run-id is checked before any work starts (the store checks it again when it opens)."""
+    from .results import validate_run_id
+
+    try:
+        return validate_run_id(text)
+    except SlimlabError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_report(args) -> None:
     from .report import write_path_report
 
@@ -95,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run (or resume) a sweep from a TOML spec")
     p.add_argument("spec", help="a spec TOML file, or the name of a built-in spec such as 'default'")
     p.add_argument("--data", default="data", help="data directory (default: data/)")
-    p.add_argument("--run-id", help="run id; an existing run with this id is resumed")
+    p.add_argument("--run-id", type=_run_id,
+                   help="run id: resumes the run of that id, or starts it (default: a new run, named after the "
+                        "start time plus a random suffix, that is never resumed by accident)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_sweep)
 
@@ -137,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slimlab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("slimlab: interrupted; what was measured is kept, re-run with the same --run-id to resume",
-              file=sys.stderr)
+        print("slimlab: interrupted; what was measured is kept; to resume, re-run with --run-id set to the "
+              "run's id (its directory name under DATA/runs/)", file=sys.stderr)
         return 130
     return code or 0
 

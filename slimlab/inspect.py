@@ -76,6 +76,43 @@ def sections(path: Path) -> list[Section]:
         return out
 
 
+# -- linkage ---------------------------------------------------------------------------
+def elf_linkage(elf: ELFFile) -> dict:
+    """``is_static``, ``interpreter`` and ``needed_libs`` (DT_NEEDED, in order) of an ELF file.
+
+    Read from the program headers, as the kernel and ld.so read them (PT_INTERP,
+    PT_DYNAMIC): they survive a file whose section headers are gone. A file without
+    program headers (an object file) falls back to its ``.dynamic`` section.
+
+    A UPX-packed file shows no interpreter and no DT_NEEDED although its unpacked
+    program needs both: read its linkage from the file before packing (:func:`linkage`).
+    """
+    interpreter, needed, has_dynamic = None, [], False
+    for seg in elf.iter_segments():
+        if seg["p_type"] == "PT_INTERP":
+            interpreter = seg.get_interp_name()
+        elif isinstance(seg, DynamicSegment):
+            has_dynamic = True
+            needed += [tag.needed for tag in seg.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+    if not has_dynamic:
+        for sec in elf.iter_sections():
+            if isinstance(sec, DynamicSection):
+                needed += [tag.needed for tag in sec.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+    return {
+        # No program interpreter means the kernel runs it directly: nothing is loaded from
+        # the file system at start, which is what "static" means to an image.
+        "is_static": interpreter is None and not needed,
+        "interpreter": interpreter,
+        "needed_libs": needed,
+    }
+
+
+def linkage(path: str | Path) -> dict:
+    """:func:`elf_linkage` of the file at ``path``: the one reader of ELF dependencies."""
+    with open(path, "rb") as fh:
+        return elf_linkage(ELFFile(fh))
+
+
 # -- hardening -------------------------------------------------------------------------
 PF_X = 0x1
 PF_W = 0x2
@@ -199,11 +236,14 @@ def is_upx_packed(path: Path) -> bool:
 
 
 # -- all together ----------------------------------------------------------------------
-def inspect_binary(path: Path, build_paths: Iterable[str | Path] | None = None) -> dict:
+def inspect_binary(path: Path, build_paths: Iterable[str | Path] | None = None,
+                   linkage_of: Path | None = None) -> dict:
     """Columns of the results frame that describe the file itself.
 
     ``build_paths``: directories whose appearance in the file counts as a leaked build
     path (see :func:`build_path_prefixes`); without them ``leaked_paths`` is null.
+    ``linkage_of``: the file whose ``is_static``/``interpreter``/``needed_libs`` count,
+    when ``path`` hides them: the build before post-link, for a UPX-packed ``path``.
     """
     path = Path(path)
     secs = sections(path)
@@ -217,24 +257,12 @@ def inspect_binary(path: Path, build_paths: Iterable[str | Path] | None = None) 
     packed = is_upx_packed(path)
     with open(path, "rb") as fh:
         elf = ELFFile(fh)
-        interpreter = None
-        for seg in elf.iter_segments():
-            if seg["p_type"] == "PT_INTERP":
-                interpreter = seg.get_interp_name()
-        needed = []
-        for sec in elf.iter_sections():
-            if isinstance(sec, DynamicSection):
-                needed += [tag.needed for tag in sec.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
         row.update(
             elf_type=elf["e_type"],
             elf_machine=elf["e_machine"],
             has_dwarf=any(n.startswith((".debug_", ".zdebug_")) for n in names),
             has_symtab=".symtab" in names,
-            # No program interpreter means the kernel runs it directly: nothing is loaded
-            # from the file system at start, which is what "static" means to an image.
-            is_static=interpreter is None and not needed,
-            interpreter=interpreter,
-            needed_libs=needed,
+            **(linkage(linkage_of) if linkage_of is not None else elf_linkage(elf)),
             **hardening(elf),
             dwarf_sections=[s.name for s in secs if s.group == "dwarf"],
             upx_packed=packed,

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-
+from .inspect import linkage
 from .model import Target
+
 
 def search_dirs(target: Target) -> list[Path]:
     """Where Debian installs ``target``'s libraries (multiarch, then cross sysroots)."""
@@ -30,14 +29,6 @@ def resolve(name: str, target: Target) -> Path | None:
     return None
 
 
-def _direct_needs(path: Path) -> list[str]:
-    with open(path, "rb") as fh:
-        dynamic = ELFFile(fh).get_section_by_name(".dynamic")
-        if not isinstance(dynamic, DynamicSection):
-            return []
-        return [tag.needed for tag in dynamic.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
-
-
 def closure(needed: list[str], target: Target) -> dict[str, Path | None]:
     """``needed`` and, in turn, what those libraries need (the set ldd lists)."""
     found: dict[str, Path | None] = {}
@@ -48,7 +39,7 @@ def closure(needed: list[str], target: Target) -> dict[str, Path | None]:
             continue
         found[name] = path = resolve(name, target)
         if path is not None:
-            todo += _direct_needs(path)
+            todo += linkage(path)["needed_libs"]
     return found
 
 

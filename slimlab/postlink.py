@@ -7,7 +7,8 @@ A chain is ``none`` or step names joined with ``+`` in pipeline order: at most o
 
 The input (the cached build artifact) is never modified: each step writes a new file.
 Outputs are cached content-addressed under ``<cache>/postlink/``, keyed by the input's
-bytes, the chain and the exact versions of strip/objcopy/upx, so a resumed or repeated
+bytes and file name, the chain and the exact versions of the tools run for the input's
+CPU (``aarch64-linux-gnu-strip`` for an arm64 binary), so a resumed or repeated
 sweep never packs the same binary twice (``upx --brute`` on a 6 MB Go binary takes
 minutes). Failures are not cached.
 
@@ -25,13 +26,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import proc
+from . import cache, proc
 from .errors import ToolError
-from .model import target_for_elf_machine
+from .model import TARGETS, Target, target_for_elf_machine
 from .model.chain import CHAINS, STEPS, UPX_STEPS, Chain, Step, get_chain  # noqa: F401 - the grammar, re-exported
 
 UPX_INSTALL_HINT = (
@@ -68,11 +69,44 @@ def _install_hint(tool: str) -> str:
     return UPX_INSTALL_HINT if tool == "upx" else BINUTILS_INSTALL_HINT
 
 
-def unsupported_reason(chain: Chain) -> str | None:
-    """Why ``chain`` cannot run on this machine (a tool is missing, with how to install it)."""
+# Host binutils read only the host's ELF machine: a binary for another CPU needs the
+# cross binutils Debian ships as binutils-<triplet> (the gccgo cross compilers pull them in).
+# UPX packs every CPU it knows itself.
+def target_of(binary: Path) -> Target | None:
+    """The target of ``binary``'s CPU (its ELF ``e_machine``); None for another CPU or no ELF."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(binary, "rb") as fh:
+            return target_for_elf_machine(ELFFile(fh)["e_machine"])
+    except (ELFError, OSError):
+        return None
+
+
+def tool_for(tool: str, target: Target | None) -> str:
+    """The program that does ``tool``'s step on binaries of ``target`` (None: the host's CPU)."""
+    if tool == "upx" or target is None:
+        return tool
+    return target.cross_tool(tool)
+
+
+def _missing(tool: str, target: Target | None) -> str | None:
+    """"<program>, which is not installed; <how to install it>", or None when it is there."""
+    program = tool_for(tool, target)
+    if shutil.which(program) is not None:
+        return None
+    hint = _install_hint(tool) if program == tool else f"apt-get install binutils-{target.triplet}"
+    return f"{program}, which is not installed; {hint}"
+
+
+def unsupported_reason(chain: Chain, target: Target | None = None) -> str | None:
+    """Why ``chain`` cannot run on binaries of ``target`` (None: the host's CPU) on this
+    machine: the tool that is missing, and how to install it."""
     for tool in chain.tools:
-        if shutil.which(tool) is None:
-            return f"postlink chain {chain.name!r} needs {tool}, which is not installed; {_install_hint(tool)}"
+        missing = _missing(tool, target)
+        if missing:
+            return f"postlink chain {chain.name!r} needs {missing}"
     return None
 
 
@@ -82,12 +116,23 @@ def _tool_version(path: str) -> str:
     return (done.stdout.strip().splitlines() or ["unknown"])[0].strip()
 
 
-def tool_versions() -> dict[str, str]:
-    """First line of ``--version`` of each post-link tool, or "missing": for the manifest."""
+def tool_versions(targets: Iterable[Target] | None = None) -> dict[str, str]:
+    """First line of ``--version`` of each post-link tool, for the manifest.
+
+    The host's strip, objcopy and upx ("missing" when absent), and the cross binutils of
+    each foreign target in ``targets``: "missing" when absent; without ``targets``, those
+    of every known target that are installed.
+    """
     out = {}
     for tool in ("strip", "objcopy", "upx"):
         path = shutil.which(tool)
         out[f"postlink:{tool}"] = _tool_version(path) if path else "missing"
+    for target in TARGETS.values() if targets is None else targets:
+        for tool in ("strip", "objcopy"):
+            program = tool_for(tool, target)
+            path = shutil.which(program)
+            if path or targets is not None:
+                out[f"postlink:{program}"] = _tool_version(path) if path else "missing"
     return out
 
 
@@ -150,16 +195,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(chain: Chain, binary: Path) -> str:
-    material = {
+def key_material(chain: Chain, binary: Path) -> dict:
+    """What decides a chain's output: the input's bytes and name, the steps, and the exact
+    tools run for the input's CPU (a cross strip for an arm64 binary)."""
+    programs = [tool_for(t, target_of(binary)) for t in chain.tools]
+    return {
         "input": _sha256(binary),
+        # The output keeps the input's file name: two inputs with equal bytes but other names
+        # (two workloads, one program) need two entries, each holding its own name.
+        "output_name": binary.name,
         "chain": chain.name,
         "steps": [[STEPS[s].tool, *STEPS[s].args] for s in chain.steps],
         "objcopy_remove": sorted(OBJCOPY_REMOVE) if "objcopy" in chain.steps else None,
         "objcopy_keep": sorted(OBJCOPY_KEEP) if "objcopy" in chain.steps else None,
-        "tools": {t: _tool_version(shutil.which(t) or t) for t in chain.tools},
+        "tools": {p: _tool_version(shutil.which(p) or p) for p in programs},
     }
+
+
+def _digest(material: dict) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def cache_key(chain: Chain, binary: Path) -> str:
+    return _digest(key_material(chain, binary))
 
 
 def objcopy_removals(binary: Path) -> list[str]:
@@ -180,31 +238,10 @@ def _section_names(binary: Path) -> set[str]:
         return set()
 
 
-# Host binutils read only the host's ELF machine: a binary for another CPU needs the
-# cross binutils Debian ships with the gccgo cross compilers (binutils-<triplet>).
-
-
-def _binutil_for(tool: str, binary: Path) -> str:
-    """``strip``/``objcopy`` for ``binary``'s CPU: the host's, or ``<triplet>-strip``."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    if tool == "upx":
-        return tool
-    try:
-        with open(binary, "rb") as fh:
-            target = target_for_elf_machine(ELFFile(fh)["e_machine"])
-    except (ELFError, OSError):
-        return tool
-    if target and shutil.which(f"{target.triplet}-{tool}"):
-        return f"{target.triplet}-{tool}"
-    return tool
-
-
 def _run_step(step: Step, src: Path, dst: Path, timeout: float) -> StepRecord:
-    tool = shutil.which(_binutil_for(step.tool, src))
+    tool = shutil.which(tool_for(step.tool, target_of(src)))
     if tool is None:
-        raise ToolError(f"{step.tool} is not installed; {_install_hint(step.tool)}", [step.tool])
+        raise ToolError(f"post-link step {step.name!r} needs {_missing(step.tool, target_of(src))}", [step.tool])
     size_before = src.stat().st_size
     removed: list[str] = []
     if step.tool == "strip":
@@ -236,7 +273,8 @@ def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = No
 
     With ``cache_dir`` the output is cached (and looked up) under ``cache_dir/postlink``;
     without, it is written under ``workdir``. Raises ToolError only when a tool the chain
-    needs is missing (check :func:`unsupported_reason` first); a tool that refuses or
+    needs for ``binary``'s CPU is missing (check :func:`unsupported_reason` with the
+    variant's target first); a tool that refuses or
     fails gives ``ok=False`` with its message.
     """
     binary = Path(binary)
@@ -244,46 +282,35 @@ def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = No
     if not chain.steps:
         settle(binary)  # the build as it is, but in the same page-cache state as chain outputs
         return PostlinkOutcome(True, binary, size_before=size_before)
-    missing = unsupported_reason(chain)
+    missing = unsupported_reason(chain, target_of(binary))
     if missing:
         raise ToolError(missing, [chain.name])
-    key = cache_key(chain, binary)
-    root = (Path(cache_dir) / "postlink") if cache_dir else Path(workdir) / "postlink"
-    entry = root / key[:2] / key
-    meta_path = entry / "meta.json"
+    material = key_material(chain, binary)
+    key = _digest(material)
+    entry = cache.entry(Path(cache_dir) if cache_dir else Path(workdir), "postlink", key)
     out_name = binary.name
-    if meta_path.is_file() and (entry / out_name).is_file():
-        meta = json.loads(meta_path.read_text())
+    meta = cache.lookup(entry, out_name)
+    if meta is not None:
         steps = tuple(StepRecord(**s) for s in meta["steps"])
         settle(entry / out_name)
         return PostlinkOutcome(True, entry / out_name, size_before=size_before, steps=steps, cached=True)
 
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=entry.parent))
-    try:
+    with cache.store(entry) as staging:
         records: list[StepRecord] = []
         current = binary
         for index, name in enumerate(chain.steps):
             step = STEPS[name]
             last = index == len(chain.steps) - 1
-            out = staging / (out_name if last else f"{out_name}.{index}.{name}")
+            out = staging.path / (out_name if last else f"{out_name}.{index}.{name}")
             record = _run_step(step, current, out, timeout)
             records.append(record)
             if record.size_after is None:
                 return PostlinkOutcome(False, None, record.message, size_before, tuple(records))
             current = out
-        for leftover in staging.iterdir():  # intermediate files are not kept
+        for leftover in staging.path.iterdir():  # intermediate files are not kept
             if leftover.name != out_name:
                 leftover.unlink()
-        (staging / "meta.json").write_text(
-            json.dumps({"chain": chain.name, "input": str(binary), "steps": [asdict(r) for r in records]})
-        )
-        try:
-            staging.rename(entry)  # atomic: an interrupted chain leaves no half entry
-        except OSError:
-            if not meta_path.is_file():
-                raise
+        staging.publish({"chain": chain.name, "input": str(binary), "tools": material["tools"],
+                         "steps": [asdict(r) for r in records]}, out_name)
         settle(entry / out_name)
         return PostlinkOutcome(True, entry / out_name, size_before=size_before, steps=tuple(records))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -8,7 +8,7 @@ run; nothing is typed in by hand. A probe stops at the first stage that fails:
 - ``build``: the toolchain could not build it (the compiler's error is kept);
 - ``run``: it built but exited non-zero or hung (its stderr is kept);
 - ``check``: it ran, but said the wrong thing, or is dynamic where it must be static
-  (an ELF ``PT_INTERP`` segment, read with pyelftools).
+  (an ELF interpreter or needed libraries, read by :func:`slimlab.inspect.linkage`).
 
 A toolchain that is not installed gets a row per probe with ``passed`` null and the
 command that installs it. Builds go through slimlab's content-addressed artifact cache,
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Callable
 
 import polars as pl
-from elftools.elf.elffile import ELFFile
 
 from . import proc, toolchains
 from .build import build, default_cache_dir
+from .inspect import linkage
 from .model import TARGETS, Profile
 from .workloads import Workload
 
@@ -73,7 +73,7 @@ class Probe:
     profile: Profile  # the build intent, mapped by each toolchain adapter to its own flags
     description: str
     check_output: Callable[[str], str | None] = field(compare=False)  # None when the output is right
-    must_be_static: bool = False  # the binary may not name an ELF interpreter (PT_INTERP)
+    must_be_static: bool = False  # the binary may name no ELF interpreter and no needed library
 
     @property
     def source_dir(self) -> Path:
@@ -139,7 +139,7 @@ def run_probes(
 
 
 def _probe_toolchain(name: str, probes: list[Probe], cache: Path) -> list[dict]:
-    adapter = _get_adapter(name)
+    adapter = _get_adapter(name, cache)
     problem = None
     try:
         ensure = getattr(adapter, "ensure", None)
@@ -154,10 +154,10 @@ def _probe_toolchain(name: str, probes: list[Probe], cache: Path) -> list[dict]:
     return [run_probe(adapter, info, p, cache) for p in probes]
 
 
-def _get_adapter(name: str) -> toolchains.Toolchain:
+def _get_adapter(name: str, cache: Path) -> toolchains.Toolchain:
     from . import toolchains as registry  # the module; the parameter of run_probes shadows it there
 
-    return registry.get(name)
+    return registry.get(name, cache_dir=cache)  # a Go release is installed in (and found in) this cache
 
 
 def run_probe(adapter: toolchains.Toolchain, info: toolchains.ToolchainInfo, probe: Probe, cache: Path,
@@ -193,16 +193,13 @@ def run_probe(adapter: toolchains.Toolchain, info: toolchains.ToolchainInfo, pro
 
 def dynamic_linking(binary: Path) -> str | None:
     """What makes ``binary`` dynamically linked (its ELF interpreter and needed libraries), or None."""
-    with open(binary, "rb") as f:
-        elf = ELFFile(f)
-        interp = [seg.get_interp_name() for seg in elf.iter_segments() if seg["p_type"] == "PT_INTERP"]
-        needed = []
-        dynamic = elf.get_section_by_name(".dynamic")
-        if dynamic is not None:
-            needed = [tag.needed for tag in dynamic.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
-    if not interp:
+    link = linkage(binary)
+    if link["is_static"]:
         return None
-    return f"interpreter {interp[0]}" + (f", needs {', '.join(needed)}" if needed else "")
+    parts = [f"interpreter {link['interpreter']}"] if link["interpreter"] else []
+    if link["needed_libs"]:
+        parts.append(f"needs {', '.join(link['needed_libs'])}")
+    return ", ".join(parts)
 
 
 def _row(toolchain, version, probe: Probe, passed, stage, error, seconds, build_seconds, cached) -> dict:

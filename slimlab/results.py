@@ -8,7 +8,11 @@
 
 The journal is the source of truth and is appended as work finishes, so a sweep that is
 killed loses nothing it measured; the Parquet files are rewritten from it, atomically,
-after each variant. Re-opening a run resumes it.
+after each variant. Re-opening a run by its id resumes it.
+
+Run ids name directories, so they are checked (:func:`validate_run_id`). An automatic id
+is the start time plus a random suffix and is created exclusively: two sweeps started in
+the same second get two runs. Only an id the caller chose resumes an existing run.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,7 +43,33 @@ def now_utc() -> datetime:
 
 
 def new_run_id() -> str:
-    return now_utc().strftime("%Y%m%dT%H%M%SZ")
+    """The start time (sortable, readable) plus 24 random bits: ids of sweeps started in the
+    same second differ; RunStore.open still creates an automatic id's directory exclusively."""
+    return f"{now_utc().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+RUN_ID_RULE = "a run id is a non-empty name without '/', '..' or control characters, e.g. 'baseline-2'"
+
+
+def validate_run_id(run_id: object) -> str:
+    """``run_id`` if it can name a directory under ``DATA/runs/``; SlimlabError naming the rule otherwise.
+
+    A ``/`` or ``..`` would put the run outside ``runs/`` (or merge it into another);
+    control characters make names that terminals and reports cannot show.
+    """
+    if not isinstance(run_id, str):
+        problem = f"is a {type(run_id).__name__}, not a string"
+    elif not run_id:
+        problem = "is empty"
+    elif "/" in run_id:
+        problem = "contains '/'"
+    elif ".." in run_id or run_id == ".":
+        problem = "contains '..'" if ".." in run_id else "is '.'"
+    elif any(unicodedata.category(c) == "Cc" for c in run_id):
+        problem = "contains a control character"
+    else:
+        return run_id
+    raise SlimlabError(f"invalid run id {run_id!r}: it {problem}; {RUN_ID_RULE}")
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -66,9 +98,15 @@ class RunStore:
 
     # -- opening -----------------------------------------------------------------------
     @classmethod
-    def open(cls, data_dir: Path, run_id: str, spec_dict: dict, context: dict) -> RunStore:
-        """Create the run, or resume it when it exists with the same spec."""
-        run_dir = Path(data_dir) / "runs" / run_id
+    def open(cls, data_dir: Path, run_id: str | None, spec_dict: dict, context: dict) -> RunStore:
+        """Create the run, or resume it when ``run_id`` names an existing run with the same spec.
+
+        ``run_id=None`` always creates a new run under a fresh automatic id.
+        """
+        if run_id is None:
+            run_id, run_dir = _create_fresh(Path(data_dir) / "runs")
+        else:
+            run_dir = Path(data_dir) / "runs" / validate_run_id(run_id)
         manifest_path = run_dir / MANIFEST
         session = {"started_at": now_utc().isoformat(), "host": context["host"]}
         if manifest_path.is_file():
@@ -169,6 +207,18 @@ class RunStore:
         self.write_manifest()
         self.write_tables()
         self._journal.close()
+
+
+def _create_fresh(runs: Path) -> tuple[str, Path]:
+    """A new automatic run id and its directory, made with mkdir's O_EXCL semantics."""
+    runs.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = new_run_id()
+        try:
+            (runs / run_id).mkdir()
+        except FileExistsError:  # another sweep drew the same id in the same second: draw again
+            continue
+        return run_id, runs / run_id
 
 
 def results_frame(rows) -> pl.DataFrame:

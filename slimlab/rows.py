@@ -32,6 +32,7 @@ class Row(dict):
 
 
 def base_row(run_id: str, variant: Variant, info: ToolchainInfo | None, host: str) -> Row:
+    """``info``: the compiler that builds for the variant's target (a cross gccgo's own)."""
     """What every row carries, whatever its status: its axes and where it was measured."""
     from .model import get_chain
 
@@ -53,6 +54,7 @@ def base_row(run_id: str, variant: Variant, info: ToolchainInfo | None, host: st
 
 def build_columns(built: BuildOutcome) -> dict[str, Any]:
     return {
+        "toolchain_version": built.toolchain_version,
         "build_seconds": built.seconds,
         "build_cached": built.cached,
         "flags": list(built.flags),

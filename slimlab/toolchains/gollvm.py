@@ -11,10 +11,10 @@ host CPU only.
 from __future__ import annotations
 
 import shutil
-from .. import proc
+
 from ..model import Profile, Target
-from .base import ToolchainInfo, first_line
-from .gccgo import Gccgo
+from .base import ToolchainInfo
+from .gccgo import Gccgo, driven_info
 
 
 class Gollvm(Gccgo):
@@ -28,13 +28,10 @@ class Gollvm(Gccgo):
         self._llvm_goc = llvm_goc or shutil.which("llvm-goc")
 
     def detect(self) -> ToolchainInfo | None:
-        go = shutil.which("go")
-        if not self._llvm_goc or not go:
-            return None
-        done = proc.run([self._llvm_goc, "--version"], timeout=60)
-        if not done.ok:
-            return None
-        return ToolchainInfo(path=self._llvm_goc, version=first_line(done.stdout), identity=first_line(done.stdout))
+        return driven_info(self.family, self._llvm_goc)
+
+    def info_for(self, info: ToolchainInfo, target: Target) -> ToolchainInfo | None:
+        return info if target.is_native else None  # no cross llvm-goc (see unsupported_reason)
 
     def install_hint(self) -> str:
         return "Gollvm has no Debian package: build llvm-goc from the gollvm sources inside an LLVM tree and put it on PATH"

@@ -22,10 +22,30 @@ from ..errors import SpecError
 BUILTIN_DIR = Path(__file__).parent
 MANIFEST = "workload.toml"
 KINDS = ("cli", "server")
-_MANIFEST_KEYS = {"kind", "args", "env", "expect_stdout", "expect_exit", "health_path", "expect_body",
-                  "grpc_health", "grpc_service"}
 ADDR = "{addr}"
 GRPC_ADDR = "{grpc_addr}"
+
+
+def _is_str(value) -> bool:
+    return isinstance(value, str)
+
+
+# Every key of workload.toml: what its value must be (said in errors) and the test of it.
+# TOML has types, so nothing is coerced: `expect_exit = "1"` or `args = [1]` is an error,
+# not a guess.
+MANIFEST_FIELDS: dict[str, tuple[str, object]] = {
+    "kind": (f"one of {', '.join(repr(k) for k in KINDS)}", lambda v: v in KINDS),
+    "args": ('a list of strings, e.g. ["-addr", "{addr}"]',
+             lambda v: isinstance(v, list) and all(map(_is_str, v))),
+    "env": ('a table of strings, e.g. { GOMAXPROCS = "1" }',
+            lambda v: isinstance(v, dict) and all(map(_is_str, v.values()))),
+    "expect_stdout": ("a string (the exact stdout of a working run)", _is_str),
+    "expect_exit": ("an integer from 0 to 255", lambda v: type(v) is int and 0 <= v <= 255),
+    "health_path": ('a string starting with "/", e.g. "/healthz"', lambda v: _is_str(v) and v.startswith("/")),
+    "expect_body": ("a string (the exact body of the health answer)", _is_str),
+    "grpc_health": ("true or false", lambda v: isinstance(v, bool)),
+    "grpc_service": ('a string ("" asks about the whole server)', _is_str),
+}
 
 
 @dataclass(frozen=True)
@@ -94,23 +114,36 @@ def resolve(name: str, base_dir: Path | None = None) -> Workload:
     )
 
 
+def _read_manifest(path: Path) -> dict:
+    """The checked contents of a workload.toml ({} when there is none); SpecError otherwise."""
+    from ..errors import did_you_mean
+
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    unknown = [key for key in data if key not in MANIFEST_FIELDS]
+    if unknown:
+        named = ", ".join(f"{key!r}{did_you_mean(key, MANIFEST_FIELDS)}" for key in unknown)
+        raise SpecError(f"{path}: unknown keys {named}; valid keys: {', '.join(MANIFEST_FIELDS)}")
+    for key, value in data.items():
+        expected, valid = MANIFEST_FIELDS[key]
+        if not valid(value):
+            hint = did_you_mean(value, KINDS) if key == "kind" else ""
+            raise SpecError(f"{path}: {key} must be {expected}, not {value!r}{hint}")
+    return data
+
+
 def _load(name: str, source_dir: Path, builtin: bool) -> Workload:
     manifest_path = source_dir / MANIFEST
-    data = tomllib.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    unknown = set(data) - _MANIFEST_KEYS
-    if unknown:
-        raise SpecError(f"{manifest_path}: unknown keys {sorted(unknown)}; allowed: {sorted(_MANIFEST_KEYS)}")
+    data = _read_manifest(manifest_path)
     kind = data.get("kind", "cli")
-    if kind not in KINDS:
-        raise SpecError(f"{manifest_path}: kind must be one of {KINDS}, not {kind!r}")
     grpc_health = data.get("grpc_health", False)
-    if not isinstance(grpc_health, bool):
-        raise SpecError(f"{manifest_path}: grpc_health must be true or false, not {grpc_health!r}")
     grpc_service = data.get("grpc_service", "")
-    if not isinstance(grpc_service, str):
-        raise SpecError(f"{manifest_path}: grpc_service must be a string (\"\" asks about the whole server)")
-    args = tuple(str(a) for a in data.get("args", ()))
-    env = tuple(sorted((str(k), str(v)) for k, v in data.get("env", {}).items()))
+    args = tuple(data.get("args", ()))
+    env = tuple(sorted(data.get("env", {}).items()))
     if grpc_health:
         if kind != "server":
             raise SpecError(f"{manifest_path}: grpc_health = true needs kind = \"server\"")
@@ -126,7 +159,7 @@ def _load(name: str, source_dir: Path, builtin: bool) -> Workload:
         args=args,
         env=env,
         expect_stdout=data.get("expect_stdout"),
-        expect_exit=int(data.get("expect_exit", 0)),
+        expect_exit=data.get("expect_exit", 0),
         health_path=data.get("health_path", "/healthz"),
         expect_body=data.get("expect_body"),
         grpc_health=grpc_health,
