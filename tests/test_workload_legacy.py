@@ -21,8 +21,9 @@ import pytest
 from artifacts import built
 
 import slimlab
-from slimlab import workloads
+from slimlab import toolchains, workloads
 from slimlab.measure import CheckFailure, check_and_sample, runner_for
+from slimlab.profiles import BUILTIN_PROFILES
 from slimlab.targets import TARGETS
 
 log = logging.getLogger(__name__)
@@ -153,3 +154,17 @@ def test_gccgo_binary_with_a_real_redis(tmp_path, legacy_run):
     with pytest.raises(CheckFailure) as grpc_down:
         check_and_sample(workloads.resolve(str(legacy_copy(tmp_path / "grpc", grpc_only))), NATIVE, binary, 10)
     assert "gRPC health check" in grpc_down.value.reason and "NOT_SERVING" in grpc_down.value.reason
+
+
+def test_gccgo_cross_builds_it_for_arm64(tmp_path):
+    """aarch64-linux-gnu-gccgo builds it and QEMU runs it: x/sys/unix needs cgo on in a cross build."""
+    command = toolchains.get("gccgo").build_command(SOURCE, BUILTIN_PROFILES["static"], TARGETS["linux/arm64"],
+                                                    tmp_path / "o")
+    assert (command.env["CGO_ENABLED"], command.env["CC"]) == ("1", "aarch64-linux-gnu-gcc")
+    spec = {"workloads": [NAME], "toolchains": ["gccgo"], "profiles": ["static"], "targets": ["linux/arm64"],
+            "repeats": 1, "warmup": 0}
+    (row,) = slimlab.load(slimlab.sweep(spec, data_dir=tmp_path, progress=False)).iter_rows(named=True)
+    log.info("gccgo static linux/arm64: %s bytes, start-up under QEMU %.1f ms", row["size_bytes"],
+             row["startup_ms_median"])
+    assert row["status"] == "ok", row["reason"]
+    assert row["is_static"] is True and row["needed_libs"] == []
