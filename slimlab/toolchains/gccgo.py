@@ -77,7 +77,7 @@ class Gccgo(Toolchain):
         flags, env = gccgo_flags(profile)
         return BuildCommand(
             argv=[shutil.which("go") or "go", "build", "-compiler", "gccgo", "-o", str(out), *flags, "."],
-            env={**target.go_env(), "GCCGO": self.driver(target), **env},
+            env={**target.go_env(), "GCCGO": self.driver(target), **self.cross_cgo_env(target), **env},
             cwd=source_dir,
             flags=["-compiler", "gccgo", *flags],
             profile_env=env_items(env),
@@ -89,6 +89,13 @@ class Gccgo(Toolchain):
     def driver(self, target: Target) -> str:
         """The gccgo-compatible compiler the go command runs (its GCCGO)."""
         return gccgo_for(target)
+
+    def cross_cgo_env(self, target: Target) -> dict[str, str]:
+        """A cross build keeps cgo on, with the target's C compiler: the go command turns cgo off
+        when cross-compiling, and golang.org/x/sys/unix under gccgo needs its C half (gccgo_c.c)."""
+        if target.is_native:
+            return {}
+        return {"CGO_ENABLED": "1", "CC": f"{TRIPLETS[target.goarch]}-gcc"}
 
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
         driver = gccgo_for(target)
