@@ -92,6 +92,7 @@ PACKAGES=(
     chromium fonts-liberation   # headless reports; fonts are a Recommends of chromium
     qemu-user-static
     gccgo gccgo-aarch64-linux-gnu gccgo-arm-linux-gnueabihf
+    gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf   # cgo of cross builds (gc and gccgo)
     python3-venv git
     redis-server                # a real Redis for the grpc-redis workload test
 )

@@ -41,7 +41,7 @@ def test_bad_spec_names_the_problem(changes, message):
 
 
 def test_unknown_workload_lists_the_builtins():
-    with pytest.raises(SpecError, match="built-in workloads: cobra-cli, grpc-redis, hello, httpd;"):
+    with pytest.raises(SpecError, match="built-in workloads: cobra-cli, grpc-redis, grpc-redis-legacy, hello, httpd;"):
         spec(workloads=["nope"])
 
 

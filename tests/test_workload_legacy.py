@@ -23,8 +23,7 @@ from artifacts import built
 import slimlab
 from slimlab import toolchains, workloads
 from slimlab.measure import CheckFailure, check_and_sample, runner_for
-from slimlab.profiles import BUILTIN_PROFILES
-from slimlab.targets import TARGETS
+from slimlab.model import BUILTIN_PROFILES, TARGETS
 
 log = logging.getLogger(__name__)
 NAME = "grpc-redis-legacy"

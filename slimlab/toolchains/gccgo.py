@@ -95,10 +95,13 @@ class Gccgo(Toolchain):
         when cross-compiling, and golang.org/x/sys/unix under gccgo needs its C half (gccgo_c.c)."""
         if target.is_native:
             return {}
-        return {"CGO_ENABLED": "1", "CC": f"{TRIPLETS[target.goarch]}-gcc"}
+        return {"CGO_ENABLED": "1", "CC": target.cross_tool("gcc")}
 
     def unsupported_reason(self, profile: Profile, target: Target) -> str | None:
         driver = gccgo_for(target)
         if not target.is_native and shutil.which(driver) is None:
             return f"{driver} is missing; install it with: apt-get install gccgo-{target.triplet}"
+        cross_cc = self.cross_cgo_env(target).get("CC")
+        if cross_cc and shutil.which(cross_cc) is None:
+            return f"{cross_cc} is missing (cgo of a gccgo cross build); install it with: apt-get install gcc-{target.triplet}"
         return None
