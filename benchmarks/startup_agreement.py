@@ -10,7 +10,8 @@ Usage: python benchmarks/startup_agreement.py BINARY [--reps N] [--rounds N] [--
                 `sh -c 'while :; do :; done' &` in the shell that runs pytest does
   --spin own    the same loop in its own session (another autogroup)
   --mode burst  slimlab's take_samples (CHUNK starts back to back, one launcher)
-  --mode single one take_sample per start, as the sweep used to call it
+  --mode single one take_sample per start, as the sweep calls it
+  --mode pipe   the old way: Launch, whose "started" line wakes the caller at each start
   --mode hyperfine  hyperfine against itself: the noise floor of any comparison
 """
 
@@ -24,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from slimlab import environment, workloads
-from slimlab.measure import runner_for, take_sample, take_samples
+from slimlab.measure import Launch, runner_for, take_sample, take_samples
 from slimlab.targets import TARGETS
 
 QUANTILES = {"min": 0.0, "p10": 0.1, "p25": 0.25, "p50": 0.5, "p75": 0.75}
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--chunk", type=int, default=5)
     parser.add_argument("--spin", choices=["none", "same", "own"], default="none")
-    parser.add_argument("--mode", choices=["burst", "single", "hyperfine"], default="burst")
+    parser.add_argument("--mode", choices=["burst", "single", "pipe", "hyperfine"], default="burst")
     parser.add_argument("--cpu", type=int, default=None)
     args = parser.parse_args()
     wl, native = workloads.resolve("hello"), runner_for(TARGETS["linux/amd64"])
@@ -58,6 +59,12 @@ def main() -> None:
     def ours() -> list[float]:
         if args.mode == "hyperfine":
             return hyperfine(args.binary, args.chunk, args.cpu)
+        if args.mode == "pipe":
+            times = []
+            for _ in range(args.chunk + 1):
+                with Launch([str(args.binary)], timeout_s=10, stdout=None, stderr=None, cpu=args.cpu) as launch:
+                    times.append(launch.wait().wall_ms)
+            return times[1:]
         if args.mode == "single":
             take_sample(wl, native, args.binary, 10, cpu=args.cpu)  # warm-up, as hyperfine's
             return [take_sample(wl, native, args.binary, 10, cpu=args.cpu).startup_ms for _ in range(args.chunk)]

@@ -8,11 +8,14 @@
  * tiny static process keeps that floor below anything a Go program uses, exactly
  * as /usr/bin/time and hyperfine do.
  *
- * Usage: slimlab-launch [--cpu N] [--runs N] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]
+ * Usage: slimlab-launch [--cpu N] [--runs N] [--go] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]
  *   --cpu N     pin this launcher and the program to CPU N (sched_setaffinity before
  *               the fork, inherited by the program and all its threads)
  *   --runs N    start the program N times back to back (default 1), as hyperfine does
  *               between its runs; stops after the first run that fails or times out
+ *   --go        read one byte from stdin (or EOF) before the first start: the caller
+ *               writes it when it is about to sleep in wait(), so that the caller's
+ *               own wake-up after spawning us does not compete with the program
  *   TIMEOUT_MS  per run, 0 for none; on expiry the whole process group gets SIGKILL
  *   STDOUT      file to write the program's stdout to ("-" for /dev/null)
  *   STDERR      likewise for stderr (all runs append to it)
@@ -142,18 +145,29 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
 
 int main(int argc, char **argv) {
     long cpu = -1, runs = 1;
-    int i = 1;
-    while (i + 1 < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2] != '\0') {
-        if (strcmp(argv[i], "--cpu") == 0) cpu = number(argv[i + 1], "--cpu");
-        else if (strcmp(argv[i], "--runs") == 0) runs = number(argv[i + 1], "--runs");
-        else {
-            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu, --runs)\n", argv[i]);
+    int go = 0, i = 1;
+    while (i < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2] != '\0') {
+        if (strcmp(argv[i], "--go") == 0) {
+            go = 1;
+            i += 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--cpu") == 0 || strcmp(argv[i], "--runs") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "slimlab-launch: %s needs a number\n", argv[i]);
+                return 2;
+            }
+            if (argv[i][2] == 'c') cpu = number(argv[i + 1], "--cpu");
+            else runs = number(argv[i + 1], "--runs");
+        } else {
+            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go)\n", argv[i]);
             return 2;
         }
         i += 2;
     }
     if (argc - i < 5 || strcmp(argv[i + 3], "--") != 0 || runs < 1) {
-        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] [--go] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n",
+                argv[0]);
         return 2;
     }
     long timeout_ms = number(argv[i], "TIMEOUT_MS");
@@ -186,6 +200,11 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_alarm; /* no SA_RESTART: wait4 must return EINTR on expiry */
     sigaction(SIGALRM, &sa, NULL);
 
+    if (go) {
+        char byte;
+        while (read(STDIN_FILENO, &byte, 1) < 0 && errno == EINTR) {
+        }
+    }
     for (long run = 0; run < runs; run++)
         if (run_once(&argv[i + 4], timeout_ms, out_fd, err_fd, in_fd) != 0) break;
     return 0;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -141,42 +142,71 @@ def _exit(started: dict[str, str], f: dict[str, str]) -> Exit:
 
 
 def _command(launcher: Path | None, argv: list[str], timeout_s: float, stdout: Path | None, stderr: Path | None,
-             cpu: int | None, runs: int = 1) -> list[str]:
+             cpu: int | None, options: tuple[str, ...] = ()) -> list[str]:
     check_cpu(cpu)
-    options = (["--cpu", str(cpu)] if cpu is not None else []) + (["--runs", str(runs)] if runs != 1 else [])
+    if cpu is not None:
+        options = ("--cpu", str(cpu), *options)
     return [str(launcher or launcher_path()), *options, str(int(timeout_s * 1000)), str(stdout or "-"),
             str(stderr or "-"), "--", *argv]
+
+
+def _sleep_until_exit(child: subprocess.Popen, timeout_s: float) -> int | None:
+    """Block until ``child`` exits (its exit code), or None after ``timeout_s``.
+
+    Not ``Popen.wait(timeout=...)``: that polls, waking every 0.5, 1, 2, ... 50 ms, and
+    each wake-up competes with the program being timed. A pidfd sleeps in one poll().
+    """
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):  # no pidfd (Linux < 5.3): fall back to polling
+        try:
+            return child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(int(timeout_s * 1000)):
+            return None
+    finally:
+        os.close(pidfd)
+    return child.wait()
 
 
 def run_starts(argv: list[str], *, runs: int, timeout_s: float, stdout: Path | None, stderr: Path | None,
                env: dict[str, str] | None = None, launcher: Path | None = None, cpu: int | None = None) -> list[Exit]:
     """Start ``argv`` ``runs`` times back to back in one launcher; one Exit per start.
 
-    Stops after the first start that fails (its Exit is the last one). Between starts
-    nothing but the launcher runs, as between hyperfine's runs; the caller sleeps in
-    wait() on the launcher, whose report goes to a file, not a pipe, so no report line
-    wakes the caller while the program runs (see samples.py, "Why start-up ...").
+    Stops after the first start that fails (its Exit is the last one). The caller sleeps
+    while the program runs, as hyperfine does in wait(): the launcher starts the program
+    only once told to (``--go``, written just before the caller sleeps), its report goes
+    to a file read afterwards (a line on a pipe would wake the caller), and the caller
+    waits on a pidfd rather than polling. Between starts nothing but the launcher runs,
+    as between hyperfine's runs. See samples.py, "Why start-up is taken this way".
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
     with tempfile.TemporaryFile("w+") as report:
-        launcher_proc = subprocess.Popen(
-            _command(launcher, argv, timeout_s, stdout, stderr, cpu, runs),
+        child = subprocess.Popen(
+            _command(launcher, argv, timeout_s, stdout, stderr, cpu, ("--runs", str(runs), "--go")),
             stdout=report,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             env={**os.environ, **(env or {})},
         )
         try:
+            try:
+                child.stdin.write(b"g")
+                child.stdin.close()
+            except BrokenPipeError:  # it failed before reading: its report says why
+                pass
             # The launcher enforces the timeout per start; this bound only guards against a stuck launcher.
-            code = launcher_proc.wait(timeout=runs * (timeout_s + 1) + 30)
-        except subprocess.TimeoutExpired:
-            launcher_proc.kill()  # the program dies with it (PR_SET_PDEATHSIG in launcher.c)
-            launcher_proc.wait()
-            raise ToolError(f"the measurement launcher got stuck running {argv[0]}", argv) from None
+            code = _sleep_until_exit(child, runs * (timeout_s + 1) + 30)
+            if code is None:
+                raise ToolError(f"the measurement launcher got stuck running {argv[0]}", argv)
         finally:
-            if launcher_proc.poll() is None:
-                launcher_proc.kill()
-                launcher_proc.wait()
+            if child.poll() is None:
+                child.kill()  # the program dies with it (PR_SET_PDEATHSIG in launcher.c)
+                child.wait()
         report.seek(0)
         lines = report.read().splitlines()
     exits, started = [], None
