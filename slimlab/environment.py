@@ -147,6 +147,7 @@ def busy_host_warnings(noise: dict, nivcsw: list[int | None] | None = None) -> l
                    "involuntary context switches)")
     if not why:
         return []
-    return [f"Warning: the host was busy while measuring ({'; '.join(why)}). Start-up times include "
-            "waiting for a CPU and may be far from a quiet host's; CPU time (cpu_ms) is less affected. "
-            "Measure on a quiet host, or pin the measurement to a CPU nothing else uses (pin_cpu)."]
+    warning = (f"Warning: the host was busy while measuring ({'; '.join(why)}). Start-up times include "
+               "waiting for a CPU and may be far from a quiet host's; CPU time (cpu_ms) is less affected. "
+               "Measure on a quiet host, or pin the measurement to a CPU nothing else uses (pin_cpu).")
+    return [warning]

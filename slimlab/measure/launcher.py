@@ -269,7 +269,7 @@ class Launch:
             raise ToolError(f"the measurement launcher ended without a report (exit {self._proc.returncode})")
         return _exit(self._started, _fields(line))
 
-    def __enter__(self) -> "Launch":
+    def __enter__(self) -> Launch:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -295,7 +295,7 @@ def calibrate_overhead(cache_dir: Path | None = None, cpu: int | None = None, ru
         raise ValueError(f"runs must be at least 1, got {runs}")
     noop = noop_path(cache_dir)
     launcher = launcher or launcher_path(cache_dir)
-    kwargs = dict(timeout_s=10, stdout=None, stderr=None, launcher=launcher, cpu=cpu)
+    kwargs = {"timeout_s": 10, "stdout": None, "stderr": None, "launcher": launcher, "cpu": cpu}
     run_starts([str(noop)], runs=1, **kwargs)  # warm-up: page cache, launcher and no-op mapped
     exits = run_starts([str(noop)], runs=runs, **kwargs)
     bad = [e for e in exits if e.exit_code != 0]

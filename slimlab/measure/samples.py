@@ -36,7 +36,7 @@ GRPC_CHECK_TIMEOUT_S = 5.0  # at most this long for the gRPC health answer (with
 @dataclass(frozen=True)
 class Sample:
     startup_ms: float  # CLI: spawn to exit; server: spawn to first healthy answer
-    peak_rss_kib: int  # CLI: ru_maxrss; server: max(VmHWM just before the stop signal, ru_maxrss)
+    peak_rss_kib: int  # CLI: ru_maxrss (counted in 128 KiB steps: see _server); server: max(VmHWM before stop, ru_maxrss)
     ready_rss_kib: int | None  # server: VmRSS when it first answered healthy
     exit_code: int | None
     cpu_ms: float | None = None  # user + system CPU time of all its threads, to its exit
@@ -98,35 +98,38 @@ def _failure(exit: Exit, err: Path, what: str) -> CheckFailure:
 def _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu) -> list[Sample]:
     # Why start-up is taken this way, and why it once disagreed with hyperfine -N.
     #
-    # A start is fork (in the launcher) to reaped exit, CLOCK_MONOTONIC, as hyperfine -N
-    # times posix_spawn to wait. On a quiet host both read the same. On a busy 2-core
-    # host they read 0.34x to 2.6x apart in the old agreement test, while hyperfine read
-    # 0.59x to 1.58x apart from ITSELF in the same scheme. What ftrace (sched_switch,
-    # sched_wakeup) showed:
-    # - Most of a loaded start is waiting for a CPU, not running. A Go hello is 4-5
-    #   threads (main, sysmon, workers for the GC's background goroutines); it is reaped
-    #   only when every thread has run to its exit. A child or thread woken onto a CPU
-    #   held by a CPU-bound task often waits until that task's slice ends at a tick
-    #   (HZ=250: up to 4 ms), e.g. a 9.7 ms start = 5.4 ms before the child could exec +
-    #   1.2 ms running + 2.7 ms for one thread to get a CPU to die on.
-    # - So the times are bimodal: about 1.2-1.5 ms when nothing waits, 3-8 ms when
-    #   something does. When about half the starts wait, the median of 60 lands in either
-    #   mode by chance; the old test ran each tool in chunks of 15 a second apart, while
-    #   the load (the rest of the suite, other jobs) changed, so 1.31 vs 3.92 ms meant
-    #   "fast mode vs slow mode", not a bias of either tool. It is worst when the busy
-    #   task is in the same session (autogroup) as the measurement, as a spinner started
-    #   with & from the shell running pytest is.
-    # - One bias was ours: the parent (Python) read the launcher's "started" line from a
-    #   pipe, so every start woke it while the program was starting, and it competed for
-    #   the CPU: +10-15% on the fast starts against hyperfine, whose parent sleeps in
-    #   wait(). CLI starts now go through run_starts, whose report goes to a file read
-    #   after the launcher exits: the parent sleeps through the runs, like hyperfine.
-    # - Back-to-back starts (take_samples) have nothing between them but the launcher,
-    #   as between hyperfine's runs; single starts from the sweep have Python's work in
-    #   between. The launcher's own overhead is calibrate_overhead(): a static no-op.
-    # What stays: a start-up median on a busy host measures the host as much as the
-    # program. cpu_ms (not inflated by waiting), nivcsw and environment.host_noise()
-    # say how busy it was; environment.busy_host_warnings() words the warning.
+    # A start is fork (in the launcher) to reaped exit on CLOCK_MONOTONIC, as hyperfine -N
+    # times spawn to wait. With the measured program at real-time priority (chrt -f, so
+    # no other load delays it) both read the same: medians within 4%. On a busy 2-core
+    # host the old test read them 0.34x-2.6x apart, and hyperfine, in the same scheme
+    # (turns of 3 warm-ups + 15 runs), read 0.59x-1.58x apart from ITSELF with one core
+    # busy. ftrace (sched_switch/sched_wakeup) showed why:
+    # - A loaded start mostly waits for a CPU. A Go hello is 4-5 threads (main, sysmon,
+    #   Ms for the GC's background goroutines) and is reaped only once every thread has
+    #   run to its exit; a task woken onto a CPU held by a CPU-bound one often waits for
+    #   that one's slice to end at a tick (HZ=250: up to 4 ms). E.g. one 9.7 ms start
+    #   under hyperfine: 5.4 ms before the child ran to exec, 1.2 ms running, 2.7 ms for
+    #   the last thread to get a CPU to die on.
+    # - So the times are bimodal: ~1.2-1.5 ms when nothing waits, 3-8 ms when something
+    #   does. When about half the starts wait, the median lands in either mode by chance,
+    #   and the load (the rest of the suite, other jobs) changes by the second: 1.31 vs
+    #   3.92 ms was "fast mode vs slow mode", not a bias. It is worst with the busy task
+    #   in the measurement's own session (autogroup), like a spinner started with & from
+    #   the shell that runs pytest. No tool gets a stable median there; the fast
+    #   quantiles (p10, p25) stay within ~10% between tools that take turns.
+    # - Biases that were ours, each putting the caller (Python) on a CPU while the program
+    #   started: the launcher's "started" line on a pipe woke it in every start (ftrace:
+    #   ~84 us of Python on a CPU inside 24 of 24 timed starts; 0 of 24 now), and waiting
+    #   with Popen.wait(timeout=) polls (wakes at 0.5, 1, 2, ... ms). Now the launcher
+    #   waits for a go byte, reports to a file, and the caller sleeps on a pidfd
+    #   (run_starts), like hyperfine in wait().
+    # - Pacing: with a core busy, one launcher per start (Python's work between starts,
+    #   as in a sweep) read 10-20% above hyperfine at p10/p25, starts back to back in one
+    #   launcher (take_samples, hyperfine's pacing) 0.9-1.07x. The launcher's own cost
+    #   per start is calibrate_overhead(), a static no-op timed the same way.
+    # On a busy host a start-up median measures the host as much as the program: cpu_ms
+    # (not inflated by waiting), nivcsw and environment.host_noise() say how busy it was,
+    # and environment.busy_host_warnings() words the warning.
     exits = run_starts(_argv(runner, binary, workload.run_args()), runs=runs, timeout_s=timeout_s, stdout=out,
                        stderr=err, env=workload.run_env(), cpu=cpu)
     samples = []
