@@ -190,6 +190,7 @@ def run_starts(argv: list[str], *, runs: int, timeout_s: float, stdout: Path | N
         child = subprocess.Popen(
             _command(launcher, argv, timeout_s, stdout, stderr, cpu, ("--runs", str(runs), "--go")),
             stdout=report,
+            stderr=subprocess.STDOUT,  # the launcher's own complaints; the program's go to ``stderr``
             stdin=subprocess.PIPE,
             env={**os.environ, **(env or {})},
         )
@@ -216,7 +217,9 @@ def run_starts(argv: list[str], *, runs: int, timeout_s: float, stdout: Path | N
         elif line.startswith("exited ") and started is not None:
             exits.append(_exit(started, _fields(line)))
     if not exits:
-        raise ToolError(f"the measurement launcher failed to start {argv[0]} (exit {code}): {lines[:2]!r}", argv)
+        said = "; ".join(line for line in lines if not line.startswith(("started ", "exited ")))
+        raise ToolError(f"the measurement launcher failed to start {argv[0]} (exit {code}): {said or 'no report'}",
+                        argv)
     return exits
 
 
