@@ -160,6 +160,16 @@ def test_pinning_reaches_the_program(tmp_path):
     assert out.read_text() == here.stdout
 
 
+def test_back_to_back_starts_stop_only_at_a_kill():
+    # An exit code is the caller's to judge (a workload may expect 1); a timeout or a
+    # signal ends the series, and its Exit is the last one.
+    assert [e.exit_code for e in run_starts(["false"], runs=3, timeout_s=10, stdout=None, stderr=None)] == [1, 1, 1]
+    killed = run_starts(["sh", "-c", "kill -9 $$"], runs=3, timeout_s=10, stdout=None, stderr=None)
+    assert [(e.exit_code, e.signal) for e in killed] == [(None, 9)]
+    slow = run_starts(["sleep", "5"], runs=3, timeout_s=0.2, stdout=None, stderr=None)
+    assert len(slow) == 1 and slow[0].timed_out and slow[0].wall_ms < 2000
+
+
 def test_pinning_to_a_missing_cpu_names_the_valid_ones():
     with pytest.raises(SpecError, match=r"CPU 4096.*CPUs are 0"):
         run_starts(["true"], runs=1, timeout_s=10, stdout=None, stderr=None, cpu=4096)

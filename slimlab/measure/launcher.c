@@ -12,7 +12,8 @@
  *   --cpu N     pin this launcher and the program to CPU N (sched_setaffinity before
  *               the fork, inherited by the program and all its threads)
  *   --runs N    start the program N times back to back (default 1), as hyperfine does
- *               between its runs; stops after the first run that fails or times out
+ *               between its runs; stops after a run that timed out or was killed by a
+ *               signal (an exit code, expected or not, is for the caller to judge)
  *   --go        read one byte from stdin (or EOF) before the first start: the caller
  *               writes it when it is about to sleep in wait(), so that the caller's
  *               own wake-up after spawning us does not compete with the program
@@ -83,7 +84,7 @@ static void set_timer(long ms) {
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
-/* One start of argv[0]: fork, exec, wait4, report. Returns 0 when the run went well. */
+/* One start of argv[0]: fork, exec, wait4, report. Returns 0 unless it timed out or was killed. */
 static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in_fd) {
     long long start = now_ns();
     pid_t pid = fork();
@@ -140,7 +141,7 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
            (long long)ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec, timed_out,
            ru.ru_nvcsw, ru.ru_nivcsw, ru.ru_minflt, ru.ru_majflt);
     fflush(stdout);
-    return timed_out || !WIFEXITED(status) || code != 0;
+    return timed_out || !WIFEXITED(status);
 }
 
 int main(int argc, char **argv) {

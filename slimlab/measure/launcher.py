@@ -177,12 +177,13 @@ def run_starts(argv: list[str], *, runs: int, timeout_s: float, stdout: Path | N
                env: dict[str, str] | None = None, launcher: Path | None = None, cpu: int | None = None) -> list[Exit]:
     """Start ``argv`` ``runs`` times back to back in one launcher; one Exit per start.
 
-    Stops after the first start that fails (its Exit is the last one). The caller sleeps
-    while the program runs, as hyperfine does in wait(): the launcher starts the program
-    only once told to (``--go``, written just before the caller sleeps), its report goes
-    to a file read afterwards (a line on a pipe would wake the caller), and the caller
-    waits on a pidfd rather than polling. Between starts nothing but the launcher runs,
-    as between hyperfine's runs. See samples.py, "Why start-up is taken this way".
+    Stops after a start that timed out or was killed by a signal (its Exit is the last).
+    The caller sleeps while the program runs, as hyperfine does in wait(): the launcher
+    starts the program only once told to (``--go``, written just before the caller
+    sleeps), its report goes to a file read afterwards (a line on a pipe would wake the
+    caller), and the caller waits on a pidfd rather than polling. Between starts nothing
+    but the launcher runs, as between hyperfine's runs. See samples.py, "Why start-up is
+    taken this way".
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")

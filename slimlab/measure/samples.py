@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ToolError
 from ..proc import tail
 from ..workloads import Workload
 from .launcher import Exit, Launch, run_starts
@@ -139,6 +140,8 @@ def _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu) -> lis
             raise _failure(exit, err, what if runs == 1 else f"start {index + 1} of {runs}: {what}")
         samples.append(Sample(exit.wall_ms, exit.maxrss_kib, None, exit.exit_code, cpu_ms=exit.cpu_ms,
                               nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib))
+    if len(samples) != runs:
+        raise ToolError(f"the measurement launcher reported {len(samples)} of {runs} starts of {binary}")
     if check and workload.expect_stdout is not None:
         got = out.read_text(errors="replace")
         if got != workload.expect_stdout:
