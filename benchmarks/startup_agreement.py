@@ -68,7 +68,7 @@ def main() -> None:
         if args.mode == "single":
             take_sample(wl, native, args.binary, 10, cpu=args.cpu)  # warm-up, as hyperfine's
             return [take_sample(wl, native, args.binary, 10, cpu=args.cpu).startup_ms for _ in range(args.chunk)]
-        samples = take_samples(wl, native, args.binary, 10, args.chunk + 1, cpu=args.cpu)[1:]
+        samples = take_samples(wl, native, args.binary, 10, args.chunk, cpu=args.cpu, warmup=1)
         nivcsw.extend(s.nivcsw for s in samples)
         return [s.startup_ms for s in samples]
 

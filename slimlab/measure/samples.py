@@ -67,13 +67,13 @@ def take_sample(workload: Workload, runner: Runner, binary: Path, timeout_s: flo
 
 
 def take_samples(workload: Workload, runner: Runner, binary: Path, timeout_s: float, runs: int,
-                 cpu: int | None = None) -> list[Sample]:
-    """``runs`` timed starts back to back; the first that fails raises CheckFailure.
+                 cpu: int | None = None, warmup: int = 0) -> list[Sample]:
+    """``warmup`` untimed then ``runs`` timed starts back to back; the first that fails raises CheckFailure.
 
     A CLI's starts follow each other inside one launcher with nothing in between, as
-    hyperfine's runs do; a server's are taken one after the other.
+    hyperfine's warm-up and runs do; a server's are taken one after the other.
     """
-    return _run(workload, runner, binary, timeout_s, check=False, runs=runs, cpu=cpu)
+    return _run(workload, runner, binary, timeout_s, check=False, runs=warmup + runs, cpu=cpu)[warmup:]
 
 
 def _run(workload: Workload, runner: Runner, binary: Path, timeout_s: float, check: bool, runs: int,
@@ -99,7 +99,7 @@ def _failure(exit: Exit, err: Path, what: str) -> CheckFailure:
 def _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu) -> list[Sample]:
     # Why start-up is taken this way, and why it once disagreed with hyperfine -N.
     #
-    # A start is fork (in the launcher) to reaped exit on CLOCK_MONOTONIC, as hyperfine -N
+    # A start is vfork (in the launcher) to reaped exit on CLOCK_MONOTONIC, as hyperfine -N
     # times spawn to wait. With the measured program at real-time priority (chrt -f, so
     # no other load delays it) both read the same: medians within 4%. On a busy 2-core
     # host the old test read them 0.34x-2.6x apart, and hyperfine, in the same scheme
@@ -124,10 +124,17 @@ def _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu) -> lis
     #   with Popen.wait(timeout=) polls (wakes at 0.5, 1, 2, ... ms). Now the launcher
     #   waits for a go byte, reports to a file, and the caller sleeps on a pidfd
     #   (run_starts), like hyperfine in wait().
-    # - Pacing: with a core busy, one launcher per start (Python's work between starts,
-    #   as in a sweep) read 10-20% above hyperfine at p10/p25, starts back to back in one
-    #   launcher (take_samples, hyperfine's pacing) 0.9-1.07x. The launcher's own cost
-    #   per start is calibrate_overhead(), a static no-op timed the same way.
+    # - The launcher forked; fork copies page tables and the launcher then takes
+    #   copy-on-write faults: +5-8% (~0.1 ms) on a hello against hyperfine. It vforks now.
+    # - Pacing. On a quiet host single starts with Python's work between them (as the
+    #   sweep takes them) read 1.00-1.02x hyperfine's median, starts back to back in one
+    #   launcher (take_samples) 0.96-0.98x. With one core busy they part: the same share
+    #   of Go's wake-ups lands on the busy CPU (27% vs 28% of them), but there a wake-up
+    #   of spaced starts waited 0.48 ms on average, one of back-to-back starts 0.93 ms
+    #   (hyperfine) or 1.01 ms (take_samples): medians 0.42-0.77x hyperfine's for single
+    #   starts, 0.82-1.11x for bursts. That was the old 0.61 "with a core busy". So take
+    #   back-to-back starts (take_samples, with a warm-up) to compare with hyperfine.
+    #   The launcher's own cost per start is calibrate_overhead(), a static no-op.
     # On a busy host a start-up median measures the host as much as the program: cpu_ms
     # (not inflated by waiting), nivcsw and environment.host_noise() say how busy it was,
     # and environment.busy_host_warnings() words the warning.
