@@ -125,7 +125,11 @@ def _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu) -> lis
     #   waits for a go byte, reports to a file, and the caller sleeps on a pidfd
     #   (run_starts), like hyperfine in wait().
     # - The launcher forked; fork copies page tables and the launcher then takes
-    #   copy-on-write faults: +5-8% (~0.1 ms) on a hello against hyperfine. It vforks now.
+    #   copy-on-write faults: +5-8% (~0.1 ms) on a hello against hyperfine. It vforks
+    #   now, and reads 2-5% BELOW hyperfine on a quiet host (no-op 1.07 vs 1.13 ms,
+    #   hello 1.41-1.51 vs 1.48-1.58 ms): hyperfine's timed window also holds its own
+    #   spawn work (strace, per run: 3 opens of /dev/null, 6 prlimit, mmap and munmap of
+    #   the child's stack), ours is set up once per launcher.
     # - Pacing. On a quiet host single starts with Python's work between them (as the
     #   sweep takes them) read 1.00-1.02x hyperfine's median, starts back to back in one
     #   launcher (take_samples) 0.96-0.98x. With one core busy they part: the same share
