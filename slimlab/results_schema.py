@@ -127,6 +127,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("nivcsw_median", pl.Float64,
            "median involuntary context switches of the program per start (rusage ru_nivcsw): high means "
            "it was preempted, a sign of a busy host"),
+    Column("cpu_ms_median", pl.Float64,
+           "median user + system CPU time of the program per start (rusage): what start-up costs in CPU, "
+           "not inflated by waiting for one on a busy host"),
     Column("measured_at", pl.Datetime("us", "UTC"), "when the row was finished"),
 )
 
@@ -143,6 +146,9 @@ SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "exit_code": pl.Int64,
     "nivcsw": pl.Int64,  # involuntary context switches of the program in this start
     "nvcsw": pl.Int64,  # voluntary ones
+    "cpu_ms": pl.Float64,  # user + system CPU time of the program in this start (not inflated by waiting)
+    "exit_maxrss_kib": pl.Int64,  # wait4's ru_maxrss alone (peak_rss_kib may be larger for a server)
+    "stop_hwm_kib": pl.Int64,  # servers: VmHWM read just before the stop signal
 }
 
 # One row per (variant, Go package): code bytes attributed to the package from the

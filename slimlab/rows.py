@@ -85,6 +85,7 @@ def summary_columns(samples: list[dict]) -> dict[str, Any]:
     rss = summarize([s["peak_rss_kib"] for s in samples])
     ready = summarize([s["ready_rss_kib"] for s in samples])
     nivcsw = summarize([s.get("nivcsw") for s in samples])
+    cpu = summarize([s.get("cpu_ms") for s in samples])
     return {
         "startup_n": startup["n"],
         "startup_ms_median": startup["median"],
@@ -96,4 +97,5 @@ def summary_columns(samples: list[dict]) -> dict[str, Any]:
         "peak_rss_kib_max": rss["max"],
         "ready_rss_kib_median": ready["median"],
         "nivcsw_median": nivcsw["median"],
+        "cpu_ms_median": cpu["median"],
     }

@@ -11,6 +11,8 @@ resumes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import subprocess
 import sys
@@ -25,7 +27,7 @@ from . import checkenv, environment, libs, pkgsize, postlink, tools
 from .build import build, default_cache_dir
 from .errors import SlimlabError
 from .inspect import build_path_prefixes, inspect_binary
-from .measure import CheckFailure, Runner, Sample, check_and_sample, launcher_path, runner_for, take_sample
+from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan as make_plan
 from .results import CAPABILITIES, RunStore, now_utc, validate_run_id, write_capabilities
@@ -38,6 +40,8 @@ STAGE_STATUS = {"build": "build_failed", "postlink": "postlink_failed", "inspect
                 "measure": "broken"}
 # What a stage may raise that is about the variant or its tools, not a bug in slimlab.
 STAGE_ERRORS = (SlimlabError, OSError, ELFError, subprocess.SubprocessError, UnicodeError)
+# Starts of one variant taken back to back per round (after one untimed start).
+MEASURE_BURST = 5
 
 
 class StageFailure(Exception):
@@ -172,7 +176,7 @@ class _Sweeper:
             raise StageFailure("postlink_failed", linked.reason)
 
         row.update(self._stage("inspect", self._inspect, workload, info, target, built.binary, linked.binary))
-        runner = runner_for(target)
+        runner = runner_for(target, launcher_path(self.cache))
         if isinstance(runner, str):
             raise StageFailure("unsupported", runner)
         row["runner"] = runner.name
@@ -183,7 +187,7 @@ class _Sweeper:
         # small environment would call them "ok".
         for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
             try:
-                self._stage("check", check_and_sample, checked, runner, linked.binary, spec.run_timeout_s)
+                self._stage("check", runner.check, checked, linked.binary, spec.run_timeout_s)
             except CheckFailure as failure:
                 raise StageFailure(failure.status, label + failure.reason) from failure
         return _Ready(variant, workload, runner, linked.binary, row)
@@ -197,22 +201,52 @@ class _Sweeper:
         return columns
 
     # -- measure ---------------------------------------------------------------------
-    def _sample(self, item: _Ready) -> Sample:
+    def _samples(self, item: _Ready, runs: int, warmup: int) -> list[Sample]:
         try:
-            return take_sample(item.workload, item.runner, item.binary, self.spec.run_timeout_s)
+            return item.runner.samples(item.workload, item.binary, self.spec.run_timeout_s, runs, warmup=warmup,
+                                       cpu=self.spec.pin_cpu)
         except STAGE_ERRORS as exc:  # a launcher that failed or got stuck: this variant's problem
             raise CheckFailure("broken", f"measure: {type(exc).__name__}: {exc}") from exc
 
     def measure(self, ready: list[_Ready], progress: bool) -> None:
-        """Timed samples in interleaved rounds until every variant has ``spec.repeats``."""
+        """Timed samples in interleaved rounds until every variant has ``spec.repeats``.
+
+        Each round visits every variant once, in a shuffled order, and takes up to
+        MEASURE_BURST starts of it back to back after one untimed start: hyperfine's pacing.
+        On a busy host starts spaced apart wait less for a CPU than back-to-back ones
+        (see measure.samples._cli), so single interleaved starts read up to 0.4x
+        hyperfine's median there; bursts agree with it (tests/test_measure.py). What the
+        host did meanwhile, the launcher's own cost and any busy-host warning go into the
+        manifest (this session's "measurement") and are printed.
+        """
         spec, store = self.spec, self.store
         todo = sum(spec.repeats - min(store.sample_count(r.variant.key), spec.repeats) for r in ready)
+        if not todo:
+            return
         bar = tqdm(total=todo, desc="measure", unit="run", disable=not progress, file=sys.stderr)
+        with _sweep_off_cpu(spec.pin_cpu):
+            calibration = self._stage("measure", calibrate_overhead, self.cache, cpu=spec.pin_cpu,
+                                      launcher=launcher_path(self.cache))
+            before = environment.noise_snapshot()
+            self._rounds(ready, bar)
+            noise = environment.host_noise(before, environment.noise_snapshot())
+        bar.close()
+        taken = [s.get("nivcsw") for r in ready for s in store.samples.get(r.variant.key, [])]
+        warnings = environment.busy_host_warnings(noise, taken)
+        store.manifest["sessions"][-1]["measurement"] = {
+            "launcher_overhead": calibration, "noise": noise, "warnings": warnings, "pin_cpu": spec.pin_cpu,
+            "burst": MEASURE_BURST,
+        }
+        store.write_manifest()
+        for warning in warnings:
+            print(f"slimlab: {warning}", file=sys.stderr)
+
+    def _rounds(self, ready: list[_Ready], bar) -> None:
+        spec, store = self.spec, self.store
         active = []
         for item in ready:
             try:
-                for _ in range(spec.warmup):  # warm the page cache and CPU state; not recorded
-                    self._sample(item)
+                self._samples(item, 0, spec.warmup)  # warm the page cache and CPU state; not recorded
                 active.append(item)
             except CheckFailure as failure:
                 self._finish(item.row, failure.status, f"warm-up: {failure.reason}")
@@ -222,20 +256,37 @@ class _Sweeper:
             for item in list(active):
                 key = item.variant.key
                 index = store.sample_count(key)
-                if index < spec.repeats:
+                runs = min(MEASURE_BURST, spec.repeats - index)
+                if runs > 0:
                     try:
-                        sample = self._sample(item)
+                        samples = self._samples(item, runs, warmup=1)
                     except CheckFailure as failure:
                         active.remove(item)
-                        self._finish(item.row, failure.status, f"sample {index + 1}: {failure.reason}")
+                        self._finish(item.row, failure.status, f"samples {index + 1}-{index + runs}: {failure.reason}")
                         continue
-                    store.add_sample(_sample_record(store, key, index, sample))
-                    bar.update()
+                    for offset, sample in enumerate(samples):
+                        store.add_sample(_sample_record(store, key, index + offset, sample))
+                    bar.update(len(samples))
                 if store.sample_count(key) >= spec.repeats:
                     active.remove(item)
                     item.row.update(summary_columns(store.samples[key][: spec.repeats]))
                     self._finish(item.row, "ok")
-        bar.close()
+
+
+@contextlib.contextmanager
+def _sweep_off_cpu(cpu: int | None):
+    """With ``pin_cpu``, the sweep's own Python runs on the other CPUs while measuring."""
+    if cpu is None:
+        yield
+        return
+    allowed = os.sched_getaffinity(0)
+    others = allowed - {cpu}
+    if others:
+        os.sched_setaffinity(0, others)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def _sample_record(store: RunStore, key: str, index: int, sample: Sample) -> dict:
@@ -247,6 +298,9 @@ def _sample_record(store: RunStore, key: str, index: int, sample: Sample) -> dic
         "peak_rss_kib": sample.peak_rss_kib,
         "ready_rss_kib": sample.ready_rss_kib,
         "exit_code": sample.exit_code,
-        "nivcsw": getattr(sample, "nivcsw", None),
-        "nvcsw": getattr(sample, "nvcsw", None),
+        "nivcsw": sample.nivcsw,
+        "nvcsw": sample.nvcsw,
+        "cpu_ms": sample.cpu_ms,
+        "exit_maxrss_kib": sample.exit_maxrss_kib,
+        "stop_hwm_kib": sample.stop_hwm_kib,
     }

@@ -7,36 +7,33 @@ otherwise real sweep and checks that it lands in a row, not in a traceback.
 
 from __future__ import annotations
 
-import importlib
-
 import polars as pl
 
 import slimlab
 from slimlab import postlink
 from slimlab.errors import ToolError
-
-sweep_module = importlib.import_module("slimlab.sweep")  # the module; slimlab.sweep is the function
+from slimlab.measure import LauncherRunner
 
 
 def test_a_launcher_that_fails_while_measuring_is_a_row(tmp_path, monkeypatch):
-    real = sweep_module.take_sample
+    real = LauncherRunner.samples
     calls = {"httpd": 0}
 
-    def flaky(workload, runner, binary, timeout_s):
-        if workload.name == "httpd":
+    def flaky(self, workload, binary, timeout_s, runs, warmup=0, cpu=None):
+        if workload.name == "httpd" and runs:
             calls["httpd"] += 1
-            if calls["httpd"] == 2:
+            if calls["httpd"] == 2:  # the second round of timed starts
                 raise ToolError("the measurement launcher ended without a report (exit -9)")
-        return real(workload, runner, binary, timeout_s)
+        return real(self, workload, binary, timeout_s, runs, warmup, cpu)
 
-    monkeypatch.setattr(sweep_module, "take_sample", flaky)
-    run = slimlab.sweep({"workloads": ["hello", "httpd"], "repeats": 3, "warmup": 0}, data_dir=tmp_path,
+    monkeypatch.setattr(LauncherRunner, "samples", flaky)
+    run = slimlab.sweep({"workloads": ["hello", "httpd"], "repeats": 8, "warmup": 0}, data_dir=tmp_path,
                         progress=False)
     df = slimlab.load(run)
     rows = {r["workload"]: r for r in df.iter_rows(named=True)}
-    assert rows["hello"]["status"] == "ok" and rows["hello"]["startup_n"] == 3
+    assert rows["hello"]["status"] == "ok" and rows["hello"]["startup_n"] == 8
     assert rows["httpd"]["status"] == "broken"
-    assert rows["httpd"]["reason"].startswith("sample 2: measure: ToolError: the measurement launcher ended")
+    assert rows["httpd"]["reason"].startswith("samples 6-8: measure: ToolError: the measurement launcher ended")
     assert rows["httpd"]["size_bytes"] > 0  # what was found before the failure is kept
 
 

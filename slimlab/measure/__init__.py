@@ -4,19 +4,26 @@ A sample is one start of the program: spawn to exit for a CLI, spawn to the firs
 healthy answer for a server, with the kernel's peak RSS (wait4 rusage) for that start.
 """
 
-from .launcher import Launch, launcher_path
-from .runners import Runner, runner_for
-from .samples import CheckFailure, Sample, check_and_sample, take_sample
+from .launcher import Launch, available_cpus, calibrate_overhead, check_cpu, launcher_path, noop_path, run_starts
+from .runners import LauncherRunner, Runner, runner_for
+from .samples import CheckFailure, Sample, check_and_sample, take_sample, take_samples
 from .stats import summarize
 
 __all__ = [
     "CheckFailure",
     "Launch",
+    "LauncherRunner",
     "Runner",
     "Sample",
+    "available_cpus",
+    "calibrate_overhead",
     "check_and_sample",
+    "check_cpu",
     "launcher_path",
+    "noop_path",
+    "run_starts",
     "runner_for",
     "summarize",
     "take_sample",
+    "take_samples",
 ]

@@ -1,61 +1,108 @@
 """Drive ``slimlab-launch`` (launcher.c): start a program, get its timing and rusage.
 
-The launcher is compiled on first use into the cache, keyed by its source's hash.
+The launcher is compiled on first use into the cache, keyed by its source's hash; so
+is ``noop.c``, the trivial static program that calibrates the launcher's own overhead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import select
 import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import proc
+from ..errors import SpecError, ToolError
 from ..paths import default_cache_dir
-from ..errors import ToolError
 
 SOURCE = Path(__file__).with_name("launcher.c")
+NOOP_SOURCE = Path(__file__).with_name("noop.c")
 
 
-def launcher_path(cache_dir: Path | None = None) -> Path:
-    """The compiled launcher, building it with ``cc`` when it is not cached yet."""
-    source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source).hexdigest()[:16]
-    out = (cache_dir or default_cache_dir()) / "launcher" / digest / "slimlab-launch"
+def _compiled(source: Path, name: str, cache_dir: Path | None) -> Path:
+    """``source`` compiled with ``cc`` into the cache (static when the C library allows it)."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    out = (cache_dir or default_cache_dir()) / "launcher" / digest / name
     if out.is_file():
         return out
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
-        raise ToolError("no C compiler (cc) to build the measurement launcher; install it with: apt-get install gcc libc6-dev")
+        raise ToolError(f"no C compiler (cc) to build {name}; install it with: apt-get install gcc libc6-dev")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
-    # Static, so the launcher's own RSS (the floor of every measurement) stays small.
-    done = proc.run([cc, "-O2", "-static", "-o", str(tmp), str(SOURCE)], timeout=120)
+    # Static, so its own RSS and start-up (the floor of every measurement) stay small.
+    done = proc.run([cc, "-O2", "-static", "-o", str(tmp), str(source)], timeout=120)
     if not done.ok:
-        done = proc.run([cc, "-O2", "-o", str(tmp), str(SOURCE)], timeout=120)
+        done = proc.run([cc, "-O2", "-o", str(tmp), str(source)], timeout=120)
     if not done.ok:
-        raise done.error("compiling the measurement launcher")
+        raise done.error(f"compiling {name}")
     tmp.replace(out)
     return out
 
 
+def launcher_path(cache_dir: Path | None = None) -> Path:
+    """The compiled launcher, building it with ``cc`` when it is not cached yet."""
+    return _compiled(SOURCE, "slimlab-launch", cache_dir)
+
+
+def noop_path(cache_dir: Path | None = None) -> Path:
+    """A static ``int main(void) { return 0; }``: what a start costs with no program in it."""
+    return _compiled(NOOP_SOURCE, "slimlab-noop", cache_dir)
+
+
+def available_cpus() -> list[int]:
+    """CPUs a measurement can be pinned to: those online on this host."""
+    try:
+        spans = Path("/sys/devices/system/cpu/online").read_text().strip()
+    except OSError:
+        return list(range(os.cpu_count() or 1))
+    cpus: list[int] = []
+    for span in spans.split(","):
+        first, _, last = span.partition("-")
+        cpus += range(int(first), int(last or first) + 1)
+    return cpus
+
+
+def check_cpu(cpu: int | None) -> None:
+    """Reject a CPU number this host does not have, naming the ones it has."""
+    if cpu is None:
+        return
+    cpus = available_cpus()
+    if isinstance(cpu, bool) or not isinstance(cpu, int) or cpu not in cpus:
+        raise SpecError(f"cannot pin measurements to CPU {cpu!r}: this host's CPUs are "
+                        f"{', '.join(map(str, cpus))}")
+
+
 @dataclass(frozen=True)
 class Exit:
-    """How a launched program ended, as the kernel reported it."""
+    """How a launched program ended, as the kernel reported it (wait4 rusage)."""
 
+    pid: int
     start_ns: int
     end_ns: int
     exit_code: int | None  # None when killed by a signal
     signal: int  # 0 when it exited
     maxrss_kib: int
     timed_out: bool
+    user_us: int = 0
+    sys_us: int = 0
+    nvcsw: int | None = None  # voluntary context switches (waits: I/O, futex, sleep)
+    nivcsw: int | None = None  # involuntary ones: preempted for another task
+    minflt: int | None = None
 
     @property
     def wall_ms(self) -> float:
         return (self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def cpu_ms(self) -> float:
+        """User plus system CPU time of the program and its threads."""
+        return (self.user_us + self.sys_us) / 1e3
 
     def describe(self) -> str:
         if self.timed_out:
@@ -73,14 +120,122 @@ def _fields(line: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in line.split()[1:])
 
 
+def _optional(fields: dict[str, str], name: str) -> int | None:
+    return int(fields[name]) if name in fields else None
+
+
+def _exit(started: dict[str, str], f: dict[str, str]) -> Exit:
+    return Exit(
+        pid=int(started["pid"]),
+        start_ns=int(started["start_ns"]),
+        end_ns=int(f["end_ns"]),
+        exit_code=int(f["exit"]) if int(f["signal"]) == 0 else None,
+        signal=int(f["signal"]),
+        maxrss_kib=int(f["maxrss_kib"]),
+        timed_out=f["timed_out"] == "1",
+        user_us=int(f["utime_us"]),
+        sys_us=int(f["stime_us"]),
+        nvcsw=_optional(f, "nvcsw"),
+        nivcsw=_optional(f, "nivcsw"),
+        minflt=_optional(f, "minflt"),
+    )
+
+
+def _command(launcher: Path | None, argv: list[str], timeout_s: float, stdout: Path | None, stderr: Path | None,
+             cpu: int | None, options: tuple[str, ...] = ()) -> list[str]:
+    check_cpu(cpu)
+    if cpu is not None:
+        options = ("--cpu", str(cpu), *options)
+    return [str(launcher or launcher_path()), *options, str(int(timeout_s * 1000)), str(stdout or "-"),
+            str(stderr or "-"), "--", *argv]
+
+
+def _sleep_until_exit(child: subprocess.Popen, timeout_s: float) -> int | None:
+    """Block until ``child`` exits (its exit code), or None after ``timeout_s``.
+
+    Not ``Popen.wait(timeout=...)``: that polls, waking every 0.5, 1, 2, ... 50 ms, and
+    each wake-up competes with the program being timed. A pidfd sleeps in one poll().
+    """
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):  # no pidfd (Linux < 5.3): fall back to polling
+        try:
+            return child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(int(timeout_s * 1000)):
+            return None
+    finally:
+        os.close(pidfd)
+    return child.wait()
+
+
+def run_starts(argv: list[str], *, runs: int, timeout_s: float, stdout: Path | None, stderr: Path | None,
+               env: dict[str, str] | None = None, launcher: Path | None = None, cpu: int | None = None) -> list[Exit]:
+    """Start ``argv`` ``runs`` times back to back in one launcher; one Exit per start.
+
+    Stops after a start that timed out or was killed by a signal (its Exit is the last).
+    The caller sleeps while the program runs, as hyperfine does in wait(): the launcher
+    starts the program only once told to (``--go``, written just before the caller
+    sleeps), its report goes to a file read afterwards (a line on a pipe would wake the
+    caller), and the caller waits on a pidfd rather than polling. Between starts nothing
+    but the launcher runs, as between hyperfine's runs. See samples.py, "Why start-up is
+    taken this way".
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    with tempfile.TemporaryFile("w+") as report:
+        child = subprocess.Popen(
+            _command(launcher, argv, timeout_s, stdout, stderr, cpu, ("--runs", str(runs), "--go")),
+            stdout=report,
+            stderr=subprocess.STDOUT,  # the launcher's own complaints; the program's go to ``stderr``
+            stdin=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+        try:
+            try:
+                child.stdin.write(b"g")
+                child.stdin.close()
+            except BrokenPipeError:  # it failed before reading: its report says why
+                pass
+            # The launcher enforces the timeout per start; this bound only guards against a stuck launcher.
+            code = _sleep_until_exit(child, runs * (timeout_s + 1) + 30)
+            if code is None:
+                raise ToolError(f"the measurement launcher got stuck running {argv[0]}", argv)
+        finally:
+            if child.poll() is None:
+                child.kill()  # the program dies with it (PR_SET_PDEATHSIG in launcher.c)
+                child.wait()
+        report.seek(0)
+        lines = report.read().splitlines()
+    exits, started = [], None
+    for line in lines:
+        if line.startswith("started "):
+            started = _fields(line)
+        elif line.startswith("exited ") and started is not None:
+            exits.append(_exit(started, _fields(line)))
+    if not exits:
+        said = "; ".join(line for line in lines if not line.startswith(("started ", "exited ")))
+        raise ToolError(f"the measurement launcher failed to start {argv[0]} (exit {code}): {said or 'no report'}",
+                        argv)
+    return exits
+
+
 class Launch:
-    """One running program under the launcher. Use as a context manager."""
+    """One running program under the launcher, followed while it runs (a server).
+
+    Use as a context manager. The caller reads the ``started`` line at once, so it knows
+    the pid and start time while the program runs; a CLI that needs neither uses
+    ``run_starts``, which keeps the caller asleep instead.
+    """
 
     def __init__(self, argv: list[str], *, timeout_s: float, stdout: Path | None, stderr: Path | None,
-                 env: dict[str, str] | None = None, launcher: Path | None = None) -> None:
-        launcher = launcher or launcher_path()
+                 env: dict[str, str] | None = None, launcher: Path | None = None, cpu: int | None = None) -> None:
         self._proc = subprocess.Popen(
-            [str(launcher), str(int(timeout_s * 1000)), str(stdout or "-"), str(stderr or "-"), "--", *argv],
+            _command(launcher, argv, timeout_s, stdout, stderr, cpu),
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
@@ -91,9 +246,9 @@ class Launch:
         if not first.startswith("started "):
             self._proc.wait()
             raise ToolError(f"the measurement launcher failed to start {argv[0]}: {first!r}", argv)
-        fields = _fields(first)
-        self.pid = int(fields["pid"])
-        self.start_ns = int(fields["start_ns"])
+        self._started = _fields(first)
+        self.pid = int(self._started["pid"])
+        self.start_ns = int(self._started["start_ns"])
 
     def running(self) -> bool:
         """True while the program has not been reaped (the launcher is still waiting)."""
@@ -116,17 +271,9 @@ class Launch:
                 self._proc.wait()
         if not line.startswith("exited "):
             raise ToolError(f"the measurement launcher ended without a report (exit {self._proc.returncode})")
-        f = _fields(line)
-        return Exit(
-            start_ns=self.start_ns,
-            end_ns=int(f["end_ns"]),
-            exit_code=int(f["exit"]) if int(f["signal"]) == 0 else None,
-            signal=int(f["signal"]),
-            maxrss_kib=int(f["maxrss_kib"]),
-            timed_out=f["timed_out"] == "1",
-        )
+        return _exit(self._started, _fields(line))
 
-    def __enter__(self) -> "Launch":
+    def __enter__(self) -> Launch:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -135,3 +282,36 @@ class Launch:
             self._proc.kill()
             self._proc.wait()
         self._proc.stdout.close()
+
+
+def calibrate_overhead(cache_dir: Path | None = None, cpu: int | None = None, runs: int = 30,
+                       launcher: Path | None = None) -> dict:
+    """The launcher's own cost per start: a static no-op timed as programs are timed.
+
+    Like hyperfine's shell calibration, but recorded rather than subtracted: a start-up
+    figure includes fork, exec, exit and wait4 whatever the program, and a reader can
+    compare it with this floor. Taken as one warm-up start and then ``runs`` starts back
+    to back (``run_starts``), the way ``take_samples`` times a CLI.
+    """
+    from .stats import summarize
+
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    noop = noop_path(cache_dir)
+    launcher = launcher or launcher_path(cache_dir)
+    kwargs = {"timeout_s": 10, "stdout": None, "stderr": None, "launcher": launcher, "cpu": cpu}
+    run_starts([str(noop)], runs=1, **kwargs)  # warm-up: page cache, launcher and no-op mapped
+    exits = run_starts([str(noop)], runs=runs, **kwargs)
+    bad = [e for e in exits if e.exit_code != 0]
+    if bad or len(exits) != runs:
+        raise ToolError(f"the no-op calibration program failed: {bad[0].describe() if bad else 'too few starts'}")
+    wall = summarize([e.wall_ms for e in exits])
+    return {
+        "program": "static C: int main(void) { return 0; }",
+        "median_ms": wall["median"],
+        "min_ms": wall["min"],
+        "iqr_ms": wall["iqr"],
+        "n": wall["n"],
+        "cpu": cpu,
+        "maxrss_kib": max(e.maxrss_kib for e in exits),
+    }

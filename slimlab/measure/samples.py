@@ -2,8 +2,11 @@
 
 ``check_and_sample`` runs the workload's functional check (right output, healthy
 endpoint, clean exit) and yields a sample; ``take_sample`` times a start with output
-thrown away, as hyperfine does. A program that misbehaves raises ``CheckFailure``
-with the status and reason to record.
+thrown away, as hyperfine does, and ``take_samples`` several starts back to back, as
+hyperfine does between its runs. A program that misbehaves raises ``CheckFailure``
+with the status and reason to record. ``cpu`` pins the launcher and the program to
+one CPU (see launcher.c); Go then sets GOMAXPROCS to 1, so a pinned figure is not
+comparable with an unpinned one.
 
 A server's start-up is always spawn-to-first-healthy-HTTP-answer. A workload with
 ``grpc_health = true`` is, in the functional check only, also asked over gRPC
@@ -20,11 +23,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..errors import ToolError
 from ..proc import tail
 from ..workloads import Workload
-from .launcher import Exit, Launch
-from .runners import Runner
+from .launcher import Exit, Launch, run_starts
+
+if TYPE_CHECKING:
+    from .runners import LauncherRunner
 
 POLL_INTERVAL_S = 0.0005  # between health probes: fine enough for ms start-ups, light on 2 cores
 GRPC_CHECK_TIMEOUT_S = 5.0  # at most this long for the gRPC health answer (within the run timeout)
@@ -33,9 +40,14 @@ GRPC_CHECK_TIMEOUT_S = 5.0  # at most this long for the gRPC health answer (with
 @dataclass(frozen=True)
 class Sample:
     startup_ms: float  # CLI: spawn to exit; server: spawn to first healthy answer
-    peak_rss_kib: int  # ru_maxrss of the whole run
+    peak_rss_kib: int  # CLI: ru_maxrss (counted in 128 KiB steps: see _server); server: max(VmHWM before stop, ru_maxrss)
     ready_rss_kib: int | None  # server: VmRSS when it first answered healthy
     exit_code: int | None
+    cpu_ms: float | None = None  # user + system CPU time of all its threads, to its exit
+    nvcsw: int | None = None  # voluntary context switches (rusage ru_nvcsw), to its exit
+    nivcsw: int | None = None  # involuntary ones (ru_nivcsw): preempted for another task
+    exit_maxrss_kib: int | None = None  # ru_maxrss alone (for a server, a lower bound: see _server)
+    stop_hwm_kib: int | None = None  # server: VmHWM read just before the stop signal
 
 
 class CheckFailure(Exception):
@@ -45,26 +57,41 @@ class CheckFailure(Exception):
         self.reason = reason
 
 
-def check_and_sample(workload: Workload, runner: Runner, binary: Path, timeout_s: float) -> Sample:
+def check_and_sample(workload: Workload, runner: LauncherRunner, binary: Path, timeout_s: float,
+                     cpu: int | None = None) -> Sample:
     """Run once with output captured and checked; raise CheckFailure if it does not work."""
-    return _run(workload, runner, binary, timeout_s, check=True)
+    return _run(workload, runner, binary, timeout_s, check=True, runs=1, cpu=cpu)[0]
 
 
-def take_sample(workload: Workload, runner: Runner, binary: Path, timeout_s: float) -> Sample:
+def take_sample(workload: Workload, runner: LauncherRunner, binary: Path, timeout_s: float,
+                cpu: int | None = None) -> Sample:
     """Run once for timing; failures still raise (a program may crash only sometimes)."""
-    return _run(workload, runner, binary, timeout_s, check=False)
+    return _run(workload, runner, binary, timeout_s, check=False, runs=1, cpu=cpu)[0]
 
 
-def _run(workload: Workload, runner: Runner, binary: Path, timeout_s: float, check: bool) -> Sample:
+def take_samples(workload: Workload, runner: LauncherRunner, binary: Path, timeout_s: float, runs: int,
+                 cpu: int | None = None, warmup: int = 0) -> list[Sample]:
+    """``warmup`` untimed then ``runs`` timed starts back to back; the first that fails raises CheckFailure.
+
+    A CLI's starts follow each other inside one launcher with nothing in between, as
+    hyperfine's warm-up and runs do; a server's are taken one after the other.
+    """
+    if warmup + runs == 0:
+        return []
+    return _run(workload, runner, binary, timeout_s, check=False, runs=warmup + runs, cpu=cpu)[warmup:]
+
+
+def _run(workload: Workload, runner: LauncherRunner, binary: Path, timeout_s: float, check: bool, runs: int,
+         cpu: int | None) -> list[Sample]:
     with tempfile.TemporaryDirectory(prefix="slimlab-run-") as tmp:
         out = Path(tmp) / "stdout" if check else None
         err = Path(tmp) / "stderr"  # always kept: it says why a program failed
         if workload.kind == "server":
-            return _server(workload, runner, binary, timeout_s, out, err, check)
-        return _cli(workload, runner, binary, timeout_s, out, err, check)
+            return [_server(workload, runner, binary, timeout_s, out, err, check, cpu) for _ in range(runs)]
+        return _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu)
 
 
-def _argv(runner: Runner, binary: Path, args: list[str]) -> list[str]:
+def _argv(runner: LauncherRunner, binary: Path, args: list[str]) -> list[str]:
     return [*runner.prefix, str(binary), *args]
 
 
@@ -74,17 +101,68 @@ def _failure(exit: Exit, err: Path, what: str) -> CheckFailure:
     return CheckFailure(status, f"{what}: {exit.describe()}" + (f"; stderr: {stderr}" if stderr else ""))
 
 
-def _cli(workload, runner, binary, timeout_s, out, err, check) -> Sample:
-    with Launch(_argv(runner, binary, workload.run_args()), timeout_s=timeout_s, stdout=out, stderr=err,
-                env=workload.run_env()) as launch:
-        exit = launch.wait()
-    if exit.timed_out or exit.exit_code != workload.expect_exit:
-        raise _failure(exit, err, f"expected exit {workload.expect_exit}")
+def _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu) -> list[Sample]:
+    # Why start-up is taken this way, and why it once disagreed with hyperfine -N.
+    #
+    # A start is vfork (in the launcher) to reaped exit on CLOCK_MONOTONIC, as hyperfine -N
+    # times spawn to wait. With the measured program at real-time priority (chrt -f, so
+    # no other load delays it) both read the same: medians within 4%. On a busy 2-core
+    # host the old test read them 0.34x-2.6x apart, and hyperfine, in the same scheme
+    # (turns of 3 warm-ups + 15 runs), read 0.59x-1.58x apart from ITSELF with one core
+    # busy. ftrace (sched_switch/sched_wakeup) showed why:
+    # - A loaded start mostly waits for a CPU. A Go hello is 4-5 threads (main, sysmon,
+    #   Ms for the GC's background goroutines) and is reaped only once every thread has
+    #   run to its exit; a task woken onto a CPU held by a CPU-bound one often waits for
+    #   that one's slice to end at a tick (HZ=250: up to 4 ms). E.g. one 9.7 ms start
+    #   under hyperfine: 5.4 ms before the child ran to exec, 1.2 ms running, 2.7 ms for
+    #   the last thread to get a CPU to die on.
+    # - So the times are bimodal: ~1.2-1.5 ms when nothing waits, 3-8 ms when something
+    #   does. When about half the starts wait, the median lands in either mode by chance,
+    #   and the load (the rest of the suite, other jobs) changes by the second: 1.31 vs
+    #   3.92 ms was "fast mode vs slow mode", not a bias. It is worst with the busy task
+    #   in the measurement's own session (autogroup), like a spinner started with & from
+    #   the shell that runs pytest. No tool gets a stable median there; the fast
+    #   quantiles (p10, p25) stay within ~10% between tools that take turns.
+    # - Biases that were ours, each putting the caller (Python) on a CPU while the program
+    #   started: the launcher's "started" line on a pipe woke it in every start (ftrace:
+    #   ~84 us of Python on a CPU inside 24 of 24 timed starts; 0 of 24 now), and waiting
+    #   with Popen.wait(timeout=) polls (wakes at 0.5, 1, 2, ... ms). Now the launcher
+    #   waits for a go byte, reports to a file, and the caller sleeps on a pidfd
+    #   (run_starts), like hyperfine in wait().
+    # - The launcher forked; fork copies page tables and the launcher then takes
+    #   copy-on-write faults: +5-8% (~0.1 ms) on a hello against hyperfine. It vforks
+    #   now, and reads 2-5% BELOW hyperfine on a quiet host (no-op 1.07 vs 1.13 ms,
+    #   hello 1.41-1.51 vs 1.48-1.58 ms): hyperfine's timed window also holds its own
+    #   spawn work (strace, per run: 3 opens of /dev/null, 6 prlimit, mmap and munmap of
+    #   the child's stack), ours is set up once per launcher.
+    # - Pacing. On a quiet host single starts with Python's work between them (as the
+    #   sweep takes them) read 1.00-1.02x hyperfine's median, starts back to back in one
+    #   launcher (take_samples) 0.96-0.98x. With one core busy they part: the same share
+    #   of Go's wake-ups lands on the busy CPU (27% vs 28% of them), but there a wake-up
+    #   of spaced starts waited 0.48 ms on average, one of back-to-back starts 0.93 ms
+    #   (hyperfine) or 1.01 ms (take_samples): medians 0.42-0.77x hyperfine's for single
+    #   starts, 0.82-1.11x for bursts. That was the old 0.61 "with a core busy". So take
+    #   back-to-back starts (take_samples, with a warm-up) to compare with hyperfine.
+    #   The launcher's own cost per start is calibrate_overhead(), a static no-op.
+    # On a busy host a start-up median measures the host as much as the program: cpu_ms
+    # (not inflated by waiting), nivcsw and environment.host_noise() say how busy it was,
+    # and environment.busy_host_warnings() words the warning.
+    exits = run_starts(_argv(runner, binary, workload.run_args()), runs=runs, timeout_s=timeout_s, stdout=out,
+                       stderr=err, env=workload.run_env(), cpu=cpu, launcher=runner.launcher)
+    samples = []
+    for index, exit in enumerate(exits):
+        if exit.timed_out or exit.exit_code != workload.expect_exit:
+            what = f"expected exit {workload.expect_exit}"
+            raise _failure(exit, err, what if runs == 1 else f"start {index + 1} of {runs}: {what}")
+        samples.append(Sample(exit.wall_ms, exit.maxrss_kib, None, exit.exit_code, cpu_ms=exit.cpu_ms,
+                              nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib))
+    if len(samples) != runs:
+        raise ToolError(f"the measurement launcher reported {len(samples)} of {runs} starts of {binary}")
     if check and workload.expect_stdout is not None:
         got = out.read_text(errors="replace")
         if got != workload.expect_stdout:
             raise CheckFailure("broken", f"wrong output: expected {workload.expect_stdout!r}, got {got[-300:]!r}")
-    return Sample(exit.wall_ms, exit.maxrss_kib, None, exit.exit_code)
+    return samples
 
 
 def free_loopback_addr() -> str:
@@ -137,24 +215,30 @@ def grpc_health_check(addr: str, service: str = "", timeout_s: float = GRPC_CHEC
     return None
 
 
-def _vmrss_kib(pid: int) -> int | None:
+def _status_kib(pid: int, field: str) -> int | None:
+    """``field`` (VmRSS, VmHWM) of /proc/PID/status in KiB, or None once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError):
         return None
     return None
 
 
-def _server(workload, runner, binary, timeout_s, out, err, check) -> Sample:
+def _vmrss_kib(pid: int) -> int | None:
+    return _status_kib(pid, "VmRSS")
+
+
+def _server(workload, runner, binary, timeout_s, out, err, check, cpu) -> Sample:
     if workload.uses_grpc_addr or workload.grpc_health:
         addr, grpc_addr = free_loopback_addrs(2)
     else:
         addr, grpc_addr = free_loopback_addr(), None
     argv = _argv(runner, binary, workload.run_args(addr, grpc_addr))
     grpc_problem = None
-    with Launch(argv, timeout_s=timeout_s, stdout=out, stderr=err, env=workload.run_env(addr, grpc_addr)) as launch:
+    with Launch(argv, timeout_s=timeout_s, stdout=out, stderr=err, env=workload.run_env(addr, grpc_addr),
+                cpu=cpu, launcher=runner.launcher) as launch:
         deadline = time.monotonic() + timeout_s
         answer = None
         while time.monotonic() < deadline and launch.running():
@@ -170,6 +254,18 @@ def _server(workload, runner, binary, timeout_s, out, err, check) -> Sample:
             remaining = deadline - time.monotonic()
             grpc_problem = grpc_health_check(grpc_addr, workload.grpc_service,
                                              max(0.5, min(GRPC_CHECK_TIMEOUT_S, remaining)))
+        # The peak is read here too, because ru_maxrss at exit undercounts: the kernel
+        # keeps RSS in per-CPU counters (percpu_counter, Linux 6.2+) that reach the shared
+        # total only in batches of 32 pages per CPU. The exit path (do_exit ->
+        # setmax_mm_hiwater_rss -> get_mm_rss) reads the shared total without the per-CPU
+        # remainders, while /proc/PID/status sums them exactly (get_mm_counter_sum,
+        # Linux 6.16 and stable kernels). So ru_maxrss moves in 128 KiB steps and reads
+        # up to 32 pages x CPUs x (anon, file) counters low: httpd here read 40-220 KiB
+        # below VmHWM, even below its own ready VmRSS. VmHWM is max(the exact RSS now,
+        # the high-water mark the kernel recorded), so max(VmHWM now, ru_maxrss) is an
+        # upper bound of what both saw; what it allocates while shutting down only the
+        # (low) exit figure sees.
+        stop_hwm = _status_kib(launch.pid, "VmHWM") if answer is not None else None
         launch.terminate()
         exit = launch.wait()
     if answer is None:
@@ -188,5 +284,7 @@ def _server(workload, runner, binary, timeout_s, out, err, check) -> Sample:
         raise CheckFailure("broken", grpc_problem)
     if exit.timed_out or exit.exit_code != 0:
         raise _failure(exit, err, "did not exit cleanly on SIGTERM")
-    return Sample((ready_ns - launch.start_ns) / 1e6, exit.maxrss_kib, ready_rss, exit.exit_code)
+    peak = max(exit.maxrss_kib, stop_hwm or 0, ready_rss or 0)
+    return Sample((ready_ns - launch.start_ns) / 1e6, peak, ready_rss, exit.exit_code, cpu_ms=exit.cpu_ms,
+                  nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib, stop_hwm_kib=stop_hwm)
 

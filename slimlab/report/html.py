@@ -72,6 +72,8 @@ CSS = """
 .slimlab-report tr.status-unsupported td { background: #f6f6f6; color: #666; }
 .slimlab-report .note { background: #fff8e1; border-left: 4px solid #f0b400;
   padding: 6px 10px; margin: 0.6em 0; }
+.slimlab-report .warning { background: #fdecea; border-left: 4px solid #d62728;
+  padding: 6px 10px; margin: 0.6em 0; }
 .slimlab-report .figure { margin: 1.2em 0; }
 .slimlab-report details { margin: 0.4em 0; }
 .slimlab-report summary { cursor: pointer; font-weight: 600; }
@@ -128,6 +130,35 @@ def _manifest_html(manifests: list[Mapping[str, Any]]) -> str:
             f'<table class="kv">{"".join(rows)}</table></details>'
         )
     return "\n".join(parts)
+
+
+def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
+    """Per run: busy-host warnings first, then the launcher's own cost and the host's noise."""
+    parts = []
+    for manifest in manifests:
+        for session in manifest.get("sessions") or []:
+            measured = session.get("measurement")
+            if not measured:
+                continue
+            run = _esc(manifest.get("run_id") or "?")
+            for warning in measured.get("warnings") or []:
+                parts.append(f'<p class="warning">Run {run}: {_esc(warning)}</p>')
+            overhead = measured.get("launcher_overhead") or {}
+            noise = measured.get("noise") or {}
+            facts = []
+            if overhead.get("median_ms") is not None:
+                facts.append(f"launcher overhead (a static no-op started the same way): median "
+                             f"{overhead['median_ms']:.3f} ms over {overhead.get('n')} starts")
+            if noise:
+                loads = "→".join(f"{(v or [None])[0]:.2f}" for v in (noise.get("loadavg_before"),
+                                                                     noise.get("loadavg_after")) if v)
+                facts.append(f"host while measuring: load {loads}, CPUs busy {noise.get('busy_pct')}%, "
+                             f"steal {noise.get('steal_pct')}%, CPU pressure {noise.get('cpu_pressure_pct')}%")
+            if measured.get("pin_cpu") is not None:
+                facts.append(f"measured on CPU {measured['pin_cpu']} only")
+            if facts:
+                parts.append(f'<p class="note">Run {run}: {_esc("; ".join(facts))}.</p>')
+    return "".join(parts)
 
 
 def _status_html(df: pl.DataFrame) -> str:
@@ -250,6 +281,7 @@ def render_report_fragment(
             '<div class="slimlab-report">',
             f"<style>{CSS}</style>",
             header,
+            _measurement_html(manifests),
             _manifest_html(manifests),
             _status_html(prep.conform(df)),
             "<h2>Figures</h2>",
