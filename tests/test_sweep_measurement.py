@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -54,14 +55,14 @@ def test_a_busy_host_is_warned_about_in_the_cli_and_the_report(tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text('workloads = ["hello"]\nrepeats = 30\nwarmup = 0\n')
     # Keep every CPU busy for the sweep's measurement, bounded in time whatever happens.
-    spinners = [subprocess.Popen(["timeout", "120", "sh", "-c", "while :; do :; done"])
+    spinners = [subprocess.Popen(["timeout", "120", "sh", "-c", "while :; do :; done"], start_new_session=True)
                 for _ in range(os.cpu_count() or 1)]
     try:
         done = subprocess.run([sys.executable, "-m", "slimlab.cli", "sweep", str(spec), "--data", str(tmp_path / "d"),
                                "-q"], capture_output=True, text=True, timeout=600)
     finally:
-        for spinner in spinners:
-            spinner.kill()
+        for spinner in spinners:  # the loop and its `timeout` together: they share a process group
+            os.killpg(spinner.pid, signal.SIGKILL)
             spinner.wait()
     assert done.returncode == 0, done.stderr
     assert "Warning: the host was busy while measuring" in done.stderr
