@@ -6,10 +6,13 @@ suite fast (an unchanged variant is never rebuilt) without mocking anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,26 @@ def tiny_run(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("tiny-data")
     spec = {"workloads": ["hello", "httpd"], "profiles": ["default", "stripped"], "repeats": 5, "warmup": 1}
     return sweep(spec, data_dir=data, run_id="tiny", progress=False)
+
+
+@contextlib.contextmanager
+def redis_server():
+    """A real redis-server on a free loopback port, up and answering; yields the port."""
+    server_path = require("redis-server", "apt-get install redis-server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([server_path, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

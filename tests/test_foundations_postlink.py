@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from artifacts import built
+from conftest import path_without
 
 from slimlab import postlink
 from slimlab.errors import ToolError
 from slimlab.model import TARGETS
 
 AMD64, ARM64, ARM = TARGETS["linux/amd64"], TARGETS["linux/arm64"], TARGETS["linux/arm/v7"]
-
-
-def path_without(hidden: set[str], into: Path) -> str:
-    """A PATH holding every program of the current PATH except ``hidden``."""
-    into.mkdir(parents=True, exist_ok=True)
-    for directory in os.environ["PATH"].split(os.pathsep):
-        if not os.path.isdir(directory):
-            continue
-        for entry in os.scandir(directory):
-            target = into / entry.name
-            if entry.name not in hidden and not target.exists() and os.access(entry.path, os.X_OK):
-                target.symlink_to(entry.path)
-    return str(into)
 
 
 def sha256(path: Path) -> str:

@@ -11,14 +11,13 @@ import hashlib
 import logging
 import re
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 from artifacts import built
+from conftest import redis_server
 
 import slimlab
 from slimlab import toolchains, workloads
@@ -120,29 +119,12 @@ def legacy_copy(parent: Path, manifest: str) -> Path:
 
 def test_gccgo_binary_with_a_real_redis(tmp_path, legacy_run):
     """The gccgo-built client talks to Redis: PONG when it answers, 503 and NOT_SERVING when it is gone."""
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is missing: scripts/setup.sh installs it (apt-get install redis-server)"
     binary = built(NAME, "static", toolchain="gccgo")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([redis_server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with redis_server() as port:
         up = (f'kind = "server"\nargs = {GRPC_ARGS}\nenv = {{ REDIS_ADDR = "127.0.0.1:{port}" }}\n'
               f'expect_body = "ok redis=PONG\\n"\ngrpc_health = true\n')
         pong = check_and_sample(workloads.resolve(str(legacy_copy(tmp_path / "up", up))), NATIVE, binary, 10)
         assert pong.exit_code == 0
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     # Redis is gone now: /healthz says why with a 503, and the gRPC health check says NOT_SERVING
     # (asked through "/", which answers 200 whatever Redis does).
     with pytest.raises(CheckFailure) as http_down:

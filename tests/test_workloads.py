@@ -12,12 +12,11 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from artifacts import built
-from conftest import require
+from conftest import redis_server
 
 import slimlab
 from slimlab import workloads
@@ -167,26 +166,12 @@ def test_grpc_health_check_reports_an_unserved_port():
 
 
 def test_with_a_real_redis_health_says_pong(tmp_path, builtin_rows):
-    redis_server = require("redis-server", "apt-get install redis-server")
-    port = closed_loopback_port()
-    server = subprocess.Popen([redis_server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with redis_server() as port:
         path = grpc_redis_copy(tmp_path, f'kind = "server"\nargs = {GRPC_ARGS}\n'
                                          f'env = {{ REDIS_ADDR = "127.0.0.1:{port}" }}\n'
                                          f'expect_body = "ok redis=PONG\\n"\ngrpc_health = true\n')
         sample = check_and_sample(workloads.resolve(str(path)), NATIVE, built("grpc-redis", "stripped"), 10)
         assert sample.exit_code == 0
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 # -- the manifest keys are validated ----------------------------------------------------------
