@@ -130,6 +130,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("cpu_ms_median", pl.Float64,
            "median user + system CPU time of the program per start (rusage): what start-up costs in CPU, "
            "not inflated by waiting for one on a busy host"),
+    # an independent figure: hyperfine -N on the same binary, in alternating turns with slimlab
+    Column("crosscheck_n", pl.Int64, "starts each tool took for the cross-check (native CLIs with hyperfine only)"),
+    Column("crosscheck_slimlab_ms_median", pl.Float64, "slimlab's start-up median in the cross-check turns"),
+    Column("crosscheck_hyperfine_ms_median", pl.Float64,
+           "hyperfine -N's start-up median of the same binary in the turns between slimlab's"),
     Column("measured_at", pl.Datetime("us", "UTC"), "when the row was finished"),
 )
 

@@ -28,6 +28,7 @@ from .build import build, default_cache_dir
 from .errors import SlimlabError
 from .inspect import build_path_prefixes, inspect_binary
 from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
+from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan as make_plan
 from .results import CAPABILITIES, RunStore, now_utc, validate_run_id, write_capabilities
@@ -241,6 +242,15 @@ class _Sweeper:
         for warning in warnings:
             print(f"slimlab: {warning}", file=sys.stderr)
 
+    def _crosscheck(self, item: _Ready) -> dict:
+        """hyperfine's figure beside ours (measure.crosscheck); a cross-check that fails leaves
+        the columns empty and the variant's own figures stand."""
+        try:
+            found = crosscheck(item.runner, item.workload, item.binary, self.spec.run_timeout_s, self.spec.pin_cpu)
+        except (CheckFailure, *STAGE_ERRORS):
+            return {}
+        return found or {}
+
     def _rounds(self, ready: list[_Ready], bar) -> None:
         spec, store = self.spec, self.store
         active = []
@@ -270,6 +280,7 @@ class _Sweeper:
                 if store.sample_count(key) >= spec.repeats:
                     active.remove(item)
                     item.row.update(summary_columns(store.samples[key][: spec.repeats]))
+                    item.row.update(self._crosscheck(item))
                     self._finish(item.row, "ok")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,27 @@ def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
+CROSSCHECK_TOLERANCE = 0.05  # within 5% of hyperfine -N: agreement
+
+
+def _crosscheck_html(df: pl.DataFrame) -> str:
+    """How far slimlab's start-up figures are from hyperfine -N's on the same binaries."""
+    ratios = prep.crosscheck_ratios(df)
+    if ratios.is_empty():
+        return ""
+    values = ratios["ratio"].to_list()
+    geomean = math.exp(sum(math.log(v) for v in values) / len(values))
+    worst = ratios.sort((pl.col("ratio").log()).abs(), descending=True).row(0, named=True)
+    text = (f"Start-up cross-check against hyperfine -N (the same binaries, in alternating turns, "
+            f"{len(values)} native CLI variant(s)): slimlab / hyperfine median ratio {geomean:.3f} "
+            f"(geometric mean; {min(values):.3f} to {max(values):.3f}).")
+    if max(abs(math.log(v)) for v in values) > math.log1p(CROSSCHECK_TOLERANCE):
+        text += (f" Furthest apart: {html.unescape(worst['plot_label'])} at {worst['ratio']:.3f}. Medians of "
+                 "a few ms drift apart when starts wait for a CPU (see the host's load above); the fastest "
+                 "starts agree more closely than medians do.")
+    return f'<p class="note">{_esc(text)}</p>'
+
+
 def _status_html(df: pl.DataFrame) -> str:
     counts = prep.status_counts(df)
     cells = "".join(
@@ -282,6 +304,7 @@ def render_report_fragment(
             f"<style>{CSS}</style>",
             header,
             _measurement_html(manifests),
+            _crosscheck_html(prep.conform(df)),
             _manifest_html(manifests),
             _status_html(prep.conform(df)),
             "<h2>Figures</h2>",

@@ -50,6 +50,15 @@ def _label_part(axis) -> pl.Expr:
     return pl.when(value.is_null() | (value == axis.unlabelled)).then(None).otherwise(part)
 
 
+def crosscheck_ratios(df: pl.DataFrame) -> pl.DataFrame:
+    """Rows with a hyperfine cross-check: ``plot_label`` and ``ratio`` = slimlab / hyperfine median."""
+    df = conform(df)
+    checked = df.filter(pl.col("crosscheck_hyperfine_ms_median").is_not_null() & (pl.col("status") == "ok"))
+    return with_labels(checked).select(
+        "plot_label", (pl.col("crosscheck_slimlab_ms_median") / pl.col("crosscheck_hyperfine_ms_median")).alias("ratio"),
+    )
+
+
 def escape_text(expr: pl.Expr) -> pl.Expr:
     """HTML-escape a string expression (nulls stay null)."""
     return expr.map_elements(html.escape, return_dtype=pl.String, skip_nulls=True)
