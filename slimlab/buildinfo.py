@@ -203,18 +203,3 @@ def go_unquote(text: str) -> str:
 
     return _ESCAPE.sub(repl, text[1:-1])
 
-
-def columns(info: BuildInfo | None) -> dict:
-    """The results-frame columns for ``info`` (all null without build info)."""
-    if info is None:
-        return dict.fromkeys(
-            ("go_version", "main_package", "main_module", "main_module_version", "dep_modules", "build_settings")
-        )
-    return {
-        "go_version": info.go_version,
-        "main_package": info.path,
-        "main_module": info.main.path if info.main else None,
-        "main_module_version": info.main.version if info.main else None,
-        "dep_modules": [str(d) for d in info.deps],
-        "build_settings": [f"{k}={v}" for k, v in info.settings],
-    }

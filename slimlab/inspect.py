@@ -29,7 +29,6 @@ from elftools.elf.sections import NoteSection
 from elftools.elf.segments import NoteSegment
 
 from . import buildinfo, proc
-from .results_schema import SECTION_GROUPS
 
 _TEXT = {".text", ".init", ".fini", ".plt", ".plt.got", ".plt.sec", ".iplt"}
 _RODATA_PREFIXES = (".rodata", ".typelink", ".itablink", ".gosymtab", ".go.buildinfo", ".go.fipsinfo", ".noptrrodata")
@@ -236,46 +235,78 @@ def is_upx_packed(path: Path) -> bool:
 
 
 # -- all together ----------------------------------------------------------------------
-def inspect_binary(path: Path, build_paths: Iterable[str | Path] | None = None,
-                   linkage_of: Path | None = None) -> dict:
-    """Columns of the results frame that describe the file itself.
+@dataclass(frozen=True)
+class Inspection:
+    """What inspect found in one file: the stage's outcome (``rows.inspect_columns`` maps it)."""
+
+    size_bytes: int
+    elf_type: str
+    elf_machine: str
+    sections: tuple[Section, ...]
+    is_static: bool  # of ``linkage_of`` when given (the build before UPX)
+    interpreter: str | None
+    needed_libs: tuple[str, ...]
+    is_pie: bool
+    relro: str
+    nx_stack: bool
+    stack_canary: bool | None
+    upx_packed: bool
+    go_buildid: str | None  # None: no build ID, or packed (see has_go_buildid)
+    leaked_paths: int | None  # None: not looked for, or packed
+    build_info: buildinfo.BuildInfo | None
+
+    def group_bytes(self, group: str) -> int:
+        return sum(s.size for s in self.sections if s.group == group)
+
+    @property
+    def dwarf_sections(self) -> list[str]:
+        return [s.name for s in self.sections if s.group == "dwarf"]
+
+    @property
+    def has_symtab(self) -> bool:
+        return any(s.name == ".symtab" for s in self.sections)
+
+    @property
+    def has_go_buildid(self) -> bool | None:
+        return None if self.upx_packed else self.go_buildid is not None
+
+
+def inspect(path: Path, build_paths: Iterable[str | Path] | None = None,
+            linkage_of: Path | None = None) -> Inspection:
+    """Inspect the file at ``path``.
 
     ``build_paths``: directories whose appearance in the file counts as a leaked build
-    path (see :func:`build_path_prefixes`); without them ``leaked_paths`` is null.
+    path (see :func:`build_path_prefixes`); without them ``leaked_paths`` is None.
     ``linkage_of``: the file whose ``is_static``/``interpreter``/``needed_libs`` count,
     when ``path`` hides them: the build before post-link, for a UPX-packed ``path``.
     """
     path = Path(path)
-    secs = sections(path)
-    row: dict = {"size_bytes": os.stat(path).st_size}
-    for group in SECTION_GROUPS:
-        row[f"section_{group}_bytes"] = sum(s.size for s in secs if s.group == group)
-    # The groups above add sections up; the sections themselves stay for a reader to check
-    # against `readelf -S`.
-    row["sections"] = [{"name": s.name, "type": s.type, "size_bytes": s.size, "group": s.group} for s in secs]
-    names = {s.name for s in secs}
+    secs = tuple(sections(path))
     packed = is_upx_packed(path)
     with open(path, "rb") as fh:
         elf = ELFFile(fh)
-        row.update(
-            elf_type=elf["e_type"],
-            elf_machine=elf["e_machine"],
-            has_dwarf=any(n.startswith((".debug_", ".zdebug_")) for n in names),
-            has_symtab=".symtab" in names,
-            **(linkage(linkage_of) if linkage_of is not None else elf_linkage(elf)),
-            **hardening(elf),
-            dwarf_sections=[s.name for s in secs if s.group == "dwarf"],
-            upx_packed=packed,
-            go_buildid=None if packed else go_build_id(elf),
-        )
-    row["has_go_buildid"] = None if packed else row["go_buildid"] is not None
-    if build_paths is None or packed:
-        row["leaked_paths"] = None
-    else:
-        row["leaked_paths"] = len(leaked_path_strings(path, build_paths))
+        linked = linkage(linkage_of) if linkage_of is not None else elf_linkage(elf)
+        hard = hardening(elf)
+        elf_type, elf_machine = elf["e_type"], elf["e_machine"]
+        build_id = None if packed else go_build_id(elf)
     try:
         info = None if packed else buildinfo.read(path)
     except buildinfo.UnsupportedBuildInfo:
         info = None
-    row.update(buildinfo.columns(info))
-    return row
+    return Inspection(
+        size_bytes=os.stat(path).st_size,
+        elf_type=elf_type,
+        elf_machine=elf_machine,
+        sections=secs,
+        is_static=linked["is_static"],
+        interpreter=linked["interpreter"],
+        needed_libs=tuple(linked["needed_libs"]),
+        is_pie=hard["is_pie"],
+        relro=hard["relro"],
+        nx_stack=hard["nx_stack"],
+        stack_canary=hard["stack_canary"],
+        upx_packed=packed,
+        go_buildid=build_id,
+        leaked_paths=None if build_paths is None or packed else len(leaked_path_strings(path, build_paths)),
+        build_info=info,
+    )

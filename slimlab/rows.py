@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from .build import BuildOutcome
+from .inspect import Inspection, inspect
 from .model import TARGETS, Variant
 from .postlink import PostlinkOutcome
-from .results_schema import RESULT_SCHEMA, SCHEMA_VERSION
+from .results_schema import RESULT_SCHEMA, SCHEMA_VERSION, SECTION_GROUPS
 from .toolchains import ToolchainInfo
 
 
@@ -75,6 +76,45 @@ def postlink_columns(linked: PostlinkOutcome) -> dict[str, Any]:
         "upx_test_ok": upx.upx_test_ok if upx else None,
         "upx_ratio": (upx.size_after / upx.size_before) if upx and upx.size_after else None,
     }
+
+
+def inspect_columns(found: Inspection) -> dict[str, Any]:
+    """The file's columns: sizes by section group and per section, linkage, hardening, residue,
+    Go build info (see results_schema for each column's meaning)."""
+    info = found.build_info
+    return {
+        "size_bytes": found.size_bytes,
+        **{f"section_{group}_bytes": found.group_bytes(group) for group in SECTION_GROUPS},
+        "sections": [{"name": s.name, "type": s.type, "size_bytes": s.size, "group": s.group}
+                     for s in found.sections],
+        "elf_type": found.elf_type,
+        "elf_machine": found.elf_machine,
+        "has_dwarf": bool(found.dwarf_sections),
+        "has_symtab": found.has_symtab,
+        "is_static": found.is_static,
+        "interpreter": found.interpreter,
+        "needed_libs": list(found.needed_libs),
+        "is_pie": found.is_pie,
+        "relro": found.relro,
+        "nx_stack": found.nx_stack,
+        "stack_canary": found.stack_canary,
+        "dwarf_sections": found.dwarf_sections,
+        "upx_packed": found.upx_packed,
+        "go_buildid": found.go_buildid,
+        "has_go_buildid": found.has_go_buildid,
+        "leaked_paths": found.leaked_paths,
+        "go_version": info.go_version if info else None,
+        "main_package": info.path if info else None,
+        "main_module": info.main.path if info and info.main else None,
+        "main_module_version": info.main.version if info and info.main else None,
+        "dep_modules": [str(d) for d in info.deps] if info else None,
+        "build_settings": [f"{k}={v}" for k, v in info.settings] if info else None,
+    }
+
+
+def inspect_binary(path, build_paths=None, linkage_of=None) -> dict[str, Any]:
+    """``inspect`` a file and map it to its result columns, in one call."""
+    return inspect_columns(inspect(path, build_paths, linkage_of))
 
 
 def summary_columns(samples: list[dict]) -> dict[str, Any]:

@@ -26,13 +26,13 @@ from tqdm import tqdm
 from . import checkenv, environment, libs, pkgsize, postlink, tools
 from .build import build, default_cache_dir
 from .errors import SlimlabError
-from .inspect import build_path_prefixes, inspect_binary
+from .inspect import build_path_prefixes, inspect
 from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
 from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan as make_plan
 from .results import CAPABILITIES, RunStore, now_utc, validate_run_id, write_capabilities
-from .rows import Row, base_row, build_columns, postlink_columns, summary_columns
+from .rows import Row, base_row, build_columns, inspect_columns, postlink_columns, summary_columns
 from .workloads import Workload, resolve
 
 # What a stage's unexpected failure is recorded as. Failures a stage expects (a compile
@@ -196,10 +196,8 @@ class _Sweeper:
     def _inspect(self, workload: Workload, info, target, built: Path, linked: Path) -> dict:
         # UPX hides the program header a loader reads: how the program links (static or not,
         # which libraries) is that of the build, before post-link.
-        columns = inspect_binary(linked, build_paths=build_path_prefixes(workload.source_dir, info.path),
-                                 linkage_of=built)
-        columns["needed_libs_bytes"] = libs.needed_bytes(columns["needed_libs"], target)
-        return columns
+        found = inspect(linked, build_paths=build_path_prefixes(workload.source_dir, info.path), linkage_of=built)
+        return {**inspect_columns(found), "needed_libs_bytes": libs.needed_bytes(list(found.needed_libs), target)}
 
     # -- measure ---------------------------------------------------------------------
     def _samples(self, item: _Ready, runs: int, warmup: int) -> list[Sample]:

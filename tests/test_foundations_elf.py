@@ -13,7 +13,8 @@ import pytest
 from artifacts import built
 
 from slimlab import libs, postlink, probe
-from slimlab.inspect import inspect_binary, linkage
+from slimlab.inspect import linkage
+from slimlab.rows import inspect_binary
 from slimlab.model import TARGETS
 
 AMD64 = TARGETS["linux/amd64"]

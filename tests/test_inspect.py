@@ -9,7 +9,8 @@ import subprocess
 import pytest
 from artifacts import built
 
-from slimlab.inspect import inspect_binary, section_group, sections
+from slimlab.inspect import section_group, sections
+from slimlab.rows import inspect_binary
 from slimlab.results_schema import SECTION_GROUPS
 
 # "  [ 3] .text  PROGBITS  0000000000401000 001000 09d1d1 ..."; the null section has no name.

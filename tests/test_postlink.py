@@ -19,7 +19,7 @@ import slimlab
 from slimlab import checkenv, postlink, workloads
 from slimlab.build import default_cache_dir
 from slimlab.errors import SpecError
-from slimlab.inspect import inspect_binary
+from slimlab.rows import inspect_binary
 from slimlab.measure import CheckFailure, check_and_sample, runner_for
 from slimlab.report import figures, prep
 from slimlab.results_schema import RESULT_SCHEMA
