@@ -55,6 +55,19 @@ CALLER_ENV = ("GOFLAGS", "GOEXPERIMENT", "GOTOOLCHAIN", "GOFIPS140", "GO111MODUL
 ARCH_LEVEL = {"amd64": "GOAMD64", "arm64": "GOARM64", "386": "GO386", "arm": "GOARM"}
 
 
+def goenv_settings() -> str | None:
+    """The go command's own settings file (what `go env -w` writes; $GOENV, by default
+    ~/.config/go/env): it sets GOFLAGS, GOAMD64, ... where the environment does not."""
+    path = os.environ.get("GOENV") or os.path.join(
+        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "go", "env")
+    if path == "off":
+        return None
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+
+
 def build_env(command_env: dict[str, str], target: Target) -> dict[str, str]:
     """What the compiler's output depends on in its environment: the command's own
     variables, and those of the caller's (``os.environ``) that a build reads."""
@@ -89,6 +102,7 @@ def cache_key(workload: Workload, info: ToolchainInfo, argv_tail: list[str], env
             "env": sorted(env.items()),
             "target": target.name,
             "c_compiler": c_compiler,
+            "goenv": goenv_settings(),
         },
         sort_keys=True,
     )
@@ -113,7 +127,7 @@ def build(
     info = toolchain.info_for(info, target)
     if info is None:  # unsupported_reason says so first; this keeps a direct call honest
         reason = toolchain.unsupported_reason(profile, target) or f"{toolchain.name} cannot build for {target.name}"
-        return BuildOutcome(False, None, 0.0, False, "", "", reason=reason)
+        return BuildOutcome(False, None, 0.0, False, [], [], reason=reason)
     binary_name = Path(workload.name).name or "program"
     placeholder = Path("/OUT") / binary_name  # the output path must not change the key
     command = toolchain.build_command(workload.source_dir, profile, target, placeholder)

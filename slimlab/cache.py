@@ -55,11 +55,16 @@ class Staging:
             self.path.rename(self.target)
         except OSError:
             if lookup(self.target, *files) is None:  # not a lost race: a broken entry is in the way
-                stale = self.target.with_name(f".{self.target.name}.stale")
-                shutil.rmtree(stale, ignore_errors=True)
-                self.target.rename(stale)
-                shutil.rmtree(stale, ignore_errors=True)
-                self.path.rename(self.target)
+                stale = Path(tempfile.mkdtemp(prefix=f".{self.target.name[:12]}-stale-", dir=self.target.parent))
+                try:
+                    self.target.rename(stale / "entry")
+                    self.path.rename(self.target)
+                except OSError:
+                    # Another writer replaced it first: fine if what is there now is whole.
+                    if lookup(self.target, *files) is None:
+                        raise
+                finally:
+                    shutil.rmtree(stale, ignore_errors=True)
             # else: lost a race to an identical writer; theirs is as good
         return self.target
 

@@ -12,7 +12,15 @@ from .errors import SlimlabError
 def _cmd_sweep(args) -> None:
     from .sweep import sweep
 
-    run_dir = sweep(args.spec, data_dir=args.data, run_id=args.run_id, progress=not args.quiet)
+    run_id = args.run_id
+    if run_id is None and args.quiet:
+        # Without progress output the sweep announces nothing: say which run this is, so an
+        # interrupted one can be resumed with --run-id.
+        from .results import new_run_id
+
+        run_id = new_run_id()
+        print(f"slimlab: run {run_id} (resume it with --run-id {run_id})", file=sys.stderr)
+    run_dir = sweep(args.spec, data_dir=args.data, run_id=run_id, progress=not args.quiet)
     print(run_dir)  # last line: scripts capture it
 
 

@@ -6,6 +6,7 @@ import shutil
 from dataclasses import dataclass
 
 from . import proc
+from .model import TARGETS
 from .toolchains.base import first_line
 from .toolchains.gobin import installed_releases, releases_dir
 
@@ -22,24 +23,35 @@ class Tool:
     required: bool = False  # the default sweep cannot run without it
 
 
+def _per_foreign_cpu() -> list[Tool]:
+    """The cross tools and the emulator of each foreign CPU of the model's target table."""
+    tools = []
+    for target in TARGETS.values():
+        if target.is_native:
+            continue
+        t = target.triplet
+        tools += [
+            Tool(f"{t}-gccgo", (f"{t}-gccgo", "--version"), f"gccgo for {target.name}", f"apt-get install gccgo-{t}"),
+            Tool(f"{t}-gcc", (f"{t}-gcc", "--version"), f"cgo for {target.name}", f"apt-get install gcc-{t}"),
+            Tool(f"{t}-strip", (f"{t}-strip", "--version"), f"post-link strip for {target.name}",
+                 f"apt-get install binutils-{t}"),
+            Tool(target.qemu, (target.qemu, "--version"), f"runs {target.name} variants",
+                 "apt-get install qemu-user-static"),
+        ]
+    return tools
+
+
 TOOLS = (
     Tool("go", ("go", "version"), "host Go toolchain (default sweep)", "apt-get install golang-go", True),
     Tool("cc", ("cc", "--version"), "builds the measurement launcher", "apt-get install gcc libc6-dev", True),
     Tool("gccgo", ("gccgo", "--version"), "toolchain gccgo", "apt-get install gccgo"),
-    Tool("aarch64-linux-gnu-gccgo", ("aarch64-linux-gnu-gccgo", "--version"), "gccgo for linux/arm64",
-         "apt-get install gccgo-aarch64-linux-gnu"),
-    Tool("arm-linux-gnueabihf-gccgo", ("arm-linux-gnueabihf-gccgo", "--version"), "gccgo for linux/arm/v7",
-         "apt-get install gccgo-arm-linux-gnueabihf"),
+    *_per_foreign_cpu(),
     Tool("tinygo", ("tinygo", "version"), "toolchain tinygo", "not in Debian 12: dpkg -i tinygo_<version>_amd64.deb"),
     Tool("llvm-goc", ("llvm-goc", "--version"), "toolchain gollvm", "no package: build gollvm and put llvm-goc on PATH"),
     Tool("upx", ("upx", "--version"), "post-link UPX chains", UPX_INSTALL),
     Tool("strip", ("strip", "--version"), "post-link strip", "apt-get install binutils"),
     Tool("objcopy", ("objcopy", "--version"), "post-link objcopy", "apt-get install binutils"),
     Tool("readelf", ("readelf", "--version"), "cross-checks in tests", "apt-get install binutils"),
-    Tool("qemu-aarch64-static", ("qemu-aarch64-static", "--version"), "runs linux/arm64 variants",
-         "apt-get install qemu-user-static"),
-    Tool("qemu-arm-static", ("qemu-arm-static", "--version"), "runs linux/arm/v7 variants",
-         "apt-get install qemu-user-static"),
     Tool("hyperfine", ("hyperfine", "--version"), "cross-checks start-up in tests", "apt-get install hyperfine"),
     Tool("chromium", ("chromium", "--version"), "renders reports in tests, image export", "apt-get install chromium"),
 )

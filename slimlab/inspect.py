@@ -291,7 +291,7 @@ def inspect(path: Path, build_paths: Iterable[str | Path] | None = None,
         build_id = None if packed else go_build_id(elf)
     try:
         info = None if packed else buildinfo.read(path)
-    except buildinfo.UnsupportedBuildInfo:
+    except (buildinfo.UnsupportedBuildInfo, ValueError):  # ValueError: a truncated or damaged blob
         info = None
     return Inspection(
         size_bytes=os.stat(path).st_size,

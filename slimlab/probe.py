@@ -110,8 +110,7 @@ def probe_names() -> list[str]:
 
 def default_toolchains() -> list[str]:
     """Every compiler family slimlab knows (Go releases such as go1.22.10 only when asked for)."""
-    families = getattr(toolchains, "FAMILIES", None)
-    return list(families) if families else ["go"]
+    return list(toolchains.FAMILIES)
 
 
 def run_probes(

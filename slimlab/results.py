@@ -84,6 +84,30 @@ def _atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
+def check_resumable(data_dir: Path, run_id: str | None, spec_dict: dict) -> dict | None:
+    """The manifest of run ``run_id`` if it exists and can be resumed with ``spec_dict``; None
+    when there is no such run yet. SlimlabError when it cannot be resumed: asked before any
+    work (tool discovery installs Go releases), so a wrong run id costs nothing."""
+    if run_id is None:
+        return None
+    run_dir = Path(data_dir) / "runs" / validate_run_id(run_id)
+    manifest_path = run_dir / MANIFEST
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise SlimlabError(
+            f"run {run_id} was written with results schema {manifest.get('schema_version')}, "
+            f"this slimlab writes {SCHEMA_VERSION}; start a new run id"
+        )
+    if manifest.get("spec") != spec_dict:
+        raise SlimlabError(
+            f"run {run_id} in {run_dir} was made with a different spec; "
+            "resume it with the same spec or start a new run id"
+        )
+    return manifest
+
+
 class RunStore:
     """One run directory, open for appending results."""
 
@@ -107,20 +131,10 @@ class RunStore:
             run_id, run_dir = _create_fresh(Path(data_dir) / "runs")
         else:
             run_dir = Path(data_dir) / "runs" / validate_run_id(run_id)
-        manifest_path = run_dir / MANIFEST
-        session = {"started_at": now_utc().isoformat(), "host": context["host"]}
-        if manifest_path.is_file():
-            manifest = json.loads(manifest_path.read_text())
-            if manifest.get("schema_version") != SCHEMA_VERSION:
-                raise SlimlabError(
-                    f"run {run_id} was written with results schema {manifest.get('schema_version')}, "
-                    f"this slimlab writes {SCHEMA_VERSION}; start a new run id"
-                )
-            if manifest.get("spec") != spec_dict:
-                raise SlimlabError(
-                    f"run {run_id} in {run_dir} was made with a different spec; "
-                    "resume it with the same spec or start a new run id"
-                )
+        # Each session keeps what it found: a resumed run may meet other tools or another host.
+        session = {"started_at": now_utc().isoformat(), **context}
+        manifest = check_resumable(data_dir, run_id, spec_dict)
+        if manifest is not None:
             manifest["sessions"].append(session)
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -142,24 +156,25 @@ class RunStore:
         path = self.run_dir / JOURNAL
         if not path.exists():
             return
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            # The last line was cut by a kill mid-write: drop it (that record is taken again),
+            # so the next append starts a clean line and no torn line is ever left inside.
+            data = data[: data.rfind(b"\n") + 1]
+            with open(path, "r+b") as fh:
+                fh.truncate(len(data))
+        lines = data.decode("utf-8").splitlines()
         for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                if number == len(lines):
-                    break  # the last line was cut by a kill mid-write: that sample is retaken
-                raise SlimlabError(f"{path}:{number} is corrupt")
+                raise SlimlabError(f"{path}:{number} is corrupt") from None
             if record["kind"] == "row":
                 self.rows[record["data"]["variant_key"]] = record["data"]
             elif record["kind"] == "sample":
                 self.samples.setdefault(record["data"]["variant_key"], []).append(record["data"])
             elif record["kind"] == "packages":
                 self.packages[record["data"]["variant_key"]] = record["data"]["rows"]
-        # A torn last line must not glue itself to the next append.
-        if lines and not path.read_bytes().endswith(b"\n"):
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write("\n")
 
     # -- appending -----------------------------------------------------------------------
     def done(self, key: str) -> bool:
@@ -249,11 +264,14 @@ def _read(path: Path, name: str, schema: dict) -> pl.DataFrame:
     return pl.read_parquet(file)
 
 
-# Go command flags that start a new argv word; anything else after "-ldflags=-s" (such as
-# "-w") belonged to the previous word. Schema 2 joined argv words with spaces.
-_GO_FLAG = re.compile(r"^-(a|n|v|x|race|msan|asan|trimpath|work|linkshared|modcacherw|compiler|"
+# Flags of the go command (and of tinygo build) that start a new argv word; anything else
+# after "-ldflags=-s" (such as "-w") belonged to the previous word. Schema 2 joined argv
+# words with spaces.
+_GO_FLAG = re.compile(r"^-(a|n|v|x|race|msan|asan|trimpath|work|linkshared|modcacherw|compiler|no-debug|"
                       r"(buildmode|ldflags|gcflags|gccgoflags|asmflags|tags|mod|modfile|pgo|buildvcs|"
-                      r"installsuffix|overlay|p|toolexec|o)=.*)$")
+                      r"installsuffix|overlay|p|toolexec|o|opt|gc|scheduler|panic|target|size|stack-size)=.*)$")
+# "NAME=value" items of schema 2's space-joined build_env (a value may hold spaces).
+_ENV_ITEM = re.compile(r"\s+(?=[A-Za-z_][A-Za-z0-9_]*=)")
 
 
 def split_v2_flags(joined: str | None) -> list[str] | None:
@@ -270,11 +288,19 @@ def split_v2_flags(joined: str | None) -> list[str] | None:
     return words
 
 
+def split_v2_env(joined: str | None) -> list[str] | None:
+    return None if joined is None else [item for item in _ENV_ITEM.split(joined.strip()) if item]
+
+
+def v2_variant_key(frame: pl.DataFrame) -> pl.DataFrame:
+    """Schema 2's five-axis keys with the base axis schema 3 added ("none": no image)."""
+    return frame.with_columns((pl.col("variant_key") + "|none").alias("variant_key"))
+
+
 def _migrate_2_to_3(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
+    return v2_variant_key(frame).with_columns(
         pl.col("flags").map_elements(split_v2_flags, return_dtype=pl.List(pl.String)),
-        pl.col("build_env").map_elements(lambda s: s.split() if s is not None else None,
-                                         return_dtype=pl.List(pl.String)),
+        pl.col("build_env").map_elements(split_v2_env, return_dtype=pl.List(pl.String)),
         pl.lit("none").alias("base"),
         pl.lit(3, dtype=pl.Int32).alias("schema_version"),
     )
@@ -307,13 +333,20 @@ def load(path: str | Path = "data") -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed")
 
 
+def _keyed(run_dir: Path, name: str, schema: dict) -> pl.DataFrame:
+    """A per-variant table of a run, its variant keys brought up to this schema's."""
+    frame = _read(run_dir, name, schema)
+    version = json.loads((run_dir / MANIFEST).read_text()).get("schema_version")
+    return v2_variant_key(frame) if version == 2 and not frame.is_empty() else frame
+
+
 def load_samples(path: str | Path = "data") -> pl.DataFrame:
-    return pl.concat([_read(d, SAMPLES, SAMPLE_SCHEMA) for d in run_dirs(path)], how="diagonal_relaxed")
+    return pl.concat([_keyed(d, SAMPLES, SAMPLE_SCHEMA) for d in run_dirs(path)], how="diagonal_relaxed")
 
 
 def load_packages(path: str | Path = "data") -> pl.DataFrame:
     """Code bytes per Go package per variant (PACKAGE_SCHEMA), of one run or every run."""
-    return pl.concat([_read(d, PACKAGES, PACKAGE_SCHEMA) for d in run_dirs(path)], how="diagonal_relaxed")
+    return pl.concat([_keyed(d, PACKAGES, PACKAGE_SCHEMA) for d in run_dirs(path)], how="diagonal_relaxed")
 
 
 def write_capabilities(run_dir: Path, frame: pl.DataFrame) -> None:

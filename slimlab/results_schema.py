@@ -135,6 +135,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("crosscheck_slimlab_ms_median", pl.Float64, "slimlab's start-up median in the cross-check turns"),
     Column("crosscheck_hyperfine_ms_median", pl.Float64,
            "hyperfine -N's start-up median of the same binary in the turns between slimlab's"),
+    Column("crosscheck_slimlab_ms_p25", pl.Float64, "slimlab's 25th percentile in the cross-check turns"),
+    Column("crosscheck_hyperfine_ms_p25", pl.Float64, "hyperfine -N's 25th percentile in the cross-check turns"),
     Column("measured_at", pl.Datetime("us", "UTC"), "when the row was finished"),
 )
 

@@ -33,8 +33,9 @@ class Row(dict):
 
 
 def base_row(run_id: str, variant: Variant, info: ToolchainInfo | None, host: str) -> Row:
-    """``info``: the compiler that builds for the variant's target (a cross gccgo's own)."""
-    """What every row carries, whatever its status: its axes and where it was measured."""
+    """What every row carries, whatever its status: its axes and where it was measured.
+
+    ``info``: the compiler that builds for the variant's target (a cross gccgo's own)."""
     from .model import get_chain
 
     row = Row()

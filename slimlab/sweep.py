@@ -31,7 +31,7 @@ from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_
 from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan as make_plan
-from .results import CAPABILITIES, RunStore, now_utc, validate_run_id, write_capabilities
+from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
 from .rows import Row, base_row, build_columns, inspect_columns, postlink_columns, summary_columns
 from .workloads import Workload, resolve
 
@@ -75,9 +75,8 @@ def sweep(
     progress: bool = True,
 ) -> Path:
     """Run (or resume) a sweep; returns the run directory."""
-    if run_id is not None:
-        validate_run_id(run_id)  # before any work: a bad id is bad input
     the_plan = make_plan(spec)
+    check_resumable(Path(data_dir), run_id, the_plan.spec.to_dict())  # before any work: a bad id is bad input
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     found = tools.discover(the_plan.spec, cache, progress)
     launcher_path(cache)  # compile the launcher now: a missing cc fails before any build
@@ -221,11 +220,16 @@ class _Sweeper:
         spec, store = self.spec, self.store
         todo = sum(spec.repeats - min(store.sample_count(r.variant.key), spec.repeats) for r in ready)
         if not todo:
+            # Killed after a variant's last samples and before its row: finish it from them.
+            for item in ready:
+                self._complete(item)
             return
         bar = tqdm(total=todo, desc="measure", unit="run", disable=not progress, file=sys.stderr)
         with _sweep_off_cpu(spec.pin_cpu):
-            calibration = self._stage("measure", calibrate_overhead, self.cache, cpu=spec.pin_cpu,
-                                      launcher=launcher_path(self.cache))
+            try:
+                calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu, launcher=launcher_path(self.cache))
+            except STAGE_ERRORS as exc:  # the figures still stand; the manifest says why this one is missing
+                calibration = {"error": f"{type(exc).__name__}: {exc}"}
             before = environment.noise_snapshot()
             self._rounds(ready, bar)
             noise = environment.host_noise(before, environment.noise_snapshot())
@@ -245,7 +249,7 @@ class _Sweeper:
         the columns empty and the variant's own figures stand."""
         try:
             found = crosscheck(item.runner, item.workload, item.binary, self.spec.run_timeout_s, self.spec.pin_cpu)
-        except (CheckFailure, *STAGE_ERRORS):
+        except (CheckFailure, KeyError, ValueError, *STAGE_ERRORS):  # ValueError: hyperfine's JSON
             return {}
         return found or {}
 
@@ -277,9 +281,13 @@ class _Sweeper:
                     bar.update(len(samples))
                 if store.sample_count(key) >= spec.repeats:
                     active.remove(item)
-                    item.row.update(summary_columns(store.samples[key][: spec.repeats]))
-                    item.row.update(self._crosscheck(item))
-                    self._finish(item.row, "ok")
+                    self._complete(item)
+
+    def _complete(self, item: _Ready) -> None:
+        """A variant with all its samples: its summary, the cross-check, and its row."""
+        item.row.update(summary_columns(self.store.samples[item.variant.key][: self.spec.repeats]))
+        item.row.update(self._crosscheck(item))
+        self._finish(item.row, "ok")
 
 
 @contextlib.contextmanager

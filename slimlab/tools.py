@@ -8,11 +8,12 @@ and its findings go into the run's manifest.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import environment, postlink, toolchains
-from .errors import ToolError
+from .errors import SpecError, ToolError
 from .measure import check_cpu
 from .model import TARGETS, SweepSpec
 from .toolchains import Toolchain, ToolchainInfo
@@ -41,7 +42,11 @@ def discover(spec: SweepSpec, cache_dir: Path | None = None, progress: bool = Tr
         if info is None and adapter.missing_is_error:
             raise ToolError(f"toolchain {name!r} not found; install it with: {adapter.install_hint()}")
         adapters[name], infos[name] = adapter, info
-    check_cpu(spec.pin_cpu)  # pin_cpu must name a CPU this process may use
+    check_cpu(spec.pin_cpu)  # a CPU this host has
+    allowed = os.sched_getaffinity(0)
+    if spec.pin_cpu is not None and spec.pin_cpu not in allowed:  # and one this process may use (cpusets)
+        raise SpecError(f"pin_cpu = {spec.pin_cpu}: this process may run on CPUs "
+                        f"{', '.join(map(str, sorted(allowed)))} only")
     versions = {
         **environment.python_tools(),
         **{f"toolchain:{n}": (i.version if i else "missing") for n, i in infos.items()},

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 def test_import_contracts_hold():
@@ -23,6 +25,7 @@ def test_import_slimlab_loads_no_plotting_notebook_or_docker_library():
             "print(took); print(sorted(m for m in ('plotly', 'papermill', 'docker', 'nbconvert') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     took, loaded = done.stdout.splitlines()
+    log.info("import slimlab took %.3f s (a fresh interpreter)", float(took))
     assert loaded == "[]", loaded
     # slimlab.report is still there when asked for.
     subprocess.run([sys.executable, "-c", "import slimlab; slimlab.report.write_report"], check=True)

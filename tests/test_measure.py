@@ -129,7 +129,7 @@ def test_samples_carry_cpu_time_and_context_switches():
     for s in take_samples(workloads.resolve("hello"), NATIVE, binary, 10, 5):
         assert 0 < s.cpu_ms < 1000
         assert s.nvcsw is not None and s.nvcsw >= 0 and s.nivcsw is not None and s.nivcsw >= 0
-        assert s.exit_maxrss_kib == s.peak_rss_kib
+        assert 500 < s.peak_rss_kib < 16 * 1024  # a Go hello's few MiB, in KiB (a unit slip is 1024x)
 
 
 def test_calibration_times_a_static_no_op(tmp_path):

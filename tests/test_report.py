@@ -474,12 +474,13 @@ def test_report_notebook_renders_a_real_run(tiny_run, tmp_path, kernel_env):
 def test_crosscheck_note_states_the_ratio_and_escapes_the_label():
     df = pl.DataFrame([
         row(workload="hello", profile="default", crosscheck_n=15, crosscheck_slimlab_ms_median=2.0,
-            crosscheck_hyperfine_ms_median=2.0),
+            crosscheck_hyperfine_ms_median=2.0, crosscheck_slimlab_ms_p25=1.0, crosscheck_hyperfine_ms_p25=1.0),
         row(workload=_img("xcheck"), profile="stripped", crosscheck_n=15, crosscheck_slimlab_ms_median=1.5,
-            crosscheck_hyperfine_ms_median=2.0),
+            crosscheck_hyperfine_ms_median=2.0, crosscheck_slimlab_ms_p25=1.0, crosscheck_hyperfine_ms_p25=1.0),
         row(workload="httpd", profile="default"),  # a server: no cross-check
     ], schema=RESULT_SCHEMA)
     text = render_report_html(df, "t")
     assert "2 native CLI variant(s)" in text and "0.866 (geometric mean; 0.750 to 1.000)" in text
     assert "Furthest apart:" in text and "at 0.750" in text
+    assert "At the 25th percentile: 1.000 (1.000 to 1.000)" in text
     assert "<img src=x" not in text and "&lt;img src=x" in text

@@ -83,3 +83,32 @@ def test_sigkill_then_resume_measures_every_variant_exactly_once(tmp_path):
         assert df.filter(pl.col("variant_key") == key)["reason"].to_list() == [row["reason"]]
     manifest = slimlab.load_manifests(run_dir)[0]
     assert len(manifest["sessions"]) == 2 and manifest["ended_at"]
+
+
+# Two kills that land in a narrow window, made exactly by editing the journal as a kill
+# there would leave it: the real kill test above cannot aim that finely.
+SMALL = {"workloads": ["hello"], "repeats": 3, "warmup": 0}
+
+
+def test_killed_between_the_last_samples_and_the_row_the_variant_is_finished_on_resume(tmp_path):
+    run_dir = slimlab.sweep(SMALL, data_dir=tmp_path, run_id="r", progress=False)
+    path = run_dir / "journal.jsonl"
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["kind"] != "row"]
+    path.write_text("\n".join(kept) + "\n")  # every sample journaled, the row not yet
+    slimlab.sweep(SMALL, data_dir=tmp_path, run_id="r", progress=False)
+    (row,) = slimlab.load(run_dir).iter_rows(named=True)
+    assert row["status"] == "ok" and row["startup_n"] == 3
+    assert slimlab.load_samples(run_dir).height == 3  # finished from its samples, none retaken
+
+
+def test_a_line_torn_by_a_kill_is_dropped_and_later_resumes_still_read_the_journal(tmp_path):
+    run_dir = slimlab.sweep({**SMALL, "repeats": 2}, data_dir=tmp_path, run_id="r", progress=False)
+    path = run_dir / "journal.jsonl"
+    rows = [line for line in path.read_text().splitlines() if json.loads(line)["kind"] == "row"]
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["kind"] != "row"]
+    torn = rows[0][: len(rows[0]) // 2]
+    path.write_text("\n".join(kept) + "\n" + torn)  # killed while writing the row
+    for _ in range(3):  # each resume must read what the one before left
+        slimlab.sweep({**SMALL, "repeats": 2}, data_dir=tmp_path, run_id="r", progress=False)
+    assert torn not in path.read_text().splitlines()
+    assert [r["status"] for r in slimlab.load(run_dir).iter_rows(named=True)] == ["ok"]

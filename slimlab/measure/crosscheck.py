@@ -9,14 +9,14 @@ are, and why (a busy host), instead of asking the reader to trust one of them.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .. import proc
 
 if TYPE_CHECKING:
     from ..workloads import Workload
@@ -27,7 +27,7 @@ CHUNK = 5  # starts per turn, after one untimed start
 
 
 def hyperfine_ms(hyperfine: str, argv: list[str], env: dict[str, str], runs: int, cpu: int | None,
-                 ignore_failure: bool) -> list[float]:
+                 ignore_failure: bool, timeout_s: float = 120) -> list[float]:
     """Start-up times (ms) of ``argv`` as ``hyperfine -N`` takes them: one warm-up, then ``runs``."""
     with tempfile.TemporaryDirectory(prefix="slimlab-hyperfine-") as tmp:
         export = Path(tmp) / "times.json"
@@ -36,7 +36,10 @@ def hyperfine_ms(hyperfine: str, argv: list[str], env: dict[str, str], runs: int
                    "--", shlex.join(argv)]
         if cpu is not None:
             command = ["taskset", "-c", str(cpu), *command]
-        subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+        # proc.run: a hang is killed with the program hyperfine is timing, not hyperfine alone.
+        done = proc.run(command, env=env, timeout=timeout_s)
+        if not done.ok:
+            raise done.error("hyperfine")
         return [t * 1000 for t in json.loads(export.read_text())["results"][0]["times"]]
 
 
@@ -48,15 +51,20 @@ def crosscheck(runner: Runner, workload: Workload, binary: Path, timeout_s: floa
     hyperfine = shutil.which("hyperfine")
     if hyperfine is None or runner.emulated or workload.kind != "cli":
         return None
-    env = {**os.environ, **workload.run_env()}
+    env = workload.run_env()  # added to this process's environment, as the launcher passes it on
     mine: list[float] = []
     theirs: list[float] = []
     for _ in range(TURNS):
         mine += [s.startup_ms for s in runner.samples(workload, binary, timeout_s, CHUNK, warmup=1, cpu=cpu)]
         theirs += hyperfine_ms(hyperfine, [str(binary), *workload.run_args()], env, CHUNK, cpu,
-                               ignore_failure=workload.expect_exit != 0)
+                               ignore_failure=workload.expect_exit != 0, timeout_s=30 + 2 * CHUNK * timeout_s)
+    # The 25th percentile too: on a busy host a median of few-ms starts can land in either of
+    # two modes (a start that got a CPU at once, or waited a scheduler tick); the fast
+    # quarter does not (see measure.samples._cli).
     return {
         "crosscheck_n": len(mine),
         "crosscheck_slimlab_ms_median": statistics.median(mine),
         "crosscheck_hyperfine_ms_median": statistics.median(theirs),
+        "crosscheck_slimlab_ms_p25": statistics.quantiles(mine, n=4, method="inclusive")[0],
+        "crosscheck_hyperfine_ms_p25": statistics.quantiles(theirs, n=4, method="inclusive")[0],
     }

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import proc
+from .. import cache, proc
 from ..errors import SpecError, ToolError
 from ..paths import default_cache_dir
 
@@ -27,22 +27,23 @@ NOOP_SOURCE = Path(__file__).with_name("noop.c")
 def _compiled(source: Path, name: str, cache_dir: Path | None) -> Path:
     """``source`` compiled with ``cc`` into the cache (static when the C library allows it)."""
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    out = (cache_dir or default_cache_dir()) / "launcher" / digest / name
-    if out.is_file():
-        return out
+    entry = cache.entry(cache_dir or default_cache_dir(), "launcher", digest)
+    if cache.lookup(entry, name) is not None:
+        return entry / name
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise ToolError(f"no C compiler (cc) to build {name}; install it with: apt-get install gcc libc6-dev")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".tmp{os.getpid()}")
-    # Static, so its own RSS and start-up (the floor of every measurement) stay small.
-    done = proc.run([cc, "-O2", "-static", "-o", str(tmp), str(source)], timeout=120)
-    if not done.ok:
-        done = proc.run([cc, "-O2", "-o", str(tmp), str(source)], timeout=120)
-    if not done.ok:
-        raise done.error(f"compiling {name}")
-    tmp.replace(out)
-    return out
+    with cache.store(entry) as staging:
+        out = staging.path / name
+        # Static, so its own RSS and start-up (the floor of every measurement) stay small.
+        done = proc.run([cc, "-O2", "-static", "-o", str(out), str(source)], timeout=120)
+        static = done.ok
+        if not done.ok:
+            done = proc.run([cc, "-O2", "-o", str(out), str(source)], timeout=120)
+        if not done.ok:
+            raise done.error(f"compiling {name}")
+        staging.publish({"source": source.name, "cc": cc, "static": static}, name)
+    return entry / name
 
 
 def launcher_path(cache_dir: Path | None = None) -> Path:
@@ -56,7 +57,8 @@ def noop_path(cache_dir: Path | None = None) -> Path:
 
 
 def available_cpus() -> list[int]:
-    """CPUs a measurement can be pinned to: those online on this host."""
+    """CPUs a measurement can be pinned to: those online on this host. (A sweep checks its
+    pin_cpu against its own affinity too, before any work: see tools.discover.)"""
     try:
         spans = Path("/sys/devices/system/cpu/online").read_text().strip()
     except OSError:
@@ -263,8 +265,10 @@ class Launch:
     def wait(self) -> Exit:
         # The launcher enforces the timeout itself; this bound only guards against a stuck launcher.
         try:
-            line = self._proc.stdout.readline()
-            self._proc.wait(timeout=self._timeout_s + 30)
+            # A launcher that exits (reported or not) makes the pipe readable at once.
+            readable, _, _ = select.select([self._proc.stdout], [], [], self._timeout_s + 30)
+            line = self._proc.stdout.readline() if readable else ""
+            self._proc.wait(timeout=5 if readable else 0.1)
         finally:
             if self._proc.poll() is None:
                 self._proc.kill()

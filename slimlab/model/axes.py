@@ -108,9 +108,5 @@ def axis(name: str) -> Axis:
     return found
 
 
-def check_value(column: str, value: str, spec: SweepSpec) -> None:
-    BY_COLUMN[column].check(value, spec)
-
-
 __all__ = ["AXES", "Axis", "BASES", "BY_COLUMN", "BY_KEY", "COLUMNS", "GO_RELEASE", "SpecError",
-           "TOOLCHAIN_FAMILIES", "axis", "check_value"]
+           "TOOLCHAIN_FAMILIES", "axis"]

@@ -8,6 +8,7 @@ or the network.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -207,7 +208,8 @@ def _setting(data: dict, name: str):
     if value is None and setting.optional:
         return None
     kind = setting.kind
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or (kind is int and value != int(value))):
         raise SpecError(f"{name} must be a {'whole ' if kind is int else ''}number, got {value!r}")
     if not setting.low <= value <= setting.high:
         raise SpecError(f"{name} must be between {setting.low:g} and {setting.high:g}, got {value!r}")

@@ -48,10 +48,6 @@ TARGETS: dict[str, Target] = {
 }
 
 
-def target_for_goarch(goarch: str) -> Target:
-    return next(t for t in TARGETS.values() if t.goarch == goarch)
-
-
 def target_for_elf_machine(elf_machine: str) -> Target | None:
     """The target whose binaries carry this ``e_machine``; None for a CPU slimlab does not know."""
     return next((t for t in TARGETS.values() if t.elf_machine == elf_machine), None)

@@ -56,6 +56,7 @@ def crosscheck_ratios(df: pl.DataFrame) -> pl.DataFrame:
     checked = df.filter(pl.col("crosscheck_hyperfine_ms_median").is_not_null() & (pl.col("status") == "ok"))
     return with_labels(checked).select(
         "plot_label", (pl.col("crosscheck_slimlab_ms_median") / pl.col("crosscheck_hyperfine_ms_median")).alias("ratio"),
+        (pl.col("crosscheck_slimlab_ms_p25") / pl.col("crosscheck_hyperfine_ms_p25")).alias("ratio_p25"),
     )
 
 
