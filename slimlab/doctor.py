@@ -5,13 +5,12 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from . import proc
+from . import engine, proc
 from .model import TARGETS
 from .toolchains.base import first_line
 from .toolchains.gobin import installed_releases, releases_dir
 
 UPX_INSTALL = ("make setup   (adds bookworm-backports, then: apt-get install -t bookworm-backports upx-ucl)")
-DOCKERD = "dockerd --storage-driver=vfs --iptables=false --ip-masq=false --bridge=none"
 
 
 @dataclass(frozen=True)
@@ -75,13 +74,8 @@ def _version(argv: tuple[str, ...]) -> str | None:
 
 
 def _docker() -> str | None:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=3)
-        return f"Docker Engine {client.version().get('Version', '?')} (reachable)"
-    except Exception:  # noqa: BLE001 - any failure means "not reachable", which is what we report
-        return None
+    found = engine.status()
+    return found.describe() if found.reachable else None
 
 
 def check() -> list[Finding]:
@@ -91,7 +85,7 @@ def check() -> list[Finding]:
         findings.append(Finding(f"go{release}", _version((str(go), "version")), "cached Go release",
                                 f"slimlab toolchain install go{release}", False))
     findings.append(Finding("docker engine", _docker(), "images and containers",
-                            f"apt-get install docker.io; start it as root: {DOCKERD}", False))
+                            f"{engine.INSTALL_HINT}; then: {engine.START_COMMAND}", False))
     return findings
 
 

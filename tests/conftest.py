@@ -124,3 +124,15 @@ def redis_server():
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """The Docker engine (.ci/run starts one; without it, the session starts one and stops it after)."""
+    from slimlab import engine
+
+    before = engine.status()
+    found = engine.start()
+    yield found
+    if not before.reachable and found.owned:
+        engine.stop()
