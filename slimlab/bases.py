@@ -1,0 +1,487 @@
+"""Image bases assembled from Debian packages: built here, never pulled.
+
+No registry is reachable, so a base is a declaration (the Debian packages it takes files
+from, the files it keeps of each, the files it writes itself) that this module turns into
+a root file system tar: ``apt-get download`` fetches the packages of the target's CPU,
+``dpkg-deb -x`` unpacks them, and only the declared paths go into a reproducible tar
+(sorted, mtime 0, owners as declared, no pax headers), so the same packages give the same
+bytes and digest. The packages' versions are read from the .debs themselves.
+
+Two cache entries make a second call do no apt work at all:
+
+- ``bases-resolved``: which .deb (name, sha256) each package is, keyed by the state of
+  the apt index (its list files' names, sizes and times) — it changes only when the index
+  does, so an unchanged index needs no ``apt-get``;
+- ``bases``: the tar, keyed by the declaration, the target and those .debs' hashes.
+
+An arch:all package (ca-certificates, tzdata) is the same .deb for every CPU and comes from
+the host's apt, so every CPU's base takes the same version of it. A per-CPU package of a
+foreign CPU (busybox-static for arm64) comes from a private apt state under the cache
+(``<cache>/apt/<arch>``: the host's sources and settings, that architecture's package
+lists only, an empty dpkg status), refreshed when missing or older than the host's lists:
+``apt-get download busybox-static:arm64`` alone fails until the architecture is added to
+the host's dpkg (``dpkg --add-architecture``), which would change the machine for every
+other apt user.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import cache, proc
+from .errors import SlimlabError, ToolError, unknown
+from .model.target import Target
+from .paths import default_cache_dir
+
+# Bumped when the assembly (not the declaration) changes what a tar holds: it is in the key.
+ASSEMBLY = 1
+TAR = "base.tar"
+DEB_ARCH = {"amd64": "amd64", "arm64": "arm64", "arm": "armhf"}  # GOARCH -> Debian's name (GOARM 7: armhf)
+HOST_LISTS = Path("/var/lib/apt/lists")
+# Besides the lists, what decides which version apt picks: sources, pinning, settings.
+HOST_APT_CONFIG = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"), Path("/etc/apt/preferences"),
+                   Path("/etc/apt/preferences.d"), Path("/etc/apt/apt.conf"), Path("/etc/apt/apt.conf.d"))
+TOOLS = {
+    "apt-get": "apt-get is part of Debian's apt (bases are assembled from Debian packages: a Debian or Ubuntu host)",
+    "dpkg-deb": "apt-get install dpkg",
+    "openssl": "apt-get install openssl   (update-ca-certificates needs it to build the CA bundle)",
+}
+APT_TIMEOUT = 600
+
+
+@dataclass(frozen=True)
+class Take:
+    """Paths kept from a package's unpacked tree; a directory keeps its whole tree."""
+
+    package: str
+    paths: tuple[str, ...]
+    kind: str  # what the bytes are, for a stacked report: "zoneinfo"
+    # Run on the unpacked tree before keeping: for files a package's maintainer script makes.
+    prepare: Callable[[Path, Path], None] | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file, directory or symlink the base writes itself."""
+
+    path: str
+    kind: str
+    mode: int
+    data: bytes | None = None  # a file's contents; None for a directory or symlink
+    link: str | None = None  # a symlink's target
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Base:
+    name: str
+    takes: tuple[Take, ...] = ()
+    entries: tuple[Entry, ...] = ()
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.package for t in self.takes))
+
+    def plus(self, name: str, takes: tuple[Take, ...] = (), entries: tuple[Entry, ...] = ()) -> Base:
+        """This base with more: ``busybox`` is ``static`` plus a shell."""
+        return Base(name, self.takes + takes, self.entries + entries)
+
+    def material(self) -> dict:
+        """The declaration as the cache key sees it."""
+        return {
+            "name": self.name,
+            "takes": [[t.package, list(t.paths), t.kind, t.prepare.__name__ if t.prepare else None]
+                      for t in self.takes],
+            "entries": [[e.path, e.kind, e.mode, hashlib.sha256(e.data).hexdigest() if e.data is not None else None,
+                         e.link, e.uid, e.gid] for e in self.entries],
+        }
+
+
+@dataclass(frozen=True)
+class BaseLayer:
+    name: str
+    tar: Path | None  # None for scratch
+    digest: str  # "sha256:<hex>" of the tar, "" for scratch
+    packages: dict[str, str]  # Debian package -> version, from the .deb (dpkg-deb -f)
+    bytes_by_kind: dict[str, int]  # regular files' bytes by what they are
+
+
+def _ca_bundle(root: Path, scratch: Path) -> None:
+    """/etc/ssl/certs/ca-certificates.crt as the package's postinst makes it: by running the
+    package's own update-ca-certificates on the unpacked tree with every certificate enabled
+    (``--default``, what the postinst's debconf default selects), C collation for the order."""
+    done = proc.run(
+        ["sh", str(root / "usr/sbin/update-ca-certificates"), "--default",
+         "--certsconf", str(scratch / "ca-certificates.conf"),
+         "--certsdir", str(root / "usr/share/ca-certificates"),
+         "--localcertsdir", str(scratch / "no-local-certs"),
+         "--etccertsdir", str(root / "etc/ssl/certs"),
+         "--hooksdir", str(scratch / "no-hooks")],
+        env={"LC_ALL": "C", "TMPDIR": str(scratch)}, timeout=120)
+    if not done.ok:
+        raise done.error("update-ca-certificates")
+
+
+def _copyright(package: str) -> Take:
+    # distroless keeps each package's licence: Debian's packages ask for it.
+    return Take(package, (f"usr/share/doc/{package}/copyright",), "copyright")
+
+
+def _os_release() -> bytes:
+    # ID=debian, as distroless says: scanners read it to know which packages to look for.
+    host = platform.freedesktop_os_release() if Path("/etc/os-release").exists() else {}
+    version, codename = host.get("VERSION_ID", ""), host.get("VERSION_CODENAME", "")
+    return (f'PRETTY_NAME="slimlab base (Debian GNU/Linux {version} packages)"\n'
+            f'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="{version}"\nVERSION_CODENAME={codename}\n'
+            f'HOME_URL="https://www.debian.org/"\n').encode()
+
+
+PASSWD = (b"root:x:0:0:root:/root:/sbin/nologin\n"
+          b"nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
+          b"nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")
+GROUP = b"root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
+NSSWITCH = (b"passwd:         files\ngroup:          files\nshadow:         files\ngshadow:        files\n\n"
+            b"hosts:          files dns\nnetworks:       files\n\n"
+            b"protocols:      db files\nservices:       db files\nethers:         db files\nrpc:            db files\n")
+# A debugging shell's tools, each a symlink to busybox in /bin (Debian's busybox-static has them all).
+APPLETS = ("sh", "ash", "ls", "cat", "env", "ps", "top", "free", "df", "du", "mount", "id", "whoami", "hostname",
+           "uname", "wget", "nc", "nslookup", "ping", "netstat", "ip", "ifconfig", "grep", "sed", "awk", "find",
+           "head", "tail", "less", "vi", "wc", "sort", "uniq", "cut", "tr", "xargs", "echo", "printf", "sleep",
+           "kill", "date", "cp", "mv", "rm", "mkdir", "ln", "chmod", "touch", "stat", "tar", "gzip", "which",
+           "test", "[", "true", "false")
+
+SCRATCH = Base("scratch")
+STATIC = Base(
+    "static",
+    takes=(
+        Take("ca-certificates", ("etc/ssl/certs/ca-certificates.crt",), "ca-certificates", prepare=_ca_bundle),
+        _copyright("ca-certificates"),
+        Take("tzdata", ("usr/share/zoneinfo",), "zoneinfo"),
+        _copyright("tzdata"),
+    ),
+    entries=(
+        Entry("etc/passwd", "passwd", 0o644, PASSWD),
+        Entry("etc/group", "passwd", 0o644, GROUP),
+        Entry("etc/nsswitch.conf", "config", 0o644, NSSWITCH),
+        Entry("etc/os-release", "config", 0o644, _os_release()),
+        Entry("tmp", "layout", 0o1777),
+        Entry("root", "layout", 0o700),
+        Entry("home/nonroot", "layout", 0o700, uid=65532, gid=65532),
+    ),
+)
+BUSYBOX = STATIC.plus(
+    "busybox",
+    takes=(Take("busybox-static", ("bin/busybox",), "busybox"), _copyright("busybox-static")),
+    entries=tuple(Entry(f"bin/{a}", "busybox", 0o777, link="busybox") for a in APPLETS),
+)
+BASES: dict[str, Base] = {b.name: b for b in (SCRATCH, STATIC, BUSYBOX)}
+BASE_NAMES = tuple(BASES)
+
+
+def base_layer(name: str, target: Target, cache_dir: Path | None = None) -> BaseLayer:
+    """The base ``name`` for ``target``'s CPU: built once, then read from the cache."""
+    base = BASES.get(name)
+    if base is None:
+        raise unknown("base", name, BASE_NAMES)
+    if target.goarch not in DEB_ARCH:
+        raise SlimlabError(f"no Debian architecture for {target.name}; bases exist for GOARCH "
+                           f"{', '.join(DEB_ARCH)}")
+    if not base.takes and not base.entries:
+        return BaseLayer(name, None, "", {}, {})
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    debs, apts = _resolve(base.packages, target, root)
+    key = _digest({"assembly": ASSEMBLY, "base": base.material(), "target": target.name,
+                   "debs": {p: d["sha256"] for p, d in sorted(debs.items())}})
+    entry = cache.entry(root, "bases", key)
+    meta = cache.lookup(entry, TAR)
+    if meta is None:
+        with cache.store(entry) as staging:
+            meta = _assemble(base, apts, debs, staging.path)
+            staging.publish(meta, TAR)
+    return BaseLayer(name, entry / TAR, meta["digest"], meta["packages"], meta["bytes_by_kind"])
+
+
+def _resolve(packages: tuple[str, ...], target: Target, root: Path) -> tuple[dict[str, dict], dict[str, _Apt]]:
+    """Package -> its .deb ({"file", "sha256", "apt"}), and the apts by name that fetch them.
+
+    An arch:all package (its file ends in ``_all.deb``: ca-certificates, tzdata) is the
+    same .deb for every CPU, so it comes from the host's apt: every CPU's base takes the
+    same version, and a foreign CPU needs its own package lists only for what is per CPU.
+    """
+    host = _Apt("host", root, None)
+    debs = {p: {**d, "apt": "host"} for p, d in host.resolve(packages).items()}
+    per_cpu = tuple(p for p, d in debs.items() if not d["file"].endswith("_all.deb"))
+    if target.is_native or not per_cpu:
+        return debs, {"host": host}
+    arch = DEB_ARCH[target.goarch]
+    foreign = _Apt(arch, root, root / "apt" / arch)
+    debs.update({p: {**d, "apt": arch} for p, d in foreign.resolve(per_cpu).items()})
+    return debs, {"host": host, arch: foreign}
+
+
+def _digest(material: dict) -> str:
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _require(*tools: str) -> None:
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise ToolError(f"{tool} not found: {TOOLS[tool]}", [tool])
+
+
+class _Apt:
+    """apt for one Debian architecture: the host's own, or a private state for a foreign CPU."""
+
+    def __init__(self, arch: str, cache_root: Path, private: Path | None) -> None:
+        self.arch = arch  # Debian's name, or "host" for the host's own apt
+        self.cache_root = cache_root
+        self.private = private  # None: the host's apt state
+
+    @property
+    def lists(self) -> Path:
+        return self.private / "lists" if self.private else HOST_LISTS
+
+    def options(self) -> list[str]:
+        opts = ["-q"]
+        if os.geteuid() == 0:
+            # apt would hand the download to its _apt user, who cannot enter a private temp
+            # directory; it then falls back to root anyway, with a warning.
+            opts += ["-o", "APT::Sandbox::User=root"]
+        if self.private is None:
+            return opts
+        p = self.private
+        # The host's sources and settings (proxies, validity checks); this architecture's
+        # Packages only (no DEP-11 metadata, no translations); no dpkg status: nothing is installed.
+        return opts + [f"-o{o}" for o in (
+            f"APT::Architecture={self.arch}", f"APT::Architectures={self.arch}",
+            f"Dir::State::Lists={p / 'lists'}", f"Dir::State::status={p / 'status'}",
+            f"Dir::Cache={p / 'cache'}", f"Dir::Cache::pkgcache={p / 'cache' / 'pkgcache.bin'}",
+            "Dir::Cache::srcpkgcache=", "Acquire::Languages=none",
+            "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false")]
+
+    @contextmanager
+    def locked(self):
+        """One process at a time updates and reads a private state (the host's needs no lock to read)."""
+        if self.private is None:
+            yield
+            return
+        self.private.mkdir(parents=True, exist_ok=True)
+        with open(self.private / "slimlab.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def stale(self) -> bool:
+        """A private index is refreshed when it is missing or older than the host's, so that
+        every CPU's base takes the versions the host's index offers (arch:all packages alike)."""
+        stamp = self.private / "updated"
+        if not stamp.exists() or not any(self.lists.glob("*_Packages*")):
+            return True
+        return HOST_LISTS.is_dir() and HOST_LISTS.stat().st_mtime > stamp.stat().st_mtime
+
+    def update(self) -> None:
+        _require("apt-get")
+        for sub in ("lists/partial", "cache/archives/partial"):
+            (self.private / sub).mkdir(parents=True, exist_ok=True)
+        (self.private / "status").touch()
+        done = proc.run(["apt-get", *self.options(), "update"], timeout=APT_TIMEOUT)
+        if not done.ok:
+            raise done.error(f"apt-get update ({self.arch} package lists in {self.private})")
+        (self.private / "updated").touch()
+
+    def fingerprint(self) -> list:
+        """The apt index's state: what decides which .deb a package name means."""
+        files = sorted(p for p in self.lists.glob("*") if p.is_file() and p.name not in ("lock", "slimlab.lock"))
+        config = [] if self.private else sorted(
+            f for c in HOST_APT_CONFIG for f in ([c] if c.is_file() else sorted(c.glob("*")) if c.is_dir() else []))
+        return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in [*files, *config]]
+
+    def resolve(self, packages: tuple[str, ...]) -> dict[str, dict]:
+        """Package -> {"file", "sha256"} of the .deb apt would download, cached by the index's state."""
+        with self.locked():
+            if self.private is not None and self.stale():
+                self.update()
+            key = _digest({"arch": self.arch, "packages": sorted(packages), "index": self.fingerprint()})
+            entry = cache.entry(self.cache_root, "bases-resolved", key)
+            meta = cache.lookup(entry)
+            if meta is not None:
+                return meta["debs"]
+            _require("apt-get")
+            with tempfile.TemporaryDirectory() as empty:  # apt prints nothing for a .deb already in the cwd
+                done = proc.run(["apt-get", *self.options(), "download", "--print-uris", *packages], cwd=empty,
+                                timeout=APT_TIMEOUT)
+            if not done.ok:
+                raise done.error(f"apt-get download --print-uris ({self.arch})")
+            debs = {}
+            for line in done.stdout.splitlines():  # 'URI' FILE SIZE SHA256:HEX
+                words = line.split()
+                if len(words) == 4 and words[3].startswith("SHA256:"):
+                    debs[words[1].split("_")[0]] = {"file": words[1], "sha256": words[3].split(":", 1)[1]}
+            missing = [p for p in packages if p not in debs]
+            if missing:
+                raise ToolError(f"apt-get offers no .deb for {', '.join(missing)} ({self.arch}): {done.stdout.strip()}",
+                                done.argv)
+            with cache.store(entry) as staging:
+                staging.publish({"debs": debs, "arch": self.arch, "resolved_at": time.time()})
+            return debs
+
+    def download(self, debs: dict[str, dict], into: Path) -> dict[str, Path]:
+        """The .debs, checked against the hashes the key was made of."""
+        if not debs:
+            return {}
+        _require("apt-get")
+        with self.locked():
+            done = proc.run(["apt-get", *self.options(), "download", *debs], cwd=into, timeout=APT_TIMEOUT)
+        if not done.ok:
+            hint = ("run `apt-get update`" if self.private is None
+                    else f"remove {self.private / 'updated'} to refresh the {self.arch} package lists")
+            raise ToolError(f"apt-get download failed ({hint}): {proc.tail(done.stderr or done.stdout, 800)}",
+                            done.argv, done.returncode)
+        paths = {}
+        for package, want in debs.items():
+            found = sorted(into.glob(f"{package}_*.deb"))
+            got = _file_sha256(found[0]) if found else None
+            if got != want["sha256"]:
+                raise ToolError(f"apt-get download of {package} gave {got or 'no file'}, not the .deb the apt index "
+                                f"names ({want['file']}, sha256 {want['sha256']}): the index changed; run again")
+            paths[package] = found[0]
+        return paths
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _assemble(base: Base, apts: dict[str, _Apt], debs: dict[str, dict], out: Path) -> dict:
+    """Fetch, unpack and keep ``base``'s files; write the tar into ``out``; return the entry's meta."""
+    _require("dpkg-deb", *(["openssl"] if any(t.prepare is _ca_bundle for t in base.takes) else []))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="slimlab-base-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "debs").mkdir()
+        paths = {}
+        for name, apt in apts.items():
+            paths.update(apt.download({p: d for p, d in debs.items() if d["apt"] == name}, tmp / "debs"))
+        packages = {}
+        (tmp / "root").mkdir()
+        for package, deb in paths.items():
+            done = proc.run(["dpkg-deb", "-f", str(deb), "Version"], timeout=60)
+            if not done.ok:
+                raise done.error(f"dpkg-deb -f {deb.name}")
+            packages[package] = done.stdout.strip()
+            done = proc.run(["dpkg-deb", "-x", str(deb), str(tmp / "root" / package)], timeout=APT_TIMEOUT)
+            if not done.ok:
+                raise done.error(f"dpkg-deb -x {deb.name}")
+        members = _members(base, tmp)
+        tar_path = out / TAR
+        bytes_by_kind = _write_tar(members, tar_path)
+    return {"name": base.name, "digest": "sha256:" + _file_sha256(tar_path), "packages": dict(sorted(packages.items())),
+            "bytes_by_kind": bytes_by_kind, "debs": debs, "seconds": time.perf_counter() - start,
+            "built_at": time.time()}
+
+
+@dataclass(frozen=True)
+class _Member:
+    kind: str
+    type: bytes  # tarfile.REGTYPE, DIRTYPE, SYMTYPE
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    source: Path | None = None  # a regular file's contents on disk
+    data: bytes | None = None  # or in memory
+    link: str = ""
+
+
+def _members(base: Base, tmp: Path) -> dict[str, _Member]:
+    """Every path of the tar (relative, no leading slash) and what it is."""
+    members: dict[str, _Member] = {}
+
+    def add(path: str, member: _Member) -> None:
+        if path in members:
+            raise SlimlabError(f"base {base.name!r} declares {path} twice")
+        members[path] = member
+
+    for take in base.takes:
+        root = tmp / "root" / take.package
+        if take.prepare is not None:
+            scratch = tmp / "prepare" / take.package
+            scratch.mkdir(parents=True, exist_ok=True)
+            take.prepare(root, scratch)
+        for kept in take.paths:
+            top = root / kept
+            if not top.exists() and not top.is_symlink():
+                raise SlimlabError(f"base {base.name!r}: package {take.package} has no {kept}")
+            walked = [top] + (sorted(top.rglob("*")) if top.is_dir() and not top.is_symlink() else [])
+            for path in walked:
+                st = path.lstat()
+                # Package files belong to root whoever unpacked them (dpkg-deb -x keeps the
+                # .deb's owners only when run as root).
+                if stat.S_ISLNK(st.st_mode):
+                    member = _Member(take.kind, tarfile.SYMTYPE, 0o777, link=os.readlink(path))
+                elif stat.S_ISDIR(st.st_mode):
+                    member = _Member(take.kind, tarfile.DIRTYPE, stat.S_IMODE(st.st_mode))
+                elif stat.S_ISREG(st.st_mode):
+                    member = _Member(take.kind, tarfile.REGTYPE, stat.S_IMODE(st.st_mode), source=path)
+                else:
+                    raise SlimlabError(f"base {base.name!r}: {path.relative_to(root)} in {take.package} "
+                                       f"is neither a file, a directory nor a symlink")
+                add(path.relative_to(root).as_posix(), member)
+    for e in base.entries:
+        kind = tarfile.SYMTYPE if e.link is not None else tarfile.DIRTYPE if e.data is None else tarfile.REGTYPE
+        add(e.path, _Member(e.kind, kind, e.mode, e.uid, e.gid, data=e.data, link=e.link or ""))
+    # Parents nobody declared: root's, 0755, as in any Debian root.
+    for path in list(members):
+        parent = Path(path).parent
+        while parent != Path("."):
+            members.setdefault(parent.as_posix(), _Member("layout", tarfile.DIRTYPE, 0o755))
+            parent = parent.parent
+    return members
+
+
+def _write_tar(members: dict[str, _Member], path: Path) -> dict[str, int]:
+    """A tar that depends only on ``members``: sorted, mtime 0, numeric owners, GNU headers
+    (no pax records, which would carry times). Returns regular files' bytes by kind."""
+    bytes_by_kind: dict[str, int] = {}
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name in sorted(members, key=lambda p: p.split("/")):  # a directory before what it holds
+            m = members[name]
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.uid, info.gid, info.mtime = m.type, m.mode, m.uid, m.gid, 0
+            info.uname = info.gname = ""
+            info.linkname = m.link
+            if m.type != tarfile.REGTYPE:
+                tar.addfile(info)
+                continue
+            if m.data is not None:
+                info.size = len(m.data)
+                tar.addfile(info, io.BytesIO(m.data))
+            else:
+                info.size = m.source.stat().st_size
+                with open(m.source, "rb") as fh:
+                    tar.addfile(info, fh)
+            bytes_by_kind[m.kind] = bytes_by_kind.get(m.kind, 0) + info.size
+    return dict(sorted(bytes_by_kind.items()))
+
+
+__all__ = ["BASES", "BASE_NAMES", "DEB_ARCH", "Base", "BaseLayer", "Entry", "Take", "base_layer"]
