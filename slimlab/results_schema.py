@@ -130,6 +130,19 @@ COLUMNS: tuple[Column, ...] = (
     Column("cpu_ms_median", pl.Float64,
            "median user + system CPU time of the program per start (rusage): what start-up costs in CPU, "
            "not inflated by waiting for one on a busy host"),
+    # the image (slimlab.image), for a base other than "none"
+    Column("image_tag", pl.String, "the image in the engine, tagged by what decides its content"),
+    Column("image_size_bytes", pl.Int64, "the engine's Size of the image (docker image inspect): base plus binary layer"),
+    Column("image_compressed_bytes", pl.Int64,
+           "the image's layers gzip-compressed, as docker push sends them: what a registry transfers"),
+    Column("image_layer_bytes", pl.List(pl.Int64), "each layer's size, base first (docker history)"),
+    Column("image_build_seconds", pl.Float64, "building the image (0 when the engine had it already)"),
+    Column("image_cached", pl.Boolean, "the engine had the image already"),
+    Column("base_packages", pl.List(pl.String), "the base's Debian packages, 'package=version'"),
+    Column("container_ok", pl.Boolean, "the functional check passed in a plain container"),
+    Column("container_hardened_ok", pl.Boolean,
+           "it passed again with --user 65532 --read-only --cap-drop ALL --security-opt no-new-privileges"),
+    Column("container_reason", pl.String, "why a container check failed, or what it did not check"),
     # an independent figure: hyperfine -N on the same binary, in alternating turns with slimlab
     Column("crosscheck_n", pl.Int64, "starts each tool took for the cross-check (native CLIs with hyperfine only)"),
     Column("crosscheck_slimlab_ms_median", pl.Float64, "slimlab's start-up median in the cross-check turns"),

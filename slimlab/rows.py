@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .build import BuildOutcome
+from .image import ContainerCheck, ImageOutcome
 from .inspect import Inspection, inspect
 from .model import TARGETS, Variant
 from .postlink import PostlinkOutcome
@@ -116,6 +117,28 @@ def inspect_columns(found: Inspection) -> dict[str, Any]:
 def inspect_binary(path, build_paths=None, linkage_of=None) -> dict[str, Any]:
     """``inspect`` a file and map it to its result columns, in one call."""
     return inspect_columns(inspect(path, build_paths, linkage_of))
+
+
+def image_columns(built: ImageOutcome) -> dict[str, Any]:
+    return {
+        "image_tag": built.tag,
+        "image_size_bytes": built.size_bytes,
+        "image_compressed_bytes": built.compressed_bytes,
+        "image_layer_bytes": list(built.layer_bytes),
+        "image_build_seconds": built.seconds,
+        "image_cached": built.cached,
+        "base_packages": list(built.base_packages),
+    }
+
+
+def container_columns(plain: ContainerCheck, hardened: ContainerCheck | None) -> dict[str, Any]:
+    reasons = [f"hardened: {hardened.reason}" if hardened and hardened.reason else None,
+               None if plain.ok else plain.reason, plain.reason if plain.ok and plain.reason else None]
+    return {
+        "container_ok": plain.ok,
+        "container_hardened_ok": hardened.ok if hardened else None,
+        "container_reason": "; ".join(r for r in reasons if r) or None,
+    }
 
 
 def summary_columns(samples: list[dict]) -> dict[str, Any]:

@@ -23,22 +23,23 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from tqdm import tqdm
 
-from . import checkenv, environment, libs, pkgsize, postlink, tools
+from . import bases, checkenv, engine, environment, image, libs, pkgsize, postlink, tools
 from .build import build, default_cache_dir
-from .errors import SlimlabError
+from .errors import SlimlabError, ToolError
 from .inspect import build_path_prefixes, inspect
 from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
 from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan as make_plan
 from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
-from .rows import Row, base_row, build_columns, inspect_columns, postlink_columns, summary_columns
+from .rows import (Row, base_row, build_columns, container_columns, image_columns, inspect_columns, postlink_columns,
+                   summary_columns)
 from .workloads import Workload, resolve
 
 # What a stage's unexpected failure is recorded as. Failures a stage expects (a compile
 # error, a refusing UPX, a wrong answer) it reports itself, with its own status.
 STAGE_STATUS = {"build": "build_failed", "postlink": "postlink_failed", "inspect": "broken", "check": "broken",
-                "measure": "broken"}
+                "image": "build_failed", "measure": "broken"}
 # What a stage may raise that is about the variant or its tools, not a bug in slimlab.
 STAGE_ERRORS = (SlimlabError, OSError, ELFError, subprocess.SubprocessError, UnicodeError)
 # Starts of one variant taken back to back per round (after one untimed start).
@@ -109,6 +110,8 @@ def sweep(
     finally:
         bar.close()
         store.close(ended=ended)
+        if sweeper.api is not None:
+            sweeper.api.close()
     return store.run_dir
 
 
@@ -120,6 +123,7 @@ class _Sweeper:
         self.cache = cache
         self.host = host
         self.workdir = cache / "tmp"
+        self.api = None  # the Docker engine's client, on first use
         self.workloads = {name: resolve(name, self.spec.base_dir) for name in self.spec.workloads}
 
     def _finish(self, row: Row, status: str, reason: str | None = None) -> None:
@@ -146,7 +150,7 @@ class _Sweeper:
         except STAGE_ERRORS as exc:
             raise StageFailure(STAGE_STATUS[name], f"{name}: {type(exc).__name__}: {exc}") from exc
 
-    def _prepare(self, variant: Variant, row: Row) -> _Ready:
+    def _prepare(self, variant: Variant, row: Row) -> _Ready | None:
         spec, target = self.spec, TARGETS[variant.target]
         adapter, info = self.tools.adapters[variant.toolchain], self.tools.infos[variant.toolchain]
         profile = spec.all_profiles()[variant.profile]
@@ -190,7 +194,40 @@ class _Sweeper:
                 self._stage("check", runner.check, checked, linked.binary, spec.run_timeout_s)
             except CheckFailure as failure:
                 raise StageFailure(failure.status, label + failure.reason) from failure
+        if variant.base != "none":
+            self._image(variant, workload, target, linked.binary, row)
+            # Container start-up and memory are not timed yet: the image row ends here, with
+            # its sizes and container checks; the bare binary's figures are its "none" row's.
+            self._finish(row, "ok")
+            return None
         return _Ready(variant, workload, runner, linked.binary, row)
+
+    def _image(self, variant: Variant, workload: Workload, target, binary: Path, row: Row) -> None:
+        """The binary on its base, built in the engine and checked in containers, plain and hardened."""
+        if not target.is_native:
+            raise StageFailure("unsupported", f"images are built for this host's CPU only so far, not {target.name}")
+        api = self._engine()
+        layer = self._stage("image", bases.base_layer, variant.base, target, self.cache)
+        built = image.build_image(api, layer, binary, Path(workload.name).name or "program",
+                                  timeout_s=self.spec.build_timeout_s)
+        row.update(image_columns(built))
+        if not built.ok:
+            raise StageFailure("build_failed", built.reason)
+        plain = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=False)
+        hardened = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=True) \
+            if plain.ok else None
+        row.update(container_columns(plain, hardened))
+        if not plain.ok:  # a dynamic binary on scratch: the classic mistake, recorded as what it is
+            raise StageFailure("broken", f"container: {plain.reason}")
+
+    def _engine(self):
+        """The engine's SDK client, found once per sweep; without one, image rows are unsupported."""
+        if self.api is None:
+            try:
+                self.api = engine.client()
+            except ToolError as exc:
+                raise StageFailure("unsupported", str(exc)) from exc
+        return self.api
 
     def _inspect(self, workload: Workload, info, target, built: Path, linked: Path) -> dict:
         # UPX hides the program header a loader reads: how the program links (static or not,

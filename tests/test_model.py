@@ -31,8 +31,8 @@ def test_every_axis_is_a_spec_key_a_variant_field_and_a_described_column():
 def test_base_axis_is_declared_and_checked():
     spec = SweepSpec.from_dict({"workloads": ["hello"], "bases": ["none"]})
     assert spec.bases == ("none",) and expand(spec)[0].base == "none"
-    with pytest.raises(SpecError, match=r"unknown base 'scratch'; valid: none"):
-        SweepSpec.from_dict({"workloads": ["hello"], "bases": ["scratch"]})
+    with pytest.raises(SpecError, match=r"unknown base 'scrach' \(did you mean 'scratch'\?\); valid: none, scratch"):
+        SweepSpec.from_dict({"workloads": ["hello"], "bases": ["scrach"]})
     with pytest.raises(SpecError, match=r"unknown spec key 'base' \(did you mean 'bases'\?\)"):
         SweepSpec.from_dict({"workloads": ["hello"], "base": ["none"]})
 
@@ -141,3 +141,10 @@ def test_results_of_a_newer_schema_are_refused():
     frame = pl.DataFrame({"schema_version": [SCHEMA_VERSION + 1]}, schema_overrides={"schema_version": pl.Int32})
     with pytest.raises(slimlab.SlimlabError, match="upgrade slimlab"):
         migrate(frame)
+
+
+def test_the_base_axis_names_exactly_the_bases_slimlab_can_assemble():
+    from slimlab import bases
+    from slimlab.model.axes import BASES
+
+    assert BASES == ("none", *bases.BASE_NAMES)

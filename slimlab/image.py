@@ -1,0 +1,176 @@
+"""The image stage: a variant's binary packed onto a base, built and checked on a real engine.
+
+Each image is ``FROM <base>`` plus one layer holding the binary at ``/app/<name>``, run as
+the ``nonroot`` user (65532) with the binary as its entrypoint. Bases come from
+``slimlab.bases`` (assembled from Debian packages, never pulled) and are imported into
+the engine once, tagged by their content digest. Images are tagged by what decides
+their content (base digest, binary hash, Dockerfile), so an unchanged variant is not
+built again.
+
+The figures are the engine's own: ``Size`` as ``docker image inspect`` reports it, each
+layer's size as ``docker history`` does, and the size a registry would transfer (each
+layer tar gzip-compressed, as ``docker push`` sends it). The functional check runs in a
+container twice: plain, and hardened (``--user 65532 --read-only --cap-drop ALL
+--security-opt no-new-privileges``, no network for a CLI); a variant that works plain
+but not hardened keeps its row and records why. Every container is removed, whatever
+happens.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .proc import tail
+from .workloads import Workload
+
+NONROOT = "65532:65532"
+HARDENED = {"user": NONROOT, "read_only": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]}
+
+
+@dataclass(frozen=True)
+class ContainerCheck:
+    ok: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    ok: bool
+    base: str
+    tag: str | None = None
+    size_bytes: int | None = None  # the engine's Size (docker image inspect)
+    compressed_bytes: int | None = None  # the layers gzip-compressed, as a registry receives them
+    layer_bytes: tuple[int, ...] = ()  # each layer's size, base first (docker history)
+    seconds: float = 0.0  # building (0 when the image was there already)
+    cached: bool = False
+    base_packages: tuple[str, ...] = ()  # "package=version" of the base
+    plain: ContainerCheck | None = None
+    hardened: ContainerCheck | None = None
+    reason: str | None = None  # why it failed to build
+    base_bytes_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dockerfile(base_ref: str, name: str) -> str:
+    return (f"FROM {base_ref}\n"
+            f"COPY {name} /app/{name}\n"
+            f"USER {NONROOT}\n"
+            f'ENTRYPOINT ["/app/{name}"]\n')
+
+
+def _context(text: str, binary: Path, name: str) -> io.BytesIO:
+    """The build context as the engine takes it: a tar with the Dockerfile and the binary,
+    with fixed times and owners so the same inputs give the same layer."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        data = text.encode()
+        info.size, info.mtime, info.mode = len(data), 0, 0o644
+        tar.addfile(info, io.BytesIO(data))
+        info = tar.gettarinfo(str(binary), arcname=name)
+        info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o755
+        with open(binary, "rb") as fh:
+            tar.addfile(info, fh)
+    buffer.seek(0)
+    return buffer
+
+
+def _base_ref(api, layer) -> str:
+    """The base's image in the engine (imported once, by digest); "scratch" is no image."""
+    if layer.tar is None:
+        return "scratch"
+    repository, tag = f"slimlab/base-{layer.name}", layer.digest.split(":")[-1][:16]
+    ref = f"{repository}:{tag}"
+    try:
+        api.images.get(ref)
+    except Exception:  # noqa: BLE001 - not there yet (docker.errors.ImageNotFound)
+        api.api.import_image(src=str(layer.tar), repository=repository, tag=tag)
+    return ref
+
+
+def compressed_size(api, tag: str) -> int:
+    """Bytes a registry would receive: every layer tar of ``docker save``, gzip-compressed."""
+    saved = io.BytesIO()
+    for chunk in api.images.get(tag).save(named=False):
+        saved.write(chunk)
+    saved.seek(0)
+    total = 0
+    with tarfile.open(fileobj=saved) as tar:
+        for member in tar.getmembers():
+            if member.name.endswith("layer.tar"):
+                total += len(gzip.compress(tar.extractfile(member).read(), compresslevel=6))
+    return total
+
+
+def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600) -> ImageOutcome:
+    """``binary`` as ``/app/<name>`` on the base ``layer`` (a bases.BaseLayer), built in the engine."""
+    packages = tuple(f"{p}={v}" for p, v in sorted(layer.packages.items()))
+    started = time.perf_counter()
+    try:
+        base_ref = _base_ref(api, layer)
+        text = dockerfile(base_ref, name)
+        key = hashlib.sha256(json.dumps([layer.digest, _sha256(binary), text]).encode()).hexdigest()
+        tag = f"slimlab/image:{key[:32]}"
+        try:
+            image, cached = api.images.get(tag), True
+        except Exception:  # noqa: BLE001 - not built yet
+            image, _ = api.images.build(fileobj=_context(text, binary, name), custom_context=True, tag=tag, rm=True,
+                                        forcerm=True, timeout=timeout_s)
+            cached = False
+        layers = tuple(h["Size"] for h in reversed(image.history()))
+        return ImageOutcome(True, layer.name, tag, image.attrs["Size"], compressed_size(api, tag), layers,
+                            0.0 if cached else time.perf_counter() - started, cached, packages,
+                            base_bytes_by_kind=dict(layer.bytes_by_kind))
+    except Exception as exc:  # noqa: BLE001 - the engine's own message is the row's reason
+        return ImageOutcome(False, layer.name, reason=f"image build: {type(exc).__name__}: {tail(str(exc), 600)}",
+                            base_packages=packages, seconds=time.perf_counter() - started)
+
+
+def check_in_container(api, tag: str, workload: Workload, timeout_s: float, hardened: bool) -> ContainerCheck:
+    """Run the image once; a CLI must print what it should and exit as it should. (Servers are
+    checked bare; in a container they need the host network, which comes with measuring them.)"""
+    if workload.kind != "cli":
+        return ContainerCheck(True, "server: checked bare only, not yet in a container")
+    options = {**HARDENED, "network_mode": "none"} if hardened else {}
+    try:
+        container = api.containers.create(tag, command=workload.run_args(), environment=workload.run_env(),
+                                          **options)
+    except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
+        return ContainerCheck(False, f"could not create: {tail(getattr(exc, 'explanation', None) or str(exc), 400)}")
+    try:
+        try:
+            container.start()
+        except Exception as exc:  # noqa: BLE001 - the runtime refused to start it: the classic dynamic-on-scratch
+            return ContainerCheck(False, f"could not start: {tail(getattr(exc, 'explanation', None) or str(exc), 400)}")
+        try:
+            result = container.wait(timeout=timeout_s)
+        except Exception:  # noqa: BLE001 - requests' ReadTimeout: it hangs
+            container.kill()
+            return ContainerCheck(False, f"timed out after {timeout_s:g}s")
+        out = container.logs(stdout=True, stderr=False).decode(errors="replace")
+        err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        code = result.get("StatusCode")
+        error = (result.get("Error") or {}).get("Message") if isinstance(result.get("Error"), dict) else None
+        if code != workload.expect_exit:
+            said = tail(err or error or "", 400)
+            return ContainerCheck(False, f"exit {code}, expected {workload.expect_exit}" + (f"; {said}" if said else ""))
+        if workload.expect_stdout is not None and out != workload.expect_stdout:
+            return ContainerCheck(False, f"wrong output: expected {workload.expect_stdout!r}, got {out[-300:]!r}")
+        return ContainerCheck(True)
+    finally:
+        container.remove(force=True)
+

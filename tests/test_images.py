@@ -1,0 +1,116 @@
+"""Images on a real engine: sizes the engine and the docker CLI agree on, checks in containers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+
+import polars as pl
+import pytest
+
+import slimlab
+from slimlab import engine
+
+
+def docker_cli(url: str, *args: str) -> str:
+    done = subprocess.run(["docker", *args], env={**os.environ, "DOCKER_HOST": url}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image_run(docker_engine, tmp_path_factory):
+    api = engine.client()
+    before = {c.id for c in api.containers.list(all=True)}
+    spec = {"workloads": ["hello", "cobra-cli"], "profiles": ["default", "static"],
+            "bases": ["none", "scratch", "static"], "repeats": 2, "warmup": 0}
+    run = slimlab.sweep(spec, data_dir=tmp_path_factory.mktemp("images"), run_id="i", progress=False)
+    after = {c.id for c in api.containers.list(all=True)}
+    api.close()
+    return slimlab.load(run), before, after
+
+
+def test_image_sizes_agree_with_docker_image_inspect_and_history(image_run, docker_engine):
+    df, _, _ = image_run
+    images = df.filter(pl.col("base") != "none", pl.col("image_tag").is_not_null())
+    assert images.height >= 6
+    for row in images.iter_rows(named=True):
+        assert int(docker_cli(docker_engine.url, "image", "inspect", "-f", "{{.Size}}", row["image_tag"])) \
+            == row["image_size_bytes"]
+        history = docker_cli(docker_engine.url, "history", "--no-trunc", "--human=false", "--format", "{{.Size}}",
+                             row["image_tag"]).splitlines()
+        assert [int(s) for s in reversed(history)] == row["image_layer_bytes"]
+        assert 0 < row["image_compressed_bytes"] < row["image_size_bytes"]
+
+
+def test_scratch_holds_the_binary_alone_and_static_adds_its_base(image_run):
+    df, _, _ = image_run
+    ok = df.filter(pl.col("workload") == "hello", pl.col("profile") == "static")
+    by_base = {r["base"]: r for r in ok.iter_rows(named=True)}
+    assert by_base["scratch"]["status"] == "ok" and by_base["static"]["status"] == "ok"
+    assert by_base["scratch"]["image_size_bytes"] == by_base["none"]["size_bytes"]
+    assert by_base["static"]["image_size_bytes"] > by_base["scratch"]["image_size_bytes"]
+    packages = " ".join(by_base["static"]["base_packages"])
+    assert "ca-certificates=" in packages and "tzdata=" in packages
+    for base in ("scratch", "static"):
+        assert by_base[base]["container_ok"] and by_base[base]["container_hardened_ok"], by_base[base]
+
+
+def test_a_dynamic_binary_on_scratch_is_broken_with_the_reason(image_run):
+    df, _, _ = image_run
+    (row,) = df.filter(pl.col("workload") == "cobra-cli", pl.col("profile") == "default",
+                       pl.col("base") == "scratch").iter_rows(named=True)
+    assert row["is_static"] is False  # cgo on: it needs libc's loader, which scratch has not
+    assert row["status"] == "broken", row
+    # The kernel finds no ELF interpreter (ld-linux) in the image: exec fails with ENOENT.
+    assert row["reason"].startswith("container: ") and "no such file or directory" in row["reason"], row["reason"]
+    (static,) = df.filter(pl.col("workload") == "cobra-cli", pl.col("profile") == "static",
+                          pl.col("base") == "scratch").iter_rows(named=True)
+    assert static["status"] == "ok"  # the same program, built static, runs there
+
+
+def test_no_container_is_left_behind(image_run):
+    _, before, after = image_run
+    assert after == before
+
+
+def test_a_program_that_writes_outside_tmp_works_plain_but_not_hardened(docker_engine, tmp_path):
+    src = tmp_path / "writer"
+    src.mkdir()
+    (src / "go.mod").write_text("module example.com/writer\n\ngo 1.21\n")
+    (src / "main.go").write_text(textwrap.dedent("""\
+        package main
+
+        import (
+            "fmt"
+            "os"
+        )
+
+        func main() {
+            if err := os.WriteFile("/tmp/state", []byte("x"), 0o600); err != nil {
+                fmt.Fprintln(os.Stderr, err)
+                os.Exit(1)
+            }
+            fmt.Println("written")
+        }
+        """))
+    (src / "workload.toml").write_text('kind = "cli"\nexpect_stdout = "written\\n"\n')
+    run = slimlab.sweep({"workloads": [str(src)], "profiles": ["static"], "bases": ["static"], "repeats": 1,
+                         "warmup": 0}, data_dir=tmp_path / "d", progress=False)
+    (row,) = slimlab.load(run).iter_rows(named=True)
+    assert row["status"] == "ok" and row["container_ok"] is True
+    assert row["container_hardened_ok"] is False
+    assert "read-only file system" in row["container_reason"]
+
+
+def test_without_an_engine_image_rows_are_unsupported_and_say_how_to_start_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    monkeypatch.setattr(engine, "SOCKET", tmp_path / "nor-this.sock")
+    monkeypatch.setattr(engine, "DEFAULT_SOCKET", tmp_path / "nor-that.sock")
+    run = slimlab.sweep({"workloads": ["hello"], "bases": ["none", "scratch"], "repeats": 1, "warmup": 0},
+                        data_dir=tmp_path / "d", progress=False)
+    rows = {r["base"]: r for r in slimlab.load(run).iter_rows(named=True)}
+    assert rows["none"]["status"] == "ok"
+    assert rows["scratch"]["status"] == "unsupported" and "slimlab engine start" in rows["scratch"]["reason"]
