@@ -28,6 +28,7 @@ from .build import build, default_cache_dir
 from .errors import SlimlabError, ToolError
 from .inspect import build_path_prefixes, inspect
 from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
+from .measure.container import ContainerRunner
 from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan as make_plan
@@ -195,21 +196,24 @@ class _Sweeper:
             except CheckFailure as failure:
                 raise StageFailure(failure.status, label + failure.reason) from failure
         if variant.base != "none":
-            self._image(variant, workload, target, linked.binary, row)
-            # Container start-up and memory are not timed yet: the image row ends here, with
-            # its sizes and container checks; the bare binary's figures are its "none" row's.
-            self._finish(row, "ok")
-            return None
+            tag = self._image(variant, workload, target, linked.binary, row)
+            if workload.kind != "cli":
+                # A server's image is built and its sizes recorded; timing it in a container
+                # (host network, health polled from here) is not done yet.
+                self._finish(row, "ok")  # container_reason says what was not done
+                return None
+            # Timed like the bare binary, but with `docker run` semantics (measure.container).
+            runner = ContainerRunner(self._engine(), tag, f"/app/{_image_name(workload)}", launcher_path(self.cache))
+            row["runner"] = runner.name
         return _Ready(variant, workload, runner, linked.binary, row)
 
-    def _image(self, variant: Variant, workload: Workload, target, binary: Path, row: Row) -> None:
+    def _image(self, variant: Variant, workload: Workload, target, binary: Path, row: Row) -> str:
         """The binary on its base, built in the engine and checked in containers, plain and hardened."""
         if not target.is_native:
             raise StageFailure("unsupported", f"images are built for this host's CPU only so far, not {target.name}")
         api = self._engine()
         layer = self._stage("image", bases.base_layer, variant.base, target, self.cache)
-        built = image.build_image(api, layer, binary, Path(workload.name).name or "program",
-                                  timeout_s=self.spec.build_timeout_s)
+        built = image.build_image(api, layer, binary, _image_name(workload), timeout_s=self.spec.build_timeout_s)
         row.update(image_columns(built))
         if not built.ok:
             raise StageFailure("build_failed", built.reason)
@@ -219,6 +223,7 @@ class _Sweeper:
         row.update(container_columns(plain, hardened))
         if not plain.ok:  # a dynamic binary on scratch: the classic mistake, recorded as what it is
             raise StageFailure("broken", f"container: {plain.reason}")
+        return built.tag
 
     def _engine(self):
         """The engine's SDK client, found once per sweep; without one, image rows are unsupported."""
@@ -325,6 +330,11 @@ class _Sweeper:
         item.row.update(summary_columns(self.store.samples[item.variant.key][: self.spec.repeats]))
         item.row.update(self._crosscheck(item))
         self._finish(item.row, "ok")
+
+
+def _image_name(workload: Workload) -> str:
+    """The binary's file name in its image (/app/<name>)."""
+    return Path(workload.name).name or "program"
 
 
 @contextlib.contextmanager

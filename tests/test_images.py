@@ -114,3 +114,17 @@ def test_without_an_engine_image_rows_are_unsupported_and_say_how_to_start_one(t
     rows = {r["base"]: r for r in slimlab.load(run).iter_rows(named=True)}
     assert rows["none"]["status"] == "ok"
     assert rows["scratch"]["status"] == "unsupported" and "slimlab engine start" in rows["scratch"]["reason"]
+
+
+def test_a_cli_image_is_timed_with_docker_run_and_its_program_memory_read_inside(image_run):
+    df, _, _ = image_run
+    rows = {r["base"]: r for r in df.filter(pl.col("workload") == "hello", pl.col("profile") == "static")
+            .iter_rows(named=True)}
+    bare, boxed = rows["none"], rows["scratch"]
+    assert boxed["runner"] == "container" and boxed["startup_n"] == 2
+    # docker run adds the runtime's setup: namespaces, rootfs, cgroup (hundreds of ms on vfs).
+    assert boxed["startup_ms_median"] > 5 * bare["startup_ms_median"]
+    # The program's own peak RSS, read by the same launcher inside the container: the same
+    # figure as bare, not the container's (which would add the runtime and page cache).
+    assert 0.8 <= boxed["peak_rss_kib_median"] / bare["peak_rss_kib_median"] <= 1.25
+    assert boxed["crosscheck_n"] is None  # hyperfine times the bare binary: no like-for-like figure

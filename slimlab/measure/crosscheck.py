@@ -49,7 +49,7 @@ def crosscheck(runner: Runner, workload: Workload, binary: Path, timeout_s: floa
     take the same figure (a server: hyperfine times to exit, not to a healthy answer; an
     emulated CPU) or is not installed."""
     hyperfine = shutil.which("hyperfine")
-    if hyperfine is None or runner.emulated or workload.kind != "cli":
+    if hyperfine is None or runner.name != "native" or workload.kind != "cli":
         return None
     env = workload.run_env()  # added to this process's environment, as the launcher passes it on
     mine: list[float] = []
