@@ -357,20 +357,12 @@ class _Apt:
         paths = {}
         for package, want in debs.items():
             found = sorted(into.glob(f"{package}_*.deb"))
-            got = _file_sha256(found[0]) if found else None
+            got = cache.file_sha256(found[0]) if found else None
             if got != want["sha256"]:
                 raise ToolError(f"apt-get download of {package} gave {got or 'no file'}, not the .deb the apt index "
                                 f"names ({want['file']}, sha256 {want['sha256']}): the index changed; run again")
             paths[package] = found[0]
         return paths
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _assemble(base: Base, apts: dict[str, _Apt], debs: dict[str, dict], out: Path) -> dict:
@@ -396,7 +388,7 @@ def _assemble(base: Base, apts: dict[str, _Apt], debs: dict[str, dict], out: Pat
         members = _members(base, tmp)
         tar_path = out / TAR
         bytes_by_kind = _write_tar(members, tar_path)
-    return {"name": base.name, "digest": "sha256:" + _file_sha256(tar_path), "packages": dict(sorted(packages.items())),
+    return {"name": base.name, "digest": "sha256:" + cache.file_sha256(tar_path), "packages": dict(sorted(packages.items())),
             "bytes_by_kind": bytes_by_kind, "debs": debs, "seconds": time.perf_counter() - start,
             "built_at": time.time()}
 

@@ -14,6 +14,7 @@ PyPI (``toolchains/go-X.Y.Z``, a named entry rather than a hashed one).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -22,6 +23,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 META = "meta.json"
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in blocks: how the cache names content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def entry(root: Path, kind: str, key: str) -> Path:

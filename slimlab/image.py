@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import cache
 from .proc import tail
 from .workloads import Workload
 
@@ -55,14 +56,6 @@ class ImageOutcome:
     hardened: ContainerCheck | None = None
     reason: str | None = None  # why it failed to build
     base_bytes_by_kind: dict[str, int] = field(default_factory=dict)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def dockerfile(base_ref: str, name: str) -> str:
@@ -123,7 +116,7 @@ def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600) -> 
     try:
         base_ref = _base_ref(api, layer)
         text = dockerfile(base_ref, name)
-        key = hashlib.sha256(json.dumps([layer.digest, _sha256(binary), text]).encode()).hexdigest()
+        key = hashlib.sha256(json.dumps([layer.digest, cache.file_sha256(binary), text]).encode()).hexdigest()
         tag = f"slimlab/image:{key[:32]}"
         try:
             image, cached = api.images.get(tag), True

@@ -187,20 +187,12 @@ def settle(path: Path) -> None:
         os.close(fd)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def key_material(chain: Chain, binary: Path) -> dict:
     """What decides a chain's output: the input's bytes and name, the steps, and the exact
     tools run for the input's CPU (a cross strip for an arm64 binary)."""
     programs = [tool_for(t, target_of(binary)) for t in chain.tools]
     return {
-        "input": _sha256(binary),
+        "input": cache.file_sha256(binary),
         # The output keeps the input's file name: two inputs with equal bytes but other names
         # (two workloads, one program) need two entries, each holding its own name.
         "output_name": binary.name,

@@ -31,7 +31,7 @@ from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_
 from .measure.container import ContainerRunner
 from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
-from .model import plan as make_plan
+from .model import plan
 from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
 from .rows import (Row, base_row, build_columns, container_columns, image_columns, inspect_columns, postlink_columns,
                    summary_columns)
@@ -64,11 +64,6 @@ class _Ready:
     row: Row
 
 
-def plan(spec: SweepSpec | dict | str | Path) -> Plan:
-    """Validate and expand ``spec`` (pure: runs nothing)."""
-    return make_plan(spec)
-
-
 def sweep(
     spec: SweepSpec | dict | str | Path,
     data_dir: str | Path = "data",
@@ -77,7 +72,7 @@ def sweep(
     progress: bool = True,
 ) -> Path:
     """Run (or resume) a sweep; returns the run directory."""
-    the_plan = make_plan(spec)
+    the_plan = plan(spec)
     check_resumable(Path(data_dir), run_id, the_plan.spec.to_dict())  # before any work: a bad id is bad input
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     found = tools.discover(the_plan.spec, cache, progress)
@@ -123,7 +118,7 @@ class _Sweeper:
         self.store = store
         self.cache = cache
         self.host = host
-        self.workdir = cache / "tmp"
+        self.workdir: Path | None = None  # sweep() sets it: where post-link steps stage their files
         self.api = None  # the Docker engine's client, on first use
         self.workloads = {name: resolve(name, self.spec.base_dir) for name in self.spec.workloads}
 
