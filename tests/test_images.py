@@ -128,3 +128,19 @@ def test_a_cli_image_is_timed_with_docker_run_and_its_program_memory_read_inside
     # figure as bare, not the container's (which would add the runtime and page cache).
     assert 0.8 <= boxed["peak_rss_kib_median"] / bare["peak_rss_kib_median"] <= 1.25
     assert boxed["crosscheck_n"] is None  # hyperfine times the bare binary: no like-for-like figure
+
+
+def test_the_report_draws_the_images_in_a_browser(image_run, tmp_path):
+    import browser
+
+    from slimlab.report import figures
+
+    df, _, _ = image_run
+    html = tmp_path / "images.html"
+    slimlab.report.write_report(df, html, "images")
+    n_figures = len(figures.report_figures(df))
+    dom = browser.dump_dom(html)
+    assert browser.count_rendered_plots(dom) == n_figures
+    assert "Image size per variant and base" in dom and "No images in these runs" not in dom
+    shot = browser.screenshot(html, tmp_path / "images.png")
+    assert shot.stat().st_size > 10_000

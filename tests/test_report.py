@@ -484,3 +484,27 @@ def test_crosscheck_note_states_the_ratio_and_escapes_the_label():
     assert "Furthest apart:" in text and "at 0.750" in text
     assert "At the 25th percentile: 1.000 (1.000 to 1.000)" in text
     assert "<img src=x" not in text and "&lt;img src=x" in text
+
+
+@pytest.mark.unit
+def test_image_figure_splits_base_and_binary_and_states_the_container_cost():
+    common = dict(workload="hello", profile="static", status="ok", size_bytes=1_000_000)
+    df = pl.DataFrame([
+        row(**common, base="none", startup_ms_median=2.0, peak_rss_kib_median=1800.0),
+        row(**common, base="scratch", image_size_bytes=1_000_000, image_compressed_bytes=400_000,
+            startup_ms_median=250.0, peak_rss_kib_median=1800.0),
+        row(**common, base=_img("base"), image_size_bytes=2_500_000, image_compressed_bytes=900_000,
+            startup_ms_median=1000.0, peak_rss_kib_median=1900.0),
+    ], schema=RESULT_SCHEMA)
+    data = prep.images(df)
+    assert data.height == 2
+    scratch = data.filter(pl.col("base") == "scratch").row(0, named=True)
+    assert scratch["plot_base_mib"] == 0 and scratch["plot_startup_ratio"] == 125.0
+    assert scratch["plot_rss_ratio"] == 1.0
+    other = data.filter(pl.col("base") != "scratch").row(0, named=True)
+    assert other["plot_base_mib"] == pytest.approx(1_500_000 / 1024 / 1024)
+    fig = figures.image_bars(df)
+    assert [t.name for t in fig.data] == ["base", "binary", "compressed (what a registry transfers)"]
+    text = fig.to_json()
+    assert "<img src=x" not in text and "&lt;img src=x" in text
+    assert "No images" in figures.image_bars(df.filter(pl.col("base") == "none")).layout.annotations[0].text

@@ -248,6 +248,35 @@ def section_bars(df: pl.DataFrame) -> go.Figure:
     )
 
 
+def image_bars(df: pl.DataFrame) -> go.Figure:
+    """Image size per variant and base, split into the base's bytes and the binary's, with the
+    compressed size a registry transfers; the hover adds the container's start-up and memory
+    against the same build run bare."""
+    title = "Image size per variant and base (uncompressed, stacked; ◆ compressed)"
+    data = prep.images(df)
+    if data.is_empty():
+        return note_figure(title, "No images in these runs (spec: bases = [\"scratch\", \"static\", ...]).")
+    hover = list(zip(
+        data["image_size_bytes"], data["image_compressed_bytes"].cast(pl.Float64).fill_null(float("nan")),
+        data["plot_startup_ratio"].fill_null(float("nan")), data["plot_rss_ratio"].fill_null(float("nan")),
+        data["plot_base"],
+    ))
+    template = ("%{y}<br>base %{customdata[4]}: %{customdata[0]:,} bytes, %{customdata[1]:,.0f} compressed"
+                "<br>container start-up %{customdata[2]:.1f}× bare, program peak RSS %{customdata[3]:.2f}× bare"
+                "<extra></extra>")
+    fig = go.Figure()
+    for name, column, colour in (("base", "plot_base_mib", "#9ecae9"), ("binary", "plot_binary_mib", "#4C78A8")):
+        fig.add_bar(name=name, orientation="h", y=data["plot_label"].to_list(), x=data[column].to_list(),
+                    marker_color=colour, customdata=hover, hovertemplate=template)
+    fig.add_scatter(name="compressed (what a registry transfers)", mode="markers", y=data["plot_label"].to_list(),
+                    x=data["plot_compressed_mib"].to_list(), marker={"symbol": "diamond", "size": 9,
+                                                                     "color": "#222"},
+                    customdata=hover, hovertemplate=template)
+    fig.update_yaxes(**_category_axis(data))
+    fig.update_xaxes(title="Image size (MiB)", rangemode="tozero")
+    return _layout(fig, title, _bar_height(data.height), barmode="stack", legend_title="bytes")
+
+
 def rss_bars(df: pl.DataFrame) -> go.Figure:
     """Peak RSS median per variant; emulated rows hatched, as their RSS includes QEMU."""
     title = "Peak memory (RSS) per variant"
@@ -477,6 +506,7 @@ def report_figures(
         section_bars(df),
         startup_scatter(df),
         rss_bars(df),
+        image_bars(df),
         postlink_panel(df),
         hardening_table(df),
         package_treemap(df, packages, treemap_variant),

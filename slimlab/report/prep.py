@@ -199,6 +199,34 @@ def memory(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+IMAGE_MATCH = ("run_id", "workload", "toolchain", "profile", "target", "postlink")
+
+
+def images(df: pl.DataFrame) -> pl.DataFrame:
+    """Rows with an image, its bytes split into base and binary, and its container figures as
+    ratios to the same build run bare (its ``none`` base row): ``plot_base_mib``,
+    ``plot_binary_mib``, ``plot_compressed_mib``, ``plot_startup_ratio``, ``plot_rss_ratio``."""
+    df = conform(df)
+    bare = df.filter(pl.col("base") == "none", pl.col("status") == "ok").select(
+        *IMAGE_MATCH, pl.col("startup_ms_median").alias("_startup0"), pl.col("peak_rss_kib_median").alias("_rss0"),
+    ).unique(list(IMAGE_MATCH), keep="first")
+    boxed = with_labels(df).filter(pl.col("image_size_bytes").is_not_null())
+    mib = 1024 * 1024
+    return (
+        boxed.join(bare, on=list(IMAGE_MATCH), how="left")
+        .with_columns(
+            ((pl.col("image_size_bytes") - pl.col("size_bytes")) / mib).alias("plot_base_mib"),
+            (pl.col("size_bytes") / mib).alias("plot_binary_mib"),
+            (pl.col("image_compressed_bytes") / mib).alias("plot_compressed_mib"),
+            (pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
+            (pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
+            escape_text(pl.col("base")).alias("plot_base"),
+        )
+        .drop("_startup0", "_rss0")
+        .sort(["plot_group", "image_size_bytes", "plot_label"], descending=[False, True, False])
+    )
+
+
 def sections(df: pl.DataFrame) -> pl.DataFrame:
     """Long format: one row per (variant, file section) with ``section`` and ``bytes``.
 
