@@ -133,34 +133,51 @@ def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600) -> 
                             base_packages=packages, seconds=time.perf_counter() - started)
 
 
-def check_in_container(api, tag: str, workload: Workload, timeout_s: float, hardened: bool) -> ContainerCheck:
-    """Run a CLI's image once: it must print what it should and exit as it should."""
+@dataclass(frozen=True)
+class ContainerRun:
+    exit_code: int | None  # None: it did not run to an exit (see problem)
+    stdout: str
+    stderr: str
+    problem: str | None = None  # could not create or start it, or it hung
+
+
+def run_container(api, tag: str, command: list[str], environment: dict[str, str], timeout_s: float,
+                  hardened: bool) -> ContainerRun:
+    """Run the image once to its exit and collect what it said; the container is removed."""
     options = {**HARDENED, "network_mode": "none"} if hardened else {}
     try:
-        container = api.containers.create(tag, command=workload.run_args(), environment=workload.run_env(),
-                                          **options)
+        container = api.containers.create(tag, command=command, environment=environment, **options)
     except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
-        return ContainerCheck(False, f"could not create: {tail(getattr(exc, 'explanation', None) or str(exc), 400)}")
+        return ContainerRun(None, "", "", f"could not create: {_explain(exc)}")
     try:
         try:
             container.start()
-        except Exception as exc:  # noqa: BLE001 - the runtime refused to start it: the classic dynamic-on-scratch
-            return ContainerCheck(False, f"could not start: {tail(getattr(exc, 'explanation', None) or str(exc), 400)}")
+        except Exception as exc:  # noqa: BLE001 - the runtime refused to start it
+            return ContainerRun(None, "", "", f"could not start: {_explain(exc)}")
         try:
             result = container.wait(timeout=timeout_s)
         except Exception:  # noqa: BLE001 - requests' ReadTimeout: it hangs
             container.kill()
-            return ContainerCheck(False, f"timed out after {timeout_s:g}s")
+            return ContainerRun(None, "", "", f"timed out after {timeout_s:g}s")
         out = container.logs(stdout=True, stderr=False).decode(errors="replace")
         err = container.logs(stdout=False, stderr=True).decode(errors="replace")
-        code = result.get("StatusCode")
-        error = (result.get("Error") or {}).get("Message") if isinstance(result.get("Error"), dict) else None
-        if code != workload.expect_exit:
-            said = tail(err or error or "", 400)
-            return ContainerCheck(False, f"exit {code}, expected {workload.expect_exit}" + (f"; {said}" if said else ""))
-        if workload.expect_stdout is not None and out != workload.expect_stdout:
-            return ContainerCheck(False, f"wrong output: expected {workload.expect_stdout!r}, got {out[-300:]!r}")
-        return ContainerCheck(True)
+        return ContainerRun(result.get("StatusCode"), out, err)
     finally:
         container.remove(force=True)
 
+
+def _explain(exc: Exception) -> str:
+    return tail(getattr(exc, "explanation", None) or str(exc), 400)
+
+
+def check_in_container(api, tag: str, workload: Workload, timeout_s: float, hardened: bool) -> ContainerCheck:
+    """Run a CLI's image once: it must print what it should and exit as it should."""
+    ran = run_container(api, tag, workload.run_args(), workload.run_env(), timeout_s, hardened)
+    if ran.problem:
+        return ContainerCheck(False, ran.problem)
+    if ran.exit_code != workload.expect_exit:
+        said = tail(ran.stderr, 400)
+        return ContainerCheck(False, f"exit {ran.exit_code}, expected {workload.expect_exit}" + (f"; {said}" if said else ""))
+    if workload.expect_stdout is not None and ran.stdout != workload.expect_stdout:
+        return ContainerCheck(False, f"wrong output: expected {workload.expect_stdout!r}, got {ran.stdout[-300:]!r}")
+    return ContainerCheck(True)

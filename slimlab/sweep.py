@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 from elftools.common.exceptions import ELFError
 from tqdm import tqdm
 
@@ -101,7 +102,13 @@ def sweep(
         if the_plan.spec.probe and not (store.run_dir / CAPABILITIES).is_file():
             from .probe import run_probes
 
-            write_capabilities(store.run_dir, run_probes(list(the_plan.spec.toolchains), cache_dir=cache))
+            matrix = run_probes(list(the_plan.spec.toolchains), cache_dir=cache)
+            image_bases = [b for b in the_plan.spec.bases if b != "none"]
+            if image_bases and sweeper.api is not None:  # the engine answered for this sweep's images
+                from .baseprobe import run_base_probes
+
+                matrix = pl.concat([matrix, run_base_probes(image_bases, sweeper.api, cache)])
+            write_capabilities(store.run_dir, matrix)
         ended = True
     finally:
         bar.close()

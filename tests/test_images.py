@@ -25,15 +25,15 @@ def image_run(docker_engine, tmp_path_factory):
     api = engine.client()
     before = {c.id for c in api.containers.list(all=True)}
     spec = {"workloads": ["hello", "cobra-cli"], "profiles": ["default", "static"],
-            "bases": ["none", "scratch", "static"], "repeats": 2, "warmup": 0}
+            "bases": ["none", "scratch", "static"], "repeats": 2, "warmup": 0, "probe": True}
     run = slimlab.sweep(spec, data_dir=tmp_path_factory.mktemp("images"), run_id="i", progress=False)
     after = {c.id for c in api.containers.list(all=True)}
     api.close()
-    return slimlab.load(run), before, after
+    return slimlab.load(run), before, after, run
 
 
 def test_image_sizes_agree_with_docker_image_inspect_and_history(image_run, docker_engine):
-    df, _, _ = image_run
+    df, _, _, _ = image_run
     images = df.filter(pl.col("base") != "none", pl.col("image_tag").is_not_null())
     assert images.height >= 6
     for row in images.iter_rows(named=True):
@@ -46,7 +46,7 @@ def test_image_sizes_agree_with_docker_image_inspect_and_history(image_run, dock
 
 
 def test_scratch_holds_the_binary_alone_and_static_adds_its_base(image_run):
-    df, _, _ = image_run
+    df, _, _, _ = image_run
     ok = df.filter(pl.col("workload") == "hello", pl.col("profile") == "static")
     by_base = {r["base"]: r for r in ok.iter_rows(named=True)}
     assert by_base["scratch"]["status"] == "ok" and by_base["static"]["status"] == "ok"
@@ -59,7 +59,7 @@ def test_scratch_holds_the_binary_alone_and_static_adds_its_base(image_run):
 
 
 def test_a_dynamic_binary_on_scratch_is_broken_with_the_reason(image_run):
-    df, _, _ = image_run
+    df, _, _, _ = image_run
     (row,) = df.filter(pl.col("workload") == "cobra-cli", pl.col("profile") == "default",
                        pl.col("base") == "scratch").iter_rows(named=True)
     assert row["is_static"] is False  # cgo on: it needs libc's loader, which scratch has not
@@ -72,7 +72,7 @@ def test_a_dynamic_binary_on_scratch_is_broken_with_the_reason(image_run):
 
 
 def test_no_container_is_left_behind(image_run):
-    _, before, after = image_run
+    _, before, after, _ = image_run
     assert after == before
 
 
@@ -117,7 +117,7 @@ def test_without_an_engine_image_rows_are_unsupported_and_say_how_to_start_one(t
 
 
 def test_a_cli_image_is_timed_with_docker_run_and_its_program_memory_read_inside(image_run):
-    df, _, _ = image_run
+    df, _, _, _ = image_run
     rows = {r["base"]: r for r in df.filter(pl.col("workload") == "hello", pl.col("profile") == "static")
             .iter_rows(named=True)}
     bare, boxed = rows["none"], rows["scratch"]
@@ -135,7 +135,7 @@ def test_the_report_draws_the_images_in_a_browser(image_run, tmp_path):
 
     from slimlab.report import figures
 
-    df, _, _ = image_run
+    df, _, _, _ = image_run
     html = tmp_path / "images.html"
     slimlab.report.write_report(df, html, "images")
     n_figures = len(figures.report_figures(df))
@@ -144,3 +144,19 @@ def test_the_report_draws_the_images_in_a_browser(image_run, tmp_path):
     assert "Image size per variant and base" in dom and "No images in these runs" not in dom
     shot = browser.screenshot(html, tmp_path / "images.png")
     assert shot.stat().st_size > 10_000
+
+
+def test_the_base_capability_matrix_is_measured_in_containers(image_run):
+    _, _, _, run = image_run
+    matrix = slimlab.load_capabilities(run)
+    cells = {(r["toolchain"], r["probe"]): r for r in matrix.iter_rows(named=True)
+             if r["toolchain"].startswith("base ")}
+    assert set(cells) == {(f"base {b}", p) for b in ("scratch", "static")
+                          for p in ("system-roots", "tzdata", "tzdata-embedded")}
+    # scratch has neither a CA bundle nor zoneinfo; time/tzdata compiled in needs none.
+    assert not cells["base scratch", "system-roots"]["passed"]
+    assert not cells["base scratch", "tzdata"]["passed"]
+    assert "unknown time zone Europe/Berlin" in cells["base scratch", "tzdata"]["error"]
+    assert cells["base scratch", "tzdata-embedded"]["passed"]
+    assert all(cells["base static", p]["passed"] for p in ("system-roots", "tzdata", "tzdata-embedded"))
+    assert "ca-certificates=" in cells["base static", "tzdata"]["toolchain_version"]

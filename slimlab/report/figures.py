@@ -588,7 +588,7 @@ def capability_heatmap(df: pl.DataFrame, title: str = "Capability matrix: toolch
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label,
                                  marker=dict(size=12, symbol="square", color=colour)))
     fig.update_layout(
-        title=html.escape(title), xaxis_title="probe", yaxis_title="toolchain",
+        title=html.escape(title), xaxis_title="probe", yaxis_title="toolchain or image base",
         yaxis=dict(autorange="reversed"), plot_bgcolor="white",
         height=160 + 48 * max(1, len(names)), legend=dict(orientation="h", y=-0.25),
     )

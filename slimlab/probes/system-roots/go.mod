@@ -1,0 +1,3 @@
+module example.com/probe/system-roots
+
+go 1.21

@@ -1,0 +1,3 @@
+module example.com/probe/tzdata-embedded
+
+go 1.21

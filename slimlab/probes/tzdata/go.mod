@@ -1,0 +1,3 @@
+module example.com/probe/tzdata
+
+go 1.21
