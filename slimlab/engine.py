@@ -13,6 +13,7 @@ parsing the CLI's output.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -86,13 +87,13 @@ def _owner() -> dict | None:
         os.kill(owner["pid"], 0)
     except (OSError, ValueError, KeyError):
         return None
-    cmdline = Path(f"/proc/{owner['pid']}/cmdline")
+    # The pid must still be the very dockerd start() ran, argument for argument: a reused pid
+    # (even another dockerd, or a `tail` of its log) is never signalled.
     try:
-        if b"dockerd" not in cmdline.read_bytes():  # the pid was reused by something else
-            return None
+        argv = Path(f"/proc/{owner['pid']}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
     except OSError:
         return None
-    return owner
+    return owner if [a.decode(errors="replace") for a in argv] == owner.get("argv") else None
 
 
 def status() -> EngineStatus:
@@ -112,6 +113,14 @@ def status() -> EngineStatus:
 def start(timeout_s: float = 60) -> EngineStatus:
     """The engine that answers, or a dockerd started (and owned) by slimlab. ToolError when
     none can be had: not root, no dockerd, or it did not come up (with its log's tail)."""
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    # One start at a time on this host: a second caller waits, then finds the engine answering.
+    with open(RUN_DIR / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _start_locked(timeout_s)
+
+
+def _start_locked(timeout_s: float) -> EngineStatus:
     found = status()
     if found.reachable:
         return found
@@ -159,7 +168,7 @@ def _terminate(pid: int, timeout_s: float) -> None:
         _reap(pid)
         time.sleep(0.1)
     try:
-        os.killpg(pid, signal.SIGKILL)  # dockerd leads its own session: containerd goes too
+        os.killpg(pid, signal.SIGKILL)  # its session: what dockerd started there goes too
     except ProcessLookupError:
         pass
     _reap(pid)

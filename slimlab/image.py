@@ -32,7 +32,13 @@ from .proc import tail
 from .workloads import Workload
 
 NONROOT = "65532:65532"
-HARDENED = {"user": NONROOT, "read_only": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]}
+# As a hardened pod runs it: read-only root, /tmp a private tmpfs (an emptyDir), no
+# capabilities, no privilege gain, not root.
+HARDENED = {"user": NONROOT, "read_only": True, "tmpfs": {"/tmp": ""}, "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"]}
+# Every container slimlab creates carries this label, so leftovers of a killed sweep can be
+# found and removed (remove_leftovers) without touching anyone else's.
+LABEL = "slimlab.container"
 
 
 @dataclass(frozen=True)
@@ -96,17 +102,19 @@ def _base_ref(api, layer) -> str:
 
 
 def compressed_size(api, tag: str) -> int:
-    """Bytes a registry would receive: every layer tar of ``docker save``, gzip-compressed."""
+    """About the bytes a registry would receive: each layer of ``docker save`` once, gzip -6
+    compressed (docker push uses Go's gzip at its default level: within a few percent).
+
+    The layers are those ``manifest.json`` lists, in either archive layout (the legacy
+    ``<id>/layer.tar`` or the OCI ``blobs/sha256/...`` of newer engines)."""
     saved = io.BytesIO()
     for chunk in api.images.get(tag).save(named=False):
         saved.write(chunk)
     saved.seek(0)
-    total = 0
     with tarfile.open(fileobj=saved) as tar:
-        for member in tar.getmembers():
-            if member.name.endswith("layer.tar"):
-                total += len(gzip.compress(tar.extractfile(member).read(), compresslevel=6))
-    return total
+        manifest = json.load(tar.extractfile("manifest.json"))
+        layers = dict.fromkeys(path for entry in manifest for path in entry["Layers"])
+        return sum(len(gzip.compress(tar.extractfile(path).read(), compresslevel=6)) for path in layers)
 
 
 def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600) -> ImageOutcome:
@@ -145,8 +153,11 @@ def run_container(api, tag: str, command: list[str], environment: dict[str, str]
                   hardened: bool) -> ContainerRun:
     """Run the image once to its exit and collect what it said; the container is removed."""
     options = {**HARDENED, "network_mode": "none"} if hardened else {}
+    # The SDK raises DockerException, requests' errors or timeouts: each is this run's failure,
+    # never the sweep's. (Its exception types are not imported here: the SDK loads lazily.)
     try:
-        container = api.containers.create(tag, command=command, environment=environment, **options)
+        container = api.containers.create(tag, command=command, environment=environment, labels={LABEL: "1"},
+                                          **options)
     except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
         return ContainerRun(None, "", "", f"could not create: {_explain(exc)}")
     try:
@@ -156,14 +167,33 @@ def run_container(api, tag: str, command: list[str], environment: dict[str, str]
             return ContainerRun(None, "", "", f"could not start: {_explain(exc)}")
         try:
             result = container.wait(timeout=timeout_s)
-        except Exception:  # noqa: BLE001 - requests' ReadTimeout: it hangs
-            container.kill()
-            return ContainerRun(None, "", "", f"timed out after {timeout_s:g}s")
-        out = container.logs(stdout=True, stderr=False).decode(errors="replace")
-        err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        except Exception as exc:  # noqa: BLE001 - a ReadTimeout: it hangs; or the engine went away
+            return ContainerRun(None, "", "", f"no exit within {timeout_s:g}s: {_explain(exc)}")
+        try:
+            out = container.logs(stdout=True, stderr=False).decode(errors="replace")
+            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        except Exception as exc:  # noqa: BLE001
+            return ContainerRun(result.get("StatusCode"), "", "", f"could not read its output: {_explain(exc)}")
         return ContainerRun(result.get("StatusCode"), out, err)
     finally:
+        discard(container)
+
+
+def discard(container) -> None:
+    """Remove a container, killing it first if it still runs; a failure here is not the run's."""
+    try:
         container.remove(force=True)
+    except Exception:  # noqa: BLE001 - already gone, or the engine is busy: remove_leftovers retries
+        pass
+
+
+def remove_leftovers(api) -> int:
+    """Remove containers slimlab left behind (a killed sweep); the number removed."""
+    removed = 0
+    for container in api.containers.list(all=True, filters={"label": LABEL}):
+        discard(container)
+        removed += 1
+    return removed
 
 
 def _explain(exc: Exception) -> str:

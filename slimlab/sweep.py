@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import bases, checkenv, engine, environment, image, libs, pkgsize, postlink, tools
 from .build import build, default_cache_dir
-from .errors import SlimlabError, ToolError
+from .errors import SlimlabError
 from .inspect import build_path_prefixes, inspect
 from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
 from .measure.container import ContainerRunner
@@ -198,7 +198,12 @@ class _Sweeper:
             except CheckFailure as failure:
                 raise StageFailure(failure.status, label + failure.reason) from failure
         if variant.base != "none":
-            tag = self._image(variant, workload, target, linked.binary, row)
+            try:
+                tag = self._image(variant, workload, target, linked.binary, row)
+            except StageFailure:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
+                raise StageFailure("broken", f"image: {type(exc).__name__}: {exc}") from exc
             if workload.kind != "cli":
                 # A server's image is built and its sizes recorded; timing it in a container
                 # (host network, health polled from here) is not done yet.
@@ -236,10 +241,12 @@ class _Sweeper:
         """The engine's SDK client, found once per sweep; without one, image rows are unsupported."""
         if self.api is None:
             try:
-                self.api = engine.client()
-                info = self.api.info()
-            except (ToolError, *STAGE_ERRORS) as exc:
-                raise StageFailure("unsupported", str(exc)) from exc
+                api = engine.client()
+                info = api.info()
+                image.remove_leftovers(api)  # containers a killed sweep left behind
+            except Exception as exc:  # noqa: BLE001 - DockerException, requests' errors: no engine for us
+                raise StageFailure("unsupported", f"{type(exc).__name__}: {exc}") from exc
+            self.api = api
             # Container figures depend on the engine: with vfs storage every container copies
             # its whole image, so a bigger base starts slower than it would on overlay2.
             self.store.manifest["sessions"][-1]["engine"] = {

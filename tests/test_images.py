@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import slimlab
-from slimlab import engine
+from slimlab import engine, image
 
 
 def docker_cli(url: str, *args: str) -> str:
@@ -23,11 +23,11 @@ def docker_cli(url: str, *args: str) -> str:
 @pytest.fixture(scope="module")
 def image_run(docker_engine, tmp_path_factory):
     api = engine.client()
-    before = {c.id for c in api.containers.list(all=True)}
+    before = {c.id for c in api.containers.list(all=True, filters={"label": image.LABEL})}
     spec = {"workloads": ["hello", "cobra-cli"], "profiles": ["default", "static"],
             "bases": ["none", "scratch", "static"], "repeats": 2, "warmup": 0, "probe": True}
     run = slimlab.sweep(spec, data_dir=tmp_path_factory.mktemp("images"), run_id="i", progress=False)
-    after = {c.id for c in api.containers.list(all=True)}
+    after = {c.id for c in api.containers.list(all=True, filters={"label": image.LABEL})}
     api.close()
     return slimlab.load(run), before, after, run
 
@@ -77,6 +77,7 @@ def test_no_container_is_left_behind(image_run):
 
 
 def test_a_program_that_writes_outside_tmp_works_plain_but_not_hardened(docker_engine, tmp_path):
+    """Hardened, the root is read-only and /tmp a tmpfs: writing /tmp works, writing home does not."""
     src = tmp_path / "writer"
     src.mkdir()
     (src / "go.mod").write_text("module example.com/writer\n\ngo 1.21\n")
@@ -89,9 +90,12 @@ def test_a_program_that_writes_outside_tmp_works_plain_but_not_hardened(docker_e
         )
 
         func main() {
-            if err := os.WriteFile("/tmp/state", []byte("x"), 0o600); err != nil {
-                fmt.Fprintln(os.Stderr, err)
-                os.Exit(1)
+            home, _ := os.UserHomeDir() // in the image: /home/nonroot, from its /etc/passwd
+            for _, path := range []string{"/tmp/scratch", home + "/state"} {
+                if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+                    fmt.Fprintln(os.Stderr, err)
+                    os.Exit(1)
+                }
             }
             fmt.Println("written")
         }
@@ -100,9 +104,9 @@ def test_a_program_that_writes_outside_tmp_works_plain_but_not_hardened(docker_e
     run = slimlab.sweep({"workloads": [str(src)], "profiles": ["static"], "bases": ["static"], "repeats": 1,
                          "warmup": 0}, data_dir=tmp_path / "d", progress=False)
     (row,) = slimlab.load(run).iter_rows(named=True)
-    assert row["status"] == "ok" and row["container_ok"] is True
+    assert row["status"] == "ok" and row["container_ok"] is True, row["reason"]
     assert row["container_hardened_ok"] is False
-    assert "read-only file system" in row["container_reason"]
+    assert "/home/nonroot/state" in row["container_reason"] and "read-only file system" in row["container_reason"]
 
 
 def test_without_an_engine_image_rows_are_unsupported_and_say_how_to_start_one(tmp_path, monkeypatch):

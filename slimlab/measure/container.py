@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..image import LABEL, discard
 from ..proc import tail
 from .launcher import _exit, _fields
 from .samples import CheckFailure, Sample
@@ -46,14 +47,22 @@ class ContainerRunner:
     def _start(self, workload, timeout_s: float, cpu: int | None) -> Sample:
         if workload.kind != "cli":
             raise CheckFailure("broken", "servers are not measured in containers yet")
-        command = [str(int(timeout_s * 1000)), "-", "-", "--", self.program, *workload.run_args()]
+        from docker.types import Mount
+
+        # The program's stdout is dropped, as bare; its stderr is the container's, so an exec
+        # failure says why.
+        command = [str(int(timeout_s * 1000)), "-", "/dev/stderr", "--", self.program, *workload.run_args()]
         started = time.perf_counter()
-        container = self.api.containers.create(
-            self.tag, entrypoint=[LAUNCHER_IN_CONTAINER], command=command, environment=workload.run_env(),
-            network_mode="none", user="65532:65532",
-            volumes={str(self.launcher): {"bind": LAUNCHER_IN_CONTAINER, "mode": "ro"}},
-            cpuset_cpus=str(cpu) if cpu is not None else None,
-        )
+        try:
+            container = self.api.containers.create(
+                self.tag, entrypoint=[LAUNCHER_IN_CONTAINER], command=command, environment=workload.run_env(),
+                network_mode="none", user="65532:65532", labels={LABEL: "1"},
+                # A mount (not a legacy bind) fails if the launcher is gone, instead of creating it.
+                mounts=[Mount(LAUNCHER_IN_CONTAINER, str(self.launcher), type="bind", read_only=True)],
+                cpuset_cpus=str(cpu) if cpu is not None else None,
+            )
+        except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
+            raise CheckFailure("broken", f"could not create the container: {tail(str(exc), 400)}") from exc
         try:
             container.start()
             try:
@@ -63,14 +72,20 @@ class ContainerRunner:
             ended = time.perf_counter()
             report = container.logs(stdout=True, stderr=False).decode(errors="replace").splitlines()
             errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        except CheckFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - DockerException, requests' errors
+            raise CheckFailure("broken", f"container run: {type(exc).__name__}: {tail(str(exc), 400)}") from exc
         finally:
-            container.remove(force=True)
+            discard(container)
         lines = {line.split(" ", 1)[0]: line for line in report}
         if "started" not in lines or "exited" not in lines:
             raise CheckFailure("broken", f"the launcher in the container did not report: {tail(errors, 400)}")
         exit = _exit(_fields(lines["started"]), _fields(lines["exited"]))
         if exit.timed_out or exit.exit_code != workload.expect_exit:
             status = "timeout" if exit.timed_out else "broken"
-            raise CheckFailure(status, f"in a container: {exit.describe()}, expected exit {workload.expect_exit}")
+            said = tail(errors, 400)
+            raise CheckFailure(status, f"in a container: {exit.describe()}, expected exit {workload.expect_exit}"
+                                       + (f"; stderr: {said}" if said else ""))
         return Sample((ended - started) * 1000, exit.maxrss_kib, None, exit.exit_code, cpu_ms=exit.cpu_ms,
                       nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib)
