@@ -164,3 +164,36 @@ def test_the_base_capability_matrix_is_measured_in_containers(image_run):
     assert cells["base scratch", "tzdata-embedded"]["passed"]
     assert all(cells["base static", p]["passed"] for p in ("system-roots", "tzdata", "tzdata-embedded"))
     assert "ca-certificates=" in cells["base static", "tzdata"]["toolchain_version"]
+
+
+def test_killed_during_image_work_and_resumed_no_variant_twice_no_container_left(docker_engine, tmp_path):
+    import signal
+    import sys
+    import time
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text('workloads = ["hello"]\nprofiles = ["static", "trimmed"]\nbases = ["none", "scratch"]\n'
+                    "repeats = 6\nwarmup = 0\n")
+    data, run_dir = tmp_path / "data", tmp_path / "data" / "runs" / "k"
+    argv = [sys.executable, "-m", "slimlab.cli", "sweep", str(spec), "--data", str(data), "--run-id", "k", "-q"]
+    api = engine.client()
+    labelled = {"label": image.LABEL}
+    sweep = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not api.containers.list(all=True, filters=labelled):  # kill it while a container of its runs
+        assert sweep.poll() is None, "the sweep ended before it could be killed: " + sweep.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    sweep.send_signal(signal.SIGKILL)
+    sweep.wait()
+
+    subprocess.run(argv, check=True, capture_output=True, timeout=600)
+    df = slimlab.load(run_dir)
+    assert df.height == 4 and df["variant_key"].n_unique() == 4
+    assert df["status"].to_list() == ["ok"] * 4, df.select("variant_key", "reason")
+    samples = slimlab.load_samples(run_dir)
+    per_variant = samples.group_by("variant_key").agg(pl.len(), pl.col("sample_index").n_unique().alias("unique"))
+    assert per_variant["len"].to_list() == [6] * 4 and per_variant["unique"].to_list() == [6] * 4
+    # What the killed sweep left running or stopped was removed by the resumed one.
+    assert api.containers.list(all=True, filters=labelled) == []
+    api.close()
