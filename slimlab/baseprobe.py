@@ -26,17 +26,26 @@ from .workloads import Workload
 _STATIC = Profile("probe-cgo-off", "cgo disabled: a static binary any base can run", cgo=False)
 
 
+# Go's `timetzdata` build tag compiles time/tzdata in, as `import _ "time/tzdata"` would.
+_STATIC_TZDATA = Profile("probe-cgo-off-tzdata", "cgo disabled, zoneinfo embedded (-tags=timetzdata)", cgo=False,
+                         flags=("-tags=timetzdata",))
+
+
 @dataclass(frozen=True)
 class BaseProbe:
     name: str
+    source: str  # the directory under slimlab/probes/
     description: str
     expect: str  # its whole stdout when it passes
+    profile: Profile = _STATIC
 
 
 BASE_PROBES = (
-    BaseProbe("system-roots", "crypto/x509 SystemCertPool finds the base's CA bundle", "system roots found\n"),
-    BaseProbe("tzdata", 'time.LoadLocation("Europe/Berlin") from the base\'s zoneinfo', "CET\n"),
-    BaseProbe("tzdata-embedded", "the same with time/tzdata compiled into the binary", "CET\n"),
+    BaseProbe("system-roots", "system-roots", "crypto/x509 SystemCertPool finds the base's CA bundle",
+              "system roots found\n"),
+    BaseProbe("tzdata", "tzdata", 'time.LoadLocation("Europe/Berlin") from the base\'s zoneinfo', "CET\n"),
+    BaseProbe("tzdata-embedded", "tzdata", "the same with time/tzdata compiled into the binary", "CET\n",
+              _STATIC_TZDATA),
 )
 
 
@@ -57,8 +66,8 @@ def run_base_probes(base_names: list[str], api, cache_dir: Path | None = None,
             row = {"toolchain": f"base {base_name}", "toolchain_version": packages, "probe": probe.name,
                    "description": probe.description, "passed": False, "stage": "build", "error": None,
                    "build_seconds": None, "build_cached": None}
-            workload = Workload(probe.name, PROBES_DIR / probe.name, expect_stdout=probe.expect)
-            built = build(workload, go, info, _STATIC, target, cache, 600)
+            workload = Workload(probe.name, PROBES_DIR / probe.source, expect_stdout=probe.expect)
+            built = build(workload, go, info, probe.profile, target, cache, 600)
             row.update(build_seconds=built.seconds, build_cached=built.cached)
             if not built.ok:
                 row["error"] = built.reason

@@ -1,3 +1,0 @@
-module example.com/probe/tzdata-embedded
-
-go 1.21
