@@ -22,6 +22,8 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import socket
 import tarfile
 import time
 from dataclasses import dataclass, field
@@ -36,9 +38,27 @@ NONROOT = "65532:65532"
 # capabilities, no privilege gain, not root.
 HARDENED = {"user": NONROOT, "read_only": True, "tmpfs": {"/tmp": ""}, "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"]}
-# Every container slimlab creates carries this label, so leftovers of a killed sweep can be
-# found and removed (remove_leftovers) without touching anyone else's.
+# Every container slimlab creates carries this label, its value naming the process that owns it
+# ("host:pid"), so leftovers of a killed sweep can be found and removed (remove_leftovers)
+# without touching anyone else's -- nor those of another sweep running on the same engine.
 LABEL = "slimlab.container"
+
+
+def owner_label() -> dict[str, str]:
+    return {LABEL: f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def _owner_gone(value: str) -> bool:
+    host, _, pid = value.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return host == ""  # another host's: not ours to judge; no owner at all: a leftover
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -156,7 +176,7 @@ def run_container(api, tag: str, command: list[str], environment: dict[str, str]
     # The SDK raises DockerException, requests' errors or timeouts: each is this run's failure,
     # never the sweep's. (Its exception types are not imported here: the SDK loads lazily.)
     try:
-        container = api.containers.create(tag, command=command, environment=environment, labels={LABEL: "1"},
+        container = api.containers.create(tag, command=command, environment=environment, labels=owner_label(),
                                           **options)
     except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
         return ContainerRun(None, "", "", f"could not create: {_explain(exc)}")
@@ -188,9 +208,12 @@ def discard(container) -> None:
 
 
 def remove_leftovers(api) -> int:
-    """Remove containers slimlab left behind (a killed sweep); the number removed."""
+    """Remove containers slimlab left behind (a killed sweep, whose process is gone); the number
+    removed. Containers of a sweep still running, here or on another host, are left alone."""
     removed = 0
     for container in api.containers.list(all=True, filters={"label": LABEL}):
+        if not _owner_gone(container.labels.get(LABEL, "")):
+            continue
         discard(container)
         removed += 1
     return removed

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import textwrap
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -23,11 +25,12 @@ def docker_cli(url: str, *args: str) -> str:
 @pytest.fixture(scope="module")
 def image_run(docker_engine, tmp_path_factory):
     api = engine.client()
-    before = {c.id for c in api.containers.list(all=True, filters={"label": image.LABEL})}
+    ours = {"label": "{}={}".format(*next(iter(image.owner_label().items())))}  # not other sweeps' on this engine
+    before = {c.id for c in api.containers.list(all=True, filters=ours)}
     spec = {"workloads": ["hello", "cobra-cli"], "profiles": ["default", "static"],
             "bases": ["none", "scratch", "static"], "repeats": 2, "warmup": 0, "probe": True}
     run = slimlab.sweep(spec, data_dir=tmp_path_factory.mktemp("images"), run_id="i", progress=False)
-    after = {c.id for c in api.containers.list(all=True, filters={"label": image.LABEL})}
+    after = {c.id for c in api.containers.list(all=True, filters=ours)}
     api.close()
     return slimlab.load(run), before, after, run
 
@@ -177,8 +180,8 @@ def test_killed_during_image_work_and_resumed_no_variant_twice_no_container_left
     data, run_dir = tmp_path / "data", tmp_path / "data" / "runs" / "k"
     argv = [sys.executable, "-m", "slimlab.cli", "sweep", str(spec), "--data", str(data), "--run-id", "k", "-q"]
     api = engine.client()
-    labelled = {"label": image.LABEL}
     sweep = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    labelled = {"label": f"{image.LABEL}={socket.gethostname()}:{sweep.pid}"}  # the killed sweep's containers
     deadline = time.monotonic() + 300
     while not api.containers.list(all=True, filters=labelled):  # kill it while a container of its runs
         assert sweep.poll() is None, "the sweep ended before it could be killed: " + sweep.stderr.read().decode()
@@ -196,4 +199,28 @@ def test_killed_during_image_work_and_resumed_no_variant_twice_no_container_left
     assert per_variant["len"].to_list() == [6] * 4 and per_variant["unique"].to_list() == [6] * 4
     # What the killed sweep left running or stopped was removed by the resumed one.
     assert api.containers.list(all=True, filters=labelled) == []
+    assert api.containers.list(all=True, filters={"label": f"{image.LABEL}={socket.gethostname()}:{os.getpid()}"}) == []
     api.close()
+
+
+def test_leftovers_are_removed_only_when_their_sweep_is_gone(docker_engine, tmp_path):
+    """A second sweep on the same engine must not remove the containers of one still running."""
+    api = engine.client()
+    from slimlab import bases
+    from slimlab.model.target import TARGETS
+
+    scratch = image.build_image(api, bases.base_layer("scratch", TARGETS["linux/amd64"], tmp_path),
+                                Path("/bin/true"), "true")  # never started: any file will do
+    assert scratch.ok, scratch.reason
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    owners = {"alive": f"{socket.gethostname()}:{os.getpid()}", "gone": f"{socket.gethostname()}:{gone.pid}"}
+    made = {name: api.containers.create(scratch.tag, labels={image.LABEL: value}) for name, value in owners.items()}
+    try:
+        image.remove_leftovers(api)
+        left = {c.id for c in api.containers.list(all=True, filters={"label": image.LABEL})}
+        assert made["alive"].id in left and made["gone"].id not in left
+    finally:
+        for container in made.values():
+            image.discard(container)
+        api.close()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..image import LABEL, discard
+from ..image import discard, owner_label
 from ..proc import tail
 from .launcher import _exit, _fields
 from .samples import CheckFailure, Sample
@@ -56,7 +56,7 @@ class ContainerRunner:
         try:
             container = self.api.containers.create(
                 self.tag, entrypoint=[LAUNCHER_IN_CONTAINER], command=command, environment=workload.run_env(),
-                network_mode="none", user="65532:65532", labels={LABEL: "1"},
+                network_mode="none", user="65532:65532", labels=owner_label(),
                 # A mount (not a legacy bind) fails if the launcher is gone, instead of creating it.
                 mounts=[Mount(LAUNCHER_IN_CONTAINER, str(self.launcher), type="bind", read_only=True)],
                 cpuset_cpus=str(cpu) if cpu is not None else None,
