@@ -30,9 +30,18 @@ help:
 setup:
 	@bash scripts/setup.sh
 
-# The sweep prints its run directory as the last line of stdout.
+# The sweep prints its run directory as the last line of stdout. The default spec has
+# images: a Docker engine that answers is used; otherwise one is started for the demo
+# and stopped after it, however it ends (an engine that was running is left running).
 demo: setup
 	@mkdir -p .cache $(dir $(REPORT))
+	@started=0; \
+	if ! $(SLIMLAB) engine status >/dev/null 2>&1; then \
+		$(SLIMLAB) engine start || echo "demo: no Docker engine: image rows will say why" >&2; \
+		started=1; \
+	fi; \
+	trap 'if [ $$started = 1 ]; then $(SLIMLAB) engine stop >/dev/null 2>&1 || true; fi' EXIT; \
+	echo "+ $(SLIMLAB) sweep $(SPEC) --data $(DATA)"; \
 	$(SLIMLAB) sweep $(SPEC) --data $(DATA) | tee .cache/demo-sweep.out
 	@run_dir="$$(tail -n 1 .cache/demo-sweep.out)"; \
 	if [ ! -d "$$run_dir" ]; then \

@@ -65,6 +65,7 @@ def _owner_gone(value: str) -> bool:
 class ContainerCheck:
     ok: bool
     reason: str | None = None
+    status: str = "broken"  # when not ok: "timeout" for a container that hung and was killed
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ class ContainerRun:
     stdout: str
     stderr: str
     problem: str | None = None  # could not create or start it, or it hung
+    hung: bool = False  # no exit within the timeout: killed and removed
 
 
 def run_container(api, tag: str, command: list[str], environment: dict[str, str], timeout_s: float,
@@ -188,7 +190,7 @@ def run_container(api, tag: str, command: list[str], environment: dict[str, str]
         try:
             result = container.wait(timeout=timeout_s)
         except Exception as exc:  # noqa: BLE001 - a ReadTimeout: it hangs; or the engine went away
-            return ContainerRun(None, "", "", f"no exit within {timeout_s:g}s: {_explain(exc)}")
+            return ContainerRun(None, "", "", f"no exit within {timeout_s:g}s, killed: {_explain(exc)}", hung=True)
         try:
             out = container.logs(stdout=True, stderr=False).decode(errors="replace")
             err = container.logs(stdout=False, stderr=True).decode(errors="replace")
@@ -227,7 +229,7 @@ def check_in_container(api, tag: str, workload: Workload, timeout_s: float, hard
     """Run a CLI's image once: it must print what it should and exit as it should."""
     ran = run_container(api, tag, workload.run_args(), workload.run_env(), timeout_s, hardened)
     if ran.problem:
-        return ContainerCheck(False, ran.problem)
+        return ContainerCheck(False, ran.problem, "timeout" if ran.hung else "broken")
     if ran.exit_code != workload.expect_exit:
         said = tail(ran.stderr, 400)
         return ContainerCheck(False, f"exit {ran.exit_code}, expected {workload.expect_exit}" + (f"; {said}" if said else ""))

@@ -124,6 +124,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("peak_rss_kib_iqr", pl.Float64, "interquartile range of the peak-RSS samples"),
     Column("peak_rss_kib_max", pl.Int64, "largest peak-RSS sample"),
     Column("ready_rss_kib_median", pl.Float64, "servers only: VmRSS once /healthz first answers"),
+    Column("cgroup_peak_kib_median", pl.Float64,
+           "images only: median peak of the container's memory cgroup (v1 memory.max_usage_in_bytes, v2 "
+           "memory.peak), read inside it as the program ended: the program, slimlab's launcher, the runtime's "
+           "init and the page cache charged to the container; not the engine's shim"),
     Column("nivcsw_median", pl.Float64,
            "median involuntary context switches of the program per start (rusage ru_nivcsw): high means "
            "it was preempted, a sign of a busy host"),
@@ -170,6 +174,7 @@ SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "cpu_ms": pl.Float64,  # user + system CPU time of the program in this start (not inflated by waiting)
     "exit_maxrss_kib": pl.Int64,  # wait4's ru_maxrss alone (peak_rss_kib may be larger for a server)
     "stop_hwm_kib": pl.Int64,  # servers: VmHWM read just before the stop signal
+    "cgroup_peak_kib": pl.Int64,  # in a container: the container cgroup's peak (see slimlab.measure.container)
 }
 
 # One row per (variant, Go package): code bytes attributed to the package from the

@@ -150,6 +150,7 @@ def summary_columns(samples: list[dict]) -> dict[str, Any]:
     ready = summarize([s["ready_rss_kib"] for s in samples])
     nivcsw = summarize([s.get("nivcsw") for s in samples])
     cpu = summarize([s.get("cpu_ms") for s in samples])
+    cgroup = summarize([s.get("cgroup_peak_kib") for s in samples])
     return {
         "startup_n": startup["n"],
         "startup_ms_median": startup["median"],
@@ -162,4 +163,5 @@ def summary_columns(samples: list[dict]) -> dict[str, Any]:
         "ready_rss_kib_median": ready["median"],
         "nivcsw_median": nivcsw["median"],
         "cpu_ms_median": cpu["median"],
+        "cgroup_peak_kib_median": cgroup["median"],
     }

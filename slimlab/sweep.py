@@ -204,13 +204,8 @@ class _Sweeper:
                 raise
             except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
                 raise StageFailure("broken", f"image: {type(exc).__name__}: {exc}") from exc
-            if workload.kind != "cli":
-                # A server's image is built and its sizes recorded; timing it in a container
-                # (host network, health polled from here) is not done yet.
-                self._finish(row, "ok")  # container_reason says what was not done
-                return None
             # Timed like the bare binary, but with `docker run` semantics (measure.container).
-            runner = ContainerRunner(self._engine(), tag, f"/app/{_image_name(workload)}", launcher_path(self.cache))
+            runner = self._container_runner(workload, tag)
             row["runner"] = runner.name
         return _Ready(variant, workload, runner, linked.binary, row)
 
@@ -224,18 +219,29 @@ class _Sweeper:
         row.update(image_columns(built))
         if not built.ok:
             raise StageFailure("build_failed", built.reason)
-        if workload.kind != "cli":
-            # In a container a server needs the host network and its health polled from
-            # here: not done yet. Its image is built and sized; it is checked and timed bare.
-            row["container_reason"] = "server: not checked in a container yet (checked and timed bare)"
-            return built.tag
-        plain = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=False)
-        hardened = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=True) \
-            if plain.ok else None
+        if workload.kind == "server":
+            # On the host network, bound to loopback, its health polled from here (measure.container).
+            plain = self._server_check(workload, built.tag, hardened=False)
+            hardened = self._server_check(workload, built.tag, hardened=True) if plain.ok else None
+        else:
+            plain = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=False)
+            hardened = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=True) \
+                if plain.ok else None
         row.update(container_columns(plain, hardened))
         if not plain.ok:  # a dynamic binary on scratch: the classic mistake, recorded as what it is
-            raise StageFailure("broken", f"container: {plain.reason}")
+            raise StageFailure(plain.status, f"container: {plain.reason}")
         return built.tag
+
+    def _container_runner(self, workload: Workload, tag: str, hardened: bool = False) -> ContainerRunner:
+        return ContainerRunner(self._engine(), tag, f"/app/{_image_name(workload)}", launcher_path(self.cache),
+                               hardened=hardened)
+
+    def _server_check(self, workload: Workload, tag: str, hardened: bool) -> image.ContainerCheck:
+        try:
+            self._container_runner(workload, tag, hardened).check(workload, Path(), self.spec.run_timeout_s)
+        except CheckFailure as failure:
+            return image.ContainerCheck(False, failure.reason, failure.status)
+        return image.ContainerCheck(True)
 
     def _engine(self):
         """The engine's SDK client, found once per sweep; without one, image rows are unsupported."""
@@ -282,7 +288,7 @@ class _Sweeper:
         manifest (this session's "measurement") and are printed.
         """
         spec, store = self.spec, self.store
-        todo = sum(spec.repeats - min(store.sample_count(r.variant.key), spec.repeats) for r in ready)
+        todo = sum(self._wanted(r) - min(store.sample_count(r.variant.key), self._wanted(r)) for r in ready)
         if not todo:
             # Killed after a variant's last samples and before its row: finish it from them.
             for item in ready:
@@ -332,7 +338,7 @@ class _Sweeper:
             for item in list(active):
                 key = item.variant.key
                 index = store.sample_count(key)
-                runs = min(MEASURE_BURST, spec.repeats - index)
+                runs = min(MEASURE_BURST, self._wanted(item) - index)
                 if runs > 0:
                     try:
                         samples = self._samples(item, runs, warmup=1)
@@ -343,13 +349,19 @@ class _Sweeper:
                     for offset, sample in enumerate(samples):
                         store.add_sample(_sample_record(store, key, index + offset, sample))
                     bar.update(len(samples))
-                if store.sample_count(key) >= spec.repeats:
+                if store.sample_count(key) >= self._wanted(item):
                     active.remove(item)
                     self._complete(item)
 
+    def _wanted(self, item: _Ready) -> int:
+        """Timed starts this variant gets: ``image_repeats`` for one run in a container."""
+        if isinstance(item.runner, ContainerRunner) and self.spec.image_repeats is not None:
+            return self.spec.image_repeats
+        return self.spec.repeats
+
     def _complete(self, item: _Ready) -> None:
         """A variant with all its samples: its summary, the cross-check, and its row."""
-        item.row.update(summary_columns(self.store.samples[item.variant.key][: self.spec.repeats]))
+        item.row.update(summary_columns(self.store.samples[item.variant.key][: self._wanted(item)]))
         item.row.update(self._crosscheck(item))
         self._finish(item.row, "ok")
 
@@ -389,4 +401,5 @@ def _sample_record(store: RunStore, key: str, index: int, sample: Sample) -> dic
         "cpu_ms": sample.cpu_ms,
         "exit_maxrss_kib": sample.exit_maxrss_kib,
         "stop_hwm_kib": sample.stop_hwm_kib,
+        "cgroup_peak_kib": sample.cgroup_peak_kib,
     }

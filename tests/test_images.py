@@ -224,3 +224,56 @@ def test_leftovers_are_removed_only_when_their_sweep_is_gone(docker_engine, tmp_
         for container in made.values():
             image.discard(container)
         api.close()
+
+
+def test_a_server_image_is_checked_and_timed_in_containers_on_the_host_network(docker_engine, tmp_path):
+    """A server in a container: polled on loopback (host network), stopped with SIGTERM passed on by
+    the launcher (PID 1), its own memory the same kind as bare, and the container cgroup's peak."""
+    run = slimlab.sweep({"workloads": ["httpd"], "profiles": ["static"], "bases": ["none", "scratch"],
+                         "repeats": 3, "warmup": 0}, data_dir=tmp_path, progress=False)
+    rows = {r["base"]: r for r in slimlab.load(run).iter_rows(named=True)}
+    bare, boxed = rows["none"], rows["scratch"]
+    assert boxed["status"] == "ok" and boxed["runner"] == "container", boxed["reason"]
+    assert boxed["container_ok"] and boxed["container_hardened_ok"], boxed["container_reason"]
+    assert boxed["startup_n"] == 3 and boxed["startup_ms_median"] > bare["startup_ms_median"]
+    # VmRSS at the first answer and the peak, read from the host's /proc as bare: same figures.
+    assert 0.8 <= boxed["ready_rss_kib_median"] / bare["ready_rss_kib_median"] <= 1.25
+    assert 0.8 <= boxed["peak_rss_kib_median"] / bare["peak_rss_kib_median"] <= 1.25
+    assert boxed["cgroup_peak_kib_median"] > 0 and bare["cgroup_peak_kib_median"] is None
+    samples = slimlab.load_samples(run).filter(pl.col("variant_key") == boxed["variant_key"])
+    # Each stop was a clean exit 0 on SIGTERM: the launcher passed the signal on.
+    assert samples["exit_code"].to_list() == [0, 0, 0]
+
+
+def test_a_container_that_hangs_is_killed_at_the_timeout_and_removed(docker_engine, tmp_path):
+    """A program that works bare but hangs in a container (it runs there as user 65532): a timeout row,
+    and no container of the sweep left in the engine."""
+    src = tmp_path / "hangs-boxed"
+    src.mkdir()
+    (src / "go.mod").write_text("module example.com/hangs\n\ngo 1.21\n")
+    (src / "main.go").write_text(textwrap.dedent("""\
+        package main
+
+        import (
+            "fmt"
+            "os"
+            "time"
+        )
+
+        func main() {
+            if os.Getuid() == 65532 { // the image's user
+                time.Sleep(time.Hour)
+            }
+            fmt.Println("done")
+        }
+        """))
+    (src / "workload.toml").write_text('kind = "cli"\nexpect_stdout = "done\\n"\n')
+    run = slimlab.sweep({"workloads": [str(src)], "profiles": ["static"], "bases": ["none", "scratch"],
+                         "repeats": 1, "warmup": 0, "run_timeout_s": 3}, data_dir=tmp_path / "d", progress=False)
+    rows = {r["base"]: r for r in slimlab.load(run).iter_rows(named=True)}
+    assert rows["none"]["status"] == "ok"
+    assert rows["scratch"]["status"] == "timeout" and "no exit within 3s" in rows["scratch"]["reason"]
+    api = engine.client()
+    ours = {"label": "{}={}".format(*next(iter(image.owner_label().items())))}  # this process's sweeps
+    assert api.containers.list(all=True, filters=ours) == []
+    api.close()

@@ -1,14 +1,35 @@
-"""The container runner: a CLI image started with `docker run` semantics, timed and measured.
+"""The container runner: an image started with `docker run` semantics, timed and measured.
 
-Start-up is ``docker run`` to exit as the engine serves it: create, start, wait, taken
-from the caller's clock around the engine API calls, so it includes the runtime's
-setup (namespaces, the rootfs, the cgroup), which is what a container costs over the
-bare binary. Memory is the program's own peak RSS, the same kind of figure as bare:
-slimlab's static launcher is bind-mounted read-only into the container and is its
-entrypoint, so the program is forked from it, and wait4's ``ru_maxrss`` of the program
-is reported on the container's stdout. (The container's cgroup peak would also count
-the launcher and page cache; cgroup v1 removes the cgroup when the container stops, so
-it is not read here.) Containers are removed whatever happens.
+Start-up is ``docker run`` to exit for a CLI, and to the first healthy answer for a
+server, as the engine serves it: create, start, then wait (or poll the health endpoint
+from here), taken from the caller's clock around the engine API calls, so it includes
+the runtime's setup (namespaces, the rootfs, the cgroup), which is what a container
+costs over the bare binary. A server runs on the host network, bound to a free loopback
+address, so it is polled exactly as bare; it is stopped with SIGTERM, which slimlab's
+launcher (PID 1 in the container) passes on to it.
+
+Memory, two figures:
+- the program's own peak RSS, the same kind of figure as bare: slimlab's static launcher
+  is bind-mounted read-only into the container and is its entrypoint, so the program is
+  forked from it and wait4's ``ru_maxrss`` is reported on the container's stdout (for a
+  server, also VmRSS/VmHWM read from the host's /proc, as bare);
+- the container cgroup's peak (``cgroup_peak_kib``), read by the launcher inside the
+  container just after the program ended (v1 ``memory.max_usage_in_bytes``, v2
+  ``memory.peak``): cgroup v1 removes the cgroup when the container stops, so it cannot
+  be read afterwards from outside. It counts everything charged to the container's
+  cgroup: the runtime's init process before it became the launcher, the launcher, the
+  program, the page cache of files first read or written inside the container, tmpfs
+  pages, and (v1 with kernel-memory accounting) kernel memory such as page tables. It
+  does not count the engine's shim (containerd-shim runs in the engine's cgroup) nor
+  image files whose pages the engine already cached while copying the rootfs (vfs).
+  Measured here (cgroup v1, vfs): about 3.7 MB for every image, a hello (1.9 MB RSS)
+  as an httpd (5.9 MB RSS): the runtime's init (runc, a Go program) sets the peak before
+  it becomes the launcher, and the program's mostly file-backed pages were charged to
+  the engine when it copied the image. So the cgroup figure can be below the program's
+  RSS; it is what a memory limit on the container must leave room for, not what the
+  program uses.
+
+Containers are removed whatever happens.
 """
 
 from __future__ import annotations
@@ -18,10 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..image import discard, owner_label
+from ..image import HARDENED, discard, owner_label
 from ..proc import tail
-from .launcher import _exit, _fields
-from .samples import CheckFailure, Sample
+from .launcher import Exit, _exit, _fields
+from .samples import (CheckFailure, Sample, _status_kib, await_health, grpc_after_answer, judge_answer,
+                      server_addrs)
 
 LAUNCHER_IN_CONTAINER = "/slimlab/launch"
 
@@ -36,33 +58,42 @@ class ContainerRunner:
     emulated: bool = False
     memory_scope: str = "program"  # its own ru_maxrss, from the launcher inside the container
 
+    hardened: bool = False  # read-only root, no capabilities, no privilege gain (image.HARDENED)
+
     def check(self, workload, binary: Path, timeout_s: float) -> Sample:
-        return self._start(workload, timeout_s, None)
+        return self._start(workload, timeout_s, None, check=True)
 
     def samples(self, workload, binary: Path, timeout_s: float, runs: int, warmup: int = 0,
                 cpu: int | None = None) -> list[Sample]:
-        taken = [self._start(workload, timeout_s, cpu) for _ in range(warmup + runs)]
+        taken = [self._start(workload, timeout_s, cpu, check=False) for _ in range(warmup + runs)]
         return taken[warmup:]
 
-    def _start(self, workload, timeout_s: float, cpu: int | None) -> Sample:
-        if workload.kind != "cli":
-            raise CheckFailure("broken", "servers are not measured in containers yet")
+    def _start(self, workload, timeout_s: float, cpu: int | None, check: bool) -> Sample:
+        if workload.kind == "server":
+            return self._server(workload, timeout_s, cpu, check)
+        return self._cli(workload, timeout_s, cpu)
+
+    def _create(self, command: list[str], environment: dict[str, str], network: str, cpu: int | None):
         from docker.types import Mount
 
+        options = {k: v for k, v in HARDENED.items() if k != "user"} if self.hardened else {}
+        try:
+            return self.api.containers.create(
+                self.tag, entrypoint=[LAUNCHER_IN_CONTAINER], command=["--cgroup-peak", *command],
+                environment=environment, network_mode=network, user="65532:65532", labels=owner_label(),
+                # A mount (not a legacy bind) fails if the launcher is gone, instead of creating it.
+                mounts=[Mount(LAUNCHER_IN_CONTAINER, str(self.launcher), type="bind", read_only=True)],
+                cpuset_cpus=str(cpu) if cpu is not None else None, **options,
+            )
+        except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
+            raise CheckFailure("broken", f"could not create the container: {tail(str(exc), 400)}") from exc
+
+    def _cli(self, workload, timeout_s: float, cpu: int | None) -> Sample:
         # The program's stdout is dropped, as bare; its stderr is the container's, so an exec
         # failure says why.
         command = [str(int(timeout_s * 1000)), "-", "/dev/stderr", "--", self.program, *workload.run_args()]
         started = time.perf_counter()
-        try:
-            container = self.api.containers.create(
-                self.tag, entrypoint=[LAUNCHER_IN_CONTAINER], command=command, environment=workload.run_env(),
-                network_mode="none", user="65532:65532", labels=owner_label(),
-                # A mount (not a legacy bind) fails if the launcher is gone, instead of creating it.
-                mounts=[Mount(LAUNCHER_IN_CONTAINER, str(self.launcher), type="bind", read_only=True)],
-                cpuset_cpus=str(cpu) if cpu is not None else None,
-            )
-        except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
-            raise CheckFailure("broken", f"could not create the container: {tail(str(exc), 400)}") from exc
+        container = self._create(command, workload.run_env(), "none", cpu)
         try:
             container.start()
             try:
@@ -70,22 +101,121 @@ class ContainerRunner:
             except Exception as exc:  # noqa: BLE001 - requests' ReadTimeout: the launcher's own timeout failed
                 raise CheckFailure("timeout", f"container did not exit within {timeout_s + 30:g}s") from exc
             ended = time.perf_counter()
-            report = container.logs(stdout=True, stderr=False).decode(errors="replace").splitlines()
-            errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
+            exit, errors = _reported(container)
         except CheckFailure:
             raise
         except Exception as exc:  # noqa: BLE001 - DockerException, requests' errors
             raise CheckFailure("broken", f"container run: {type(exc).__name__}: {tail(str(exc), 400)}") from exc
         finally:
             discard(container)
-        lines = {line.split(" ", 1)[0]: line for line in report}
-        if "started" not in lines or "exited" not in lines:
-            raise CheckFailure("broken", f"the launcher in the container did not report: {tail(errors, 400)}")
-        exit = _exit(_fields(lines["started"]), _fields(lines["exited"]))
         if exit.timed_out or exit.exit_code != workload.expect_exit:
             status = "timeout" if exit.timed_out else "broken"
-            said = tail(errors, 400)
             raise CheckFailure(status, f"in a container: {exit.describe()}, expected exit {workload.expect_exit}"
-                                       + (f"; stderr: {said}" if said else ""))
+                                       + (f"; stderr: {errors}" if errors else ""))
         return Sample((ended - started) * 1000, exit.maxrss_kib, None, exit.exit_code, cpu_ms=exit.cpu_ms,
-                      nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib)
+                      nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib,
+                      cgroup_peak_kib=_kib(exit.cgroup_peak_bytes))
+
+    def _server(self, workload, timeout_s: float, cpu: int | None, check: bool) -> Sample:
+        addr, grpc_addr = server_addrs(workload)
+        command = [str(int(timeout_s * 1000)), "-", "/dev/stderr", "--", self.program,
+                   *workload.run_args(addr, grpc_addr)]
+        started = time.monotonic_ns()
+        container = self._create(command, workload.run_env(addr, grpc_addr), "host", cpu)
+        try:
+            container.start()
+            alive = _Alive(container)
+            deadline = time.monotonic() + timeout_s
+            answer = await_health(addr, workload.health_path, deadline, alive)
+            ready_ns = time.monotonic_ns()  # start-up ends at the first healthy answer, as bare
+            program = _program_pid(alive.host_pid()) if answer is not None else None
+            ready_rss = _status_kib(program, "VmRSS") if program else None
+            grpc_problem = grpc_after_answer(workload, answer, grpc_addr, deadline, check)
+            stop_hwm = _status_kib(program, "VmHWM") if program else None  # why: see samples._server
+            # SIGTERM to PID 1, the launcher, which passes it on; a server that never answered is killed.
+            try:
+                container.kill(signal="SIGTERM" if answer is not None else "SIGKILL")
+            except Exception:  # noqa: BLE001, S110 - it exited already: the wait and its report say how
+                pass
+            try:
+                container.wait(timeout=timeout_s + 30)
+            except Exception as exc:  # noqa: BLE001 - requests' ReadTimeout
+                raise CheckFailure("timeout", f"container did not stop within {timeout_s + 30:g}s of SIGTERM") \
+                    from exc
+            exit, errors = _reported(container) if answer is not None else (None, _stderr(container))
+        except CheckFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - DockerException, requests' errors
+            raise CheckFailure("broken", f"container run: {type(exc).__name__}: {tail(str(exc), 400)}") from exc
+        finally:
+            discard(container)
+        if answer is None:
+            if alive.seen_exit:
+                raise CheckFailure("broken", f"in a container: exited before answering {workload.health_path}"
+                                             + (f"; stderr: {errors}" if errors else ""))
+            raise CheckFailure("timeout", f"in a container: no answer on {workload.health_path} within {timeout_s:g}s")
+        judge_answer(workload, answer, check, grpc_problem)
+        if exit.timed_out or exit.exit_code != 0:
+            raise CheckFailure("timeout" if exit.timed_out else "broken",
+                               f"in a container: did not exit cleanly on SIGTERM: {exit.describe()}"
+                               + (f"; stderr: {errors}" if errors else ""))
+        peak = max(exit.maxrss_kib, stop_hwm or 0, ready_rss or 0)
+        return Sample((ready_ns - started) / 1e6, peak, ready_rss, exit.exit_code, cpu_ms=exit.cpu_ms,
+                      nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib, stop_hwm_kib=stop_hwm,
+                      cgroup_peak_kib=_kib(exit.cgroup_peak_bytes))
+
+
+class _Alive:
+    """Is the container's launcher still running? The first question is answered without
+    asking the engine, so the first health poll follows the start at once; after that the
+    launcher's host pid is looked up once and /proc is read."""
+
+    def __init__(self, container) -> None:
+        self.container = container
+        self.asked = False
+        self.pid: int | None = None
+        self.seen_exit = False
+
+    def host_pid(self) -> int | None:
+        if self.pid is None:
+            self.container.reload()
+            self.pid = self.container.attrs["State"].get("Pid") or None
+        return self.pid
+
+    def __call__(self) -> bool:
+        if not self.asked:
+            self.asked = True
+            return True
+        pid = self.host_pid()
+        running = pid is not None and _status_kib(pid, "VmSize") is not None  # a zombie has no VmSize
+        self.seen_exit = not running
+        return running
+
+
+def _program_pid(launcher_pid: int | None) -> int | None:
+    """The host pid of the program: the launcher's (PID 1 in the container) only child."""
+    if launcher_pid is None:
+        return None
+    try:
+        children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def _kib(value: int | None) -> int | None:
+    return None if value is None else value // 1024
+
+
+def _stderr(container) -> str:
+    return tail(container.logs(stdout=False, stderr=True).decode(errors="replace"), 400)
+
+
+def _reported(container) -> tuple[Exit, str]:
+    """What the launcher in the container reported on its stdout, and the program's stderr."""
+    report = container.logs(stdout=True, stderr=False).decode(errors="replace").splitlines()
+    errors = _stderr(container)
+    lines = {line.split(" ", 1)[0]: line for line in report}
+    if "started" not in lines or "exited" not in lines:
+        raise CheckFailure("broken", f"the launcher in the container did not report: {errors}")
+    return _exit(_fields(lines["started"]), _fields(lines["exited"])), errors

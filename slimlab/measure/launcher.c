@@ -8,7 +8,7 @@
  * tiny static process keeps that floor below anything a Go program uses, exactly
  * as /usr/bin/time and hyperfine do.
  *
- * Usage: slimlab-launch [--cpu N] [--runs N] [--go] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]
+ * Usage: slimlab-launch [--cpu N] [--runs N] [--go] [--cgroup-peak] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]
  *   --cpu N     pin this launcher and the program to CPU N (sched_setaffinity before
  *               the vfork, inherited by the program and all its threads)
  *   --runs N    start the program N times back to back (default 1), as hyperfine does
@@ -17,6 +17,7 @@
  *   --go        read one byte from stdin (or EOF) before the first start: the caller
  *               writes it when it is about to sleep in wait(), so that the caller's
  *               own wake-up after spawning us does not compete with the program
+ *   --cgroup-peak  report the cgroup's peak memory after each run (below)
  *   TIMEOUT_MS  per run, 0 for none; on expiry the whole process group gets SIGKILL
  *   STDOUT      file to write the program's stdout to ("-" for /dev/null)
  *   STDERR      likewise for stderr (all runs append to it)
@@ -25,10 +26,17 @@
  *   started pid=<pid> start_ns=<CLOCK_MONOTONIC ns before vfork>
  *   exited end_ns=<ns after wait4> status=<raw wait status> exit=<code|-1>
  *          signal=<signo|0> maxrss_kib=<ru_maxrss> utime_us=<n> stime_us=<n> timed_out=<0|1>
- *          nvcsw=<n> nivcsw=<n> minflt=<n> majflt=<n>
+ *          nvcsw=<n> nivcsw=<n> minflt=<n> majflt=<n> cgroup_peak_bytes=<n|-1>
  * (the second on one line; fields are only ever added at its end). nvcsw/nivcsw are the
  * program's voluntary and involuntary context switches, summed over its threads: a
  * program preempted for another task (nivcsw) ran on a busy CPU.
+ * With --cgroup-peak, cgroup_peak_bytes is the peak memory of the cgroup the launcher is
+ * in (v2 memory.peak, v1 memory.max_usage_in_bytes; -1 when neither is readable or
+ * without the option). It means something in a container, where /sys/fs/cgroup shows
+ * the container's own cgroup (see measure/container.py); on a host it would be the root's.
+ *
+ * SIGTERM and SIGINT sent to the launcher are passed on to the program's process group:
+ * in a container the launcher is PID 1, and `docker stop`/`kill` signal PID 1 only.
  * Exit code: 0 when it reported, 2 on usage or launch errors.
  */
 #define _GNU_SOURCE
@@ -47,10 +55,32 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t alarm_fired = 0;
+static volatile sig_atomic_t stop_signal = 0; /* SIGTERM/SIGINT received, to pass on */
+static int want_cgroup = 0;                     /* --cgroup-peak */
 
 static void on_alarm(int sig) {
     (void)sig;
     alarm_fired = 1;
+}
+
+static void on_stop(int sig) {
+    stop_signal = sig;
+}
+
+/* The peak memory of our cgroup: v2's memory.peak, else v1's memory.max_usage_in_bytes. */
+static long long cgroup_peak_bytes(void) {
+    static const char *paths[] = {"/sys/fs/cgroup/memory.peak", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes"};
+    for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
+        int fd = open(paths[k], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        char text[32];
+        ssize_t n = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (n <= 0) continue;
+        text[n] = '\0';
+        return atoll(text);
+    }
+    return -1;
 }
 
 static long long now_ns(void) {
@@ -123,6 +153,10 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
     struct rusage ru;
     int timed_out = 0;
     for (;;) {
+        if (stop_signal) { /* arrived before wait4 slept (or between runs) */
+            kill(-pid, stop_signal);
+            stop_signal = 0;
+        }
         pid_t r = wait4(pid, &status, 0, &ru);
         if (r == pid) break;
         if (r < 0 && errno == EINTR && alarm_fired) {
@@ -131,6 +165,7 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
             alarm_fired = 0;
             continue;
         }
+
         if (r < 0 && errno != EINTR) {
             perror("slimlab-launch: wait4");
             exit(2);
@@ -145,11 +180,11 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     printf("exited end_ns=%lld status=%d exit=%d signal=%d maxrss_kib=%ld utime_us=%lld stime_us=%lld timed_out=%d"
-           " nvcsw=%ld nivcsw=%ld minflt=%ld majflt=%ld\n",
+           " nvcsw=%ld nivcsw=%ld minflt=%ld majflt=%ld cgroup_peak_bytes=%lld\n",
            end, status, code, sig, ru.ru_maxrss,
            (long long)ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec,
            (long long)ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec, timed_out,
-           ru.ru_nvcsw, ru.ru_nivcsw, ru.ru_minflt, ru.ru_majflt);
+           ru.ru_nvcsw, ru.ru_nivcsw, ru.ru_minflt, ru.ru_majflt, want_cgroup ? cgroup_peak_bytes() : -1LL);
     fflush(stdout);
     return timed_out || !WIFEXITED(status);
 }
@@ -163,6 +198,11 @@ int main(int argc, char **argv) {
             i += 1;
             continue;
         }
+        if (strcmp(argv[i], "--cgroup-peak") == 0) {
+            want_cgroup = 1;
+            i += 1;
+            continue;
+        }
         if (strcmp(argv[i], "--cpu") == 0 || strcmp(argv[i], "--runs") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "slimlab-launch: %s needs a number\n", argv[i]);
@@ -171,13 +211,13 @@ int main(int argc, char **argv) {
             if (argv[i][2] == 'c') cpu = number(argv[i + 1], "--cpu");
             else runs = number(argv[i + 1], "--runs");
         } else {
-            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go)\n", argv[i]);
+            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go, --cgroup-peak)\n", argv[i]);
             return 2;
         }
         i += 2;
     }
     if (argc - i < 5 || strcmp(argv[i + 3], "--") != 0 || runs < 1) {
-        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] [--go] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n",
+        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] [--go] [--cgroup-peak] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n",
                 argv[0]);
         return 2;
     }
@@ -210,6 +250,9 @@ int main(int argc, char **argv) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_alarm; /* no SA_RESTART: wait4 must return EINTR on expiry */
     sigaction(SIGALRM, &sa, NULL);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
 
     if (go) {
         char byte;

@@ -96,6 +96,7 @@ class Exit:
     nvcsw: int | None = None  # voluntary context switches (waits: I/O, futex, sleep)
     nivcsw: int | None = None  # involuntary ones: preempted for another task
     minflt: int | None = None
+    cgroup_peak_bytes: int | None = None  # with --cgroup-peak: the launcher's cgroup's peak (a container's)
 
     @property
     def wall_ms(self) -> float:
@@ -140,6 +141,7 @@ def _exit(started: dict[str, str], f: dict[str, str]) -> Exit:
         nvcsw=_optional(f, "nvcsw"),
         nivcsw=_optional(f, "nivcsw"),
         minflt=_optional(f, "minflt"),
+        cgroup_peak_bytes=_optional(f, "cgroup_peak_bytes") if _optional(f, "cgroup_peak_bytes") != -1 else None,
     )
 
 

@@ -48,6 +48,7 @@ class Sample:
     nivcsw: int | None = None  # involuntary ones (ru_nivcsw): preempted for another task
     exit_maxrss_kib: int | None = None  # ru_maxrss alone (for a server, a lower bound: see _server)
     stop_hwm_kib: int | None = None  # server: VmHWM read just before the stop signal
+    cgroup_peak_kib: int | None = None  # in a container: its cgroup's peak memory (see measure.container)
 
 
 class CheckFailure(Exception):
@@ -230,30 +231,58 @@ def _vmrss_kib(pid: int) -> int | None:
     return _status_kib(pid, "VmRSS")
 
 
-def _server(workload, runner, binary, timeout_s, out, err, check, cpu) -> Sample:
+def server_addrs(workload: Workload) -> tuple[str, str | None]:
+    """Free loopback addresses for a server to listen on: HTTP, and gRPC when it takes one."""
     if workload.uses_grpc_addr or workload.grpc_health:
         addr, grpc_addr = free_loopback_addrs(2)
-    else:
-        addr, grpc_addr = free_loopback_addr(), None
+        return addr, grpc_addr
+    return free_loopback_addr(), None
+
+
+def await_health(addr: str, path: str, deadline: float, running) -> tuple[int, bytes] | None:
+    """Poll ``path`` until it answers, ``running()`` turns false, or ``deadline`` (monotonic) passes."""
+    while time.monotonic() < deadline and running():
+        answer = _health(addr, path)
+        if answer is not None:
+            return answer
+        time.sleep(POLL_INTERVAL_S)
+    return None
+
+
+def grpc_after_answer(workload: Workload, answer, grpc_addr: str | None, deadline: float, check: bool) -> str | None:
+    """The functional check's gRPC question (after a healthy HTTP answer, untimed): None or why it failed."""
+    if not (check and workload.grpc_health and answer is not None and answer[0] == 200):
+        return None
+    remaining = deadline - time.monotonic()
+    return grpc_health_check(grpc_addr, workload.grpc_service, max(0.5, min(GRPC_CHECK_TIMEOUT_S, remaining)))
+
+
+def judge_answer(workload: Workload, answer: tuple[int, bytes], check: bool, grpc_problem: str | None) -> None:
+    """Raise CheckFailure unless the first answer is a healthy one (and, checking, the right one)."""
+    status, body = answer
+    if status != 200:
+        said = tail(body.decode(errors="replace"), 300)
+        raise CheckFailure("broken", f"{workload.health_path} answered {status}, not 200"
+                                     + (f": {said!r}" if said else ""))
+    if check and workload.expect_body is not None and body.decode(errors="replace") != workload.expect_body:
+        raise CheckFailure("broken", f"{workload.health_path} body {tail(body.decode(errors='replace'), 200)!r}, "
+                                     f"expected {workload.expect_body!r}")
+    if grpc_problem is not None:
+        raise CheckFailure("broken", grpc_problem)
+
+
+def _server(workload, runner, binary, timeout_s, out, err, check, cpu) -> Sample:
+    addr, grpc_addr = server_addrs(workload)
     argv = _argv(runner, binary, workload.run_args(addr, grpc_addr))
-    grpc_problem = None
     with Launch(argv, timeout_s=timeout_s, stdout=out, stderr=err, env=workload.run_env(addr, grpc_addr),
                 cpu=cpu, launcher=runner.launcher) as launch:
         deadline = time.monotonic() + timeout_s
-        answer = None
-        while time.monotonic() < deadline and launch.running():
-            answer = _health(addr, workload.health_path)
-            if answer is not None:
-                break
-            time.sleep(POLL_INTERVAL_S)
+        answer = await_health(addr, workload.health_path, deadline, launch.running)
         # Start-up ends here, at the first healthy HTTP answer: the gRPC check below is not timed.
         ready_ns = time.monotonic_ns()  # same clock (CLOCK_MONOTONIC) as the launcher's start
         ready_rss = _vmrss_kib(launch.pid) if answer is not None else None
         hung = answer is None and launch.running()  # alive, but never healthy in time
-        if check and workload.grpc_health and answer is not None and answer[0] == 200:
-            remaining = deadline - time.monotonic()
-            grpc_problem = grpc_health_check(grpc_addr, workload.grpc_service,
-                                             max(0.5, min(GRPC_CHECK_TIMEOUT_S, remaining)))
+        grpc_problem = grpc_after_answer(workload, answer, grpc_addr, deadline, check)
         # The peak is read here too, because ru_maxrss at exit undercounts: the kernel
         # keeps RSS in per-CPU counters (percpu_counter, Linux 6.2+) that reach the shared
         # total only in batches of 32 pages per CPU. The exit path (do_exit ->
@@ -272,16 +301,7 @@ def _server(workload, runner, binary, timeout_s, out, err, check, cpu) -> Sample
         if hung or exit.timed_out:
             raise CheckFailure("timeout", f"no answer on {workload.health_path} within {timeout_s:g}s")
         raise _failure(exit, err, f"exited before answering {workload.health_path}")
-    status, body = answer
-    if status != 200:
-        said = tail(body.decode(errors="replace"), 300)
-        raise CheckFailure("broken", f"{workload.health_path} answered {status}, not 200"
-                                     + (f": {said!r}" if said else ""))
-    if check and workload.expect_body is not None and body.decode(errors="replace") != workload.expect_body:
-        raise CheckFailure("broken", f"{workload.health_path} body {tail(body.decode(errors='replace'), 200)!r}, "
-                                     f"expected {workload.expect_body!r}")
-    if grpc_problem is not None:
-        raise CheckFailure("broken", grpc_problem)
+    judge_answer(workload, answer, check, grpc_problem)
     if exit.timed_out or exit.exit_code != 0:
         raise _failure(exit, err, "did not exit cleanly on SIGTERM")
     peak = max(exit.maxrss_kib, stop_hwm or 0, ready_rss or 0)

@@ -37,6 +37,8 @@ SETTINGS: dict[str, Setting] = {
     "warmup": Setting(2, int, 0, 1000, "untimed starts before them"),
     "build_timeout_s": Setting(900.0, float, 1, 86_400, "a build (or post-link step) that takes longer fails"),
     "run_timeout_s": Setting(10.0, float, 0.1, 3600, "a start that takes longer is killed: status timeout"),
+    "image_repeats": Setting(None, int, 1, 100_000, "timed container starts per image variant (default: "
+                                                    "repeats); each costs hundreds of ms", optional=True),
     "pin_cpu": Setting(None, int, 0, 4095, "run the launcher and the measured program on this CPU only, "
                                            "and the sweep on the others", optional=True),
 }
@@ -56,6 +58,7 @@ class SweepSpec:
     build_timeout_s: float = 900.0
     run_timeout_s: float = 10.0
     pin_cpu: int | None = None
+    image_repeats: int | None = None
     all_packages: bool = False
     probe: bool = False
     custom_profiles: dict[str, Profile] = field(default_factory=dict)
