@@ -277,6 +277,37 @@ def image_bars(df: pl.DataFrame) -> go.Figure:
     return _layout(fig, title, _bar_height(data.height), barmode="stack", legend_title="bytes")
 
 
+CONTAINER_COLUMNS = (
+    ("variant", "plot_label"),
+    ("status", "plot_status"),
+    ("plain run", "plot_plain"),
+    ("hardened run", "plot_hardened"),
+    ("start-up (ms)", "plot_startup_ms"),
+    ("× bare", "plot_startup_x"),
+    ("program peak RSS (KiB)", "plot_rss_kib"),
+    ("× bare", "plot_rss_x"),
+    ("container cgroup peak (KiB)", "plot_cgroup_kib"),
+    ("why", "plot_container_reason"),
+)
+
+
+def container_table(df: pl.DataFrame) -> go.Figure:
+    """Per image: does it work in a plain and in a hardened container, and what the container
+    costs over the bare binary in start-up and memory."""
+    title = ("Containers: plain and hardened runs (user 65532, read-only root, no capabilities, "
+             "no new privileges), start-up and memory against bare")
+    data = prep.containers(df)
+    if data.is_empty():
+        return note_figure(title, "No images in these runs (spec: bases = [\"scratch\", \"static\", ...]).")
+    cells = [data[column].cast(pl.String).fill_null("").to_list() for _, column in CONTAINER_COLUMNS]
+    fig = go.Figure(go.Table(
+        header={"values": [name for name, _ in CONTAINER_COLUMNS], "align": "left"},
+        cells={"values": cells, "align": "left"},
+        columnwidth=[5, 1, 1, 1.3, 1, 0.8, 1.2, 0.8, 1.3, 4],
+    ))
+    return _layout(fig, title, 160 + 32 * min(data.height, 30))
+
+
 def rss_bars(df: pl.DataFrame) -> go.Figure:
     """Peak RSS median per variant; emulated rows hatched, as their RSS includes QEMU."""
     title = "Peak memory (RSS) per variant"
@@ -507,6 +538,7 @@ def report_figures(
         startup_scatter(df),
         rss_bars(df),
         image_bars(df),
+        container_table(df),
         postlink_panel(df),
         hardening_table(df),
         package_treemap(df, packages, treemap_variant),

@@ -227,6 +227,34 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def containers(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per image variant (any status): the plain and hardened verdicts and the
+    container's figures beside the same build's bare ones, as display strings."""
+    data = images(df)
+    verdict = {True: "works", False: "fails", None: "–"}
+
+    def ratio(column: str) -> pl.Expr:
+        return pl.when(pl.col(column).is_null()).then(pl.lit("–")).otherwise(
+            pl.col(column).round(2).cast(pl.String) + pl.lit("×"))
+
+    return data.with_columns(
+        pl.col("container_ok").replace_strict(verdict, default="–", return_dtype=pl.String).alias("plot_plain"),
+        pl.when(pl.col("container_ok") & pl.col("container_hardened_ok").not_())
+        .then(pl.lit("fails (a finding)"))
+        .otherwise(pl.col("container_hardened_ok").replace_strict(verdict, default="–", return_dtype=pl.String))
+        .alias("plot_hardened"),
+        escape_text(pl.col("status").fill_null("?")).alias("plot_status"),
+        pl.col("startup_ms_median").round(1).cast(pl.String).fill_null("–").alias("plot_startup_ms"),
+        ratio("plot_startup_ratio").alias("plot_startup_x"),
+        pl.col("peak_rss_kib_median").round(0).cast(pl.Int64).cast(pl.String).fill_null("–").alias("plot_rss_kib"),
+        ratio("plot_rss_ratio").alias("plot_rss_x"),
+        pl.col("cgroup_peak_kib_median").round(0).cast(pl.Int64).cast(pl.String).fill_null("–")
+        .alias("plot_cgroup_kib"),
+        escape_text(shorten(pl.coalesce(pl.col("container_reason"), pl.col("reason")).fill_null(""), 160))
+        .alias("plot_container_reason"),
+    ).sort("plot_label")
+
+
 def sections(df: pl.DataFrame) -> pl.DataFrame:
     """Long format: one row per (variant, file section) with ``section`` and ``bytes``.
 
