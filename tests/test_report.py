@@ -487,6 +487,26 @@ def test_crosscheck_note_states_the_ratio_and_escapes_the_label():
 
 
 @pytest.mark.unit
+def test_image_figure_stacks_the_bytes_by_kind_and_shows_dive_efficiency():
+    kinds = {"binary": 1_000_000, "ca_bundle": 200_000, "zoneinfo": 1_300_000, "libc": 0, "rest": 20_000}
+    df = pl.DataFrame([
+        row(workload="hello", profile="static", status="ok", size_bytes=1_000_000, base="static",
+            image_size_bytes=sum(kinds.values()), image_compressed_bytes=900_000, image_efficiency=0.5,
+            image_wasted_bytes=123_456, image_bytes_by_kind=[{"kind": k, "bytes": v} for k, v in kinds.items()]),
+    ], schema=RESULT_SCHEMA)
+    data = prep.images(df).row(0, named=True)
+    for kind, size in kinds.items():
+        assert data[f"plot_{kind}_mib"] == pytest.approx(size / 1024 / 1024)
+    assert data["plot_efficiency_pct"] == 50.0
+    fig = figures.image_bars(df)
+    # glibc is absent from every image here: no empty trace for it.
+    assert [t.name for t in fig.data][:4] == ["the Go binary", "CA bundle (TLS roots)", "zoneinfo (time zones)",
+                                              "rest of the base (users, config, licences, shell)"]
+    assert sum(t.x[0] for t in fig.data[:4]) == pytest.approx(sum(kinds.values()) / 1024 / 1024)
+    assert "123456" in fig.to_json() and "dive" in fig.data[0].hovertemplate
+
+
+@pytest.mark.unit
 def test_image_figure_splits_base_and_binary_and_states_the_container_cost():
     common = dict(workload="hello", profile="static", status="ok", size_bytes=1_000_000)
     df = pl.DataFrame([
@@ -504,7 +524,26 @@ def test_image_figure_splits_base_and_binary_and_states_the_container_cost():
     other = data.filter(pl.col("base") != "scratch").row(0, named=True)
     assert other["plot_base_mib"] == pytest.approx(1_500_000 / 1024 / 1024)
     fig = figures.image_bars(df)
-    assert [t.name for t in fig.data] == ["base", "binary", "compressed (what a registry transfers)"]
+    # Rows without the breakdown by kind (older runs): the binary and the rest of the base.
+    assert [t.name for t in fig.data] == ["the Go binary", "rest of the base (users, config, licences, shell)",
+                                          "compressed (what a registry transfers)"]
     text = fig.to_json()
     assert "<img src=x" not in text and "&lt;img src=x" in text
     assert "No images" in figures.image_bars(df.filter(pl.col("base") == "none")).layout.annotations[0].text
+
+
+@pytest.mark.unit
+def test_container_table_marks_a_hardened_failure_as_a_finding_and_escapes_reasons():
+    common = dict(workload="hello", profile="static", status="ok", size_bytes=1_000_000)
+    df = pl.DataFrame([
+        row(**common, base="none", startup_ms_median=2.0, peak_rss_kib_median=1800.0),
+        row(**common, base="scratch", image_size_bytes=1_000_000, startup_ms_median=250.0,
+            peak_rss_kib_median=1800.0, cgroup_peak_kib_median=3700.0, container_ok=True,
+            container_hardened_ok=False, container_reason="hardened: open <b>/home</b>: read-only file system"),
+    ], schema=RESULT_SCHEMA)
+    (found,) = prep.containers(df).iter_rows(named=True)
+    assert (found["plot_plain"], found["plot_hardened"]) == ("works", "fails (a finding)")
+    assert found["plot_startup_x"] == "125.0×" and found["plot_rss_x"] == "1.0×" and found["plot_cgroup_kib"] == "3700"
+    assert "&lt;b&gt;" in found["plot_container_reason"]
+    fig = figures.container_table(df)
+    assert "fails (a finding)" in fig.to_json() and "<b>/home" not in fig.to_json()

@@ -248,24 +248,42 @@ def section_bars(df: pl.DataFrame) -> go.Figure:
     )
 
 
+IMAGE_KIND_STYLE = {  # kind: (legend name, colour)
+    "binary": ("the Go binary", "#4C78A8"),
+    "ca_bundle": ("CA bundle (TLS roots)", "#54A24B"),
+    "zoneinfo": ("zoneinfo (time zones)", "#EECA3B"),
+    "libc": ("glibc and loader", "#E45756"),
+    "rest": ("rest of the base (users, config, licences, shell)", "#BAB0AC"),
+}
+
+
 def image_bars(df: pl.DataFrame) -> go.Figure:
-    """Image size per variant and base, split into the base's bytes and the binary's, with the
-    compressed size a registry transfers; the hover adds the container's start-up and memory
-    against the same build run bare."""
-    title = "Image size per variant and base (uncompressed, stacked; ◆ compressed)"
+    """Image size per variant and base, stacked by what the bytes are, with the compressed
+    size a registry transfers; the hover adds dive's layer efficiency and wasted bytes, and
+    the container's start-up and memory against the same build run bare."""
+    title = "Image size per variant and base (uncompressed, stacked by what the bytes are; ◆ compressed)"
     data = prep.images(df)
     if data.is_empty():
         return note_figure(title, "No images in these runs (spec: bases = [\"scratch\", \"static\", ...]).")
+    nan = float("nan")
     hover = list(zip(
-        data["image_size_bytes"], data["image_compressed_bytes"].cast(pl.Float64).fill_null(float("nan")),
-        data["plot_startup_ratio"].fill_null(float("nan")), data["plot_rss_ratio"].fill_null(float("nan")),
-        data["plot_base"],
+        data["image_size_bytes"], data["image_compressed_bytes"].cast(pl.Float64).fill_null(nan),
+        data["plot_startup_ratio"].fill_null(nan), data["plot_rss_ratio"].fill_null(nan),
+        data["plot_base"], data["plot_efficiency_pct"].fill_null(nan),
+        data["image_wasted_bytes"].cast(pl.Float64).fill_null(nan),
+        data["cgroup_peak_kib_median"].fill_null(nan),
     ))
     template = ("%{y}<br>base %{customdata[4]}: %{customdata[0]:,} bytes, %{customdata[1]:,.0f} compressed"
-                "<br>container start-up %{customdata[2]:.1f}× bare, program peak RSS %{customdata[3]:.2f}× bare"
-                "<extra></extra>")
+                "<br>%{fullData.name}: %{x:.2f} MiB"
+                "<br>layer efficiency %{customdata[5]:.1f}%, wasted %{customdata[6]:,.0f} bytes (dive's definitions)"
+                "<br>container start-up %{customdata[2]:.1f}× bare, program peak RSS %{customdata[3]:.2f}× bare, "
+                "container cgroup peak %{customdata[7]:,.0f} KiB<extra></extra>")
     fig = go.Figure()
-    for name, column, colour in (("base", "plot_base_mib", "#9ecae9"), ("binary", "plot_binary_mib", "#4C78A8")):
+    for kind in prep.IMAGE_KINDS:
+        column = f"plot_{kind}_mib"
+        if not (data[column].fill_null(0) > 0).any():
+            continue  # a kind no image here has (e.g. glibc without a libc base)
+        name, colour = IMAGE_KIND_STYLE[kind]
         fig.add_bar(name=name, orientation="h", y=data["plot_label"].to_list(), x=data[column].to_list(),
                     marker_color=colour, customdata=hover, hovertemplate=template)
     fig.add_scatter(name="compressed (what a registry transfers)", mode="markers", y=data["plot_label"].to_list(),

@@ -202,10 +202,25 @@ def memory(df: pl.DataFrame) -> pl.DataFrame:
 IMAGE_MATCH = ("run_id", "workload", "toolchain", "profile", "target", "postlink")
 
 
+# What an image's bytes are (slimlab.image.KINDS), in stacking order.
+IMAGE_KINDS = ("binary", "ca_bundle", "zoneinfo", "libc", "rest")
+
+
+def _kind_mib(kind: str) -> pl.Expr:
+    """MiB of one kind of an image's bytes; rows without the breakdown (older runs) split
+    into the binary and the rest."""
+    listed = pl.col("image_bytes_by_kind").list.eval(
+        pl.element().filter(pl.element().struct.field("kind") == kind).struct.field("bytes")).list.sum()
+    fallback = {"binary": pl.col("size_bytes"), "rest": pl.col("image_size_bytes") - pl.col("size_bytes")}
+    unlisted = fallback.get(kind, pl.lit(0))
+    return pl.when(pl.col("image_bytes_by_kind").is_null()).then(unlisted).otherwise(listed) / (1024 * 1024)
+
+
 def images(df: pl.DataFrame) -> pl.DataFrame:
     """Rows with an image, its bytes split into base and binary, and its container figures as
     ratios to the same build run bare (its ``none`` base row): ``plot_base_mib``,
-    ``plot_binary_mib``, ``plot_compressed_mib``, ``plot_startup_ratio``, ``plot_rss_ratio``."""
+    ``plot_binary_mib``, ``plot_<kind>_mib`` for each of IMAGE_KINDS, ``plot_compressed_mib``,
+    ``plot_efficiency_pct`` (dive's), ``plot_startup_ratio``, ``plot_rss_ratio``."""
     df = conform(df)
     bare = df.filter(pl.col("base") == "none", pl.col("status") == "ok").select(
         *IMAGE_MATCH, pl.col("startup_ms_median").alias("_startup0"), pl.col("peak_rss_kib_median").alias("_rss0"),
@@ -216,7 +231,8 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
         boxed.join(bare, on=list(IMAGE_MATCH), how="left")
         .with_columns(
             ((pl.col("image_size_bytes") - pl.col("size_bytes")) / mib).alias("plot_base_mib"),
-            (pl.col("size_bytes") / mib).alias("plot_binary_mib"),
+            *[_kind_mib(kind).alias(f"plot_{kind}_mib") for kind in IMAGE_KINDS],
+            (pl.col("image_efficiency") * 100).alias("plot_efficiency_pct"),
             (pl.col("image_compressed_bytes") / mib).alias("plot_compressed_mib"),
             (pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
             (pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
