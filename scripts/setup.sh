@@ -244,6 +244,20 @@ if [ "$want" != "$have" ]; then
     did_something=1
 fi
 
+# --------------------------------------------------------------- govulncheck
+# Vulnerability scans of the sweep's binaries (slimlab.supply). Not in Debian 12: built
+# from the Go module proxy with the host's Go, into the venv's bin, where slimlab looks
+# for its tools beside PATH. Pinned: the version is part of every cached scan's key;
+# keep it equal to GOVULNCHECK_VERSION in slimlab/supply.py.
+GOVULNCHECK_VERSION=v1.9.0
+if ! .venv/bin/govulncheck -version 2>/dev/null | grep -qF "govulncheck@${GOVULNCHECK_VERSION}"; then
+    say "installing govulncheck ${GOVULNCHECK_VERSION} into .venv/bin (go install)"
+    quiet env GOBIN="$REPO_ROOT/.venv/bin" go install "golang.org/x/vuln/cmd/govulncheck@${GOVULNCHECK_VERSION}"
+    .venv/bin/govulncheck -version 2>/dev/null | grep -qF "govulncheck@${GOVULNCHECK_VERSION}" \
+        || die "govulncheck ${GOVULNCHECK_VERSION} does not run after go install"
+    did_something=1
+fi
+
 # -------------------------------------------------------------------- report
 if [ "$did_something" -eq 0 ]; then
     say "all present ($(go version | cut -d' ' -f3), ${upx_version}, .venv up to date)"

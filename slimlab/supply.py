@@ -23,8 +23,6 @@ import hashlib
 import json
 import platform
 import re
-import shutil
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from elftools.elf.elffile import ELFFile
 
 from . import cache, proc
 from .buildinfo import BuildInfo
+from .paths import find_tool
 
 GOVULNCHECK = "govulncheck"
 # Pinned: findings depend on the scanner, so its version is part of every scan's cache key.
@@ -47,12 +46,8 @@ NO_DB_REASON = "not run: the spec names no vulnerability database (vulndb = \"/p
 
 
 def find_govulncheck() -> str | None:
-    """govulncheck on PATH, else beside this Python (setup installs it into slimlab's venv)."""
-    found = shutil.which(GOVULNCHECK)
-    if found:
-        return found
-    beside = Path(sys.executable).parent / GOVULNCHECK
-    return str(beside) if beside.is_file() else None
+    """govulncheck on PATH, else in slimlab's venv, where setup installs it."""
+    return find_tool(GOVULNCHECK)
 
 
 def govulncheck_version(govulncheck: str) -> str:

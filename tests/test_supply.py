@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -21,7 +22,7 @@ import pytest
 import slimlab
 from slimlab import supply
 from slimlab.cache import file_sha256
-from slimlab.errors import SpecError
+from slimlab.errors import SpecError, ToolError
 from slimlab.model import SweepSpec
 from slimlab.workloads import resolve
 
@@ -76,6 +77,15 @@ def make_vulndb(root: Path, entries: list[dict]) -> Path:
 
 
 CALLED, NOT_LINKED, FIXED_BEFORE = "GO-2099-0001", "GO-2099-0002", "GO-2099-0003"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def govulncheck() -> str:
+    """scripts/setup.sh installs govulncheck (into the venv's bin): without it the test fails."""
+    path = supply.find_govulncheck()
+    if path is None:
+        pytest.fail(f"govulncheck is not installed; install it with: {supply.GOVULNCHECK_INSTALL}", pytrace=False)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +104,7 @@ def tiny(**more) -> dict:
 
 @pytest.fixture(scope="module")
 def vuln_run(cobra_db, tmp_path_factory):
-    require(supply.GOVULNCHECK, supply.GOVULNCHECK_INSTALL)
+    govulncheck()
     spec = tiny(profiles=["default", "stripped"], postlink=["none", "upx-1"], vulndb=str(cobra_db),
                 excludes=[{"profile": "stripped", "postlink": "upx-1"}])
     data = tmp_path_factory.mktemp("vuln")
@@ -141,7 +151,7 @@ def test_a_second_sweep_takes_the_scans_from_the_cache(vuln_run):
 
 
 def test_a_database_where_nothing_matches_gives_no_findings(tmp_path):
-    require(supply.GOVULNCHECK, supply.GOVULNCHECK_INSTALL)
+    govulncheck()
     db = make_vulndb(tmp_path / "db", [
         osv(FIXED_BEFORE, "github.com/spf13/cobra", "1.0.0", ["Command.Execute"]),
         osv("GO-2099-0004", "golang.org/x/text", "0.99.0", ["Transform"], "golang.org/x/text/transform"),
@@ -167,6 +177,22 @@ def test_a_vulndb_that_is_not_a_go_vulnerability_database_is_refused_before_any_
         SweepSpec.from_dict({"workloads": ["hello"], "vulndb": str(tmp_path / "empty")})
     with pytest.raises(SpecError, match="vulndb must be the path"):
         SweepSpec.from_dict({"workloads": ["hello"], "vulndb": 3})
+
+
+def test_a_vulndb_without_govulncheck_is_an_error_before_any_work(tmp_path, hide_tools, monkeypatch):
+    make_vulndb(tmp_path / "db", [])
+    hide_tools(supply.GOVULNCHECK)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # and not in the venv either
+    with pytest.raises(ToolError, match=r"govulncheck is not installed; install it with: make setup"):
+        slimlab.sweep(tiny(vulndb=str(tmp_path / "db")), data_dir=tmp_path / "data", progress=False)
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.unit
+def test_setup_installs_the_govulncheck_slimlab_pins():
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    assert f"GOVULNCHECK_VERSION={supply.GOVULNCHECK_VERSION}\n" in setup
+    assert supply.GOVULNCHECK_MODULE in setup
 
 
 @pytest.mark.unit
