@@ -128,6 +128,13 @@ def scan(govulncheck: str, scanner: str, binary: Path, db: Path, digest: str, ca
     if not done.ok:  # e.g. "unrecognized binary format" for a UPX-packed file; not cached: retried next time
         return VulnScan(False, seconds=done.seconds, reason=f"govulncheck: {done.error('scan')}")
     messages = list(json_stream(done.stdout))
+    read = next((m["SBOM"] for m in messages if "SBOM" in m), {})
+    if not str(read.get("go_version", "")).startswith("go"):
+        # No Go build info (a gccgo binary): govulncheck exits 0 having matched nothing, so
+        # "no findings" would be a false all-clear. Not cached: it costs milliseconds.
+        return VulnScan(False, seconds=done.seconds,
+                        reason=f"govulncheck found no Go build info in the binary (Go version: "
+                               f"{read.get('go_version')!r}), so it checked nothing")
     config = next((m["config"] for m in messages if "config" in m), {})
     found = VulnScan(True, affecting_ids(messages), scan_level(binary, config.get("scan_level")), done.seconds)
     with cache.store(entry) as staging:

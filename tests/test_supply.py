@@ -161,6 +161,17 @@ def test_a_database_where_nothing_matches_gives_no_findings(tmp_path):
     assert row["vuln_scan_level"] == "symbol" and row["vuln_reason"] is None
 
 
+def test_a_binary_without_go_build_info_is_no_all_clear(cobra_db, tmp_path):
+    """gccgo writes no Go build info: govulncheck exits 0 with no findings, having matched nothing."""
+    govulncheck()
+    require("gccgo", "apt-get install gccgo")
+    spec = tiny(toolchains=["gccgo"], vulndb=str(cobra_db))
+    row = slimlab.load(slimlab.sweep(spec, data_dir=tmp_path, progress=False)).row(0, named=True)
+    assert row["status"] == "ok", row["reason"]
+    assert row["vuln_count"] is None and row["vuln_ids"] is None
+    assert "no Go build info" in row["vuln_reason"]
+
+
 def test_without_a_database_the_rows_say_the_scan_was_not_run(tmp_path):
     row = slimlab.load(slimlab.sweep(tiny(workloads=["hello"]), data_dir=tmp_path, progress=False)).row(0, named=True)
     assert row["status"] == "ok"
