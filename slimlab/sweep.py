@@ -12,6 +12,7 @@ resumes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import subprocess
@@ -253,9 +254,14 @@ class _Sweeper:
         try:
             if self.vulndb_digest is None:
                 self.vulndb_digest = supply.db_digest(db)
+                # Findings are as of the database: which one, and how recent, goes with them.
+                self.store.manifest["sessions"][-1]["vulndb"] = {
+                    "path": str(db), "sha256": self.vulndb_digest,
+                    "modified": json.loads((db / "index" / "db.json").read_text()).get("modified")}
+                self.store.write_manifest()
             found = supply.scan(self.tools.govulncheck, self.tools.versions["govulncheck"], binary, db,
                                 self.vulndb_digest, self.cache, self.spec.build_timeout_s)
-        except STAGE_ERRORS as exc:
+        except (*STAGE_ERRORS, ValueError) as exc:  # ValueError: JSON that is not govulncheck's or the db's
             found = supply.VulnScan(False, reason=f"govulncheck: {type(exc).__name__}: {exc}")
         return vuln_columns(found)
 

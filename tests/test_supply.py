@@ -108,9 +108,9 @@ def vuln_run(cobra_db, tmp_path_factory):
     spec = tiny(profiles=["default", "stripped"], postlink=["none", "upx-1"], vulndb=str(cobra_db),
                 excludes=[{"profile": "stripped", "postlink": "upx-1"}])
     data = tmp_path_factory.mktemp("vuln")
-    first = slimlab.load(slimlab.sweep(spec, data_dir=data, run_id="first", progress=False))
+    first = slimlab.sweep(spec, data_dir=data, run_id="first", progress=False)
     again = slimlab.load(slimlab.sweep(spec, data_dir=data, run_id="again", progress=False))
-    return first, again
+    return slimlab.load(first), again, first
 
 
 def by_variant(df: pl.DataFrame) -> dict[tuple[str, str], dict]:
@@ -141,8 +141,14 @@ def test_a_packed_binary_is_not_scanned_and_the_row_says_why(vuln_run):
     assert packed["status"] == "ok"  # a scan that cannot run is data, not a broken variant
 
 
+def test_the_manifest_names_the_database_the_findings_are_from(vuln_run, cobra_db):
+    manifest = json.loads((vuln_run[2] / "manifest.json").read_text())
+    assert manifest["sessions"][-1]["vulndb"] == {"path": str(cobra_db.resolve()), "sha256": supply.db_digest(cobra_db),
+                                                  "modified": MODIFIED}
+
+
 def test_a_second_sweep_takes_the_scans_from_the_cache(vuln_run):
-    first, again = (by_variant(df) for df in vuln_run)
+    first, again = (by_variant(df) for df in vuln_run[:2])
     for key in [("default", "none"), ("stripped", "none")]:
         assert first[key]["vuln_scan_cached"] is False
         assert again[key]["vuln_scan_cached"] is True
