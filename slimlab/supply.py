@@ -23,7 +23,6 @@ import hashlib
 import json
 import platform
 import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path

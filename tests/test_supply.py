@@ -18,6 +18,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from artifacts import built
+from conftest import require
 
 import slimlab
 from slimlab import supply
@@ -25,9 +27,6 @@ from slimlab.cache import file_sha256
 from slimlab.errors import SpecError, ToolError
 from slimlab.model import SweepSpec
 from slimlab.workloads import resolve
-
-from artifacts import built
-from conftest import require
 
 MODIFIED = "2026-01-02T03:04:05Z"
 
