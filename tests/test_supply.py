@@ -221,15 +221,15 @@ def test_a_relative_vulndb_is_found_beside_the_spec_file(tmp_path):
 
 
 # -- SBOM ------------------------------------------------------------------------------
-def go_version_m(binary: Path) -> tuple[str, dict[str, str]]:
-    """(go version, {module: version}) of the deps, as `go version -m` prints them."""
+def go_version_m(binary: Path) -> tuple[str, dict[str, tuple[str, str]]]:
+    """(go version, {module: (version, sum)}) of the deps, as `go version -m` prints them."""
     go = require("go", "apt-get install golang-go")
     out = subprocess.run([go, "version", "-m", str(binary)], capture_output=True, text=True, check=True).stdout
     deps = {}
     for line in out.splitlines():
         fields = line.strip().split("\t")
         if fields[0] == "dep":
-            deps[fields[1]] = fields[2]
+            deps[fields[1]] = (fields[2], fields[3])
     return out.split()[1], deps
 
 
@@ -255,10 +255,12 @@ def test_each_variant_has_a_valid_cyclonedx_sbom_with_the_modules_go_version_m_p
         bom = json.loads(text)
         components = bom["components"]
         assert row["sbom_components"] == len(components)
+        by_name = {c["name"]: c for c in components}
+        for module, (version, go_sum) in deps.items():
+            assert by_name[module]["version"] == version
+            assert by_name[module]["purl"] == f"pkg:golang/{module}@{version}"
+            assert {"name": "golang:sum", "value": go_sum} in by_name[module]["properties"]
         versions = {c["name"]: c.get("version") for c in components}
-        for module, version in deps.items():
-            assert versions[module] == version
-            assert f"pkg:golang/{module}@{version}" in {c.get("purl") for c in components}
         assert versions["stdlib"] == go_version
         app = bom["metadata"]["component"] if row["base"] == "none" else \
             next(c for c in components if c["type"] == "application")
