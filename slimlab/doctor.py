@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 
-from . import engine, proc
+from . import engine, proc, supply
 from .model import TARGETS
+from .paths import find_tool
 from .toolchains.base import first_line
 from .toolchains.gobin import installed_releases, releases_dir
 
@@ -20,6 +20,7 @@ class Tool:
     purpose: str
     install: str
     required: bool = False  # the default sweep cannot run without it
+    line: str = ""  # the version is the first output line holding this ("" : the first line)
 
 
 def _per_foreign_cpu() -> list[Tool]:
@@ -53,6 +54,8 @@ TOOLS = (
     Tool("readelf", ("readelf", "--version"), "cross-checks in tests", "apt-get install binutils"),
     Tool("hyperfine", ("hyperfine", "--version"), "cross-checks start-up in tests", "apt-get install hyperfine"),
     Tool("chromium", ("chromium", "--version"), "renders reports in tests, image export", "apt-get install chromium"),
+    Tool(supply.GOVULNCHECK, (supply.GOVULNCHECK, "-version"), "vulnerability scans (spec: vulndb)",
+         supply.GOVULNCHECK_INSTALL, line="Scanner:"),
 )
 
 
@@ -65,11 +68,14 @@ class Finding:
     required: bool
 
 
-def _version(argv: tuple[str, ...]) -> str | None:
-    if shutil.which(argv[0]) is None:
+def _version(argv: tuple[str, ...], line: str = "") -> str | None:
+    path = find_tool(argv[0])
+    if path is None:
         return None
-    done = proc.run(list(argv), timeout=30)
+    done = proc.run([path, *argv[1:]], timeout=30)
     text = done.stdout or done.stderr
+    if line:
+        text = next((t for t in text.splitlines() if line in t), "")
     return first_line(text) if done.ok and text.strip() else None
 
 
@@ -79,7 +85,7 @@ def _docker() -> str | None:
 
 
 def check() -> list[Finding]:
-    findings = [Finding(t.name, _version(t.argv), t.purpose, t.install, t.required) for t in TOOLS]
+    findings = [Finding(t.name, _version(t.argv, t.line), t.purpose, t.install, t.required) for t in TOOLS]
     for release in installed_releases():
         go = releases_dir() / f"go-{release}" / "go" / "bin" / "go"
         findings.append(Finding(f"go{release}", _version((str(go), "version")), "cached Go release",

@@ -5,6 +5,7 @@
     DATA/runs/<run-id>/results.parquet  one row per variant (RESULT_SCHEMA)
     DATA/runs/<run-id>/samples.parquet  one row per timed start (SAMPLE_SCHEMA)
     DATA/runs/<run-id>/packages.parquet one row per (variant, Go package) (PACKAGE_SCHEMA)
+    DATA/runs/<run-id>/sbom/*.cdx.json  a CycloneDX SBOM per variant (slimlab.supply; the row's sbom_path)
 
 The journal is the source of truth and is appended as work finishes, so a sweep that is
 killed loses nothing it measured; the Parquet files are rewritten from it, atomically,

@@ -157,6 +157,21 @@ COLUMNS: tuple[Column, ...] = (
     Column("container_hardened_ok", pl.Boolean,
            "it passed again with --user 65532 --read-only --cap-drop ALL --security-opt no-new-privileges"),
     Column("container_reason", pl.String, "why a container check failed, or what it did not check"),
+    # supply chain (slimlab.supply): an SBOM of what ships, and govulncheck's findings
+    Column("sbom_path", pl.String,
+           "the variant's CycloneDX 1.6 JSON SBOM, relative to the run directory: Go modules and stdlib from "
+           "the build info, and for an image its base's Debian packages"),
+    Column("sbom_components", pl.Int64, "components in that SBOM (an image's SBOM counts the binary as one)"),
+    Column("vuln_ids", pl.List(pl.String),
+           "OSV ids govulncheck -mode binary reports as affecting the binary (a finding at a function); "
+           "null when the scan did not run"),
+    Column("vuln_count", pl.Int64, "how many: len(vuln_ids)"),
+    Column("vuln_scan_level", pl.String,
+           "'symbol': the binary's symbol table says which vulnerable functions it holds; 'module': no "
+           ".symtab (stripped), every vulnerable symbol of an affected module version counts"),
+    Column("vuln_scan_seconds", pl.Float64, "govulncheck's wall time (of the original scan when cached)"),
+    Column("vuln_scan_cached", pl.Boolean, "the scan came from the cache (same binary, database and scanner)"),
+    Column("vuln_reason", pl.String, "why the scan did not run or failed (no vulndb in the spec, a packed binary)"),
     # an independent figure: hyperfine -N on the same binary, in alternating turns with slimlab
     Column("crosscheck_n", pl.Int64, "starts each tool took for the cross-check (native CLIs with hyperfine only)"),
     Column("crosscheck_slimlab_ms_median", pl.Float64, "slimlab's start-up median in the cross-check turns"),

@@ -15,6 +15,7 @@ from .inspect import Inspection, inspect
 from .model import TARGETS, Variant
 from .postlink import PostlinkOutcome
 from .results_schema import RESULT_SCHEMA, SCHEMA_VERSION, SECTION_GROUPS
+from .supply import SbomOutcome, VulnScan
 from .toolchains import ToolchainInfo
 
 
@@ -142,6 +143,23 @@ def container_columns(plain: ContainerCheck, hardened: ContainerCheck | None) ->
         "container_ok": plain.ok,
         "container_hardened_ok": hardened.ok if hardened else None,
         "container_reason": "; ".join(r for r in reasons if r) or None,
+    }
+
+
+# -- supply chain (slimlab.supply) -------------------------------------------------------
+def sbom_columns(sbom: SbomOutcome, run_dir) -> dict[str, Any]:
+    return {"sbom_path": sbom.path.relative_to(run_dir).as_posix(), "sbom_components": sbom.components}
+
+
+def vuln_columns(found: VulnScan) -> dict[str, Any]:
+    """The scan's findings; ids and count stay null when it did not run (not the same as 0)."""
+    return {
+        "vuln_ids": list(found.ids) if found.ran else None,
+        "vuln_count": len(found.ids) if found.ran else None,
+        "vuln_scan_level": found.level,
+        "vuln_scan_seconds": found.seconds,
+        "vuln_scan_cached": found.cached if found.ran else None,
+        "vuln_reason": found.reason,
     }
 
 

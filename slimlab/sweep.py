@@ -12,6 +12,7 @@ resumes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import subprocess
@@ -24,7 +25,7 @@ import polars as pl
 from elftools.common.exceptions import ELFError
 from tqdm import tqdm
 
-from . import bases, checkenv, engine, environment, image, libs, pkgsize, postlink, tools
+from . import bases, buildinfo, checkenv, engine, environment, image, libs, pkgsize, postlink, supply, tools
 from .build import build, default_cache_dir
 from .errors import SlimlabError
 from .inspect import build_path_prefixes, inspect
@@ -35,7 +36,7 @@ from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan
 from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
 from .rows import (Row, base_row, build_columns, container_columns, image_columns, inspect_columns, postlink_columns,
-                   summary_columns)
+                   sbom_columns, summary_columns, vuln_columns)
 from .workloads import Workload, resolve
 
 # What a stage's unexpected failure is recorded as. Failures a stage expects (a compile
@@ -127,6 +128,7 @@ class _Sweeper:
         self.host = host
         self.workdir: Path | None = None  # sweep() sets it: where post-link steps stage their files
         self.api = None  # the Docker engine's client, on first use
+        self.vulndb_digest: str | None = None  # the spec's vulndb, hashed on first scan
         self.workloads = {name: resolve(name, self.spec.base_dir) for name in self.spec.workloads}
 
     def _finish(self, row: Row, status: str, reason: str | None = None) -> None:
@@ -183,6 +185,9 @@ class _Sweeper:
             raise StageFailure("postlink_failed", linked.reason)
 
         row.update(self._stage("inspect", self._inspect, workload, info, target, built.binary, linked.binary))
+        row.update(self._scan(linked.binary))
+        if variant.base == "none":  # an image's SBOM, with its base's packages, is written with the image
+            row.update(self._stage("inspect", self._sbom, variant, target, built.binary, linked.binary))
         runner = runner_for(target, launcher_path(self.cache))
         if isinstance(runner, str):
             raise StageFailure("unsupported", runner)
@@ -199,7 +204,7 @@ class _Sweeper:
                 raise StageFailure(failure.status, label + failure.reason) from failure
         if variant.base != "none":
             try:
-                tag = self._image(variant, workload, target, linked.binary, row)
+                tag = self._image(variant, workload, target, built.binary, linked.binary, row)
             except StageFailure:
                 raise
             except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
@@ -209,7 +214,7 @@ class _Sweeper:
             row["runner"] = runner.name
         return _Ready(variant, workload, runner, linked.binary, row)
 
-    def _image(self, variant: Variant, workload: Workload, target, binary: Path, row: Row) -> str:
+    def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row) -> str:
         """The binary on its base, built in the engine and checked in containers, plain and hardened."""
         if not target.is_native:
             raise StageFailure("unsupported", f"images are built for this host's CPU only so far, not {target.name}")
@@ -219,6 +224,8 @@ class _Sweeper:
         row.update(image_columns(built))
         if not built.ok:
             raise StageFailure("build_failed", built.reason)
+        row.update(self._stage("image", self._sbom, variant, target, built_binary, binary, built.tag,
+                               built.base_packages))
         if workload.kind == "server":
             # On the host network, bound to loopback, its health polled from here (measure.container).
             plain = self._server_check(workload, built.tag, hardened=False)
@@ -242,6 +249,43 @@ class _Sweeper:
         except CheckFailure as failure:
             return image.ContainerCheck(False, failure.reason, failure.status)
         return image.ContainerCheck(True)
+
+    # -- supply chain ------------------------------------------------------------------
+    def _scan(self, binary: Path) -> dict:
+        """govulncheck's findings for the binary that ships; a scan that cannot run is said in
+        the row (vuln_reason) and the variant goes on."""
+        if self.spec.vulndb is None:
+            return vuln_columns(supply.VulnScan(False, reason=supply.NO_DB_REASON))
+        db = Path(self.spec.vulndb)
+        try:
+            if self.vulndb_digest is None:
+                self.vulndb_digest = supply.db_digest(db)
+                # Findings are as of the database: which one, and how recent, goes with them.
+                self.store.manifest["sessions"][-1]["vulndb"] = {
+                    "path": str(db), "sha256": self.vulndb_digest,
+                    "modified": json.loads((db / "index" / "db.json").read_text()).get("modified")}
+                self.store.write_manifest()
+            found = supply.scan(self.tools.govulncheck, self.tools.versions["govulncheck"], binary, db,
+                                self.vulndb_digest, self.cache, self.spec.build_timeout_s)
+        except (*STAGE_ERRORS, ValueError) as exc:  # ValueError: JSON that is not govulncheck's or the db's
+            found = supply.VulnScan(False, reason=f"govulncheck: {type(exc).__name__}: {exc}")
+        return vuln_columns(found)
+
+    def _sbom(self, variant: Variant, target, built_binary: Path, binary: Path, tag: str | None = None,
+              packages: tuple[str, ...] = ()) -> dict:
+        """The variant's CycloneDX SBOM in the run directory (sbom/). Modules come from the build
+        before post-link: UPX hides the build info, not the modules it packs."""
+        try:
+            info = buildinfo.read(built_binary)
+        except (buildinfo.UnsupportedBuildInfo, ValueError):
+            info = None
+        archs = bases.deb_architectures(variant.base, target, self.cache) if packages else {}
+        debs = [supply.DebPackage(name, version, archs.get(name, "")) for name, _, version in
+                (p.partition("=") for p in packages)]
+        out = self.store.run_dir / "sbom" / supply.file_name(variant.key)
+        found = supply.write_sbom(out, binary=binary, info=info, name=_image_name(self.workloads[variant.workload]),
+                                  image=tag, packages=debs, distro=supply.host_distro() if debs else None)
+        return sbom_columns(found, self.store.run_dir)
 
     def _engine(self):
         """The engine's SDK client, found once per sweep; without one, image rows are unsupported."""

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import environment, postlink, toolchains
+from . import environment, postlink, supply, toolchains
 from .errors import SpecError, ToolError
 from .measure import check_cpu
 from .model import TARGETS, SweepSpec
@@ -26,6 +26,7 @@ class Tools:
     adapters: dict[str, Toolchain]
     infos: dict[str, ToolchainInfo | None]
     versions: dict[str, str]  # tool -> version line, for the manifest
+    govulncheck: str | None = None  # its path, when the spec names a vulndb
 
     def manifest(self) -> dict[str, str]:
         return dict(self.versions)
@@ -52,4 +53,11 @@ def discover(spec: SweepSpec, cache_dir: Path | None = None, progress: bool = Tr
         **{f"toolchain:{n}": (i.version if i else "missing") for n, i in infos.items()},
         **postlink.tool_versions([TARGETS[t] for t in spec.targets]),
     }
-    return Tools(adapters, infos, versions)
+    govulncheck = None
+    if spec.vulndb is not None:  # a scan the spec asks for needs its scanner: an error before any build
+        govulncheck = supply.find_govulncheck()
+        if govulncheck is None:
+            raise ToolError(f"the spec names a vulndb, but govulncheck is not installed; install it with: "
+                            f"{supply.GOVULNCHECK_INSTALL}", [supply.GOVULNCHECK])
+        versions["govulncheck"] = supply.govulncheck_version(govulncheck)
+    return Tools(adapters, infos, versions, govulncheck)

@@ -47,7 +47,11 @@ SETTINGS: dict[str, Setting] = {
 TOGGLES = ("all_packages", "probe")
 TABLES = ("custom_profiles", "excludes")
 AXIS_KEYS = tuple(a.key for a in AXES)
-KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name")
+# vulndb: a Go vulnerability database directory (the v1 layout of vuln.go.dev) that
+# govulncheck scans every binary against; none can be downloaded here, so the user names one.
+KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name", "vulndb")
+# What marks a directory as a Go vulnerability database (https://go.dev/security/vuln/database#api).
+VULNDB_INDEX = ("index/db.json", "index/modules.json")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class SweepSpec:
     custom_profiles: dict[str, Profile] = field(default_factory=dict)
     excludes: tuple[tuple[tuple[str, str], ...], ...] = ()
     name: str = "sweep"
+    vulndb: str | None = None  # absolute path of a Go vulnerability database, checked on load
     base_dir: Path | None = field(default=None, compare=False)  # where relative workload paths start
 
     # -- reading -----------------------------------------------------------------------
@@ -141,6 +146,7 @@ class SweepSpec:
             custom_profiles=dict(sorted(custom.items())),
             excludes=tuple(tuple(sorted(rule.items())) for rule in _excludes(data.get("excludes", []))),
             name=str(data.get("name", "sweep")),
+            vulndb=_vulndb(data.get("vulndb"), base_dir),
             base_dir=base_dir,
         )
         spec._check_values()
@@ -172,6 +178,8 @@ class SweepSpec:
             table["env"] = dict(table["env"])
         out["excludes"] = self.exclude_rules()
         out["name"] = self.name
+        if self.vulndb is not None:
+            out["vulndb"] = self.vulndb
         return out
 
 
@@ -217,6 +225,27 @@ def _setting(data: dict, name: str):
     if not setting.low <= value <= setting.high:
         raise SpecError(f"{name} must be between {setting.low:g} and {setting.high:g}, got {value!r}")
     return kind(value)
+
+
+def _vulndb(value, base_dir: Path | None) -> str | None:
+    """The database directory as an absolute path, once it looks like a Go vulnerability
+    database: a typo'd path would otherwise cost a whole sweep of "scan failed" rows."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"vulndb must be the path of a Go vulnerability database directory, got {value!r}")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    path = path.resolve()
+    if not path.is_dir():
+        raise SpecError(f"vulndb {value!r}: no such directory ({path})")
+    missing = [name for name in VULNDB_INDEX if not (path / name).is_file()]
+    if missing:
+        raise SpecError(f"vulndb {value!r} does not look like a Go vulnerability database: {path} has no "
+                        f"{' or '.join(missing)} (the layout of https://go.dev/security/vuln/database#api: "
+                        f"index/db.json, index/modules.json, ID/<id>.json)")
+    return str(path)
 
 
 def _table(data: dict, name: str) -> dict:
