@@ -40,7 +40,8 @@ def spec_for(repeats: int) -> SweepSpec:
 
 def shell_script(spec: SweepSpec, work: Path, base_refs: dict[str, str]) -> str:
     """A bash script doing the same builds, images and container runs with the docker CLI."""
-    lines = ["set -u", "port=42000"]
+    lines = ["set -u", "port=42000",
+             "trap 'docker images -q bench/shell | xargs -r docker rmi -f >/dev/null 2>&1' EXIT"]
     for n, v in enumerate(expand(spec)):
         wl = workloads.resolve(v.workload, spec.base_dir)
         ctx = work / f"ctx{n}"
@@ -60,15 +61,18 @@ def shell_script(spec: SweepSpec, work: Path, base_refs: dict[str, str]) -> str:
         runs = spec.warmup + spec.repeats
         if wl.kind == "cli":
             args = shlex.join(wl.run_args())
-            lines.append(f"for i in $(seq {runs}); do docker run --rm --network none {tag} {args} >/dev/null; done")
+            lines.append(f"for i in $(seq {runs}); do docker run --rm --network none {tag} {args} >/dev/null 2>&1;"
+                         " done")
         else:
             args = shlex.join(wl.run_args("127.0.0.1:PORT")).replace("PORT", "$port")
             lines += [
                 f"for i in $(seq {runs}); do",
                 "  port=$((port+1))",
                 f"  cid=$(docker run -d --network host {tag} {args})",
-                f"  until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do sleep 0.001; done",
-                "  docker stop -t 10 $cid >/dev/null; docker rm $cid >/dev/null",
+                # Bounded, as slimlab's run timeout: a dynamic build on scratch never answers.
+                f"  for t in $(seq 10000); do curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null && break;"
+                " sleep 0.001; done",
+                "  docker stop -t 10 $cid >/dev/null; docker rm -f $cid >/dev/null",
                 "done",
             ]
         lines.append(f"docker rmi {tag} >/dev/null")
