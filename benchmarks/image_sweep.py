@@ -71,6 +71,8 @@ def shell_script(spec: SweepSpec, work: Path, base_refs: dict[str, str]) -> str:
                 f"  cid=$(docker run -d --network host {tag} {args})",
                 # Bounded, as slimlab's run timeout: a dynamic build on scratch never answers.
                 f"  for t in $(seq 10000); do curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null && break;"
+                # every 50 polls: has it exited (a dynamic build on scratch never answers)?
+                " if (( t % 50 == 0 )) && [ -z \"$(docker ps -q --filter id=$cid)\" ]; then break; fi;"
                 " sleep 0.001; done",
                 "  docker stop -t 10 $cid >/dev/null; docker rm -f $cid >/dev/null",
                 "done",
