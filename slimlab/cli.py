@@ -129,6 +129,16 @@ def _cmd_dockerfile(args) -> None:
           f"modules: {done.modules})")
     for difference in done.differences:
         print(f"note: the binary will not be slimlab's: {difference}", file=sys.stderr)
+    if args.local_builder:  # no registry: a builder image from this machine's own Go
+        from . import engine
+        from .dockerfile import local_builder
+
+        api = engine.client()
+        try:
+            made = local_builder(done.go_version, api)
+        finally:
+            api.close()
+        print(f"build it with: docker build --build-arg BUILDER={made.tag} -t NAME {done.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modules", choices=["vendor", "proxy"], default="vendor",
                    help="vendor: go mod vendor, built with -mod=vendor (the build info loses its dep checksums); "
                         "proxy: the module zips as a file GOPROXY (the same binary as slimlab's)")
+    p.add_argument("--local-builder", action="store_true",
+                   help="also make a builder image from this machine's Go, binutils and upx (no registry needed) "
+                        "and print the build command that uses it")
     p.set_defaults(func=_cmd_dockerfile)
 
     p = sub.add_parser("engine", help="the Docker engine: use one that answers, or start (and later stop) dockerd")
