@@ -109,13 +109,12 @@ def _row(frame: pl.DataFrame, key: str) -> dict:
 def _settings(frame: pl.DataFrame, row: dict) -> dict[str, str] | None:
     """The build settings of the variant's build: its own, or (a UPX-packed binary shows
     none) those of another row of the same build, whatever its chain or base."""
-    same = frame.filter(*(pl.col(c) == row[c] for c in ("workload", "toolchain", "profile", "target")),
-                        pl.col("build_settings").is_not_null())
-    rows = [row] + list(same.iter_rows(named=True)) if row["build_settings"] is not None else \
-        list(same.iter_rows(named=True))
-    if not rows:
-        return None
-    return dict(item.split("=", 1) for item in rows[0]["build_settings"])
+    recorded = row["build_settings"]
+    if recorded is None:
+        same = frame.filter(*(pl.col(c) == row[c] for c in ("workload", "toolchain", "profile", "target")),
+                            pl.col("build_settings").is_not_null())
+        recorded = same["build_settings"][0].to_list() if same.height else None
+    return None if recorded is None else dict(item.split("=", 1) for item in recorded)
 
 
 def build_command(row: dict, settings: dict[str, str] | None, name: str, modules: str) -> tuple[list[str], dict]:

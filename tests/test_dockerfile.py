@@ -114,11 +114,19 @@ def test_without_trimpath_the_build_machines_paths_differ(run, builder, tmp_path
     log.info("without -trimpath: %d vs %d bytes, %d differ", len(ours), len(built.binary), differing)
 
 
-def test_vendoring_drops_the_dep_checksums_and_the_proxy_mode_keeps_the_binary(tmp_path):
-    """With module dependencies (cobra-cli), built on this machine with each export's command."""
-    run = slimlab.sweep({"workloads": ["cobra-cli"], "profiles": ["static"], "repeats": 1, "warmup": 0},
-                        data_dir=tmp_path / "d", run_id="c", progress=False)
-    key = "cobra-cli|go|static|linux/amd64|none|none"
+COBRA = "cobra-cli|go|static|linux/amd64|none|none"
+
+
+@pytest.fixture(scope="module")
+def cobra_run(tmp_path_factory):
+    """A workload with module dependencies (cobra, pflag, mousetrap)."""
+    return slimlab.sweep({"workloads": ["cobra-cli"], "profiles": ["static"], "repeats": 1, "warmup": 0},
+                         data_dir=tmp_path_factory.mktemp("df-cobra"), run_id="c", progress=False)
+
+
+def test_vendoring_drops_the_dep_checksums_and_the_proxy_mode_keeps_the_binary(cobra_run, tmp_path):
+    """Built on this machine with each export's own command and environment."""
+    run, key = cobra_run, COBRA
     ours = slimlab_binary(run, key)
     go = get("go").detect().path
     binaries, deps = {}, {}
@@ -142,6 +150,18 @@ def test_vendoring_drops_the_dep_checksums_and_the_proxy_mode_keeps_the_binary(t
     assert binaries["proxy"] == ours
     assert binaries["vendor"] != ours and len(deps["vendor"]) == len(deps["proxy"]) > 0
     assert all("h1:" in line for line in deps["proxy"]) and not any("h1:" in line for line in deps["vendor"])
+
+
+def test_a_proxy_mode_export_with_dependencies_builds_offline_to_slimlabs_binary(cobra_run, builder, tmp_path):
+    """GOPROXY names only the context's module zips and the builder's module cache starts
+    empty: nothing is fetched from anywhere else."""
+    export = dockerfile.export(cobra_run, COBRA, "scratch", tmp_path / "export", modules="proxy")
+    assert export.modules == "proxy" and export.differences == ()
+    built = _build(builder, export, "cobra")
+    assert hashlib.sha256(built.binary).hexdigest() == hashlib.sha256(slimlab_binary(cobra_run, COBRA)).hexdigest()
+    workload = resolve("cobra-cli")
+    ran = image.run_container(builder[0], built.tag, workload.run_args(), {}, 60, hardened=True)
+    assert (ran.exit_code, ran.stdout) == (0, workload.expect_stdout), ran
 
 
 def test_bad_input_is_refused_before_anything_is_written(run, tmp_path):
