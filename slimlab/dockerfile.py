@@ -126,7 +126,7 @@ def build_command(row: dict, settings: dict[str, str] | None, name: str, modules
         env.update(target.go_env())
     else:
         # An empty CGO_CFLAGS (recorded when unset) means the go command's default: left out.
-        env.update({k: v for k, v in settings.items() if k.startswith(_ENV_SETTING) and k != "DefaultGODEBUG" and v})
+        env.update({k: v for k, v in settings.items() if k.startswith(_ENV_SETTING) and v})
     env.update(item.split("=", 1) for item in row["build_env"] or [])
     if modules == "proxy":
         env.update(GOPROXY=f"file:///{GOPROXY}", GOSUMDB="off", GOFLAGS="-mod=readonly")
@@ -175,7 +175,7 @@ def render(row: dict, run_id: str, argv: list[str], env: dict[str, str], chain: 
         "# Build: docker build -t NAME .",
         "# Without a registry: docker build --build-arg BUILDER=<an image with Go "
         f"{go_version} on PATH{', binutils' if chain.steps else ''}{', upx' if 'upx' in chain.tools else ''}> -t NAME .",
-        "# (slimlab.dockerfile.local_builder makes one from this machine's Go.)",
+        "# (`slimlab dockerfile ... --local-builder` makes one from this machine's Go, binutils and upx.)",
         f"ARG BUILDER=golang:{go_version}",
         "",
         "FROM ${BUILDER} AS build",
