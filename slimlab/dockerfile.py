@@ -51,9 +51,9 @@ builder, an engine on vfs):
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import hashlib
 import shlex
 import shutil
 import tarfile
@@ -71,7 +71,12 @@ from .inspect import linkage
 from .model import TARGETS, get_chain
 from .model.axes import GO_RELEASE
 from .model.chain import STEPS, Chain
-from .postlink import BINUTILS_INSTALL_HINT, OBJCOPY_KEEP, OBJCOPY_REMOVE, UPX_INSTALL_HINT
+from .postlink import (
+    BINUTILS_INSTALL_HINT,
+    OBJCOPY_KEEP,
+    OBJCOPY_REMOVE,
+    UPX_INSTALL_HINT,
+)
 from .results import load, load_manifests
 from .workloads import resolve
 
@@ -173,8 +178,8 @@ def render(row: dict, run_id: str, argv: list[str], env: dict[str, str], chain: 
         f"# slimlab: variant {row['variant_key']} of run {run_id}",
         f"# ({row['toolchain_version']}; post-link chain {chain.name}; base {base})",
         "# Build: docker build -t NAME .",
-        "# Without a registry: docker build --build-arg BUILDER=<an image with Go "
-        f"{go_version} on PATH{', binutils' if chain.steps else ''}{', upx' if 'upx' in chain.tools else ''}> -t NAME .",
+        ("# Without a registry: docker build --build-arg BUILDER=<an image with Go "
+         f"{go_version} on PATH{', binutils' if chain.steps else ''}{', upx' if 'upx' in chain.tools else ''}> -t NAME ."),
         "# (`slimlab dockerfile ... --local-builder` makes one from this machine's Go, binutils and upx.)",
         f"ARG BUILDER=golang:{go_version}",
         "",
@@ -355,11 +360,9 @@ def local_builder(go_version: str, api, cache_dir: Path | None = None) -> LocalB
                                      BUILDER_ENV]).encode()).hexdigest()
     repository, tag = "slimlab/builder", f"{name}-{key[:12]}"
     ref = f"{repository}:{tag}"
-    try:
-        found = api.images.get(ref)
+    found = _image(api, ref)
+    if found is not None:
         return LocalBuilder(ref, False, 0.0, found.attrs["Size"], go_line)
-    except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound: make it
-        pass
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="slimlab-builder-") as tmp:
         tar_path = Path(tmp) / "builder.tar"
@@ -367,6 +370,16 @@ def local_builder(go_version: str, api, cache_dir: Path | None = None) -> LocalB
         api.api.import_image(src=str(tar_path), repository=repository, tag=tag,
                              changes=[f"ENV {item}" for item in BUILDER_ENV])
     return LocalBuilder(ref, True, time.perf_counter() - started, api.images.get(ref).attrs["Size"], go_line)
+
+
+def _image(api, ref: str):
+    """The engine's image ``ref``, or None when it has none of that name."""
+    import docker.errors
+
+    try:
+        return api.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
 
 
 def _builder_tar(path: Path, layer: bases.BaseLayer, goroot: Path, tools: dict[str, Path], target) -> None:
@@ -482,11 +495,9 @@ def remove_built_on(api, image_id: str) -> int:
     removed = 0
     # Children before their parents: a parent with children cannot go.
     for image in sorted(doomed, key=lambda i: -_depth(i, parents)):
-        try:
+        if _image(api, image) is not None:  # not already gone with a child
             api.images.remove(image, force=True, noprune=True)
             removed += 1
-        except Exception:  # noqa: BLE001 - already gone with its child
-            pass
     return removed
 
 

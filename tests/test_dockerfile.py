@@ -107,7 +107,8 @@ def test_without_trimpath_the_build_machines_paths_differ(run, builder, tmp_path
     assert f"{host_source}/main.go".encode() in ours and host_source.encode() not in built.binary
     assert b"/src/main.go" in built.binary
     # GOROOT: the golang image's /usr/local/go, where this machine's Go also is.
-    goroot = subprocess.run([get("go").detect().path, "env", "GOROOT"], capture_output=True, text=True).stdout.strip()
+    goroot = subprocess.run([get("go").detect().path, "env", "GOROOT"], capture_output=True, text=True,
+                            check=True).stdout.strip()
     assert f"{goroot}/src/runtime/proc.go".encode() in ours
     assert b"/usr/local/go/src/runtime/proc.go" in built.binary
     differing = sum(a != b for a, b in zip(ours, built.binary))
@@ -141,11 +142,11 @@ def test_vendoring_drops_the_dep_checksums_and_the_proxy_mode_keeps_the_binary(c
             env["GOPROXY"] = f"file://{export.out / 'goproxy'}"
         env["GOMODCACHE"] = str(tmp_path / f"modcache-{modules}")  # nothing from this machine's module cache
         done = subprocess.run(argv, cwd=export.out / "src", env={**os.environ, "GOFLAGS": "", **env},
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, done.stderr
         binaries[modules] = out.read_bytes()
         deps[modules] = [line for line in subprocess.run([go, "version", "-m", str(out)], capture_output=True,
-                                                          text=True).stdout.splitlines() if "\tdep\t" in line]
+                                                          text=True, check=True).stdout.splitlines() if "\tdep\t" in line]
         subprocess.run(["chmod", "-R", "u+w", env["GOMODCACHE"]], check=False)
     assert binaries["proxy"] == ours
     assert binaries["vendor"] != ours and len(deps["vendor"]) == len(deps["proxy"]) > 0
