@@ -121,6 +121,26 @@ def _cmd_engine(args) -> int:
     return 0
 
 
+def _cmd_dockerfile(args) -> None:
+    from .dockerfile import export
+
+    done = export(args.run_dir, args.variant_key, args.base, args.out, modules=args.modules)
+    print(f"{done.dockerfile} ({done.context_bytes} bytes of context; builder stage: {done.builder}; "
+          f"modules: {done.modules})")
+    for difference in done.differences:
+        print(f"note: the binary will not be slimlab's: {difference}", file=sys.stderr)
+    if args.local_builder:  # no registry: a builder image from this machine's own Go
+        from . import engine
+        from .dockerfile import local_builder
+
+        api = engine.client()
+        try:
+            made = local_builder(done.go_version, api)
+        finally:
+            api.close()
+        print(f"build it with: docker build --build-arg BUILDER={made.tag} -t NAME {done.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slimlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the frame to this Parquet file")
     p.add_argument("--html", help="write the heatmap to this self-contained HTML file")
     p.set_defaults(func=_cmd_probe)
+
+    p = sub.add_parser("dockerfile", help="write a multi-stage Dockerfile and build context for one variant")
+    p.add_argument("run_dir", help="a run directory (DATA/runs/<run-id>)")
+    p.add_argument("variant_key", help="the variant's key, e.g. 'hello|go|static|linux/amd64|none|scratch'")
+    p.add_argument("--base", help="scratch, static or busybox (default: the variant's own)")
+    p.add_argument("--out", required=True, help="a new (or empty) directory to write into")
+    p.add_argument("--modules", choices=["vendor", "proxy"], default="vendor",
+                   help="vendor: go mod vendor, built with -mod=vendor (the build info loses its dep checksums); "
+                        "proxy: the module zips as a file GOPROXY (the same binary as slimlab's)")
+    p.add_argument("--local-builder", action="store_true",
+                   help="also make a builder image from this machine's Go, binutils and upx (no registry needed) "
+                        "and print the build command that uses it")
+    p.set_defaults(func=_cmd_dockerfile)
 
     p = sub.add_parser("engine", help="the Docker engine: use one that answers, or start (and later stop) dockerd")
     p.add_argument("action", choices=["start", "stop", "status"])

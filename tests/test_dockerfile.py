@@ -1,0 +1,181 @@
+"""The exported Dockerfile builds on a real engine, against a builder image made from this
+machine's own Go, and the binary in the image is slimlab's own build of the variant: byte
+for byte with -trimpath; without it, the build machine's paths are what differs."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+
+import pytest
+
+import slimlab
+from slimlab import dockerfile, engine, image, postlink
+from slimlab.build import build, default_cache_dir
+from slimlab.errors import SlimlabError, SpecError
+from slimlab.model import TARGETS, SweepSpec, get_chain
+from slimlab.results import load_manifests
+from slimlab.toolchains import get
+from slimlab.workloads import resolve
+
+log = logging.getLogger(__name__)
+
+STATIC_UPX = "hello|go|static|linux/amd64|strip+objcopy+upx-9|scratch"  # CGO_ENABLED=0, -trimpath, a full chain
+TRIMMED = "hello|go|trimmed|linux/amd64|none|scratch"  # -trimpath; its build info says CGO_ENABLED=1
+DEFAULT = "hello|go|default|linux/amd64|none|scratch"  # no -trimpath
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    spec = {"workloads": ["hello"], "profiles": ["default", "trimmed", "static"],
+            "postlink": ["none", "strip+objcopy+upx-9"], "bases": ["scratch"], "repeats": 1, "warmup": 0,
+            "excludes": [{"profile": "default", "postlink": "strip+objcopy+upx-9"},
+                         {"profile": "trimmed", "postlink": "strip+objcopy+upx-9"}]}
+    return slimlab.sweep(spec, data_dir=tmp_path_factory.mktemp("df-data"), run_id="df", progress=False)
+
+
+def slimlab_binary(run, key: str) -> bytes:
+    """The variant's binary as the sweep made it: build and chain taken from the cache it filled."""
+    row = slimlab.load(run).filter(slimlab.load(run)["variant_key"] == key).row(0, named=True)
+    spec = SweepSpec.load(load_manifests(run)[0]["spec"])
+    adapter = get(row["toolchain"])
+    info = adapter.detect()
+    built = build(resolve(row["workload"]), adapter, info, spec.all_profiles()[row["profile"]], TARGETS[row["target"]],
+                  default_cache_dir(), 600)
+    assert built.ok and built.cached, built  # the sweep's own build, not a new one
+    linked = postlink.apply(get_chain(row["postlink"]), built.binary, run, cache_dir=default_cache_dir())
+    assert linked.ok and (linked.cached or not linked.steps)
+    data = linked.binary.read_bytes()
+    assert len(data) == row["size_bytes"]
+    return data
+
+
+@pytest.fixture(scope="module")
+def builder(docker_engine, run):
+    """The local builder image; afterwards every image built on it (the builder stages of
+    the builds below) and, when this module made it, the builder itself are removed."""
+    api = engine.client()
+    made = dockerfile.local_builder(slimlab.load(run)["go_version"].drop_nulls()[0], api)
+    log.info("local builder %s: %s bytes, imported in %.1f s (created: %s)", made.tag, made.size_bytes, made.seconds,
+             made.created)
+    builder_id = api.images.get(made.tag).id
+    tags: list[str] = []
+    yield api, made, tags
+    for tag in tags:
+        api.images.remove(tag, force=True)  # and its untagged parents: the final stage's steps
+    dockerfile.remove_built_on(api, builder_id)
+    if made.created:
+        api.images.remove(builder_id, force=True)
+    api.close()
+
+
+def _build(builder, export, name: str):
+    api, made, tags = builder
+    tag = f"slimlab/dockerfile-test:{name}-{os.getpid()}"
+    tags.append(tag)
+    built = dockerfile.build(api, export, tag, builder=made.tag)
+    log.info("%s: context %d bytes, docker build %.1f s", export.variant_key, export.context_bytes, built.seconds)
+    return built
+
+
+@pytest.mark.parametrize("key, base", [(STATIC_UPX, None), (TRIMMED, "static")])
+def test_a_trimpath_export_builds_slimlabs_own_binary(run, builder, tmp_path, key, base):
+    export = dockerfile.export(run, key, base, tmp_path / "export")
+    assert export.differences == ()
+    assert export.builder == "golang:1.26.8" and "ARG BUILDER=golang:1.26.8" in export.dockerfile.read_text()
+    built = _build(builder, export, key.split("|")[2])
+    ours = slimlab_binary(run, key)
+    assert hashlib.sha256(built.binary).hexdigest() == hashlib.sha256(ours).hexdigest()
+    api = builder[0]
+    for hardened in (False, True):  # the image's own user is 65532 either way
+        ran = image.run_container(api, built.tag, [], {}, 60, hardened=hardened)
+        assert (ran.exit_code, ran.stdout) == (0, "hello from slimlab\n"), ran
+    if base == "static":  # ADD base.tar / kept the base's files
+        assert b"nonroot:x:65532:65532" in dockerfile.file_in_image(api, built.tag, "/etc/passwd")
+
+
+def test_without_trimpath_the_build_machines_paths_differ(run, builder, tmp_path):
+    export = dockerfile.export(run, DEFAULT, None, tmp_path / "export")
+    assert any("-trimpath" in d for d in export.differences)
+    built = _build(builder, export, "default")
+    ours = slimlab_binary(run, DEFAULT)
+    assert built.binary != ours
+    host_source = str(resolve("hello").source_dir)
+    # The main package's file: slimlab's source directory there, the context's /src here.
+    assert f"{host_source}/main.go".encode() in ours and host_source.encode() not in built.binary
+    assert b"/src/main.go" in built.binary
+    # GOROOT: the golang image's /usr/local/go, where this machine's Go also is.
+    goroot = subprocess.run([get("go").detect().path, "env", "GOROOT"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert f"{goroot}/src/runtime/proc.go".encode() in ours
+    assert b"/usr/local/go/src/runtime/proc.go" in built.binary
+    differing = sum(a != b for a, b in zip(ours, built.binary))
+    log.info("without -trimpath: %d vs %d bytes, %d differ", len(ours), len(built.binary), differing)
+
+
+COBRA = "cobra-cli|go|static|linux/amd64|none|none"
+
+
+@pytest.fixture(scope="module")
+def cobra_run(tmp_path_factory):
+    """A workload with module dependencies (cobra, pflag, mousetrap)."""
+    return slimlab.sweep({"workloads": ["cobra-cli"], "profiles": ["static"], "repeats": 1, "warmup": 0},
+                         data_dir=tmp_path_factory.mktemp("df-cobra"), run_id="c", progress=False)
+
+
+def test_vendoring_drops_the_dep_checksums_and_the_proxy_mode_keeps_the_binary(cobra_run, tmp_path):
+    """Built on this machine with each export's own command and environment."""
+    run, key = cobra_run, COBRA
+    ours = slimlab_binary(run, key)
+    go = get("go").detect().path
+    binaries, deps = {}, {}
+    for modules in dockerfile.MODULES:
+        export = dockerfile.export(run, key, "scratch", tmp_path / modules, modules=modules)
+        assert export.modules == modules
+        argv = [go if a == "go" else a for a in export.build_argv]
+        out = tmp_path / f"{modules}.bin"
+        argv[argv.index("-o") + 1] = str(out)
+        env = dict(item.split("=", 1) for item in export.build_env)
+        if modules == "proxy":  # the context's goproxy/, where the image has it at /goproxy
+            env["GOPROXY"] = f"file://{export.out / 'goproxy'}"
+        env["GOMODCACHE"] = str(tmp_path / f"modcache-{modules}")  # nothing from this machine's module cache
+        done = subprocess.run(argv, cwd=export.out / "src", env={**os.environ, "GOFLAGS": "", **env},
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        binaries[modules] = out.read_bytes()
+        deps[modules] = [line for line in subprocess.run([go, "version", "-m", str(out)], capture_output=True,
+                                                          text=True, check=True).stdout.splitlines() if "\tdep\t" in line]
+        subprocess.run(["chmod", "-R", "u+w", env["GOMODCACHE"]], check=False)
+    assert binaries["proxy"] == ours
+    assert binaries["vendor"] != ours and len(deps["vendor"]) == len(deps["proxy"]) > 0
+    assert all("h1:" in line for line in deps["proxy"]) and not any("h1:" in line for line in deps["vendor"])
+
+
+def test_a_proxy_mode_export_with_dependencies_builds_offline_to_slimlabs_binary(cobra_run, builder, tmp_path):
+    """GOPROXY names only the context's module zips and the builder's module cache starts
+    empty: nothing is fetched from anywhere else."""
+    export = dockerfile.export(cobra_run, COBRA, "scratch", tmp_path / "export", modules="proxy")
+    assert export.modules == "proxy" and export.differences == ()
+    built = _build(builder, export, "cobra")
+    assert hashlib.sha256(built.binary).hexdigest() == hashlib.sha256(slimlab_binary(cobra_run, COBRA)).hexdigest()
+    workload = resolve("cobra-cli")
+    ran = image.run_container(builder[0], built.tag, workload.run_args(), {}, 60, hardened=True)
+    assert (ran.exit_code, ran.stdout) == (0, workload.expect_stdout), ran
+
+
+def test_bad_input_is_refused_before_anything_is_written(run, tmp_path):
+    out = tmp_path / "export"
+    with pytest.raises(SpecError, match=r"unknown variant key .*did you mean 'hello\|go\|static"):
+        dockerfile.export(run, "hello|go|statc|linux/amd64|none|scratch", None, out)
+    with pytest.raises(SpecError, match=r"unknown base 'statik' \(did you mean 'static'\?\); valid: scratch"):
+        dockerfile.export(run, TRIMMED, "statik", out)
+    with pytest.raises(SpecError, match=r"unknown modules mode 'vendored' \(did you mean 'vendor'\?\)"):
+        dockerfile.export(run, TRIMMED, None, out, modules="vendored")
+    assert not out.exists()
+    out.mkdir()
+    (out / "keep").write_text("x")
+    with pytest.raises(SlimlabError, match="not an empty directory"):
+        dockerfile.export(run, TRIMMED, None, out)
+    assert [p.name for p in out.iterdir()] == ["keep"]
