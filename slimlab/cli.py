@@ -180,9 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("variant_key", help="the variant's key, e.g. 'hello|go|static|linux/amd64|none|scratch'")
     p.add_argument("--base", help="scratch, static or busybox (default: the variant's own)")
     p.add_argument("--out", required=True, help="a new (or empty) directory to write into")
-    p.add_argument("--modules", choices=["vendor", "proxy"], default="vendor",
-                   help="vendor: go mod vendor, built with -mod=vendor (the build info loses its dep checksums); "
-                        "proxy: the module zips as a file GOPROXY (the same binary as slimlab's)")
+    p.add_argument("--modules", choices=["proxy", "vendor"], default="proxy",
+                   help="proxy (default): the module zips as a file GOPROXY (the same binary as slimlab's); "
+                        "vendor: go mod vendor, built with -mod=vendor (the build info loses its dep checksums)")
     p.add_argument("--local-builder", action="store_true",
                    help="also make a builder image from this machine's Go, binutils and upx (no registry needed) "
                         "and print the build command that uses it")

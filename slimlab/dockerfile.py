@@ -8,9 +8,10 @@
   (``CGO_ENABLED``, ``GOOS``, ``GOARCH``, ``GOAMD64``, ...), then its post-link chain with
   the arguments slimlab's post-link stage passes. The final stage is the chosen base,
   the binary at ``/app/<name>``, user 65532, the binary as ``ENTRYPOINT``.
-- ``src/``: the workload's source with its modules vendored (``go mod vendor``; built
-  with ``-mod=vendor``). With ``modules="proxy"`` it is the source as it is, plus
-  ``goproxy/``: the module zips as a file GOPROXY. Either way the build needs no network.
+- ``src/``: the workload's source, plus ``goproxy/``: its modules' zips as a file GOPROXY
+  (``modules="proxy"``, the default: the binary comes out the same as slimlab's, see
+  below). With ``modules="vendor"`` the modules are vendored instead (``go mod vendor``;
+  built with ``-mod=vendor``). Either way the build needs no network.
 - ``base.tar``: the base's root file system as :mod:`slimlab.bases` assembles it. No
   registry holds slimlab's bases, so the final stage is ``FROM scratch`` + ``ADD base.tar /``
   (ADD unpacks a local tar, owners and modes kept): a plain ``docker build`` of the
@@ -230,7 +231,7 @@ def _go_version(row: dict) -> str:
     return version.removeprefix("go")
 
 
-def export(run_dir: str | Path, variant_key: str, base: str | None, out: str | Path, modules: str = "vendor",
+def export(run_dir: str | Path, variant_key: str, base: str | None, out: str | Path, modules: str = "proxy",
            cache_dir: Path | None = None) -> Export:
     """Write the Dockerfile and build context of ``variant_key`` of the run in ``run_dir``
     into ``out`` (created; it must not hold anything yet). ``base``: scratch, static or
