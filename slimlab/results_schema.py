@@ -70,6 +70,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("build_seconds", pl.Float64, "wall time of the compiler run (of the original run when cached)"),
     Column("build_cached", pl.Boolean, "the binary came from the artifact cache"),
     Column("size_bytes", pl.Int64, "file size of the binary as measured (after the post-link chain)"),
+    Column("binary_sha256", pl.String, "sha256 of that binary: what the image holds, what `slimlab dockerfile` "
+                                       "must rebuild"),
     Column("elf_type", pl.String, "ET_EXEC or ET_DYN"),
     Column("elf_machine", pl.String, "e_machine, e.g. EM_X86_64"),
     *(Column(f"section_{group}_bytes", pl.Int64, members) for group, members in SECTION_GROUP_MEMBERS.items()),

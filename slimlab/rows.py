@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .build import BuildOutcome
+from .cache import file_sha256
 from .image import ContainerCheck, ImageOutcome
 from .inspect import Inspection, inspect
 from .model import TARGETS, Variant
@@ -78,6 +79,7 @@ def postlink_columns(linked: PostlinkOutcome) -> dict[str, Any]:
         "postlink_removed_sections": sorted({n for s in linked.steps for n in s.removed_sections}),
         "upx_test_ok": upx.upx_test_ok if upx else None,
         "upx_ratio": (upx.size_after / upx.size_before) if upx and upx.size_after else None,
+        "binary_sha256": file_sha256(linked.binary) if linked.ok and linked.binary else None,
     }
 
 

@@ -277,3 +277,17 @@ def test_a_container_that_hangs_is_killed_at_the_timeout_and_removed(docker_engi
     ours = {"label": "{}={}".format(*next(iter(image.owner_label().items())))}  # this process's sweeps
     assert api.containers.list(all=True, filters=ours) == []
     api.close()
+
+
+def test_each_row_names_the_sha256_of_the_binary_its_image_holds(image_run, docker_engine):
+    """binary_sha256 is the file that ships: the one inside the image, read back from the engine."""
+    import hashlib
+
+    from slimlab import dockerfile
+
+    df, _, _, _ = image_run
+    api = engine.client()
+    for row in df.filter(pl.col("status") == "ok", pl.col("base") != "none").iter_rows(named=True):
+        inside = dockerfile.file_in_image(api, row["image_tag"], f"/app/{row['workload']}")
+        assert hashlib.sha256(inside).hexdigest() == row["binary_sha256"], row["variant_key"]
+    api.close()
