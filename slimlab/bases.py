@@ -545,6 +545,20 @@ def _copy_root(made: Path, out: Path) -> tuple[dict[str, str], dict[str, int]]:
     return dict(sorted(packages.items())), dict(sorted(bytes_by_kind.items()))
 
 
+def read_file(layer: BaseLayer, path: str) -> bytes | None:
+    """A regular file of the base (``etc/ssl/certs/ca-certificates.crt``), None if it has none."""
+    if layer.tar is None:
+        return None
+    with tarfile.open(layer.tar) as tar:
+        for name in (path, f"./{path}"):
+            try:
+                member = tar.getmember(name)
+            except KeyError:
+                continue
+            return tar.extractfile(member).read() if member.isfile() else None
+    return None
+
+
 @dataclass(frozen=True)
 class Closure:
     """What a binary needs beyond its base, for a base that carries it (``libc``)."""
@@ -683,4 +697,4 @@ def _write_tar(members: dict[str, _Member], path: Path) -> dict[str, int]:
 
 
 __all__ = ["BASES", "BASE_NAMES", "DEB_ARCH", "NO_CLOSURE", "Base", "BaseLayer", "Bootstrap", "Closure", "Entry", "Take",
-           "base_layer", "closure"]
+           "base_layer", "closure", "read_file"]

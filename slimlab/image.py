@@ -84,18 +84,19 @@ class ImageOutcome:
     base_bytes_by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def dockerfile(base_ref: str, name: str, libs: bool = False) -> str:
-    # The binary's own libraries (a closure, on the libc base) are a layer of their own.
+def dockerfile(base_ref: str, name: str, files: bool = False) -> str:
+    # Files besides the binary (its own libraries on the libc base, a probe's CA bundle) are
+    # a layer of their own, below the binary's.
     return (f"FROM {base_ref}\n"
-            + ("COPY libs/ /\n" if libs else "")
+            + ("COPY files/ /\n" if files else "")
             + f"COPY {name} /app/{name}\n"
             f"USER {NONROOT}\n"
             f'ENTRYPOINT ["/app/{name}"]\n')
 
 
-def _context(text: str, binary: Path, name: str, libs: dict[str, Path] | None = None) -> io.BytesIO:
+def _context(text: str, binary: Path, name: str, files: dict[str, Path] | None = None) -> io.BytesIO:
     """The build context as the engine takes it: a tar with the Dockerfile, the binary and
-    its libraries under libs/, with fixed times and owners so the same inputs give the same layer."""
+    the other files under files/, with fixed times and owners so the same inputs give the same layer."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         info = tarfile.TarInfo("Dockerfile")
@@ -103,7 +104,7 @@ def _context(text: str, binary: Path, name: str, libs: dict[str, Path] | None = 
         info.size, info.mtime, info.mode = len(data), 0, 0o644
         tar.addfile(info, io.BytesIO(data))
         for arcname, path, mode in [(name, binary, 0o755),
-                                    *((f"libs/{p}", f, 0o644) for p, f in sorted((libs or {}).items()))]:
+                                    *((f"files/{p}", f, 0o644) for p, f in sorted((files or {}).items()))]:
             info = tar.gettarinfo(str(path), arcname=arcname)
             info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", mode
             with open(path, "rb") as fh:
@@ -141,25 +142,29 @@ def compressed_size(api, tag: str) -> int:
         return sum(len(gzip.compress(tar.extractfile(path).read(), compresslevel=6)) for path in layers)
 
 
-def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600, closure=None) -> ImageOutcome:
-    """``binary`` as ``/app/<name>`` on the base ``layer`` (a bases.BaseLayer), built in the engine;
-    ``closure`` (a bases.Closure): the binary's own libraries, a layer between the two, its
-    packages listed with the base's and its bytes as the kind ``libs``."""
+def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600, closure=None,
+                files: dict[str, Path] | None = None) -> ImageOutcome:
+    """``binary`` as ``/app/<name>`` on the base ``layer`` (a bases.BaseLayer), built in the engine.
+
+    ``closure`` (a bases.Closure): the binary's own libraries, in a layer between the two,
+    their packages listed with the base's and their bytes as the kind ``libs``; ``files``
+    (path in the image -> file here) go into that layer too."""
     libs = dict(closure.files) if closure else {}
+    extra = {**libs, **(files or {})}
     packages = tuple(f"{p}={v}" for p, v in sorted({**layer.packages, **(closure.packages if closure else {})}.items()))
     by_kind = {**layer.bytes_by_kind, **({"libs": closure.bytes} if libs else {})}
     started = time.perf_counter()
     try:
         base_ref = _base_ref(api, layer)
-        text = dockerfile(base_ref, name, bool(libs))
+        text = dockerfile(base_ref, name, bool(extra))
         key = hashlib.sha256(json.dumps([layer.digest, cache.file_sha256(binary), text,
-                                         [[p, cache.file_sha256(f)] for p, f in sorted(libs.items())]]).encode()
+                                         [[p, cache.file_sha256(f)] for p, f in sorted(extra.items())]]).encode()
                              ).hexdigest()
         tag = f"slimlab/image:{key[:32]}"
         try:
             image, cached = api.images.get(tag), True
         except Exception:  # noqa: BLE001 - not built yet
-            image, _ = api.images.build(fileobj=_context(text, binary, name, libs), custom_context=True, tag=tag, rm=True,
+            image, _ = api.images.build(fileobj=_context(text, binary, name, extra), custom_context=True, tag=tag, rm=True,
                                         forcerm=True, timeout=timeout_s)
             cached = False
         layers = tuple(h["Size"] for h in reversed(image.history()))
