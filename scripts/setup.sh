@@ -95,6 +95,7 @@ PACKAGES=(
     gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf   # cgo of cross builds (gc and gccgo)
     python3-venv git
     openssl                     # image bases: the CA bundle is built by ca-certificates' own script
+    mmdebstrap                  # the debian-slim image base (a minbase root from Debian packages)
     redis-server                # a real Redis for the grpc-redis workload test
 )
 command -v go >/dev/null 2>&1 || PACKAGES+=(golang-go)

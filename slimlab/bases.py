@@ -32,6 +32,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import shutil
 import stat
 import tarfile
@@ -42,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cache, proc
+from . import cache, libs, proc
 from .errors import SlimlabError, ToolError, unknown
 from .model.target import Target
 from .paths import default_cache_dir
@@ -59,6 +60,7 @@ TOOLS = {
     "apt-get": "apt-get is part of Debian's apt (bases are assembled from Debian packages: a Debian or Ubuntu host)",
     "dpkg-deb": "apt-get install dpkg",
     "openssl": "apt-get install openssl   (update-ca-certificates needs it to build the CA bundle)",
+    "mmdebstrap": "apt-get install mmdebstrap   (scripts/setup.sh installs it; it builds the debian-slim root)",
 }
 APT_TIMEOUT = 600
 
@@ -88,18 +90,31 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Bootstrap:
+    """A whole Debian root made by ``mmdebstrap`` instead of files taken from packages."""
+
+    variant: str  # mmdebstrap's --variant: minbase is Essential:yes + Priority:required + apt
+    dpkg_options: tuple[str, ...] = ()  # --dpkgopt: what dpkg leaves out while installing
+    hooks: tuple[str, ...] = ()  # mmdebstrap's own hook directories (/usr/share/mmdebstrap/hooks/NAME)
+
+
+@dataclass(frozen=True)
 class Base:
     name: str
     takes: tuple[Take, ...] = ()
     entries: tuple[Entry, ...] = ()
+    # The image adds the binary's own needed libraries that the base lacks (see closure()).
+    closure: bool = False
+    bootstrap: Bootstrap | None = None
 
     @property
     def packages(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.package for t in self.takes))
 
-    def plus(self, name: str, takes: tuple[Take, ...] = (), entries: tuple[Entry, ...] = ()) -> Base:
+    def plus(self, name: str, takes: tuple[Take, ...] = (), entries: tuple[Entry, ...] = (),
+             closure: bool = False) -> Base:
         """This base with more: ``busybox`` is ``static`` plus a shell."""
-        return Base(name, self.takes + takes, self.entries + entries)
+        return Base(name, self.takes + takes, self.entries + entries, closure or self.closure)
 
     def material(self) -> dict:
         """The declaration as the cache key sees it."""
@@ -109,6 +124,9 @@ class Base:
                       for t in self.takes],
             "entries": [[e.path, e.kind, e.mode, hashlib.sha256(e.data).hexdigest() if e.data is not None else None,
                          e.link, e.uid, e.gid] for e in self.entries],
+            "closure": self.closure,
+            "bootstrap": [self.bootstrap.variant, list(self.bootstrap.dpkg_options), list(self.bootstrap.hooks)]
+            if self.bootstrap else None,
         }
 
 
@@ -119,6 +137,8 @@ class BaseLayer:
     digest: str  # "sha256:<hex>" of the tar, "" for scratch
     packages: dict[str, str]  # Debian package -> version, from the .deb (dpkg-deb -f)
     bytes_by_kind: dict[str, int]  # regular files' bytes by what they are
+    closure: bool = False  # the image adds the binary's needed libraries the base lacks
+    target: str = ""  # the target's name: where its libraries live (its multiarch triplet)
 
 
 def _ca_bundle(root: Path, scratch: Path) -> None:
@@ -189,7 +209,29 @@ BUSYBOX = STATIC.plus(
     takes=(Take("busybox-static", ("bin/busybox",), "busybox"), _copyright("busybox-static")),
     entries=tuple(Entry(f"bin/{a}", "busybox", 0o777, link="busybox") for a in APPLETS),
 )
-BASES: dict[str, Base] = {b.name: b for b in (SCRATCH, STATIC, BUSYBOX)}
+# glibc as distroless's base has it: the loader (lib64/ld-linux-x86-64.so.2, a link to the
+# one in lib/<triplet>), its libraries and gconv's modules: every file of libc6 but its docs.
+# A cgo build needs no more. What else a binary needs (a gccgo default build: libgo, libgcc_s)
+# is its own, so the image adds it as a layer of its own on top (closure()), as a user's
+# Dockerfile on distroless/base copies it: the base stays one layer, the same bytes under
+# every variant (one blob in a registry), and the row still shows what the binary drags in.
+# A base of libc6 alone with a missing library a `broken` row would only repeat what the
+# bare run's needed_libs already says, and would measure no image a user could ship.
+LIBC = STATIC.plus("libc", takes=(Take("libc6", ("lib", "lib64", "usr/lib"), "libc"), _copyright("libc6")),
+                   closure=True)
+# Left out as the "slim" variant of Debian's own docker images leaves them out (debuerreotype
+# --slimify): documentation but each package's copyright, info and man pages, translations.
+SLIM_EXCLUDES = (*(f"path-exclude=/usr/share/{d}/*" for d in ("doc", "groff", "info", "linda", "lintian/overrides",
+                                                              "locale", "man")),
+                 "path-include=/usr/share/doc/*/copyright")
+# The fat baseline people start FROM: a whole Debian system (dpkg, apt, a shell, coreutils), by
+# mmdebstrap from the host's apt index. Not a declaration of files, so not taken apart here:
+# what it holds is what Debian's minbase is, and its package list says so.
+# merged-usr: /bin, /lib... as links into /usr, set up by mmdebstrap's hook with the
+# usr-is-merged package, as Debian's images are; else apt satisfies init-system-helpers'
+# "usrmerge | usr-is-merged" with usrmerge, which pulls in perl (some 45 MB).
+DEBIAN_SLIM = Base("debian-slim", bootstrap=Bootstrap("minbase", SLIM_EXCLUDES, hooks=("merged-usr",)))
+BASES: dict[str, Base] = {b.name: b for b in (SCRATCH, STATIC, LIBC, BUSYBOX, DEBIAN_SLIM)}
 BASE_NAMES = tuple(BASES)
 
 
@@ -201,9 +243,11 @@ def base_layer(name: str, target: Target, cache_dir: Path | None = None) -> Base
     if target.goarch not in DEB_ARCH:
         raise SlimlabError(f"no Debian architecture for {target.name}; bases exist for GOARCH "
                            f"{', '.join(DEB_ARCH)}")
-    if not base.takes and not base.entries:
+    if base.bootstrap is None and not base.takes and not base.entries:
         return BaseLayer(name, None, "", {}, {})
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if base.bootstrap is not None:
+        return _bootstrapped(base, target, root)
     debs, apts = _resolve(base.packages, target, root)
     key = _digest({"assembly": ASSEMBLY, "base": base.material(), "target": target.name,
                    "debs": {p: d["sha256"] for p, d in sorted(debs.items())}})
@@ -213,7 +257,8 @@ def base_layer(name: str, target: Target, cache_dir: Path | None = None) -> Base
         with cache.store(entry) as staging:
             meta = _assemble(base, apts, debs, staging.path)
             staging.publish(meta, TAR)
-    return BaseLayer(name, entry / TAR, meta["digest"], meta["packages"], meta["bytes_by_kind"])
+    return BaseLayer(name, entry / TAR, meta["digest"], meta["packages"], meta["bytes_by_kind"], base.closure,
+                     target.name)
 
 
 def deb_architectures(name: str, target: Target, cache_dir: Path | None = None) -> dict[str, str]:
@@ -406,6 +451,181 @@ def _assemble(base: Base, apts: dict[str, _Apt], debs: dict[str, dict], out: Pat
             "built_at": time.time()}
 
 
+# Every time in a bootstrapped root is 1970, as in the other bases' tars: with it set,
+# mmdebstrap clamps file times and removes what differs from run to run (logs, caches).
+SOURCE_DATE_EPOCH = "0"
+HOST_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+MMDEBSTRAP_HOOKS = Path("/usr/share/mmdebstrap/hooks")
+
+
+def _bootstrapped(base: Base, target: Target, root: Path) -> BaseLayer:
+    """``base`` made by mmdebstrap from the host's apt index, cached by that index's state.
+
+    mmdebstrap gets the host's own sources and package lists (``--skip=update``: it fetches no
+    index of its own), so the packages and versions it installs are decided by the host's
+    index, as for the other bases; an unchanged index (the key) resolves to the same package
+    list and needs no mmdebstrap at all. Only the .debs come from the mirror apt already uses.
+    """
+    if target.goarch != "amd64" or not target.is_native:
+        raise SlimlabError(f"base {base.name!r} is built for linux/amd64 on an amd64 host only so far, not "
+                           f"{target.name} (mmdebstrap would run another CPU's maintainer scripts under QEMU)")
+    _require("mmdebstrap")
+    host = _Apt("host", root, None)
+    sources = [f for d in HOST_SOURCES for f in ([d] if d.is_file() else sorted(d.glob("*")) if d.is_dir() else [])
+               if f.suffix in (".list", ".sources") and f.stat().st_size]
+    key = _digest({"assembly": ASSEMBLY, "base": base.material(), "target": target.name,
+                   "mmdebstrap": cache.file_sha256(Path(shutil.which("mmdebstrap"))), "index": host.fingerprint(),
+                   "sources": [[str(f), cache.file_sha256(f)] for f in sources]})
+    entry = cache.entry(root, "bases", key)
+    meta = cache.lookup(entry, TAR)
+    if meta is None:
+        with cache.store(entry) as staging:
+            meta = _mmdebstrap(base, host, sources, staging.path)
+            staging.publish(meta, TAR)
+    return BaseLayer(base.name, entry / TAR, meta["digest"], meta["packages"], meta["bytes_by_kind"], base.closure,
+                     target.name)
+
+
+def _mmdebstrap(base: Base, host: _Apt, sources: list[Path], out: Path) -> dict:
+    start = time.perf_counter()
+    codename = platform.freedesktop_os_release().get("VERSION_CODENAME", "") if Path("/etc/os-release").exists() else ""
+    lists = sorted(p for p in host.lists.glob("*") if p.is_file() and p.name != "lock")
+    if not codename or not lists:
+        raise SlimlabError(f"base {base.name!r} needs a Debian host with apt's package lists "
+                           f"(VERSION_CODENAME in /etc/os-release, files in {host.lists}: run `apt-get update`)")
+    nonroot = PASSWD.decode().splitlines()[-1], GROUP.decode().splitlines()[-1]
+    customize = (  # nonroot (65532), as in every base; no file that names this host
+        'rm -f "$1/etc/resolv.conf" "$1/etc/hostname" && '
+        f'echo {shlex.quote(nonroot[0])} >> "$1/etc/passwd" && echo {shlex.quote(nonroot[1])} >> "$1/etc/group" && '
+        'mkdir -m 0700 "$1/home/nonroot" && chown 65532:65532 "$1/home/nonroot"')
+    copy_lists = 'cp ' + " ".join(shlex.quote(str(p)) for p in lists) + ' "$1/var/lib/apt/lists/"'
+    with tempfile.TemporaryDirectory(prefix="slimlab-base-") as tmp:
+        made = Path(tmp) / "root.tar"
+        done = proc.run(["mmdebstrap", f"--variant={base.bootstrap.variant}", "--format=tar", "--skip=update",
+                         *(f"--dpkgopt={o}" for o in base.bootstrap.dpkg_options),
+                         *(f"--hook-dir={MMDEBSTRAP_HOOKS / h}" for h in base.bootstrap.hooks),
+                         f"--setup-hook={copy_lists}", f"--customize-hook={customize}",
+                         codename, str(made), *map(str, sources)],
+                        env={"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "LC_ALL": "C.UTF-8", "TMPDIR": tmp},
+                        timeout=APT_TIMEOUT)
+        if not done.ok:
+            raise ToolError(f"mmdebstrap failed: {proc.tail(done.stderr or done.stdout, 1200)}", done.argv,
+                            done.returncode)
+        packages, bytes_by_kind = _copy_root(made, out / TAR)
+    return {"name": base.name, "digest": "sha256:" + cache.file_sha256(out / TAR), "packages": packages,
+            "bytes_by_kind": bytes_by_kind, "seconds": time.perf_counter() - start, "built_at": time.time(),
+            "codename": codename}
+
+
+def _copy_root(made: Path, out: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """mmdebstrap's tar without the device nodes of /dev (an engine gives every container
+    its own /dev: no image from a registry has them); the installed packages from its dpkg
+    status; regular files' bytes by what they are (libc6's files are ``libc``)."""
+    with tarfile.open(made) as tar:
+        status = tar.extractfile("./var/lib/dpkg/status").read().decode()
+        libc = set()
+        for name in tar.getnames():
+            if name.startswith("./var/lib/dpkg/info/libc6") and name.endswith(".list"):
+                libc |= {line.lstrip("/") for line in tar.extractfile(name).read().decode().splitlines()}
+    packages = {}
+    for stanza in status.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line[0].isspace())
+        if fields.get("Status", "").endswith(" installed"):
+            packages[fields["Package"]] = fields["Version"]
+
+    def kind(path: str) -> str:
+        if path in libc or path.removeprefix("usr/") in libc:  # dpkg lists /lib/..., the root may merge /usr
+            return "libc"
+        if path.startswith("usr/share/zoneinfo/"):
+            return "zoneinfo"
+        if path == "etc/ssl/certs/ca-certificates.crt":
+            return "ca-certificates"
+        if path in ("etc/passwd", "etc/group"):
+            return "passwd"
+        if path.startswith("usr/share/doc/") and path.endswith("/copyright"):
+            return "copyright"
+        return "debian"  # the rest of the system: dpkg, apt, the shell, coreutils, their data
+
+    bytes_by_kind: dict[str, int] = {}
+    with tarfile.open(made) as source, tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
+        for member in source:
+            if member.name.startswith("./dev/"):
+                continue
+            tar.addfile(member, source.extractfile(member) if member.isfile() else None)
+            if member.isfile():
+                k = kind(member.name.removeprefix("./"))
+                bytes_by_kind[k] = bytes_by_kind.get(k, 0) + member.size
+    return dict(sorted(packages.items())), dict(sorted(bytes_by_kind.items()))
+
+
+def read_file(layer: BaseLayer, path: str) -> bytes | None:
+    """A regular file of the base (``etc/ssl/certs/ca-certificates.crt``), None if it has none."""
+    if layer.tar is None:
+        return None
+    with tarfile.open(layer.tar) as tar:
+        for name in (path, f"./{path}"):
+            try:
+                member = tar.getmember(name)
+            except KeyError:
+                continue
+            return tar.extractfile(member).read() if member.isfile() else None
+    return None
+
+
+@dataclass(frozen=True)
+class Closure:
+    """What a binary needs beyond its base, for a base that carries it (``libc``)."""
+
+    files: dict[str, Path]  # path in the image -> this host's file
+    packages: dict[str, str]  # the Debian package that installed each file -> its version
+    missing: tuple[str, ...] = ()  # needed, on this host nowhere: the loader in the container will say so
+
+    @property
+    def bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.files.values())
+
+
+NO_CLOSURE = Closure({}, {})
+
+
+def closure(layer: BaseLayer, needed: list[str] | tuple[str, ...], target: Target) -> Closure:
+    """The libraries ``needed`` (DT_NEEDED) pulls in, theirs in turn, that ``layer`` does not hold.
+
+    Each is this host's file, the one its loader found when the binary's check ran bare
+    (libs.closure), put under ``usr/lib/<triplet>`` by its soname, where the loader in the
+    image looks; its package and version are read from dpkg's database."""
+    if not layer.closure or not needed or layer.tar is None:
+        return NO_CLOSURE
+    folders = {"lib", "lib64", "usr/lib", f"lib/{target.triplet}", f"usr/lib/{target.triplet}"}
+    with tarfile.open(layer.tar) as tar:  # where the loader looks (no ld.so.cache in a base)
+        held = {name.rpartition("/")[2] for name in tar.getnames()
+                if name.removeprefix("./").rpartition("/")[0] in folders}
+    files, missing = {}, []
+    for soname, path in sorted(libs.closure(list(needed), target).items()):
+        if soname in held:
+            continue
+        if path is None:
+            missing.append(soname)
+        else:
+            files[f"usr/lib/{target.triplet}/{soname}"] = path
+    return Closure(files, _owners(list(files.values())), tuple(missing))
+
+
+def _owners(paths: list[Path]) -> dict[str, str]:
+    """Debian package -> version of the packages that installed ``paths``. dpkg knows a file by
+    the path its package ships (/lib/... on a merged-/usr host whose files live in /usr/lib)."""
+    owners = {}
+    for path in paths:
+        for alias in (str(path), str(path).replace("/usr/lib/", "/lib/", 1)):
+            found = proc.run(["dpkg-query", "-S", alias], timeout=60)
+            if found.ok:
+                package = found.stdout.split(":", 1)[0].split(",")[0].strip()
+                version = proc.run(["dpkg-query", "-W", "-f=${Version}", package], timeout=60)
+                owners[package] = version.stdout.strip() if version.ok else "?"
+                break
+    return dict(sorted(owners.items()))
+
+
 @dataclass(frozen=True)
 class _Member:
     kind: str
@@ -489,4 +709,5 @@ def _write_tar(members: dict[str, _Member], path: Path) -> dict[str, int]:
     return dict(sorted(bytes_by_kind.items()))
 
 
-__all__ = ["BASES", "BASE_NAMES", "DEB_ARCH", "Base", "BaseLayer", "Entry", "Take", "base_layer"]
+__all__ = ["BASES", "BASE_NAMES", "DEB_ARCH", "NO_CLOSURE", "Base", "BaseLayer", "Bootstrap", "Closure", "Entry", "Take",
+           "base_layer", "closure", "read_file"]

@@ -97,33 +97,38 @@ class ImageOutcome:
         return kinds
 
 
-# The breakdown of an image's bytes, for a stacked report: the program, what a Go program
-# may need from its base (roots for TLS, time zones, glibc for cgo), and the rest (users,
+# The breakdown of an image's bytes, for a stacked report: the program and the libraries it
+# loads beyond glibc (a layer of their own on the libc base), what a Go program may need from its base (roots for TLS, time zones, glibc for cgo), and the rest (users,
 # configuration, licences, a debugging shell). The base's kinds (slimlab.bases) map onto it.
-KINDS = ("binary", "ca_bundle", "zoneinfo", "libc", "rest")
-BASE_KINDS = {"ca-certificates": "ca_bundle", "zoneinfo": "zoneinfo", "libc": "libc"}
+KINDS = ("binary", "libs", "ca_bundle", "zoneinfo", "libc", "rest")
+BASE_KINDS = {"ca-certificates": "ca_bundle", "zoneinfo": "zoneinfo", "libc": "libc", "libs": "libs"}
 
 
-def dockerfile(base_ref: str, name: str) -> str:
+def dockerfile(base_ref: str, name: str, files: bool = False) -> str:
+    # Files besides the binary (its own libraries on the libc base, a probe's CA bundle) are
+    # a layer of their own, below the binary's.
     return (f"FROM {base_ref}\n"
-            f"COPY {name} /app/{name}\n"
+            + ("COPY files/ /\n" if files else "")
+            + f"COPY {name} /app/{name}\n"
             f"USER {NONROOT}\n"
             f'ENTRYPOINT ["/app/{name}"]\n')
 
 
-def _context(text: str, binary: Path, name: str) -> io.BytesIO:
-    """The build context as the engine takes it: a tar with the Dockerfile and the binary,
-    with fixed times and owners so the same inputs give the same layer."""
+def _context(text: str, binary: Path, name: str, files: dict[str, Path] | None = None) -> io.BytesIO:
+    """The build context as the engine takes it: a tar with the Dockerfile, the binary and
+    the other files under files/, with fixed times and owners so the same inputs give the same layer."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         info = tarfile.TarInfo("Dockerfile")
         data = text.encode()
         info.size, info.mtime, info.mode = len(data), 0, 0o644
         tar.addfile(info, io.BytesIO(data))
-        info = tar.gettarinfo(str(binary), arcname=name)
-        info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o755
-        with open(binary, "rb") as fh:
-            tar.addfile(info, fh)
+        for arcname, path, mode in [(name, binary, 0o755),
+                                    *((f"files/{p}", f, 0o644) for p, f in sorted((files or {}).items()))]:
+            info = tar.gettarinfo(str(path), arcname=arcname)
+            info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", mode
+            with open(path, "rb") as fh:
+                tar.addfile(info, fh)
     buffer.seek(0)
     return buffer
 
@@ -158,19 +163,29 @@ def compressed_size(archive: tarfile.TarFile) -> int:
     return sum(len(gzip.compress(archive.extractfile(path).read(), compresslevel=6)) for path in layers)
 
 
-def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600) -> ImageOutcome:
-    """``binary`` as ``/app/<name>`` on the base ``layer`` (a bases.BaseLayer), built in the engine."""
-    packages = tuple(f"{p}={v}" for p, v in sorted(layer.packages.items()))
+def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600, closure=None,
+                files: dict[str, Path] | None = None) -> ImageOutcome:
+    """``binary`` as ``/app/<name>`` on the base ``layer`` (a bases.BaseLayer), built in the engine.
+
+    ``closure`` (a bases.Closure): the binary's own libraries, in a layer between the two,
+    their packages listed with the base's and their bytes as the kind ``libs``; ``files``
+    (path in the image -> file here) go into that layer too."""
+    libs = dict(closure.files) if closure else {}
+    extra = {**libs, **(files or {})}
+    packages = tuple(f"{p}={v}" for p, v in sorted({**layer.packages, **(closure.packages if closure else {})}.items()))
+    by_kind = {**layer.bytes_by_kind, **({"libs": closure.bytes} if libs else {})}
     started = time.perf_counter()
     try:
         base_ref = _base_ref(api, layer)
-        text = dockerfile(base_ref, name)
-        key = hashlib.sha256(json.dumps([layer.digest, cache.file_sha256(binary), text]).encode()).hexdigest()
+        text = dockerfile(base_ref, name, bool(extra))
+        key = hashlib.sha256(json.dumps([layer.digest, cache.file_sha256(binary), text,
+                                         [[p, cache.file_sha256(f)] for p, f in sorted(extra.items())]]).encode()
+                             ).hexdigest()
         tag = f"slimlab/image:{key[:32]}"
         try:
             image, cached = api.images.get(tag), True
         except Exception:  # noqa: BLE001 - not built yet
-            image, _ = api.images.build(fileobj=_context(text, binary, name), custom_context=True, tag=tag, rm=True,
+            image, _ = api.images.build(fileobj=_context(text, binary, name, extra), custom_context=True, tag=tag, rm=True,
                                         forcerm=True, timeout=timeout_s)
             cached = False
         layers = tuple(h["Size"] for h in reversed(image.history()))
@@ -178,7 +193,7 @@ def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600) -> 
             compressed, efficiency = compressed_size(archive), layerfs.analyze(archive)
         return ImageOutcome(True, layer.name, tag, image.attrs["Size"], compressed, layers,
                             0.0 if cached else time.perf_counter() - started, cached, packages,
-                            base_bytes_by_kind=dict(layer.bytes_by_kind), binary_bytes=binary.stat().st_size,
+                            base_bytes_by_kind=by_kind, binary_bytes=binary.stat().st_size,
                             layer_waste=efficiency)
     except Exception as exc:  # noqa: BLE001 - the engine's own message is the row's reason
         return ImageOutcome(False, layer.name, reason=f"image build: {type(exc).__name__}: {tail(str(exc), 600)}",

@@ -220,7 +220,9 @@ class _Sweeper:
             raise StageFailure("unsupported", f"images are built for this host's CPU only so far, not {target.name}")
         api = self._engine()
         layer = self._stage("image", bases.base_layer, variant.base, target, self.cache)
-        built = image.build_image(api, layer, binary, _image_name(workload), timeout_s=self.spec.build_timeout_s)
+        closure = self._stage("image", bases.closure, layer, row.get("needed_libs") or (), target)
+        built = image.build_image(api, layer, binary, _image_name(workload), timeout_s=self.spec.build_timeout_s,
+                                  closure=closure)
         row.update(image_columns(built))
         if not built.ok:
             raise StageFailure("build_failed", built.reason)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import require
 
 import slimlab
 from slimlab import engine, image
@@ -291,3 +292,64 @@ def test_each_row_names_the_sha256_of_the_binary_its_image_holds(image_run, dock
         inside = dockerfile.file_in_image(api, row["image_tag"], f"/app/{row['workload']}")
         assert hashlib.sha256(inside).hexdigest() == row["binary_sha256"], row["variant_key"]
     api.close()
+
+
+@pytest.fixture(scope="module")
+def bases_run(docker_engine, tmp_path_factory):
+    """A cgo build (cobra-cli default), a static one (hello) and a gccgo one (libgo: dynamic) on
+    static, libc and debian-slim; one start each."""
+    require("gccgo", "apt-get install gccgo")
+    spec = {"workloads": ["hello", "cobra-cli"], "toolchains": ["go", "gccgo"], "profiles": ["default"],
+            "bases": ["none", "static", "libc", "debian-slim"],
+            "excludes": [{"workload": "cobra-cli", "toolchain": "gccgo"}], "repeats": 1, "warmup": 0}
+    run = slimlab.sweep(spec, data_dir=tmp_path_factory.mktemp("bases"), run_id="b", progress=False)
+    return {(r["workload"], r["toolchain"], r["base"]): r for r in slimlab.load(run).iter_rows(named=True)}
+
+
+def test_a_cgo_build_is_broken_on_static_and_ok_on_libc(bases_run):
+    on_static, on_libc = bases_run["cobra-cli", "go", "static"], bases_run["cobra-cli", "go", "libc"]
+    assert on_libc["is_static"] is False
+    assert on_static["status"] == "broken" and "no such file or directory" in on_static["reason"]
+    assert on_libc["status"] == "ok", on_libc
+    assert on_libc["container_ok"] and on_libc["container_hardened_ok"]
+    assert any(p.startswith("libc6=") for p in on_libc["base_packages"])
+    # A cgo build needs libc alone: no layer of its own libraries.
+    assert len(on_libc["image_layer_bytes"]) == len(on_static["image_layer_bytes"])
+
+
+def test_a_gccgo_build_runs_on_libc_with_its_own_libraries_as_a_layer(bases_run, tmp_path):
+    row = bases_run["hello", "gccgo", "libc"]
+    assert row["status"] == "ok", row
+    assert row["container_ok"] and row["container_hardened_ok"]
+    # What ldd finds for a gccgo build on this host, less what libc6 ships, is the closure layer.
+    source = tmp_path / "main.go"
+    source.write_text('package main\nimport "fmt"\nfunc main() { fmt.Println("hi") }\n')
+    subprocess.run(["gccgo", "-o", str(tmp_path / "hi"), str(source)], check=True)
+    ldd = subprocess.run(["ldd", str(tmp_path / "hi")], check=True, capture_output=True, text=True).stdout
+    found = dict(line.split()[0:3:2] for line in ldd.splitlines() if "=>" in line)
+    libc6 = {Path(p).name for p in subprocess.run(["dpkg", "-L", "libc6"], check=True, capture_output=True,
+                                                  text=True).stdout.split()}
+    extra = {name: Path(path).resolve() for name, path in found.items() if name not in libc6}
+    assert "libgo.so.21" in extra
+    base, closure, binary = row["image_layer_bytes"][:3]
+    assert closure == sum(p.stat().st_size for p in extra.values())
+    owners = [subprocess.run(["dpkg-query", "-W", "-f=${Package}=${Version}", p], check=True, capture_output=True,
+                             text=True).stdout for p in ("libgo21", "libgcc-s1")]
+    assert set(owners) <= set(row["base_packages"])
+    # debian-slim has libc but not libgo: the loader says so.
+    slim = bases_run["hello", "gccgo", "debian-slim"]
+    assert slim["status"] == "broken"
+    assert "libgo.so.21: cannot open shared object file" in slim["reason"], slim["reason"]
+
+
+def test_debian_slim_images_run_hardened_and_are_larger_than_static(bases_run):
+    for workload in ("hello", "cobra-cli"):
+        slim, static = bases_run[workload, "go", "debian-slim"], bases_run[workload, "go", "static"]
+        assert slim["status"] == "ok", slim
+        assert slim["container_ok"] and slim["container_hardened_ok"]  # nonroot (65532) exists there
+        # The same binary layer on a bigger base: the images differ by the bases alone.
+        assert slim["image_layer_bytes"][1:] == static["image_layer_bytes"][1:]
+        assert slim["image_size_bytes"] - static["image_size_bytes"] \
+            == slim["image_layer_bytes"][0] - static["image_layer_bytes"][0] > 50_000_000
+        assert slim["image_compressed_bytes"] > static["image_compressed_bytes"]
+        assert {"dpkg", "apt", "libc6"} <= {p.split("=")[0] for p in slim["base_packages"]}

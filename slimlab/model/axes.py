@@ -32,7 +32,7 @@ TOOLCHAIN_FAMILIES = ("go", "gccgo", "tinygo", "gollvm")
 GO_RELEASE = re.compile(r"^go(\d+\.\d+(?:\.\d+)*)$")
 # Image bases. "none": the bare binary, no image; the others are assembled from Debian
 # packages by slimlab.bases (scratch: nothing at all).
-BASES = ("none", "scratch", "static", "busybox")
+BASES = ("none", "scratch", "static", "libc", "busybox", "debian-slim")
 
 
 @dataclass(frozen=True)

@@ -250,6 +250,7 @@ def section_bars(df: pl.DataFrame) -> go.Figure:
 
 IMAGE_KIND_STYLE = {  # kind: (legend name, colour)
     "binary": ("the Go binary", "#4C78A8"),
+    "libs": ("its own libraries (beyond glibc)", "#B279A2"),
     "ca_bundle": ("CA bundle (TLS roots)", "#54A24B"),
     "zoneinfo": ("zoneinfo (time zones)", "#EECA3B"),
     "libc": ("glibc and loader", "#E45756"),

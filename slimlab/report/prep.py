@@ -203,7 +203,7 @@ IMAGE_MATCH = ("run_id", "workload", "toolchain", "profile", "target", "postlink
 
 
 # What an image's bytes are (slimlab.image.KINDS), in stacking order.
-IMAGE_KINDS = ("binary", "ca_bundle", "zoneinfo", "libc", "rest")
+IMAGE_KINDS = ("binary", "libs", "ca_bundle", "zoneinfo", "libc", "rest")
 
 
 def _kind_mib(kind: str) -> pl.Expr:
