@@ -148,3 +148,14 @@ def test_the_base_axis_names_exactly_the_bases_slimlab_can_assemble():
     from slimlab.model.axes import BASES
 
     assert BASES == ("none", *bases.BASE_NAMES)
+
+
+@pytest.mark.unit
+def test_narrowing_an_axis_drops_the_spec_files_excludes_that_name_what_it_dropped():
+    """The default spec excludes images of arm64; a notebook that sweeps no image keeps working,
+    and an exclude the override still concerns still applies."""
+    spec = SweepSpec.from_parameters({"bases": ["none"], "targets": ["linux/arm64"]}, "default")
+    assert spec.bases == ("none",) and spec.exclude_rules() == []
+    kept = SweepSpec.from_parameters({"bases": ["none", "scratch"]}, "default")
+    assert {"target": "linux/arm64", "base": "scratch"} in kept.exclude_rules()
+    assert all("static" not in rule.values() for rule in kept.exclude_rules())

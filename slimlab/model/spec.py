@@ -113,7 +113,12 @@ class SweepSpec:
         ``namespace``, over the TOML spec ``spec`` when given. Papermill injects any ``-p``
         name, so every axis and setting can be overridden without listing it in the notebook."""
         data, base_dir = read_toml(spec) if spec else ({}, None)
-        data.update({k: namespace[k] for k in KNOWN_KEYS if namespace.get(k) is not None})
+        given = {k: namespace[k] for k in KNOWN_KEYS if namespace.get(k) is not None}
+        if "excludes" not in given and isinstance(data.get("excludes"), list):
+            # The file's excludes were written for its own axes: a rule naming a value that an
+            # overriding axis no longer lists excludes nothing, and would read as a typo.
+            data["excludes"] = [rule for rule in data["excludes"] if not _drops(rule, given)]
+        data.update(given)
         return cls.from_dict(data, base_dir=base_dir)
 
     @classmethod
@@ -253,6 +258,17 @@ def _table(data: dict, name: str) -> dict:
     if not isinstance(table, dict):
         raise SpecError(f"{name} must be a table")
     return table
+
+
+def _drops(rule, given: Mapping[str, Any]) -> bool:
+    """Does exclude ``rule`` name a value of an axis ``given`` overrides without it?"""
+    if not isinstance(rule, dict):
+        return False  # malformed: from_dict says how
+    for column, value in rule.items():
+        axis = BY_COLUMN.get(column)
+        if axis is not None and axis.key in given and value not in list(given[axis.key]):
+            return True
+    return False
 
 
 def _excludes(items) -> list[dict[str, str]]:
