@@ -212,6 +212,11 @@ def update_index(layout: Layout, ref: str) -> dict:
     manifests = [{k: v for k, v in m.items() if k != "annotations"} for m in manifests]
     descriptor = layout.put(_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}), INDEX)
     layout.tag(ref, descriptor)
+    # The index it replaces (fewer platforms) goes, unless another ref names the same bytes: the
+    # layout holds no blob that nothing reaches, so the same images give the same directory.
+    replaced = refs.get(ref, {}).get("digest")
+    if replaced and replaced != descriptor["digest"] and all(d["digest"] != replaced for d in layout.refs().values()):
+        layout.blob_path(replaced).unlink(missing_ok=True)
     return descriptor
 
 
