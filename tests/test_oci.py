@@ -189,3 +189,42 @@ def test_foreign_container_timings_are_marked_emulated(multiarch_run):
     native = rows.filter(~pl.col("emulated"))["peak_rss_kib"].max()
     # QEMU's own memory is in the foreign figure (its peak RSS is QEMU's with the program's).
     assert rows.filter(pl.col("emulated"))["peak_rss_kib"].min() > native
+
+
+def test_a_resumed_sweep_ends_with_a_complete_index(tmp_path, docker_engine):
+    spec = {"workloads": ["hello"], "profiles": ["static"], "targets": list(PLATFORMS[:2]), "bases": ["scratch"],
+            "repeats": 1, "warmup": 0}
+    run_dir = sweep(spec, data_dir=tmp_path, run_id="r", progress=False)
+    first = pl.read_parquet(run_dir / "results.parquet")
+    # As a kill before arm64's image was written leaves the run: no arm64 row or sample in the
+    # journal, and the layout's index over amd64 alone.
+    journal = run_dir / "journal.jsonl"
+    journal.write_text("".join(line for line in journal.open() if "linux/arm64" not in line))
+    layout = oci.Layout(run_dir / oci.LAYOUT_DIR)
+    ref = first["oci_layout"][0].split(":")[1]
+    index = json.loads((layout.path / "index.json").read_text())
+    index["manifests"] = [m for m in index["manifests"] if not m["annotations"][oci.REF_NAME].endswith("arm64")]
+    (layout.path / "index.json").write_text(json.dumps(index))
+    oci.update_index(layout, ref)
+    assert oci.index_of(layout, ref)[1] == ["linux/amd64"]
+    sweep(spec, data_dir=tmp_path, run_id="r", progress=False)
+    again = pl.read_parquet(run_dir / "results.parquet")
+    assert again["status"].to_list() == ["ok", "ok"]
+    assert oci.index_of(layout, ref) == (first["oci_index_digest"][0], list(PLATFORMS[:2]))
+    resumed = again.filter(pl.col("target") == "linux/arm64").row(0, named=True)
+    assert (resumed["oci_index_digest"], resumed["oci_index_platforms"]) == oci.index_of(layout, ref)
+    # Nothing the layout no longer reaches is left in it (the amd64-only index is gone).
+    assert {p.name for p in (layout.path / "blobs/sha256").iterdir()} == \
+        {d.split(":")[1] for d in _reachable(layout)}
+
+
+def _reachable(layout: oci.Layout) -> set[str]:
+    """Every blob index.json reaches, through indexes and manifests."""
+    todo, seen = list(layout.refs().values()), set()
+    while todo:
+        descriptor = todo.pop()
+        seen.add(descriptor["digest"])
+        if descriptor["mediaType"] in (oci.INDEX, oci.MANIFEST):
+            blob = json.loads(layout.blob(descriptor["digest"]))
+            todo += blob.get("manifests", []) + blob.get("layers", []) + ([blob["config"]] if "config" in blob else [])
+    return seen
