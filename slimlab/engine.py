@@ -110,7 +110,9 @@ def register_qemu() -> tuple[tuple[str, str], ...]:
     older qemu-user-static files lack F) is replaced by Debian's with F only when it runs the
     same emulator file: containers fail to exec without F, so that entry is no use to them,
     and replacing it keeps what the host runs the same. One naming another emulator is someone
-    else's and is left alone (its CPU's containers will fail, and the status says F is missing).
+    else's and is left alone, as is a disabled one (its CPU's containers will fail, and the status
+    says F is missing). Between removing the old entry and registering the new one (microseconds)
+    an exec of that CPU's program would fail: the price of a safe replacement.
     ToolError when binfmt_misc cannot be mounted or written (not root), naming what to do."""
     entries = qemu_entries()
     if all("F" in (_flags(name) or "") for name in entries):
@@ -133,11 +135,19 @@ def register_qemu() -> tuple[tuple[str, str], ...]:
         if flags is not None and "F" in flags:
             continue
         if (BINFMT / name).exists():
-            if os.path.realpath(_interpreter(name) or "") != os.path.realpath(fields[6]):
-                continue  # not Debian's: not ours to replace
-            (BINFMT / name).write_text("-1")  # remove it; ours replaces it at once
-        (BINFMT / "register").write_text(":".join(fields))
+            if os.path.realpath(_interpreter(name) or "") != os.path.realpath(fields[6]) or flags is None:
+                continue  # not Debian's, or disabled on purpose (echo 0): not ours to replace
+            _write(BINFMT / name, "-1")  # remove it; ours replaces it at once
+        _write(BINFMT / "register", ":".join(fields))
     return binfmt_state()
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise ToolError(f"could not write {path} ({exc.strerror}): registering QEMU needs root: run as root "
+                        f"{START_COMMAND}") from exc
 
 
 def _candidates() -> list[str]:

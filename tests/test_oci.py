@@ -87,6 +87,11 @@ def test_an_entry_without_f_is_replaced_only_when_it_runs_debians_emulator(docke
         (engine.BINFMT / name).write_text("-1")
         register.write_text(f":{name}:M::\\x00slimlab-test::/usr/bin/true:P")  # someone else's emulator
         assert engine.register_qemu() == ((name, "P"),)  # left alone
+        (engine.BINFMT / name).write_text("-1")
+        register.write_text(f":{name}:M::\\x00slimlab-test::{interpreter}:P")
+        (engine.BINFMT / name).write_text("0")  # disabled on purpose: left so
+        assert engine.register_qemu() == ((name, ""),)
+        assert (engine.BINFMT / name).read_text().startswith("disabled")
         assert engine.start().binfmt == engine.binfmt_state()
     finally:
         if (engine.BINFMT / name).exists():
