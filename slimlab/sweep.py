@@ -333,6 +333,7 @@ class _Sweeper:
             self.store.manifest["sessions"][-1]["engine"] = {
                 "url": engine.status().url, "version": info.get("ServerVersion"),
                 "storage_driver": info.get("Driver"), "cgroup_version": info.get("CgroupVersion"),
+                "binfmt": dict(engine.binfmt_state()),  # QEMU entries and flags: foreign containers need F
             }
             self.store.write_manifest()
         return self.api
