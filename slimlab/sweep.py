@@ -217,10 +217,11 @@ class _Sweeper:
 
     def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row) -> str:
         """The binary on its base, built in the engine and checked in containers, plain and hardened."""
+        multi_arch = self._multi_arch(target)  # before the engine's record: it may register QEMU
         api = self._engine()
         layer = self._stage("image", bases.base_layer, variant.base, target, self.cache)
         closure = self._stage("image", bases.closure, layer, row.get("needed_libs") or (), target)
-        if self._multi_arch(target):  # one image per platform, and an OCI index over them (slimlab.oci)
+        if multi_arch:  # one image per platform, and an OCI index over them (slimlab.oci)
             made = oci.build_platform_image(api, self.store.run_dir, oci.ref_name(variant.axes()), layer, binary,
                                             _image_name(workload), target, closure=closure)
             built = made.image
