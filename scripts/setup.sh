@@ -97,6 +97,7 @@ PACKAGES=(
     openssl                     # image bases: the CA bundle is built by ca-certificates' own script
     mmdebstrap                  # the debian-slim image base (a minbase root from Debian packages)
     redis-server                # a real Redis for the grpc-redis workload test
+    skopeo                      # reads and copies the OCI image layouts of multi-arch images (tests)
 )
 command -v go >/dev/null 2>&1 || PACKAGES+=(golang-go)
 

@@ -9,6 +9,12 @@ stops only an engine whose pid slimlab wrote down, so it can never take down a u
 
 Everything else talks to the engine through the docker SDK (``client()``), never by
 parsing the CLI's output.
+
+``start`` also makes containers of the other CPUs slimlab targets run (``register_qemu``):
+it mounts binfmt_misc if needed and registers Debian's QEMU user-mode entries
+(``/usr/lib/binfmt.d/qemu-<cpu>.conf`` of qemu-user-static) with the fix-binary flag F,
+so the kernel opens the emulator once, at registration, and a container's exec of an
+arm64 program finds it although the emulator is not in the container's file system.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ToolError
+from .model.target import TARGETS
 
 # Machine-wide, not per cache: one engine serves every sweep and test session of the host.
 ENGINE_HOME = Path(os.environ.get("SLIMLAB_ENGINE_HOME", "/var/lib/slimlab/engine"))
@@ -35,6 +43,9 @@ DOCKERD_FLAGS = ("--storage-driver=vfs", "--iptables=false", "--ip-masq=false", 
 START_COMMAND = "slimlab engine start   (as root; runs: dockerd " + " ".join(DOCKERD_FLAGS) + ")"
 INSTALL_HINT = "apt-get install docker.io   (make setup installs it)"
 MIN_API = (1, 41)  # what Debian 12's docker.io 20.10 speaks
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_CONF = Path("/usr/lib/binfmt.d")  # qemu-user-static's entries, one file per CPU
+QEMU_HINT = "apt-get install qemu-user-static   (make setup installs it)"
 
 
 @dataclass(frozen=True)
@@ -46,12 +57,97 @@ class EngineStatus:
     version: str | None  # the engine's version, e.g. "20.10.24+dfsg1"
     api_version: str | None  # e.g. "1.41"
     reason: str | None = None  # why it is not reachable, and how to start one
+    # binfmt_misc entry -> its flags ("OPF"), for each foreign CPU's QEMU; "" when not registered
+    binfmt: tuple[tuple[str, str], ...] = ()
+
+    def foreign_ready(self, qemu_entry: str) -> bool:
+        """Containers of that CPU run: its QEMU entry is registered with the fix-binary flag."""
+        return "F" in dict(self.binfmt).get(qemu_entry, "")
 
     def describe(self) -> str:
         if not self.reachable:
             return f"no Docker engine: {self.reason}"
         whose = f"started by slimlab (pid {self.pid})" if self.owned else "not started by slimlab: left alone"
-        return f"Docker engine {self.version} (API {self.api_version}) at {self.url}, {whose}"
+        emulators = ", ".join(f"{name} ({flags or 'not registered'})" for name, flags in self.binfmt)
+        return (f"Docker engine {self.version} (API {self.api_version}) at {self.url}, {whose}"
+                + (f"; foreign CPUs via binfmt_misc: {emulators}" if emulators else ""))
+
+
+def qemu_entries() -> tuple[str, ...]:
+    """The binfmt_misc entries (Debian's names: qemu-aarch64, qemu-arm) of every target CPU but this one."""
+    return tuple(t.qemu.removesuffix("-static") for t in TARGETS.values() if not t.is_native)
+
+
+def _flags(name: str) -> str | None:
+    """The flags of the registered entry ``name`` ("" for none), or None when it is not registered
+    or disabled (or binfmt_misc is not mounted)."""
+    try:
+        text = (BINFMT / name).read_text()
+    except OSError:
+        return None
+    if not text.startswith("enabled"):
+        return None
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("flags:")), "")
+
+
+def _interpreter(name: str) -> str | None:
+    try:
+        lines = (BINFMT / name).read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(" ", 1)[1] for line in lines if line.startswith("interpreter ")), None)
+
+
+def binfmt_state() -> tuple[tuple[str, str], ...]:
+    return tuple((name, _flags(name) or "") for name in qemu_entries())
+
+
+def register_qemu() -> tuple[tuple[str, str], ...]:
+    """Register each foreign CPU's QEMU in binfmt_misc with the fix-binary flag; the entries' flags after.
+
+    Idempotent: an entry already registered with F is left as it is (whoever registered it).
+    An entry of the same name without F (systemd-binfmt registers Debian's file as it ships, and
+    older qemu-user-static files lack F) is replaced by Debian's with F only when it runs the
+    same emulator file: containers fail to exec without F, so that entry is no use to them,
+    and replacing it keeps what the host runs the same. One naming another emulator is someone
+    else's and is left alone, as is a disabled one (its CPU's containers will fail, and the status
+    says F is missing). Between removing the old entry and registering the new one (microseconds)
+    an exec of that CPU's program would fail: the price of a safe replacement.
+    ToolError when binfmt_misc cannot be mounted or written (not root), naming what to do."""
+    entries = qemu_entries()
+    if all("F" in (_flags(name) or "") for name in entries):
+        return binfmt_state()
+    if not (BINFMT / "register").exists():
+        if os.geteuid() != 0:
+            raise ToolError(f"binfmt_misc is not mounted and mounting it needs root: run as root {START_COMMAND}")
+        done = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], capture_output=True, check=False,
+                              text=True, timeout=30)
+        if done.returncode != 0:
+            raise ToolError(f"could not mount binfmt_misc on {BINFMT}: {done.stderr.strip()}")
+    for name in entries:
+        conf = BINFMT_CONF / f"{name}.conf"
+        if not conf.is_file():
+            raise ToolError(f"{conf} is missing: containers of other CPUs need QEMU; install it with: {QEMU_HINT}")
+        line = next(ln.strip() for ln in conf.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
+        fields = line.split(":")  # :name:type:offset:magic:mask:interpreter:flags
+        fields[7] = "".join(sorted(set(fields[7] + "F")))
+        flags = _flags(name)
+        if flags is not None and "F" in flags:
+            continue
+        if (BINFMT / name).exists():
+            if os.path.realpath(_interpreter(name) or "") != os.path.realpath(fields[6]) or flags is None:
+                continue  # not Debian's, or disabled on purpose (echo 0): not ours to replace
+            _write(BINFMT / name, "-1")  # remove it; ours replaces it at once
+        _write(BINFMT / "register", ":".join(fields))
+    return binfmt_state()
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise ToolError(f"could not write {path} ({exc.strerror}): registering QEMU needs root: run as root "
+                        f"{START_COMMAND}") from exc
 
 
 def _candidates() -> list[str]:
@@ -102,7 +198,7 @@ def status() -> EngineStatus:
         answer = _ask(url)
         if answer:
             owned = owner is not None and url == f"unix://{owner['socket']}"
-            return EngineStatus(True, url, owned, owner["pid"] if owned else None, *answer)
+            return EngineStatus(True, url, owned, owner["pid"] if owned else None, *answer, binfmt=binfmt_state())
     if shutil.which("dockerd") is None:
         reason = f"dockerd is not installed; install it with: {INSTALL_HINT}, then: {START_COMMAND}"
     else:
@@ -111,13 +207,20 @@ def status() -> EngineStatus:
 
 
 def start(timeout_s: float = 60) -> EngineStatus:
-    """The engine that answers, or a dockerd started (and owned) by slimlab. ToolError when
-    none can be had: not root, no dockerd, or it did not come up (with its log's tail)."""
+    """The engine that answers, or a dockerd started (and owned) by slimlab, with QEMU registered
+    for containers of other CPUs (register_qemu). ToolError when none can be had: not root, no
+    dockerd, or it did not come up (with its log's tail)."""
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     # One start at a time on this host: a second caller waits, then finds the engine answering.
     with open(RUN_DIR / "start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _start_locked(timeout_s)
+        found = _start_locked(timeout_s)
+        try:
+            register_qemu()
+        except ToolError as exc:
+            # The engine is up and native images work; the status shows the entries lack F.
+            print(f"slimlab: containers of other CPUs will not run: {exc}", file=sys.stderr)
+        return replace(found, binfmt=binfmt_state())
 
 
 def _start_locked(timeout_s: float) -> EngineStatus:

@@ -163,6 +163,27 @@ def compressed_size(archive: tarfile.TarFile) -> int:
     return sum(len(gzip.compress(archive.extractfile(path).read(), compresslevel=6)) for path in layers)
 
 
+def inputs(layer, closure=None, files: dict[str, Path] | None = None
+           ) -> tuple[dict[str, Path], tuple[str, ...], dict[str, int]]:
+    """What goes on the base besides the binary (path in the image -> file here), the image's
+    packages ("package=version": the base's and the closure's) and the base's bytes by kind."""
+    libs = dict(closure.files) if closure else {}
+    extra = {**libs, **(files or {})}
+    packages = tuple(f"{p}={v}" for p, v in sorted({**layer.packages, **(closure.packages if closure else {})}.items()))
+    by_kind = {**layer.bytes_by_kind, **({"libs": closure.bytes} if libs else {})}
+    return extra, packages, by_kind
+
+
+def measured(api, image, tag: str, layer, binary: Path, seconds: float, cached: bool, packages: tuple[str, ...],
+             by_kind: dict[str, int]) -> ImageOutcome:
+    """The engine's figures of an image it holds (``image``: the SDK's Image): history, save."""
+    layers = tuple(h["Size"] for h in reversed(image.history()))
+    with saved(api, tag) as archive:
+        compressed, efficiency = compressed_size(archive), layerfs.analyze(archive)
+    return ImageOutcome(True, layer.name, tag, image.attrs["Size"], compressed, layers, seconds, cached, packages,
+                        base_bytes_by_kind=by_kind, binary_bytes=binary.stat().st_size, layer_waste=efficiency)
+
+
 def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600, closure=None,
                 files: dict[str, Path] | None = None) -> ImageOutcome:
     """``binary`` as ``/app/<name>`` on the base ``layer`` (a bases.BaseLayer), built in the engine.
@@ -170,10 +191,7 @@ def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600, clo
     ``closure`` (a bases.Closure): the binary's own libraries, in a layer between the two,
     their packages listed with the base's and their bytes as the kind ``libs``; ``files``
     (path in the image -> file here) go into that layer too."""
-    libs = dict(closure.files) if closure else {}
-    extra = {**libs, **(files or {})}
-    packages = tuple(f"{p}={v}" for p, v in sorted({**layer.packages, **(closure.packages if closure else {})}.items()))
-    by_kind = {**layer.bytes_by_kind, **({"libs": closure.bytes} if libs else {})}
+    extra, packages, by_kind = inputs(layer, closure, files)
     started = time.perf_counter()
     try:
         base_ref = _base_ref(api, layer)
@@ -188,13 +206,8 @@ def build_image(api, layer, binary: Path, name: str, timeout_s: float = 600, clo
             image, _ = api.images.build(fileobj=_context(text, binary, name, extra), custom_context=True, tag=tag, rm=True,
                                         forcerm=True, timeout=timeout_s)
             cached = False
-        layers = tuple(h["Size"] for h in reversed(image.history()))
-        with saved(api, tag) as archive:
-            compressed, efficiency = compressed_size(archive), layerfs.analyze(archive)
-        return ImageOutcome(True, layer.name, tag, image.attrs["Size"], compressed, layers,
-                            0.0 if cached else time.perf_counter() - started, cached, packages,
-                            base_bytes_by_kind=by_kind, binary_bytes=binary.stat().st_size,
-                            layer_waste=efficiency)
+        return measured(api, image, tag, layer, binary, 0.0 if cached else time.perf_counter() - started, cached,
+                        packages, by_kind)
     except Exception as exc:  # noqa: BLE001 - the engine's own message is the row's reason
         return ImageOutcome(False, layer.name, reason=f"image build: {type(exc).__name__}: {tail(str(exc), 600)}",
                             base_packages=packages, seconds=time.perf_counter() - started)

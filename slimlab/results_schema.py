@@ -64,7 +64,8 @@ COLUMNS: tuple[Column, ...] = (
     *AXIS_COLUMNS,
     Column("status", pl.String, f"one of {', '.join(STATUSES)}"),
     Column("reason", pl.String, "why the status is not ok: the tool's or the check's own words"),
-    Column("emulated", pl.Boolean, "run under QEMU user emulation: timings are not native"),
+    Column("emulated", pl.Boolean, "run under QEMU user emulation (in a container: QEMU registered in binfmt_misc): "
+                                   "timings are not native, and peak RSS is QEMU's with the program's"),
     Column("runner", pl.String, "what started the program: 'native' or the emulator, e.g. qemu-aarch64-static"),
     Column("host", pl.String, "the host that measured the row (its hostname)"),
     Column("build_seconds", pl.Float64, "wall time of the compiler run (of the original run when cached)"),
@@ -159,6 +160,21 @@ COLUMNS: tuple[Column, ...] = (
     Column("container_hardened_ok", pl.Boolean,
            "it passed again with --user 65532 --read-only --cap-drop ALL --security-opt no-new-privileges"),
     Column("container_reason", pl.String, "why a container check failed, or what it did not check"),
+    # multi-arch images (slimlab.oci): a sweep with several targets writes each image into the run's OCI
+    # image layout, one image per platform and an image index over the platforms of a variant and base
+    Column("image_platform", pl.String, "the image's platform as its OCI index names it: linux/amd64, linux/arm/v7"),
+    Column("oci_layout", pl.String,
+           "PATH:REF of the image index in the run's OCI image layout, PATH relative to the run directory: "
+           "`skopeo inspect --raw oci:<run dir>/PATH:REF`; this platform alone is REF.<os>-<arch>[-<variant>]"),
+    Column("oci_manifest_digest", pl.String, "this platform's image manifest (reproducible: same binary and base, "
+                                             "same digest)"),
+    Column("oci_image_bytes", pl.Int64,
+           "this platform's image as a registry stores it: its config and gzip-compressed layer blobs"),
+    Column("oci_build_seconds", pl.Float64, "writing this platform's image: layer tars, compression, blobs, index"),
+    Column("oci_index_digest", pl.String,
+           "the image index over the platforms in oci_index_platforms, as it stood when every variant of the sweep "
+           "had been prepared (a row that failed before that: as it stood then)"),
+    Column("oci_index_platforms", pl.List(pl.String), "the platforms that index lists, in TARGETS' order"),
     # supply chain (slimlab.supply): an SBOM of what ships, and govulncheck's findings
     Column("sbom_path", pl.String,
            "the variant's CycloneDX 1.6 JSON SBOM, relative to the run directory: Go modules and stdlib from "

@@ -14,6 +14,7 @@ from .cache import file_sha256
 from .image import ContainerCheck, ImageOutcome
 from .inspect import Inspection, inspect
 from .model import TARGETS, Variant
+from .oci import OciOutcome
 from .postlink import PostlinkOutcome
 from .results_schema import RESULT_SCHEMA, SCHEMA_VERSION, SECTION_GROUPS
 from .supply import SbomOutcome, VulnScan
@@ -146,6 +147,24 @@ def container_columns(plain: ContainerCheck, hardened: ContainerCheck | None) ->
         "container_hardened_ok": hardened.ok if hardened else None,
         "container_reason": "; ".join(r for r in reasons if r) or None,
     }
+
+
+# -- multi-arch images (slimlab.oci) -------------------------------------------------------
+def oci_columns(made: OciOutcome) -> dict[str, Any]:
+    """A platform image's columns; the index's come later (index_columns), once all platforms are in."""
+    found = made.platform
+    return {
+        "image_platform": found.platform if found else None,
+        "oci_layout": made.layout,
+        "oci_manifest_digest": found.manifest["digest"] if found else None,
+        "oci_image_bytes": found.bytes if found else None,
+        "oci_build_seconds": found.seconds if found else None,
+    }
+
+
+def index_columns(index: tuple[str, list[str]] | None) -> dict[str, Any]:
+    digest, platforms = index or (None, None)
+    return {"oci_index_digest": digest, "oci_index_platforms": platforms}
 
 
 # -- supply chain (slimlab.supply) -------------------------------------------------------

@@ -25,7 +25,7 @@ import polars as pl
 from elftools.common.exceptions import ELFError
 from tqdm import tqdm
 
-from . import bases, buildinfo, checkenv, engine, environment, image, libs, pkgsize, postlink, supply, tools
+from . import bases, buildinfo, checkenv, engine, environment, image, libs, oci, pkgsize, postlink, supply, tools
 from .build import build, default_cache_dir
 from .errors import SlimlabError
 from .inspect import build_path_prefixes, inspect
@@ -35,8 +35,8 @@ from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan
 from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
-from .rows import (Row, base_row, build_columns, container_columns, image_columns, inspect_columns, postlink_columns,
-                   sbom_columns, summary_columns, vuln_columns)
+from .rows import (Row, base_row, build_columns, container_columns, image_columns, index_columns, inspect_columns,
+                   oci_columns, postlink_columns, sbom_columns, summary_columns, vuln_columns)
 from .workloads import Workload, resolve
 
 # What a stage's unexpected failure is recorded as. Failures a stage expects (a compile
@@ -99,6 +99,7 @@ def sweep(
                     ready.append(outcome)
                 bar.update()
             bar.close()
+            sweeper.index_rows(ready)
             sweeper.measure(ready, progress)
         if the_plan.spec.probe and not (store.run_dir / CAPABILITIES).is_file():
             from .probe import run_probes
@@ -210,19 +211,24 @@ class _Sweeper:
             except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
                 raise StageFailure("broken", f"image: {type(exc).__name__}: {exc}") from exc
             # Timed like the bare binary, but with `docker run` semantics (measure.container).
-            runner = self._container_runner(workload, tag)
-            row["runner"] = runner.name
+            runner = self._container_runner(workload, tag, target=target)
+            row.update(runner=runner.name, emulated=runner.emulated)
         return _Ready(variant, workload, runner, linked.binary, row)
 
     def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row) -> str:
         """The binary on its base, built in the engine and checked in containers, plain and hardened."""
-        if not target.is_native:
-            raise StageFailure("unsupported", f"images are built for this host's CPU only so far, not {target.name}")
+        multi_arch = self._multi_arch(target)  # before the engine's record: it may register QEMU
         api = self._engine()
         layer = self._stage("image", bases.base_layer, variant.base, target, self.cache)
         closure = self._stage("image", bases.closure, layer, row.get("needed_libs") or (), target)
-        built = image.build_image(api, layer, binary, _image_name(workload), timeout_s=self.spec.build_timeout_s,
-                                  closure=closure)
+        if multi_arch:  # one image per platform, and an OCI index over them (slimlab.oci)
+            made = oci.build_platform_image(api, self.store.run_dir, oci.ref_name(variant.axes()), layer, binary,
+                                            _image_name(workload), target, closure=closure)
+            built = made.image
+            row.update(oci_columns(made))
+        else:
+            built = image.build_image(api, layer, binary, _image_name(workload), timeout_s=self.spec.build_timeout_s,
+                                      closure=closure)
         row.update(image_columns(built))
         if not built.ok:
             raise StageFailure("build_failed", built.reason)
@@ -230,8 +236,8 @@ class _Sweeper:
                                built.base_packages))
         if workload.kind == "server":
             # On the host network, bound to loopback, its health polled from here (measure.container).
-            plain = self._server_check(workload, built.tag, hardened=False)
-            hardened = self._server_check(workload, built.tag, hardened=True) if plain.ok else None
+            plain = self._server_check(workload, built.tag, hardened=False, target=target)
+            hardened = self._server_check(workload, built.tag, hardened=True, target=target) if plain.ok else None
         else:
             plain = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=False)
             hardened = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=True) \
@@ -241,13 +247,37 @@ class _Sweeper:
             raise StageFailure(plain.status, f"container: {plain.reason}")
         return built.tag
 
-    def _container_runner(self, workload: Workload, tag: str, hardened: bool = False) -> ContainerRunner:
+    def _container_runner(self, workload: Workload, tag: str, hardened: bool = False, target=None) -> ContainerRunner:
+        # Another CPU's container runs under the QEMU registered in binfmt_misc (engine.register_qemu):
+        # its timings are emulated, and the launcher's wait4 counts QEMU's memory with the program's.
+        foreign = target is not None and not target.is_native
         return ContainerRunner(self._engine(), tag, f"/app/{_image_name(workload)}", launcher_path(self.cache),
-                               hardened=hardened)
+                               name=f"container+{target.qemu}" if foreign else "container", emulated=foreign,
+                               memory_scope="emulator+program" if foreign else "program", hardened=hardened)
 
-    def _server_check(self, workload: Workload, tag: str, hardened: bool) -> image.ContainerCheck:
+    def _multi_arch(self, target) -> bool:
+        """Images of a sweep with several targets (or of another CPU) go through slimlab.oci; containers of
+        another CPU need its QEMU registered with the fix-binary flag, which `slimlab engine start` does."""
+        if not target.is_native:
+            entry = target.qemu.removesuffix("-static")
+            if "F" not in dict(engine.binfmt_state()).get(entry, ""):
+                with contextlib.suppress(SlimlabError):  # not root: the row says what to run
+                    engine.register_qemu()
+            if "F" not in dict(engine.binfmt_state()).get(entry, ""):
+                raise StageFailure("unsupported", f"containers of {target.name} need {entry} registered in "
+                                                  f"binfmt_misc with the fix-binary flag (F): {engine.START_COMMAND}")
+        return len(self.spec.values("targets")) > 1 or not target.is_native
+
+    def index_rows(self, ready: list[_Ready]) -> None:
+        """Each image row's index as it stands once every variant was prepared: all the platforms built."""
+        items = [item for item in ready if item.row.get("oci_layout")]
+        layout = oci.Layout(self.store.run_dir / oci.LAYOUT_DIR) if items else None
+        for item in items:
+            item.row.update(index_columns(oci.index_of(layout, item.row["oci_layout"].split(":", 1)[1])))
+
+    def _server_check(self, workload: Workload, tag: str, hardened: bool, target=None) -> image.ContainerCheck:
         try:
-            self._container_runner(workload, tag, hardened).check(workload, Path(), self.spec.run_timeout_s)
+            self._container_runner(workload, tag, hardened, target).check(workload, Path(), self.spec.run_timeout_s)
         except CheckFailure as failure:
             return image.ContainerCheck(False, failure.reason, failure.status)
         return image.ContainerCheck(True)
@@ -304,6 +334,7 @@ class _Sweeper:
             self.store.manifest["sessions"][-1]["engine"] = {
                 "url": engine.status().url, "version": info.get("ServerVersion"),
                 "storage_driver": info.get("Driver"), "cgroup_version": info.get("CgroupVersion"),
+                "binfmt": dict(engine.binfmt_state()),  # QEMU entries and flags: foreign containers need F
             }
             self.store.write_manifest()
         return self.api
