@@ -547,3 +547,24 @@ def test_container_table_marks_a_hardened_failure_as_a_finding_and_escapes_reaso
     assert "&lt;b&gt;" in found["plot_container_reason"]
     fig = figures.container_table(df)
     assert "fails (a finding)" in fig.to_json() and "<b>/home" not in fig.to_json()
+
+
+@pytest.mark.unit
+def test_platform_bars_put_each_images_platforms_side_by_side_with_its_index():
+    common = dict(workload=_img("w"), profile="static", status="ok", base="scratch",
+                  oci_index_digest="sha256:" + "ab" * 32)
+    df = pl.DataFrame([
+        row(**common, target="linux/amd64", image_platform="linux/amd64", image_size_bytes=2_000_000,
+            oci_image_bytes=800_000),
+        row(**common, target="linux/arm64", image_platform="linux/arm64", image_size_bytes=1_900_000,
+            oci_image_bytes=700_000),
+        row(workload="hello", profile="static", status="ok", base="scratch", image_size_bytes=1_000_000),
+    ], schema=RESULT_SCHEMA)
+    data = prep.platform_images(df)
+    assert data["plot_platform"].to_list() == ["linux/amd64", "linux/arm64"]  # the single-arch image is not here
+    assert data["plot_image"].n_unique() == 1 and data["plot_index"].unique().to_list() == ["abababababab"]
+    fig = figures.platform_bars(df)
+    assert [t.name for t in fig.data if t.type == "bar"] == ["linux/amd64", "linux/arm64"]
+    text = fig.to_json()
+    assert "<img src=x" not in text and "&lt;img src=x" in text and "index abababababab" in text
+    assert "No multi-arch" in figures.platform_bars(df.tail(1)).layout.annotations[0].text

@@ -296,6 +296,34 @@ def image_bars(df: pl.DataFrame) -> go.Figure:
     return _layout(fig, title, _bar_height(data.height), barmode="stack", legend_title="bytes")
 
 
+def platform_bars(df: pl.DataFrame) -> go.Figure:
+    """Multi-arch images: each image's size per platform side by side, with what a registry
+    stores (config and gzip layers) and the OCI index digest over its platforms."""
+    title = "Multi-arch images: size per platform (bars: uncompressed; ◆ stored compressed), and the index"
+    data = prep.platform_images(df)
+    if data.is_empty():
+        return note_figure(title, "No multi-arch images in these runs (spec: several targets and a base).")
+    fig = go.Figure()
+    for n, (platform,) in enumerate(data.select("plot_platform").unique(maintain_order=True).iter_rows()):
+        part = data.filter(pl.col("plot_platform") == platform)
+        hover = list(zip(part["image_size_bytes"], part["oci_image_bytes"].cast(pl.Float64).fill_null(float("nan")),
+                         part["plot_index"], part["plot_platform"]))
+        template = ("%{y}<br>%{customdata[3]}: %{customdata[0]:,} bytes, %{customdata[1]:,.0f} stored compressed"
+                    "<br>OCI index %{customdata[2]}<extra></extra>")
+        colour = WORKLOAD_PALETTE[n % len(WORKLOAD_PALETTE)]
+        fig.add_bar(name=platform, orientation="h", y=part["plot_image"].to_list(), x=part["plot_image_mib"].to_list(),
+                    marker_color=colour, customdata=hover, hovertemplate=template, legendgroup=platform)
+        fig.add_scatter(name=f"{platform} compressed", mode="markers", y=part["plot_image"].to_list(),
+                        x=part["plot_oci_mib"].to_list(), marker={"symbol": "diamond", "size": 8, "color": colour,
+                                                                   "line": {"color": "#222", "width": 1}},
+                        customdata=hover, hovertemplate=template, legendgroup=platform, showlegend=False)
+    images = data.select("plot_image", "plot_index").unique(maintain_order=True)
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=images["plot_image"].to_list(),
+                     ticktext=[f"{i} · index {d}" for i, d in images.iter_rows()])
+    fig.update_xaxes(title="Image size (MiB)", rangemode="tozero")
+    return _layout(fig, title, _bar_height(data.height), barmode="group", legend_title="platform")
+
+
 CONTAINER_COLUMNS = (
     ("variant", "plot_label"),
     ("status", "plot_status"),
@@ -558,6 +586,7 @@ def report_figures(
         rss_bars(df),
         image_bars(df),
         container_table(df),
+        platform_bars(df),
         postlink_panel(df),
         hardening_table(df),
         package_treemap(df, packages, treemap_variant),

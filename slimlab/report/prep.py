@@ -243,6 +243,23 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def platform_images(df: pl.DataFrame) -> pl.DataFrame:
+    """Images of a multi-arch sweep: one row per (image, platform), with ``plot_image`` naming
+    the image without its target (escaped), ``plot_platform`` and ``plot_index`` (the short
+    index digest), sorted so an image's platforms sit side by side."""
+    df = conform(df).filter(pl.col("image_platform").is_not_null(), pl.col("image_size_bytes").is_not_null())
+    parts = [pl.col(c).cast(pl.String).fill_null("?") for c in ("workload", "toolchain", "profile", "postlink")]
+    return df.with_columns(
+        escape_text(pl.concat_str([*parts, pl.concat_str([pl.lit("on "), pl.col("base")])],
+                                  separator=LABEL_SEPARATOR)).alias("plot_image"),
+        escape_text(pl.col("image_platform")).alias("plot_platform"),
+        escape_text(pl.col("oci_index_digest").fill_null("–").str.replace("sha256:", "").str.slice(0, 12))
+        .alias("plot_index"),
+        (pl.col("image_size_bytes") / (1024 * 1024)).alias("plot_image_mib"),
+        (pl.col("oci_image_bytes") / (1024 * 1024)).alias("plot_oci_mib"),
+    ).sort(["plot_image", "plot_platform"])
+
+
 def containers(df: pl.DataFrame) -> pl.DataFrame:
     """One row per image variant (any status): the plain and hardened verdicts and the
     container's figures beside the same build's bare ones, as display strings."""
