@@ -188,10 +188,15 @@ class _Sweeper:
         row.update(self._scan(linked.binary))
         if variant.base == "none":  # an image's SBOM, with its base's packages, is written with the image
             row.update(self._stage("inspect", self._sbom, variant, target, built.binary, linked.binary))
-        runner = runner_for(target, launcher_path(self.cache))
+        runner = runner_for(target, launcher_path(self.cache), spec.runner_of(variant.target), self.cache)
         if isinstance(runner, str):
             raise StageFailure("unsupported", runner)
-        row["runner"] = runner.name
+        row.update(runner=runner.name, memory_scope=runner.memory_scope)
+        if getattr(runner, "batch", False):  # a guest checks it in the boot that measures it (_guests)
+            if variant.base != "none":
+                raise StageFailure("unsupported", f"images are built for this host's CPU only so far, "
+                                                  f"not {target.name}")
+            return _Ready(variant, workload, runner, linked.binary, row)
         # The check runs twice. First with the sweep's own environment (os.environ, passed on
         # by the launcher, plus the workload's env): what a shell or CI job gives a program.
         # Then with a crowded one, as a Kubernetes pod gets (see checkenv): UPX-packed Go
@@ -334,6 +339,9 @@ class _Sweeper:
         manifest (this session's "measurement") and are printed.
         """
         spec, store = self.spec, self.store
+        guests = [r for r in ready if getattr(r.runner, "batch", False)]
+        ready = [r for r in ready if r not in guests]
+        self._guests(guests, progress)
         todo = sum(self._wanted(r) - min(store.sample_count(r.variant.key), self._wanted(r)) for r in ready)
         if not todo:
             # Killed after a variant's last samples and before its row: finish it from them.
@@ -359,6 +367,43 @@ class _Sweeper:
         store.write_manifest()
         for warning in warnings:
             print(f"slimlab: {warning}", file=sys.stderr)
+
+    def _guests(self, ready: list[_Ready], progress: bool) -> None:
+        """Variants that run in a full-system guest (measure.qemu_system): one boot per target
+        checks and measures every one of them still lacking samples, in the order _rounds
+        takes them; each sample is stored as its step ends, so a resumed sweep boots only for
+        the starts still missing. What the boot was goes into the manifest ("guests")."""
+        from .measure.qemu_system import Job
+
+        store = self.store
+        by_target: dict[str, list[_Ready]] = {}
+        for item in ready:
+            if store.sample_count(item.variant.key) >= self._wanted(item):
+                self._complete(item)  # killed after its last sample and before its row
+            else:
+                by_target.setdefault(item.variant.target, []).append(item)
+        for target, items in by_target.items():
+            first = {item.variant.key: store.sample_count(item.variant.key) for item in items}
+            jobs = [Job(item.variant.key, item.workload, item.binary, self._wanted(item) - first[item.variant.key])
+                    for item in items]
+            bar = tqdm(total=sum(j.runs for j in jobs), desc=f"measure {target} (guest)", unit="run",
+                       disable=not progress, file=sys.stderr)
+
+            def keep(key: str, index: int, sample: Sample) -> None:
+                store.add_sample(_sample_record(store, key, first[key] + index, sample))
+                bar.update()
+
+            result = items[0].runner.measure_batch(jobs, self.spec.run_timeout_s, self.spec.warmup, MEASURE_BURST,
+                                                   keep, cpu=self.spec.pin_cpu)
+            bar.close()
+            store.manifest["sessions"][-1].setdefault("guests", []).append(result.boot)
+            store.write_manifest()
+            for item in items:
+                failure = result.failures.get(item.variant.key)
+                if failure is not None:
+                    self._finish(item.row, failure.status, failure.reason)
+                else:
+                    self._complete(item)
 
     def _crosscheck(self, item: _Ready) -> dict:
         """hyperfine's figure beside ours (measure.crosscheck); a cross-check that fails leaves
