@@ -138,7 +138,7 @@ def _extract(deb: Path, member: str, out: Path) -> None:
     """One file of a .deb's data, by a tar wildcard."""
     with tempfile.TemporaryDirectory(prefix="slimlab-deb-") as tmp:
         done = subprocess.run(f"dpkg-deb --fsys-tarfile {_q(deb)} | tar -x -C {_q(Path(tmp))} --wildcards {_q(member)}",
-                              shell=True, capture_output=True, text=True, timeout=300)
+                              shell=True, capture_output=True, text=True, timeout=300, check=False)
         found = sorted(Path(tmp).glob(member.removeprefix("./")))
         if done.returncode != 0 or not found:
             raise ToolError(f"no {member} in {deb.name}: {proc.tail(done.stderr, 400)}")
@@ -185,6 +185,15 @@ def initramfs(files: dict[str, tuple[int, bytes | Path]], out: Path) -> int:
         return fh.tell()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: a killed sweep takes its guest with it (PR_SET_PDEATHSIG), as
+    the launcher takes the program it measures; a resumed sweep then boots a fresh one."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
 @dataclass
 class Console:
     """What a boot printed and how it ended."""
@@ -195,7 +204,11 @@ class Console:
     elapsed_s: float = 0.0
 
     def tail(self, lines: int = 25) -> str:
-        return proc.tail("\n".join(self.lines[-lines:]), 1500)
+        """The console's last lines, after the panic's own line when there is one (a call
+        trace and register dump follow it and would push it out)."""
+        last = self.lines[-lines:]
+        panic = [line for line in self.lines if "Kernel panic" in line and line not in last][:1]
+        return proc.tail("\n".join([*panic, *last]), 1500)
 
 
 def boot(kit: Kit, initrd: Path, deadline_s: float, memory_mib: int = 512, append: str = "", cpus: int = 1,
@@ -210,7 +223,8 @@ def boot(kit: Kit, initrd: Path, deadline_s: float, memory_mib: int = 512, appen
                "-append", f"console={m.console} quiet loglevel=1 panic=-1 {append}".strip()]
     started = time.monotonic()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
+                             start_new_session=True,
+                             preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl, no locks taken
     console = Console([], None)
     pending = b""
     try:

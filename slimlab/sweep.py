@@ -389,7 +389,7 @@ class _Sweeper:
             bar = tqdm(total=sum(j.runs for j in jobs), desc=f"measure {target} (guest)", unit="run",
                        disable=not progress, file=sys.stderr)
 
-            def keep(key: str, index: int, sample: Sample) -> None:
+            def keep(key: str, index: int, sample: Sample, first=first, bar=bar) -> None:
                 store.add_sample(_sample_record(store, key, first[key] + index, sample))
                 bar.update()
 

@@ -141,7 +141,8 @@ class QemuSystemRunner:
             result.failures[job.key] = CheckFailure(status, f"{self.name}: {how}; console: {console.tail()}")
         result.boot = {"target": self.target.name, **kit.versions, "boot_s": console.boot_s,
                        "elapsed_s": round(console.elapsed_s, 3), "memory_mib": memory, "initrd_bytes": size,
-                       "cpus": cpus, "variants": len(jobs), "starts": sum(s.starts for s in steps)}
+                       "cpus": cpus, "variants": len(jobs), "starts": sum(s.starts for s in steps),
+                       "timed_starts": sum(j.runs for j in jobs)}
         return result
 
 
