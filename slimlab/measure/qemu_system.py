@@ -29,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import checkenv, guest
+from .. import checkenv, guest, libs
 from ..errors import ToolError
+from ..inspect import linkage
 from ..model import Target
 from ..proc import tail
 from .launcher import SOURCE, Exit, _exit, _fields
@@ -122,6 +123,7 @@ class QemuSystemRunner:
                      "slimlab/plan.sh": (0o644, _script(jobs, steps, timeout_s).encode())}
             for i, job in enumerate(jobs):
                 files[f"v/{i}/{Path(job.workload.name).name or 'program'}"] = (0o755, job.binary)
+            files.update(_libraries([job.binary for job in jobs], self.target))
             initrd = Path(tmp) / "initrd.cpio"
             size = guest.initramfs(files, initrd)
             # The initramfs lives in the guest's RAM: room for it twice (unpacked while read) and the programs.
@@ -144,6 +146,22 @@ class QemuSystemRunner:
                        "cpus": cpus, "variants": len(jobs), "starts": sum(s.starts for s in steps),
                        "timed_starts": sum(j.runs for j in jobs)}
         return result
+
+
+def _libraries(binaries: list[Path], target: Target) -> dict[str, tuple[int, Path]]:
+    """What dynamic binaries load (gccgo's libgo, cgo's libc), from the cross sysroot: the loader
+    at the path the binary names, the libraries in /lib (on the guest loader's default path)."""
+    files = {}
+    for binary in binaries:
+        found = linkage(binary)
+        if found["interpreter"]:
+            loader = libs.resolve(Path(found["interpreter"]).name, target)
+            if loader is not None:
+                files[found["interpreter"].lstrip("/")] = (0o755, loader)
+        for name, path in libs.closure(found["needed_libs"], target).items():
+            if path is not None:  # one that is missing: the program's own check says so in the guest
+                files[f"lib/{name}"] = (0o755, path)
+    return files
 
 
 def _plan(jobs: list[Job], warmup: int, burst: int) -> list[_Step]:
