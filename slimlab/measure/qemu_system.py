@@ -77,6 +77,7 @@ class QemuSystemRunner:
     target: Target
     cache_dir: Path | None = None
     append: str = ""
+    boot_budget_s: float = guest.BOOT_BUDGET_S  # for the kernel and init, besides the plan's own time
     emulated: bool = True
     memory_scope: str = "program"  # the guest kernel's count of the program's own pages
     batch: bool = True  # the sweep hands it all of a target's variants at once
@@ -128,7 +129,7 @@ class QemuSystemRunner:
             size = guest.initramfs(files, initrd)
             # The initramfs lives in the guest's RAM: room for it twice (unpacked while read) and the programs.
             memory = max(512, 256 + 2 * (size >> 20))
-            budget = guest.BOOT_BUDGET_S + sum(s.starts for s in steps) * (timeout_s + 2)
+            budget = self.boot_budget_s + sum(s.starts for s in steps) * (timeout_s + 2)
             cpus = 1 if cpu is not None else len(os.sched_getaffinity(0))
             lines = guest.boot(kit, initrd, budget, memory, self.append, cpus)
             console = _Reader(jobs, steps, result, on_sample).read(lines)
