@@ -373,7 +373,7 @@ class _Sweeper:
         checks and measures every one of them still lacking samples, in the order _rounds
         takes them; each sample is stored as its step ends, so a resumed sweep boots only for
         the starts still missing. What the boot was goes into the manifest ("guests")."""
-        from .measure.qemu_system import Job
+        from .measure.qemu_system import BatchResult, Job
 
         store = self.store
         by_target: dict[str, list[_Ready]] = {}
@@ -393,11 +393,16 @@ class _Sweeper:
                 store.add_sample(_sample_record(store, key, first[key] + index, sample))
                 bar.update()
 
-            result = items[0].runner.measure_batch(jobs, self.spec.run_timeout_s, self.spec.warmup, MEASURE_BURST,
-                                                   keep, cpu=self.spec.pin_cpu)
+            try:
+                result = items[0].runner.measure_batch(jobs, self.spec.run_timeout_s, self.spec.warmup,
+                                                       MEASURE_BURST, keep, cpu=self.spec.pin_cpu)
+            except STAGE_ERRORS as exc:  # the guest could not be made or run: every variant of it says why
+                failure = CheckFailure("broken", f"measure: {type(exc).__name__}: {exc}")
+                result = BatchResult(failures={item.variant.key: failure for item in items})
             bar.close()
-            store.manifest["sessions"][-1].setdefault("guests", []).append(result.boot)
-            store.write_manifest()
+            if result.boot:
+                store.manifest["sessions"][-1].setdefault("guests", []).append(result.boot)
+                store.write_manifest()
             for item in items:
                 failure = result.failures.get(item.variant.key)
                 if failure is not None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import checkenv, guest, libs
-from ..errors import ToolError
+from ..errors import SlimlabError
 from ..inspect import linkage
 from ..model import Target
 from ..proc import tail
@@ -113,7 +113,7 @@ class QemuSystemRunner:
             return result
         try:
             kit = guest.kit(self.target, SOURCE, self.cache_dir)
-        except ToolError as exc:
+        except SlimlabError as exc:  # no QEMU, cross gcc or kernel to be had: say how to get them
             for job in jobs:
                 result.failures[job.key] = CheckFailure("unsupported", str(exc))
             return result
