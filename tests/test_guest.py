@@ -6,6 +6,7 @@ Each test boots as few guests as it can (one, mostly): emulation is slow on 2 sh
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import statistics
@@ -28,6 +29,7 @@ from slimlab.model import TARGETS, SweepSpec
 from slimlab.workloads import Workload
 
 ARM64 = TARGETS["linux/arm64"]
+log = logging.getLogger(__name__)
 sweep_module = importlib.import_module("slimlab.sweep")  # the package's `sweep` is the function
 GO = "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else "go"
 
@@ -83,6 +85,7 @@ def test_allocating_64_mib_shows_as_64_mib_more_peak_rss_natively_and_in_an_arm6
                                                   60, warmup=1, burst=5)
     assert not found.failures, found.failures
     guest = {n: statistics.median(s.peak_rss_kib for s in found.samples[str(n)]) for n in workloads}
+    log.info("peak RSS (KiB) for 0 and 64 MiB: native %s, arm64 guest %s", host, guest)
     for where, peaks in (("native", host), ("guest", guest)):
         assert abs((peaks[64] - peaks[0]) - 64 * 1024) <= 0.05 * 64 * 1024, (where, peaks)
     # Inside the guest the program's floor is its own, not QEMU's ~20 MiB more.
