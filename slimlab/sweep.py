@@ -196,6 +196,7 @@ class _Sweeper:
             if variant.base != "none":
                 raise StageFailure("unsupported", f"images are built for this host's CPU only so far, "
                                                   f"not {target.name}")
+            row["qemu_user_check"] = self._user_mode_verdict(workload, target, linked.binary)
             return _Ready(variant, workload, runner, linked.binary, row)
         # The check runs twice. First with the sweep's own environment (os.environ, passed on
         # by the launcher, plus the workload's env): what a shell or CI job gives a program.
@@ -218,6 +219,21 @@ class _Sweeper:
             runner = self._container_runner(workload, tag)
             row["runner"] = runner.name
         return _Ready(variant, workload, runner, linked.binary, row)
+
+    def _user_mode_verdict(self, workload: Workload, target, binary: Path) -> str | None:
+        """The quick functional check under QEMU user mode too, beside the guest's: "ok" or why
+        not. Both verdicts go into the row: a crash under one emulator only is the emulator's."""
+        user = runner_for(target, launcher_path(self.cache), "qemu-user")
+        if isinstance(user, str):
+            return None
+        for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
+            try:
+                self._stage("check", user.check, checked, binary, self.spec.run_timeout_s)
+            except CheckFailure as failure:
+                return f"{failure.status}: {label}{failure.reason}"
+            except StageFailure as failure:
+                return f"{failure.status}: {label}{failure.reason}"
+        return "ok"
 
     def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row) -> str:
         """The binary on its base, built in the engine and checked in containers, plain and hardened."""

@@ -118,6 +118,9 @@ def test_a_sweep_measures_hello_and_httpd_in_one_arm64_guest_boot(tmp_path):
            .iter_rows(named=True)}
     assert upx["linux/amd64"]["status"] == "ok"
     assert upx["linux/arm64"]["status"] == "broken" and upx["linux/arm64"]["reason"].startswith(checkenv.LABEL)
+    # Both runners' verdicts are in the row: QEMU user mode's quick check agrees.
+    assert upx["linux/arm64"]["qemu_user_check"].startswith(f"broken: {checkenv.LABEL}")
+    assert set(guest["qemu_user_check"]) == {"ok"}
 
 
 def test_a_panicking_guest_gives_rows_with_the_console_tail_not_a_crash(tmp_path, monkeypatch):
