@@ -14,6 +14,12 @@ prefixed ``@@ <variant> <step> L``; the host judges them with the same rules as 
 a native run and hands each timed sample over as soon as its step ends, so an
 interrupted sweep keeps what was measured. A guest that panics or hangs (killed at a
 deadline) leaves its unfinished variants broken or timed out with the console's tail.
+
+What differs from a native run: the guest's environment is PATH and HOME plus the
+workload's own (not the sweep's); a gRPC health check (grpc_health) is not asked in the
+guest (no gRPC client there), only the HTTP one: the sweep also runs the quick checks
+under QEMU user mode (the row's qemu_user_check), where it is; and the binaries live on
+the initramfs (tmpfs), so their mapped pages count as RssShmem rather than RssFile.
 """
 
 from __future__ import annotations
