@@ -34,6 +34,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import checkenv, guest, libs
 from ..errors import SlimlabError
@@ -42,6 +43,9 @@ from ..model import Target
 from ..proc import tail
 from .launcher import SOURCE, Exit, _exit, _fields
 from .samples import CheckFailure, Sample
+
+if TYPE_CHECKING:
+    from ..workloads import Workload
 
 GUEST_ADDR = "127.0.0.1:8080"  # nothing else listens in the guest
 GUEST_GRPC_ADDR = "127.0.0.1:8081"
@@ -53,7 +57,7 @@ class Job:
     """One variant in a boot: ``runs`` timed starts still wanted (0: the checks only)."""
 
     key: str
-    workload: object  # Workload
+    workload: Workload
     binary: Path
     runs: int
 
