@@ -91,6 +91,7 @@ PACKAGES=(
     gcc libc6-dev make binutils time hyperfine
     chromium fonts-liberation   # headless reports; fonts are a Recommends of chromium
     qemu-user-static
+    qemu-system-arm             # full-system arm64/armhf guests (qemu-system-aarch64 too): guest-exact memory
     gccgo gccgo-aarch64-linux-gnu gccgo-arm-linux-gnueabihf
     gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf   # cgo of cross builds (gc and gccgo)
     python3-venv git

@@ -293,6 +293,19 @@ def _resolve(packages: tuple[str, ...], target: Target, root: Path) -> tuple[dic
     return debs, {"host": host, arch: foreign}
 
 
+def fetch_debs(packages: tuple[str, ...], target: Target, into: Path,
+               cache_dir: Path | None = None) -> dict[str, Path]:
+    """Package -> its .deb for ``target``'s CPU, downloaded into ``into`` and checked against the
+    index's hash. Per-CPU packages only (a kernel, busybox-static): a foreign CPU's come from
+    its private apt state, so the host's dpkg architecture list stays as it is."""
+    if target.goarch not in DEB_ARCH:
+        raise SlimlabError(f"no Debian architecture for {target.name}; there is one for GOARCH {', '.join(DEB_ARCH)}")
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    arch = DEB_ARCH[target.goarch]
+    apt = _Apt("host", root, None) if target.is_native else _Apt(arch, root, root / "apt" / arch)
+    return apt.download(apt.resolve(packages), into)
+
+
 def _digest(material: dict) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

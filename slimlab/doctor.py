@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import engine, proc, supply
+from . import engine, guest, proc, supply
 from .model import TARGETS
 from .paths import find_tool
 from .toolchains.base import first_line
@@ -38,6 +38,11 @@ def _per_foreign_cpu() -> list[Tool]:
             Tool(target.qemu, (target.qemu, "--version"), f"runs {target.name} variants",
                  "apt-get install qemu-user-static"),
         ]
+        machine = guest.machine_for(target)
+        if machine is not None:
+            tools.append(Tool(machine.qemu, (machine.qemu, "--version"),
+                              f"guest-exact memory of {target.name} (spec: runner = \"qemu-system\")",
+                              guest.INSTALL_QEMU))
     return tools
 
 

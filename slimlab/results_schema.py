@@ -64,9 +64,14 @@ COLUMNS: tuple[Column, ...] = (
     *AXIS_COLUMNS,
     Column("status", pl.String, f"one of {', '.join(STATUSES)}"),
     Column("reason", pl.String, "why the status is not ok: the tool's or the check's own words"),
-    Column("emulated", pl.Boolean, "run under QEMU user emulation (in a container: QEMU registered in binfmt_misc): "
-                                   "timings are not native, and peak RSS is QEMU's with the program's"),
-    Column("runner", pl.String, "what started the program: 'native' or the emulator, e.g. qemu-aarch64-static"),
+    Column("emulated", pl.Boolean, "run under QEMU (user mode, a full-system guest, or in a container through "
+                                   "binfmt_misc): timings are not native"),
+    Column("runner", pl.String, "what started the program: 'native', the user-mode emulator (e.g. "
+                                "qemu-aarch64-static) or the full-system one whose guest ran it (qemu-system-aarch64)"),
+    Column("memory_scope", pl.String, "what peak RSS counts: 'program' (native, container, qemu-system guest: the "
+                                      "program's own) or 'emulator+program' (qemu-user: QEMU's process)"),
+    Column("qemu_user_check", pl.String, "with runner qemu-system: the functional checks (plain and crowded "
+                                         "environment) also run under QEMU user mode: 'ok' or its status and reason"),
     Column("host", pl.String, "the host that measured the row (its hostname)"),
     Column("build_seconds", pl.Float64, "wall time of the compiler run (of the original run when cached)"),
     Column("build_cached", pl.Boolean, "the binary came from the artifact cache"),

@@ -189,10 +189,16 @@ class _Sweeper:
         row.update(self._scan(linked.binary))
         if variant.base == "none":  # an image's SBOM, with its base's packages, is written with the image
             row.update(self._stage("inspect", self._sbom, variant, target, built.binary, linked.binary))
-        runner = runner_for(target, launcher_path(self.cache))
+        # An image's program runs in its container (another CPU's through binfmt QEMU user
+        # mode): the bare check before it is QEMU user mode's too, whatever the spec's runner.
+        choice = spec.runner_of(variant.target) if variant.base == "none" else "qemu-user"
+        runner = runner_for(target, launcher_path(self.cache), choice, self.cache)
         if isinstance(runner, str):
             raise StageFailure("unsupported", runner)
-        row["runner"] = runner.name
+        row.update(runner=runner.name, memory_scope=runner.memory_scope)
+        if getattr(runner, "batch", False):  # a guest checks it in the boot that measures it (_guests)
+            row["qemu_user_check"] = self._user_mode_verdict(workload, target, linked.binary)
+            return _Ready(variant, workload, runner, linked.binary, row)
         # The check runs twice. First with the sweep's own environment (os.environ, passed on
         # by the launcher, plus the workload's env): what a shell or CI job gives a program.
         # Then with a crowded one, as a Kubernetes pod gets (see checkenv): UPX-packed Go
@@ -212,8 +218,23 @@ class _Sweeper:
                 raise StageFailure("broken", f"image: {type(exc).__name__}: {exc}") from exc
             # Timed like the bare binary, but with `docker run` semantics (measure.container).
             runner = self._container_runner(workload, tag, target=target)
-            row.update(runner=runner.name, emulated=runner.emulated)
+            row.update(runner=runner.name, emulated=runner.emulated, memory_scope=runner.memory_scope)
         return _Ready(variant, workload, runner, linked.binary, row)
+
+    def _user_mode_verdict(self, workload: Workload, target, binary: Path) -> str | None:
+        """The quick functional check under QEMU user mode too, beside the guest's: "ok" or why
+        not. Both verdicts go into the row: a crash under one emulator only is the emulator's."""
+        user = runner_for(target, launcher_path(self.cache), "qemu-user")
+        if isinstance(user, str):
+            return None
+        for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
+            try:
+                self._stage("check", user.check, checked, binary, self.spec.run_timeout_s)
+            except CheckFailure as failure:
+                return f"{failure.status}: {label}{failure.reason}"
+            except StageFailure as failure:
+                return f"{failure.status}: {label}{failure.reason}"
+        return "ok"
 
     def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row) -> str:
         """The binary on its base, built in the engine and checked in containers, plain and hardened."""
@@ -365,6 +386,9 @@ class _Sweeper:
         manifest (this session's "measurement") and are printed.
         """
         spec, store = self.spec, self.store
+        guests = [r for r in ready if getattr(r.runner, "batch", False)]
+        ready = [r for r in ready if r not in guests]
+        self._guests(guests, progress)
         todo = sum(self._wanted(r) - min(store.sample_count(r.variant.key), self._wanted(r)) for r in ready)
         if not todo:
             # Killed after a variant's last samples and before its row: finish it from them.
@@ -390,6 +414,48 @@ class _Sweeper:
         store.write_manifest()
         for warning in warnings:
             print(f"slimlab: {warning}", file=sys.stderr)
+
+    def _guests(self, ready: list[_Ready], progress: bool) -> None:
+        """Variants that run in a full-system guest (measure.qemu_system): one boot per target
+        checks and measures every one of them still lacking samples, in the order _rounds
+        takes them; each sample is stored as its step ends, so a resumed sweep boots only for
+        the starts still missing. What the boot was goes into the manifest ("guests")."""
+        from .measure.qemu_system import BatchResult, Job
+
+        store = self.store
+        by_target: dict[str, list[_Ready]] = {}
+        for item in ready:
+            if store.sample_count(item.variant.key) >= self._wanted(item):
+                self._complete(item)  # killed after its last sample and before its row
+            else:
+                by_target.setdefault(item.variant.target, []).append(item)
+        for target, items in by_target.items():
+            first = {item.variant.key: store.sample_count(item.variant.key) for item in items}
+            jobs = [Job(item.variant.key, item.workload, item.binary, self._wanted(item) - first[item.variant.key])
+                    for item in items]
+            bar = tqdm(total=sum(j.runs for j in jobs), desc=f"measure {target} (guest)", unit="run",
+                       disable=not progress, file=sys.stderr)
+
+            def keep(key: str, index: int, sample: Sample, first=first, bar=bar) -> None:
+                store.add_sample(_sample_record(store, key, first[key] + index, sample))
+                bar.update()
+
+            try:
+                result = items[0].runner.measure_batch(jobs, self.spec.run_timeout_s, self.spec.warmup,
+                                                       MEASURE_BURST, keep, cpu=self.spec.pin_cpu)
+            except STAGE_ERRORS as exc:  # the guest could not be made or run: every variant of it says why
+                failure = CheckFailure("broken", f"measure: {type(exc).__name__}: {exc}")
+                result = BatchResult(failures={item.variant.key: failure for item in items})
+            bar.close()
+            if result.boot:
+                store.manifest["sessions"][-1].setdefault("guests", []).append(result.boot)
+                store.write_manifest()
+            for item in items:
+                failure = result.failures.get(item.variant.key)
+                if failure is not None:
+                    self._finish(item.row, failure.status, failure.reason)
+                else:
+                    self._complete(item)
 
     def _crosscheck(self, item: _Ready) -> dict:
         """hyperfine's figure beside ours (measure.crosscheck); a cross-check that fails leaves

@@ -8,7 +8,7 @@
  * tiny static process keeps that floor below anything a Go program uses, exactly
  * as /usr/bin/time and hyperfine do.
  *
- * Usage: slimlab-launch [--cpu N] [--runs N] [--go] [--cgroup-peak] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]
+ * Usage: slimlab-launch [--cpu N] [--runs N] [--go] [--cgroup-peak] [--health PORT PATH] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]
  *   --cpu N     pin this launcher and the program to CPU N (sched_setaffinity before
  *               the vfork, inherited by the program and all its threads)
  *   --runs N    start the program N times back to back (default 1), as hyperfine does
@@ -18,6 +18,9 @@
  *               writes it when it is about to sleep in wait(), so that the caller's
  *               own wake-up after spawning us does not compete with the program
  *   --cgroup-peak  report the cgroup's peak memory after each run (below)
+ *   --health PORT PATH  a server: poll http://127.0.0.1:PORT/PATH until it answers, then
+ *               report the answer and the program's /proc status, and send it SIGTERM
+ *               (used inside a full-system guest, where no host process can poll it)
  *   TIMEOUT_MS  per run, 0 for none; on expiry the whole process group gets SIGKILL
  *   STDOUT      file to write the program's stdout to ("-" for /dev/null)
  *   STDERR      likewise for stderr (all runs append to it)
@@ -27,7 +30,9 @@
  *   exited end_ns=<ns after wait4> status=<raw wait status> exit=<code|-1>
  *          signal=<signo|0> maxrss_kib=<ru_maxrss> utime_us=<n> stime_us=<n> timed_out=<0|1>
  *          nvcsw=<n> nivcsw=<n> minflt=<n> majflt=<n> cgroup_peak_bytes=<n|-1>
- * (the second on one line; fields are only ever added at its end). nvcsw/nivcsw are the
+ * (the second on one line; fields are only ever added at its end). With --health, between them:
+ *   ready ready_ns=<ns at the first HTTP answer> http_status=<code> vmrss_kib=<n|-1>
+ *         vmhwm_kib=<n|-1> body_hex=<the answer's body, up to 256 bytes, hex> nvcsw/nivcsw are the
  * program's voluntary and involuntary context switches, summed over its threads: a
  * program preempted for another task (nivcsw) ran on a busy CPU.
  * With --cgroup-peak, cgroup_peak_bytes is the peak memory of the cgroup the launcher is
@@ -47,7 +52,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -57,6 +64,8 @@
 static volatile sig_atomic_t alarm_fired = 0;
 static volatile sig_atomic_t stop_signal = 0; /* SIGTERM/SIGINT received, to pass on */
 static int want_cgroup = 0;                     /* --cgroup-peak */
+static long health_port = 0;                    /* --health PORT PATH: 0 for a CLI */
+static const char *health_path = NULL;
 
 static void on_alarm(int sig) {
     (void)sig;
@@ -114,6 +123,84 @@ static void set_timer(long ms) {
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
+/* VmRSS or VmHWM of /proc/PID/status in KiB, -1 when unreadable. */
+static long status_kib(pid_t pid, const char *field) {
+    char path[64], text[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    text[n] = '\0';
+    char *at = strstr(text, field);
+    return at ? atol(at + strlen(field) + 1) : -1;
+}
+
+/* One GET of health_path on loopback: the HTTP status (body into body/len), or -1 while
+ * nothing answers yet (refused, reset, or not HTTP yet). */
+static int http_get(char *body, size_t *len) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)health_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[8192];
+    int status = -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        int n = snprintf(buf, sizeof buf, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", health_path);
+        size_t got = 0;
+        if (write(fd, buf, (size_t)n) == n) {
+            ssize_t r;
+            while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
+        }
+        buf[got] = '\0';
+        int code;
+        if (got > 12 && sscanf(buf, "HTTP/%*d.%*d %d", &code) == 1) {
+            status = code;
+            char *start = strstr(buf, "\r\n\r\n");
+            *len = 0;
+            if (start) {
+                start += 4;
+                *len = got - (size_t)(start - buf);
+                if (*len > 256) *len = 256;
+                memcpy(body, start, *len);
+            }
+        }
+    }
+    close(fd);
+    return status;
+}
+
+/* Poll the server until it answers (report it, then SIGTERM), it exits, or the timer fires. */
+static void await_health(pid_t pid) {
+    char body[256];
+    size_t len = 0;
+    const struct timespec pause = {0, 500000}; /* 0.5 ms between probes, as the host's poll */
+    while (!alarm_fired) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        /* WNOWAIT: look without reaping, so wait4 below still gets its rusage. */
+        if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) return;
+        int status = http_get(body, &len);
+        if (status >= 0) {
+            long long ready = now_ns();
+            printf("ready ready_ns=%lld http_status=%d vmrss_kib=%ld vmhwm_kib=%ld body_hex=", ready, status,
+                   status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"));
+            for (size_t k = 0; k < len; k++) printf("%02x", (unsigned char)body[k]);
+            printf("\n");
+            fflush(stdout);
+            kill(pid, SIGTERM);
+            return;
+        }
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* One start of argv[0]: vfork, exec, wait4, report. Returns 0 unless it timed out or was killed. */
 static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in_fd) {
     long long start = now_ns();
@@ -148,11 +235,17 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
     printf("started pid=%d start_ns=%lld\n", (int)pid, start);
     fflush(stdout);
     if (timeout_ms > 0) set_timer(timeout_ms);
+    if (health_port > 0) await_health(pid);
 
     int status = 0;
     struct rusage ru;
     int timed_out = 0;
     for (;;) {
+        if (alarm_fired && !timed_out) { /* fired while polling, before wait4 could see it */
+            timed_out = 1;
+            kill(-pid, SIGKILL);
+            alarm_fired = 0;
+        }
         if (stop_signal) { /* arrived before wait4 slept (or between runs) */
             kill(-pid, stop_signal);
             stop_signal = 0;
@@ -203,6 +296,16 @@ int main(int argc, char **argv) {
             i += 1;
             continue;
         }
+        if (strcmp(argv[i], "--health") == 0) {
+            if (i + 2 >= argc) {
+                fprintf(stderr, "slimlab-launch: --health needs a port and a path\n");
+                return 2;
+            }
+            health_port = number(argv[i + 1], "--health PORT");
+            health_path = argv[i + 2];
+            i += 3;
+            continue;
+        }
         if (strcmp(argv[i], "--cpu") == 0 || strcmp(argv[i], "--runs") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "slimlab-launch: %s needs a number\n", argv[i]);
@@ -211,13 +314,13 @@ int main(int argc, char **argv) {
             if (argv[i][2] == 'c') cpu = number(argv[i + 1], "--cpu");
             else runs = number(argv[i + 1], "--runs");
         } else {
-            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go, --cgroup-peak)\n", argv[i]);
+            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go, --cgroup-peak, --health PORT PATH)\n", argv[i]);
             return 2;
         }
         i += 2;
     }
     if (argc - i < 5 || strcmp(argv[i + 3], "--") != 0 || runs < 1) {
-        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] [--go] [--cgroup-peak] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n",
+        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] [--go] [--cgroup-peak] [--health PORT PATH] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n",
                 argv[0]);
         return 2;
     }

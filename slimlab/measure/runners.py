@@ -57,10 +57,16 @@ class LauncherRunner:
         return take_samples(workload, self, binary, timeout_s, runs, cpu=cpu, warmup=warmup)
 
 
-def runner_for(target: Target, launcher: Path | None = None) -> LauncherRunner | str:
-    """A runner for ``target``, or the reason none is available (with the install command)."""
+def runner_for(target: Target, launcher: Path | None = None, runner: str = "qemu-user",
+               cache_dir: Path | None = None) -> Runner | str:
+    """A runner for ``target``, or the reason none is available (with the install command).
+    ``runner`` says how a foreign target runs (model.spec.RUNNERS); a native one runs natively."""
     if target.is_native:
         return LauncherRunner("native", (), False, launcher)
+    if runner == "qemu-system":
+        from .qemu_system import QemuSystemRunner, runner_unsupported
+
+        return runner_unsupported(target) or QemuSystemRunner(target, cache_dir)
     emulator = shutil.which(target.qemu)
     if emulator is None:
         return f"{target.name} needs {target.qemu} to run on this host; install it with: apt-get install qemu-user-static"

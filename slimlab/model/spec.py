@@ -49,7 +49,13 @@ TABLES = ("custom_profiles", "excludes")
 AXIS_KEYS = tuple(a.key for a in AXES)
 # vulndb: a Go vulnerability database directory (the v1 layout of vuln.go.dev) that
 # govulncheck scans every binary against; none can be downloaded here, so the user names one.
-KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name", "vulndb")
+# runner: how a foreign target's programs run: "qemu-user" (QEMU user mode: quick, but its
+# peak RSS is QEMU's own plus the program's) or "qemu-system" (a full-system guest of that
+# CPU: the program's own memory, see slimlab.guest); one name for every foreign target, or
+# a table by target, e.g. { "linux/arm64" = "qemu-system" }. A native target runs natively.
+RUNNERS = ("qemu-user", "qemu-system")
+DEFAULT_RUNNER = "qemu-user"
+KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name", "vulndb", "runner")
 # What marks a directory as a Go vulnerability database (https://go.dev/security/vuln/database#api).
 VULNDB_INDEX = ("index/db.json", "index/modules.json")
 
@@ -69,6 +75,7 @@ class SweepSpec:
     excludes: tuple[tuple[tuple[str, str], ...], ...] = ()
     name: str = "sweep"
     vulndb: str | None = None  # absolute path of a Go vulnerability database, checked on load
+    runners: tuple[tuple[str, str], ...] = ()  # (target, runner) where not DEFAULT_RUNNER
     base_dir: Path | None = field(default=None, compare=False)  # where relative workload paths start
 
     # -- reading -----------------------------------------------------------------------
@@ -88,6 +95,10 @@ class SweepSpec:
         if self.all_packages:
             profiles = {name: replace(p, all_packages=True) for name, p in profiles.items()}
         return profiles
+
+    def runner_of(self, target: str) -> str:
+        """The runner the spec names for a foreign ``target`` (RUNNERS)."""
+        return dict(self.runners).get(target, DEFAULT_RUNNER)
 
     def exclude_rules(self) -> list[dict[str, str]]:
         return [dict(rule) for rule in self.excludes]
@@ -152,6 +163,7 @@ class SweepSpec:
             excludes=tuple(tuple(sorted(rule.items())) for rule in _excludes(data.get("excludes", []))),
             name=str(data.get("name", "sweep")),
             vulndb=_vulndb(data.get("vulndb"), base_dir),
+            runners=_runners(data.get("runner"), _axis(data, "targets", dict(axes)["targets"])),
             base_dir=base_dir,
         )
         spec._check_values()
@@ -185,6 +197,8 @@ class SweepSpec:
         out["name"] = self.name
         if self.vulndb is not None:
             out["vulndb"] = self.vulndb
+        if self.runners:
+            out["runner"] = dict(self.runners)
         return out
 
 
@@ -230,6 +244,23 @@ def _setting(data: dict, name: str):
     if not setting.low <= value <= setting.high:
         raise SpecError(f"{name} must be between {setting.low:g} and {setting.high:g}, got {value!r}")
     return kind(value)
+
+
+def _runners(value, targets: list[str]) -> tuple[tuple[str, str], ...]:
+    """``runner`` as (target, runner) pairs for the targets that do not take the default."""
+    if value is None:
+        return ()
+    table = {t: value for t in targets} if isinstance(value, str) else value
+    if not isinstance(table, Mapping):
+        raise SpecError(f"runner must be one of {', '.join(RUNNERS)} or a table of target = runner, got {value!r}")
+    for target, runner in table.items():
+        if target not in targets:
+            raise SpecError(f"runner: target {target!r} is not in this spec's targets{did_you_mean(target, targets)}; "
+                            f"listed: {', '.join(targets)}")
+        if runner not in RUNNERS:
+            raise SpecError(f"runner {runner!r} for {target}{did_you_mean(runner, RUNNERS)}; "
+                            f"valid: {', '.join(RUNNERS)}")
+    return tuple(sorted((t, r) for t, r in table.items() if r != DEFAULT_RUNNER))
 
 
 def _vulndb(value, base_dir: Path | None) -> str | None:
