@@ -128,7 +128,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("startup_ms_max", pl.Float64, "slowest start-up sample"),
     Column("peak_rss_kib_median", pl.Float64,
            "median peak resident set (KiB): wait4 ru_maxrss of the program; servers: the larger of that "
-           "and VmHWM read before the stop signal. Under QEMU user mode it is the emulator's, not the program's"),
+           "and VmHWM read before the stop signal. Empty under QEMU user mode (see emulator_peak_rss_kib_median)"),
+    Column("emulator_peak_rss_kib_median", pl.Float64,
+           "QEMU user mode only (memory_scope 'emulator+program'): the median peak RSS of QEMU's process running "
+           "the program, which the peak_rss columns then leave empty; runner qemu-system gives the program's own"),
     Column("peak_rss_kib_iqr", pl.Float64, "interquartile range of the peak-RSS samples"),
     Column("peak_rss_kib_max", pl.Int64, "largest peak-RSS sample"),
     Column("ready_rss_kib_median", pl.Float64, "servers only: VmRSS once /healthz first answers"),

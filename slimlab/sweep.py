@@ -505,6 +505,12 @@ class _Sweeper:
     def _complete(self, item: _Ready) -> None:
         """A variant with all its samples: its summary, the cross-check, and its row."""
         item.row.update(summary_columns(self.store.samples[item.variant.key][: self._wanted(item)]))
+        if item.row.get("memory_scope") == "emulator+program":
+            # Under QEMU user mode the peak is QEMU's process, not the program's: it is kept, named
+            # so, and never shown as the program's memory (a qemu-system guest gives that).
+            item.row["emulator_peak_rss_kib_median"] = item.row["peak_rss_kib_median"]
+            item.row.update(peak_rss_kib_median=None, peak_rss_kib_iqr=None, peak_rss_kib_max=None,
+                            ready_rss_kib_median=None)
         item.row.update(self._crosscheck(item))
         self._finish(item.row, "ok")
 

@@ -194,6 +194,12 @@ def test_foreign_container_timings_are_marked_emulated(multiarch_run):
     native = rows.filter(~pl.col("emulated"))["peak_rss_kib"].max()
     # QEMU's own memory is in the foreign figure (its peak RSS is QEMU's with the program's).
     assert rows.filter(pl.col("emulated"))["peak_rss_kib"].min() > native
+    # ... so the row names it the emulator's, and never shows it as the program's memory.
+    summary = pl.read_parquet(multiarch_run / "results.parquet")
+    foreign = summary.filter(pl.col("emulated"))
+    assert foreign["memory_scope"].unique().to_list() == ["emulator+program"]
+    assert foreign["peak_rss_kib_median"].is_null().all() and foreign["emulator_peak_rss_kib_median"].min() > native
+    assert summary.filter(~pl.col("emulated"))["peak_rss_kib_median"].is_not_null().all()
 
 
 def test_a_resumed_sweep_ends_with_a_complete_index(tmp_path, docker_engine):

@@ -568,3 +568,28 @@ def test_platform_bars_put_each_images_platforms_side_by_side_with_its_index():
     text = fig.to_json()
     assert "<img src=x" not in text and "&lt;img src=x" in text and "index abababababab" in text
     assert "No multi-arch" in figures.platform_bars(df.tail(1)).layout.annotations[0].text
+
+
+@pytest.mark.unit
+def test_cross_cpu_panel_shows_the_programs_own_memory_and_start_up_against_the_same_cpu():
+    def bare(target, postlink, startup, rss, scope="program", emulated=False, runner="native"):
+        return row(workload=_img("x"), profile="static", status="ok", target=target, postlink=postlink,
+                   size_bytes=1_000_000, section_text_bytes=400_000, startup_ms_median=startup,
+                   peak_rss_kib_median=rss, memory_scope=scope, emulated=emulated, runner=runner)
+    df = pl.DataFrame([
+        bare("linux/amd64", "none", 2.0, 2000.0),
+        bare("linux/amd64", "upx-9", 20.0, 4000.0),
+        bare("linux/arm64", "none", 70.0, 2100.0, emulated=True, runner="qemu-system-aarch64"),
+        bare("linux/arm64", "upx-9", 700.0, 4200.0, emulated=True, runner="qemu-system-aarch64"),
+        bare("linux/arm/v7", "none", 40.0, None, scope="emulator+program", emulated=True, runner="qemu-arm-static"),
+    ], schema=RESULT_SCHEMA)
+    data = {(r["target"], r["postlink"]): r for r in prep.cross_cpu(df).iter_rows(named=True)}
+    assert data[("linux/arm64", "upx-9")]["plot_startup_rel"] == 10.0  # against arm64's own none, not amd64's
+    assert data[("linux/arm64", "none")]["plot_rss_vs_native"] == pytest.approx(1.05)
+    assert data[("linux/arm/v7", "none")]["plot_rss_mib"] is None  # QEMU user mode: not the program's memory
+    assert data[("linux/amd64", "none")]["plot_text_mib"] == pytest.approx(400_000 / 1024 / 1024)
+    fig = figures.cross_cpu_panel(df)
+    text = fig.to_json()
+    assert "<img src=x" not in text and "&lt;img src=x" in text
+    one_cpu = df.filter(pl.col("target") == "linux/amd64")
+    assert "One target CPU" in figures.cross_cpu_panel(one_cpu).layout.annotations[0].text

@@ -296,6 +296,41 @@ def image_bars(df: pl.DataFrame) -> go.Figure:
     return _layout(fig, title, _bar_height(data.height), barmode="stack", legend_title="bytes")
 
 
+def cross_cpu_panel(df: pl.DataFrame) -> go.Figure:
+    """Per target CPU: size by section, the program's own peak RSS beside the native
+    target's, and start-up relative to the same CPU's build without post-link."""
+    title = "Across CPUs: size by section, the program's own peak RSS, start-up relative to the same CPU's baseline"
+    data = prep.cross_cpu(df)
+    if data.is_empty():
+        return note_figure(title, "One target CPU in these runs (spec: targets = [\"linux/amd64\", \"linux/arm64\"]).")
+    labels = data["plot_label"].to_list()
+    fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.03,
+                        subplot_titles=("size by section (MiB)", "program's peak RSS (MiB)",
+                                        "start-up ÷ same CPU, no post-link"))
+    for name in prep.FILE_SECTIONS:
+        values = data[f"plot_{name}_mib"].to_list()
+        if not any(values):
+            continue
+        fig.add_bar(name=SECTION_NAMES.get(name, name), orientation="h", y=labels, x=values,
+                    marker_color=SECTION_COLORS.get(name, "#999"), legendgroup="sections",
+                    hovertemplate="%{y}<br>" + html.escape(name) + ": %{x:.2f} MiB<extra></extra>", row=1, col=1)
+    runner = data["runner"].fill_null("?").map_elements(html.escape, return_dtype=pl.String)
+    fig.add_bar(name="peak RSS (program's own)", orientation="h", y=labels, x=data["plot_rss_mib"].to_list(),
+                marker_color="#4C78A8", showlegend=False,
+                customdata=list(zip(data["plot_rss_vs_native"].fill_null(float("nan")), runner)),
+                hovertemplate="%{y}<br>%{x:.2f} MiB, %{customdata[0]:.2f}× the native target's"
+                              "<br>measured by %{customdata[1]}<extra></extra>", row=1, col=2)
+    fig.add_bar(name="start-up ratio", orientation="h", y=labels, x=data["plot_startup_rel"].to_list(),
+                marker_color="#F58518", showlegend=False,
+                customdata=list(zip(data["startup_ms_median"].fill_null(float("nan")),
+                                    data["emulated"].fill_null(False))),
+                hovertemplate="%{y}<br>%{x:.2f}× the same CPU's build without post-link"
+                              "<br>(%{customdata[0]:.1f} ms; emulated: %{customdata[1]})<extra></extra>",
+                row=1, col=3)
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    return _layout(fig, title, _bar_height(data.height), barmode="stack", legend_title="section")
+
+
 def platform_bars(df: pl.DataFrame) -> go.Figure:
     """Multi-arch images: each image's size per platform side by side, with what a registry
     stores (config and gzip layers) and the OCI index digest over its platforms."""
@@ -584,6 +619,7 @@ def report_figures(
         section_bars(df),
         startup_scatter(df),
         rss_bars(df),
+        cross_cpu_panel(df),
         image_bars(df),
         container_table(df),
         platform_bars(df),

@@ -243,6 +243,50 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+CPU_MATCH = ("run_id", "workload", "toolchain", "profile", "target", "base")
+
+
+def cross_cpu(df: pl.DataFrame) -> pl.DataFrame:
+    """Bare binaries of a sweep over several targets, one row per (variant, target):
+    ``plot_variant`` (the variant without its target), ``plot_target``, the size by section
+    (``plot_<section>_mib``), the program's own peak RSS (``plot_rss_mib``; empty for QEMU
+    user mode, whose figure is the emulator's) and its ratio to the same build on the native
+    target (``plot_rss_vs_native``), and start-up relative to the same CPU's
+    variant without post-link (``plot_startup_rel``): emulated milliseconds are not native
+    ones, but a ratio on one CPU is comparable. Empty unless there are two targets."""
+    df = conform(df)
+    bare = df.filter((pl.col("base").fill_null("none") == "none"), pl.col("status") == "ok",
+                     pl.col("size_bytes").is_not_null())
+    if bare["target"].n_unique() < 2:
+        return bare.clear()
+    baseline = bare.filter(pl.col("postlink") == "none").select(
+        *CPU_MATCH, pl.col("startup_ms_median").alias("_startup_none"))
+    own_rss = pl.when(pl.col("memory_scope").fill_null("program") == "program").then(pl.col("peak_rss_kib_median"))
+    natives = bare.filter(~pl.col("emulated").fill_null(False))["target"]
+    native_target = (natives if not natives.is_empty() else bare["target"]).sort().to_list()[0]
+    parts = [pl.col(c).cast(pl.String).fill_null("?") for c in ("workload", "toolchain", "profile", "postlink")]
+    out = (
+        bare.join(baseline, on=list(CPU_MATCH), how="left", nulls_equal=True)
+        .with_columns(
+            escape_text(pl.concat_str(parts, separator=LABEL_SEPARATOR)).alias("plot_variant"),
+            escape_text(pl.col("target")).alias("plot_target"),
+            (own_rss / 1024).alias("plot_rss_mib"),
+            (pl.col("startup_ms_median") / pl.col("_startup_none")).alias("plot_startup_rel"),
+            *[(pl.col(f"section_{name}_bytes").fill_null(0) / MIB).alias(f"plot_{name}_mib") for name in FILE_SECTIONS],
+        )
+        .drop("_startup_none")
+    )
+    native = out.filter(pl.col("target") == native_target).select(
+        "run_id", "workload", "toolchain", "profile", "postlink", "base", pl.col("plot_rss_mib").alias("_rss0"))
+    return (out.join(native, on=["run_id", "workload", "toolchain", "profile", "postlink", "base"], how="left",
+                     nulls_equal=True)
+            .with_columns((pl.col("plot_rss_mib") / pl.col("_rss0")).alias("plot_rss_vs_native"))
+            .drop("_rss0")
+            .with_columns(pl.concat_str([pl.col("plot_variant"), pl.col("plot_target")], separator=LABEL_SEPARATOR)
+                          .alias("plot_label"))
+            .sort(["plot_variant", "target"]))
+
+
 def platform_images(df: pl.DataFrame) -> pl.DataFrame:
     """Images of a multi-arch sweep: one row per (image, platform), with ``plot_image`` naming
     the image without its target (escaped), ``plot_platform`` and ``plot_index`` (the short
