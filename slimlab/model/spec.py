@@ -54,7 +54,7 @@ AXIS_KEYS = tuple(a.key for a in AXES)
 # CPU: the program's own memory, see slimlab.guest); one name for every foreign target, or
 # a table by target, e.g. { "linux/arm64" = "qemu-system" }. A native target runs natively.
 RUNNERS = ("qemu-user", "qemu-system")
-DEFAULT_RUNNER = "qemu-user"
+DEFAULT_RUNNER = "qemu-system"
 KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name", "vulndb", "runner")
 # What marks a directory as a Go vulnerability database (https://go.dev/security/vuln/database#api).
 VULNDB_INDEX = ("index/db.json", "index/modules.json")
