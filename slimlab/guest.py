@@ -199,9 +199,10 @@ class Console:
     """What a boot printed and how it ended."""
 
     lines: list[str]
-    exit_code: int | None  # None: killed at the deadline
+    exit_code: int | None  # None: killed at the deadline, or for its silence
     boot_s: float | None = None  # host wall time from QEMU's start to init's first line
     elapsed_s: float = 0.0
+    silent_s: float | None = None  # killed after printing nothing for this long
 
     def tail(self, lines: int = 25) -> str:
         """The console's last lines, after the panic's own line when there is one (a call
@@ -212,9 +213,12 @@ class Console:
 
 
 def boot(kit: Kit, initrd: Path, deadline_s: float, memory_mib: int = 512, append: str = "", cpus: int = 1,
-         ready_marker: str = "@@ boot") -> Iterator[str]:
+         ready_marker: str = "@@ boot", silence_s: float | None = None) -> Iterator[str]:
     """Boot the guest and yield its console's lines as they come; the generator's return value
-    (StopIteration.value, or ``yield from``) is the Console. QEMU is killed at the deadline."""
+    (StopIteration.value, or ``yield from``) is the Console. QEMU is killed at the deadline, or
+    once it has printed nothing for ``silence_s``: every start inside reports within its own
+    timeout, so a silent guest is a hung one, and waiting for the whole plan's deadline
+    (hundreds of starts' timeouts) would only keep the sweep waiting."""
     m = kit.machine
     # quiet loglevel=1: kernel messages would interleave with the results' lines; a panic
     # still prints. panic=-1 with -no-reboot: a panicking guest ends QEMU at once.
@@ -227,14 +231,20 @@ def boot(kit: Kit, initrd: Path, deadline_s: float, memory_mib: int = 512, appen
                              preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl, no locks taken
     console = Console([], None)
     pending = b""
+    heard = started
     try:
         while True:
-            left = started + deadline_s - time.monotonic()
+            now = time.monotonic()
+            left = started + deadline_s - now
             if left <= 0:
+                break
+            if silence_s is not None and now - heard > silence_s:
+                console.silent_s = now - heard
                 break
             readable, _, _ = select.select([child.stdout], [], [], min(left, 5))
             if not readable:
                 continue
+            heard = time.monotonic()
             chunk = os.read(child.stdout.fileno(), 65536)
             if not chunk:
                 console.exit_code = child.wait()

@@ -143,6 +143,27 @@ def test_a_panicking_guest_gives_rows_with_the_console_tail_not_a_crash(tmp_path
         assert "the guest ended" in reason and "Kernel panic" in reason, reason
 
 
+def test_a_hung_guest_is_killed_when_it_falls_silent_and_its_variants_are_timeout_rows(tmp_path, monkeypatch):
+    """panic=0 makes a kernel that finds no init hang instead of ending: QEMU runs on, silent.
+    It is killed after printing nothing for longer than a start may take, not at the end of
+    the whole plan's budget."""
+    real = sweep_module.runner_for
+
+    def hangs(target, launcher=None, runner="qemu-user", cache_dir=None):
+        found = real(target, launcher, runner, cache_dir)
+        return QemuSystemRunner(target, cache_dir, append="rdinit=/no/such/init panic=0", boot_budget_s=10) \
+            if isinstance(found, QemuSystemRunner) else found
+
+    monkeypatch.setattr(sweep_module, "runner_for", hangs)
+    spec = {"workloads": ["hello"], "targets": ["linux/arm64"], "runner": "qemu-system", "repeats": 60,
+            "warmup": 0, "run_timeout_s": 1}
+    started = time.monotonic()
+    df = slimlab.load(slimlab.sweep(spec, data_dir=tmp_path / "data", run_id="h", progress=False))
+    assert df["status"].to_list() == ["timeout"]
+    assert "printed nothing for" in df["reason"][0] and "Kernel panic" in df["reason"][0]
+    assert time.monotonic() - started < 120  # the plan's own budget, 60 starts x 3 s + 10 s, is not waited for
+
+
 def test_missing_qemu_system_gives_unsupported_rows_with_the_install_command(tmp_path, hide_tools):
     hide_tools("qemu-system-aarch64")
     spec = {"workloads": ["hello"], "targets": ["linux/arm64"], "runner": "qemu-system", "repeats": 1}

@@ -141,13 +141,17 @@ class QemuSystemRunner:
             memory = max(512, 256 + 2 * (size >> 20))
             budget = self.boot_budget_s + sum(s.starts for s in steps) * (timeout_s + 2)
             cpus = 1 if cpu is not None else len(os.sched_getaffinity(0))
-            lines = guest.boot(kit, initrd, budget, memory, self.append, cpus)
+            # Silent longer than a start may take, or than the kernel takes to boot: hung.
+            silence = max(self.boot_budget_s, timeout_s + 30)
+            lines = guest.boot(kit, initrd, budget, memory, self.append, cpus, silence_s=silence)
             console = _Reader(jobs, steps, result, on_sample).read(lines)
         for job in jobs:  # whatever the guest did not finish: the console says why
             if job.key in result.failures or (job.key in result.checked and
                                                len(result.samples.get(job.key, [])) >= job.runs):
                 continue
-            if console.exit_code is None:
+            if console.silent_s is not None:
+                status, how = "timeout", f"the guest printed nothing for {console.silent_s:.0f}s (hung) and was killed"
+            elif console.exit_code is None:
                 status, how = "timeout", f"the guest did not finish within {budget:g}s"
             else:
                 status, how = "broken", f"the guest ended (QEMU exit {console.exit_code}) before finishing"
