@@ -252,14 +252,7 @@ def base_layer(name: str, target: Target, cache_dir: Path | None = None) -> Base
     debs, apts = _resolve(base.packages, target, root)
     key = _digest({"assembly": ASSEMBLY, "base": base.material(), "target": target.name,
                    "debs": {p: d["sha256"] for p, d in sorted(debs.items())}})
-    entry = cache.entry(root, "bases", key)
-    meta = cache.lookup(entry, TAR)
-    if meta is None:
-        with cache.store(entry) as staging:
-            meta = _assemble(base, apts, debs, staging.path)
-            staging.publish(meta, TAR)
-    return BaseLayer(name, entry / TAR, meta["digest"], meta["packages"], meta["bytes_by_kind"], base.closure,
-                     target.name)
+    return _cached(base, target, root, key, lambda out: _assemble(base, apts, debs, out))
 
 
 def deb_architectures(name: str, target: Target, cache_dir: Path | None = None) -> dict[str, str]:
@@ -273,6 +266,18 @@ def deb_architectures(name: str, target: Target, cache_dir: Path | None = None) 
         return {}
     debs, _ = _resolve(base.packages, target, Path(cache_dir) if cache_dir is not None else default_cache_dir())
     return {p: d["file"].removesuffix(".deb").rsplit("_", 1)[-1] for p, d in debs.items()}
+
+
+def _cached(base: Base, target: Target, root: Path, key: str, assemble) -> BaseLayer:
+    """The base's layer from the cache entry ``key``, made by ``assemble(directory) -> meta`` once."""
+    entry = cache.entry(root, "bases", key)
+    meta = cache.lookup(entry, TAR)
+    if meta is None:
+        with cache.store(entry) as staging:
+            meta = assemble(staging.path)
+            staging.publish(meta, TAR)
+    return BaseLayer(base.name, entry / TAR, meta["digest"], meta["packages"], meta["bytes_by_kind"], base.closure,
+                     target.name)
 
 
 def _resolve(packages: tuple[str, ...], target: Target, root: Path) -> tuple[dict[str, dict], dict[str, _Apt]]:
@@ -497,14 +502,7 @@ def _bootstrapped(base: Base, target: Target, root: Path) -> BaseLayer:
     key = _digest({"assembly": ASSEMBLY, "base": base.material(), "target": target.name,
                    "mmdebstrap": cache.file_sha256(Path(shutil.which("mmdebstrap"))), "index": host.fingerprint(),
                    "sources": [[str(f), cache.file_sha256(f)] for f in sources]})
-    entry = cache.entry(root, "bases", key)
-    meta = cache.lookup(entry, TAR)
-    if meta is None:
-        with cache.store(entry) as staging:
-            meta = _mmdebstrap(base, host, sources, staging.path)
-            staging.publish(meta, TAR)
-    return BaseLayer(base.name, entry / TAR, meta["digest"], meta["packages"], meta["bytes_by_kind"], base.closure,
-                     target.name)
+    return _cached(base, target, root, key, lambda out: _mmdebstrap(base, host, sources, out))
 
 
 def _mmdebstrap(base: Base, host: _Apt, sources: list[Path], out: Path) -> dict:

@@ -34,6 +34,7 @@ Containers are removed whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,7 @@ class ContainerRunner:
         command = [str(int(timeout_s * 1000)), "-", "/dev/stderr", "--", self.program, *workload.run_args()]
         started = time.perf_counter()
         container = self._create(command, workload.run_env(), "none", cpu)
-        try:
+        with _removed_after(container):
             container.start()
             try:
                 container.wait(timeout=timeout_s + 30)
@@ -102,12 +103,6 @@ class ContainerRunner:
                 raise CheckFailure("timeout", f"container did not exit within {timeout_s + 30:g}s") from exc
             ended = time.perf_counter()
             exit, errors = _reported(container)
-        except CheckFailure:
-            raise
-        except Exception as exc:  # noqa: BLE001 - DockerException, requests' errors
-            raise CheckFailure("broken", f"container run: {type(exc).__name__}: {tail(str(exc), 400)}") from exc
-        finally:
-            discard(container)
         if exit.timed_out or exit.exit_code != workload.expect_exit:
             status = "timeout" if exit.timed_out else "broken"
             raise CheckFailure(status, f"in a container: {exit.describe()}, expected exit {workload.expect_exit}"
@@ -122,7 +117,7 @@ class ContainerRunner:
                    *workload.run_args(addr, grpc_addr)]
         started = time.monotonic_ns()
         container = self._create(command, workload.run_env(addr, grpc_addr), "host", cpu)
-        try:
+        with _removed_after(container):
             container.start()
             alive = _Alive(container)
             deadline = time.monotonic() + timeout_s
@@ -143,12 +138,6 @@ class ContainerRunner:
                 raise CheckFailure("timeout", f"container did not stop within {timeout_s + 30:g}s of SIGTERM") \
                     from exc
             exit, errors = _reported(container) if answer is not None else (None, _stderr(container))
-        except CheckFailure:
-            raise
-        except Exception as exc:  # noqa: BLE001 - DockerException, requests' errors
-            raise CheckFailure("broken", f"container run: {type(exc).__name__}: {tail(str(exc), 400)}") from exc
-        finally:
-            discard(container)
         if answer is None:
             if alive.seen_exit:
                 raise CheckFailure("broken", f"in a container: exited before answering {workload.health_path}"
@@ -163,6 +152,20 @@ class ContainerRunner:
         return Sample((ready_ns - started) / 1e6, peak, ready_rss, exit.exit_code, cpu_ms=exit.cpu_ms,
                       nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib, stop_hwm_kib=stop_hwm,
                       cgroup_peak_kib=_kib(exit.cgroup_peak_bytes))
+
+
+@contextlib.contextmanager
+def _removed_after(container):
+    """The engine's errors (DockerException, requests' errors) as this run's failure; the
+    container removed whatever happens."""
+    try:
+        yield
+    except CheckFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
+        raise CheckFailure("broken", f"container run: {type(exc).__name__}: {tail(str(exc), 400)}") from exc
+    finally:
+        discard(container)
 
 
 class _Alive:
