@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from . import bases, buildinfo, checkenv, engine, environment, image, libs, oci, pkgsize, postlink, supply, tools
 from .build import build, default_cache_dir
-from .errors import SlimlabError
+from .errors import SlimlabError, ToolError
 from .inspect import build_path_prefixes, inspect
 from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
 from .measure.container import ContainerRunner
@@ -444,7 +444,10 @@ class _Sweeper:
                 result = items[0].runner.measure_batch(jobs, self.spec.run_timeout_s, self.spec.warmup,
                                                        MEASURE_BURST, keep, cpu=self.spec.pin_cpu)
             except STAGE_ERRORS as exc:  # the guest could not be made or run: every variant of it says why
-                failure = CheckFailure("broken", f"measure: {type(exc).__name__}: {exc}")
+                # A kernel or busybox that cannot be had (no Debian mirror, no cross compiler) is
+                # this host's limit, as a missing QEMU is; anything else broke while running.
+                status = "unsupported" if isinstance(exc, ToolError) else "broken"
+                failure = CheckFailure(status, f"measure: {type(exc).__name__}: {exc}")
                 result = BatchResult(failures={item.variant.key: failure for item in items})
             bar.close()
             if result.boot:

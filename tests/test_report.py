@@ -243,12 +243,12 @@ def test_empty_measured_figures_carry_a_note(all_failed_frame):
 
 
 @pytest.mark.unit
-def test_emulated_points_are_marked(full_frame):
+def test_emulated_start_ups_are_shown_only_relative_to_their_own_cpu(full_frame):
     fig = figures.startup_scatter(full_frame)
-    emulated = [t for t in fig.data if "(emulated)" in t.name]
-    assert len(emulated) == 1
-    assert emulated[0].marker.symbol == figures.EMULATED_SYMBOL
-    assert set(emulated[0].text) == {"emulated"}
+    assert all(label.find("arm64") < 0 for t in fig.data for label, *_ in t.customdata)
+    assert "1 emulated variants are not here" in fig.layout.annotations[0].text
+    only_emulated = full_frame.filter(pl.col("emulated").fill_null(False))
+    assert "see the cross-CPU panel" in figures.startup_scatter(only_emulated).layout.annotations[0].text
 
 
 @pytest.mark.unit
