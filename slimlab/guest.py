@@ -216,9 +216,9 @@ def boot(kit: Kit, initrd: Path, deadline_s: float, memory_mib: int = 512, appen
          ready_marker: str = "@@ boot", silence_s: float | None = None) -> Iterator[str]:
     """Boot the guest and yield its console's lines as they come; the generator's return value
     (StopIteration.value, or ``yield from``) is the Console. QEMU is killed at the deadline, or
-    once it has printed nothing for ``silence_s``: every start inside reports within its own
-    timeout, so a silent guest is a hung one, and waiting for the whole plan's deadline
-    (hundreds of starts' timeouts) would only keep the sweep waiting."""
+    once it has printed nothing for ``silence_s`` (the caller sizes it to its longest silent
+    step: a plan's step reports within its starts' timeouts), so a hung guest does not keep
+    the sweep waiting for the whole plan's deadline (hundreds of starts' timeouts)."""
     m = kit.machine
     # quiet loglevel=1: kernel messages would interleave with the results' lines; a panic
     # still prints. panic=-1 with -no-reboot: a panicking guest ends QEMU at once.

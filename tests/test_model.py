@@ -159,3 +159,15 @@ def test_narrowing_an_axis_drops_the_spec_files_excludes_that_name_what_it_dropp
     kept = SweepSpec.from_parameters({"bases": ["none", "scratch"]}, "default")
     assert {"target": "linux/arm64", "base": "scratch"} in kept.exclude_rules()
     assert all("static" not in rule.values() for rule in kept.exclude_rules())
+    # One bare name, as papermill's `-p bases scratch` passes it, is that name, not its letters.
+    assert SweepSpec.from_parameters({"bases": "scratch"}, "default").exclude_rules() == \
+        SweepSpec.from_parameters({"bases": ["scratch"]}, "default").exclude_rules() != []
+
+
+@pytest.mark.unit
+def test_narrowing_the_targets_drops_the_spec_files_runner_for_the_others(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('workloads = ["hello"]\ntargets = ["linux/amd64", "linux/arm64"]\n'
+                    'runner = { "linux/arm64" = "qemu-user" }\n')
+    assert SweepSpec.from_parameters({}, spec).runner_of("linux/arm64") == "qemu-user"
+    assert SweepSpec.from_parameters({"targets": ["linux/amd64"]}, spec).targets == ("linux/amd64",)

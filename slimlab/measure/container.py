@@ -123,7 +123,7 @@ class ContainerRunner:
             deadline = time.monotonic() + timeout_s
             answer = await_health(addr, workload.health_path, deadline, alive)
             ready_ns = time.monotonic_ns()  # start-up ends at the first healthy answer, as bare
-            program = _program_pid(alive.host_pid()) if answer is not None else None
+            program = _program_pid(alive.host_pid()) if answer is not None and alive.visible is not False else None
             ready_rss = _status_kib(program, "VmRSS") if program else None
             grpc_problem = grpc_after_answer(workload, answer, grpc_addr, deadline, check)
             stop_hwm = _status_kib(program, "VmHWM") if program else None  # why: see samples._server
@@ -178,6 +178,9 @@ class _Alive:
         self.asked = False
         self.pid: int | None = None
         self.seen_exit = False
+        # Is the engine's pid ours to read in /proc? Not for an engine in another pid namespace
+        # (remote, rootless, a socket mounted into a container): then ask the engine instead.
+        self.visible: bool | None = None
 
     def host_pid(self) -> int | None:
         if self.pid is None:
@@ -190,7 +193,16 @@ class _Alive:
             self.asked = True
             return True
         pid = self.host_pid()
-        running = pid is not None and _status_kib(pid, "VmSize") is not None  # a zombie has no VmSize
+        if pid is None:  # the engine reports no process: it has exited
+            running = False
+        else:
+            if self.visible is None:
+                self.visible = Path(f"/proc/{pid}").exists()
+            if self.visible:
+                running = _status_kib(pid, "VmSize") is not None  # a zombie has no VmSize
+            else:
+                self.container.reload()
+                running = bool(self.container.attrs["State"].get("Running"))
         self.seen_exit = not running
         return running
 

@@ -72,8 +72,13 @@ static void on_alarm(int sig) {
     alarm_fired = 1;
 }
 
+static volatile pid_t child_group = 0; /* the running program's process group, 0 between runs */
+
+/* Passed on from the handler itself (kill is async-signal-safe): a signal that lands just
+ * before wait4 sleeps would otherwise wait for the next interruption, the run's timer. */
 static void on_stop(int sig) {
-    stop_signal = sig;
+    if (child_group > 0) kill(-child_group, sig);
+    else stop_signal = sig;
 }
 
 /* The peak memory of our cgroup: v2's memory.peak, else v1's memory.max_usage_in_bytes. */
@@ -139,7 +144,7 @@ static long status_kib(pid_t pid, const char *field) {
 
 /* One GET of health_path on loopback: the HTTP status (body into body/len), or -1 while
  * nothing answers yet (refused, reset, or not HTTP yet). */
-static int http_get(char *body, size_t *len) {
+static int http_get(char *body, size_t *len, long long *first_ns) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_in sa;
@@ -156,7 +161,12 @@ static int http_get(char *body, size_t *len) {
         size_t got = 0;
         if (write(fd, buf, (size_t)n) == n) {
             ssize_t r;
-            while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
+            /* Start-up ends at the answer's first byte, not when the server closes the
+             * connection (one that keeps it open would add the read timeout). */
+            while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0) {
+                if (got == 0) *first_ns = now_ns();
+                got += (size_t)r;
+            }
         }
         buf[got] = '\0';
         int code;
@@ -186,9 +196,9 @@ static void await_health(pid_t pid) {
         memset(&info, 0, sizeof info);
         /* WNOWAIT: look without reaping, so wait4 below still gets its rusage. */
         if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) return;
-        int status = http_get(body, &len);
+        long long ready = 0;
+        int status = http_get(body, &len, &ready);
         if (status >= 0) {
-            long long ready = now_ns();
             printf("ready ready_ns=%lld http_status=%d vmrss_kib=%ld vmhwm_kib=%ld body_hex=", ready, status,
                    status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"));
             for (size_t k = 0; k < len; k++) printf("%02x", (unsigned char)body[k]);
@@ -230,6 +240,7 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
         _exit(127);
     }
     setpgid(pid, pid); /* also from the parent, so the group exists before any kill */
+    child_group = pid;
     /* A reader that sleeps in wait() on us is not woken by this line (a pipe write wakes
      * only a blocked reader), so a CLI run costs its parent nothing while it runs. */
     printf("started pid=%d start_ns=%lld\n", (int)pid, start);
@@ -246,7 +257,7 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
             kill(-pid, SIGKILL);
             alarm_fired = 0;
         }
-        if (stop_signal) { /* arrived before wait4 slept (or between runs) */
+        if (stop_signal) { /* arrived between runs, before the group existed */
             kill(-pid, stop_signal);
             stop_signal = 0;
         }
@@ -265,6 +276,7 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
         }
     }
     long long end = now_ns();
+    child_group = 0; /* reaped: a later stop signal waits for the next run (stop_signal) */
     if (timeout_ms > 0) set_timer(0);
     alarm_fired = 0;
     /* Leave nothing behind: children the program started in its group go too. */

@@ -141,8 +141,10 @@ class QemuSystemRunner:
             memory = max(512, 256 + 2 * (size >> 20))
             budget = self.boot_budget_s + sum(s.starts for s in steps) * (timeout_s + 2)
             cpus = 1 if cpu is not None else len(os.sched_getaffinity(0))
-            # Silent longer than a start may take, or than the kernel takes to boot: hung.
-            silence = max(self.boot_budget_s, timeout_s + 30)
+            # A step's report is printed when its starts are done (up to warm-up or burst + 1
+            # starts): silent longer than the longest step may take, or than the kernel takes
+            # to boot, is hung.
+            silence = max(self.boot_budget_s, max(st.starts for st in steps) * (timeout_s + 2) + 30)
             lines = guest.boot(kit, initrd, budget, memory, self.append, cpus, silence_s=silence)
             console = _Reader(jobs, steps, result, on_sample).read(lines)
         for job in jobs:  # whatever the guest did not finish: the console says why
@@ -301,11 +303,16 @@ class _Reader:
         job = self.jobs[step.index]
         if job.key in self.result.failures:
             return
+        label = STEP_LABELS.get(step.name, f"samples {step.first + 1}-{step.first + step.starts - 1}: ")
         try:
             samples = _judge(job, step, lines)
         except CheckFailure as failure:
-            label = STEP_LABELS.get(step.name, f"samples {step.first + 1}-{step.first + step.starts - 1}: ")
             self.result.failures[job.key] = CheckFailure(failure.status, label + failure.reason)
+            return
+        except (KeyError, ValueError, IndexError) as exc:  # a report line cut or garbled on the console
+            self.result.failures[job.key] = CheckFailure(
+                "broken", f"{label}the guest's report could not be read ({type(exc).__name__}: {exc}): "
+                          f"{' | '.join(lines)[-300:]}")
             return
         if step.name == "crowded":
             self.result.checked.add(job.key)

@@ -387,7 +387,9 @@ def container_table(df: pl.DataFrame) -> go.Figure:
 
 
 def rss_bars(df: pl.DataFrame) -> go.Figure:
-    """Peak RSS median per variant; emulated rows hatched, as their RSS includes QEMU."""
+    """Peak RSS median per variant. Rows whose figure is QEMU user mode's process (older runs:
+    newer ones keep it apart, as emulator_peak_rss_kib_median) are hatched and say so; a
+    full-system guest's figure is the program's own."""
     title = "Peak memory (RSS) per variant"
     data = prep.memory(df)
     if data.is_empty():
@@ -395,10 +397,10 @@ def rss_bars(df: pl.DataFrame) -> go.Figure:
     colors = _colors(df)
     fig = go.Figure()
     for (group, emulated), part in data.group_by(
-        ["plot_group", "plot_emulated"], maintain_order=True
+        ["plot_group", "plot_emulator_rss"], maintain_order=True
     ):
         fig.add_bar(
-            name=_name(part, " (emulated: includes QEMU)" if emulated else ""),
+            name=_name(part, " (QEMU user mode: includes QEMU)" if emulated else ""),
             orientation="h",
             y=part["plot_label"].to_list(),
             x=part["plot_rss_mib"].to_list(),

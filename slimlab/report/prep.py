@@ -192,6 +192,10 @@ def memory(df: pl.DataFrame) -> pl.DataFrame:
         measured(df)
         .filter(pl.col("peak_rss_kib_median").is_not_null())
         .with_columns(
+            # QEMU user mode's figure is QEMU's process (runs before memory_scope kept it apart);
+            # a full-system guest's is the program's own.
+            pl.when(pl.col("memory_scope").is_null()).then(pl.col("plot_emulated"))
+            .otherwise(pl.col("memory_scope") == "emulator+program").alias("plot_emulator_rss"),
             (pl.col("peak_rss_kib_median") / 1024).alias("plot_rss_mib"),
             (pl.col("peak_rss_kib_iqr").fill_null(0.0) / 1024 / 2).alias("plot_rss_half_iqr_mib"),
         )
@@ -224,7 +228,12 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
     df = conform(df)
     bare = df.filter(pl.col("base") == "none", pl.col("status") == "ok").select(
         *IMAGE_MATCH, pl.col("startup_ms_median").alias("_startup0"), pl.col("peak_rss_kib_median").alias("_rss0"),
+        pl.col("runner").alias("_runner0"),
     ).unique(list(IMAGE_MATCH), keep="first")
+    # Another CPU's container runs under QEMU user mode; its bare build may have run in a
+    # full-system guest: a ratio of two emulators' times means nothing, so there is none.
+    alike = (~pl.col("emulated").fill_null(False)
+             | (pl.col("runner").fill_null("").str.strip_prefix("container+") == pl.col("_runner0")))
     boxed = with_labels(df).filter(pl.col("image_size_bytes").is_not_null())
     mib = 1024 * 1024
     return (
@@ -234,11 +243,11 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
             *[_kind_mib(kind).alias(f"plot_{kind}_mib") for kind in IMAGE_KINDS],
             (pl.col("image_efficiency") * 100).alias("plot_efficiency_pct"),
             (pl.col("image_compressed_bytes") / mib).alias("plot_compressed_mib"),
-            (pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
-            (pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
+            pl.when(alike).then(pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
+            pl.when(alike).then(pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
             escape_text(pl.col("base")).alias("plot_base"),
         )
-        .drop("_startup0", "_rss0")
+        .drop("_startup0", "_rss0", "_runner0")
         .sort(["plot_group", "image_size_bytes", "plot_label"], descending=[False, True, False])
     )
 
@@ -409,8 +418,8 @@ def postlink_costs(df: pl.DataFrame) -> pl.DataFrame:
     return (
         out.with_columns(
             (pl.col("size_bytes") / pl.col("_size0")).alias("plot_size_ratio"),
-            (pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
-            (pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
+            pl.when(alike).then(pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
+            pl.when(alike).then(pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
             (pl.col("startup_ms_median") - pl.col("_startup0")).alias("plot_startup_delta_ms"),
             (pl.col("peak_rss_kib_median") - pl.col("_rss0")).alias("plot_rss_delta_kib"),
             escape_text(pl.col("postlink")).alias("plot_chain"),
