@@ -418,8 +418,8 @@ def postlink_costs(df: pl.DataFrame) -> pl.DataFrame:
     return (
         out.with_columns(
             (pl.col("size_bytes") / pl.col("_size0")).alias("plot_size_ratio"),
-            pl.when(alike).then(pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
-            pl.when(alike).then(pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
+            (pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
+            (pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
             (pl.col("startup_ms_median") - pl.col("_startup0")).alias("plot_startup_delta_ms"),
             (pl.col("peak_rss_kib_median") - pl.col("_rss0")).alias("plot_rss_delta_kib"),
             escape_text(pl.col("postlink")).alias("plot_chain"),
