@@ -131,7 +131,7 @@ class SweepSpec:
             data["excludes"] = [rule for rule in data["excludes"] if not _drops(rule, given)]
         if "runner" not in given and "targets" in given and isinstance(data.get("runner"), dict):
             # Likewise the file's runner table, for targets the override no longer lists.
-            kept = _listed(given["targets"])
+            kept = _axis(given, "targets", ())
             data["runner"] = {t: r for t, r in data["runner"].items() if t in kept}
         data.update(given)
         return cls.from_dict(data, base_dir=base_dir)
@@ -295,18 +295,13 @@ def _table(data: dict, name: str) -> dict:
     return table
 
 
-def _listed(value) -> list:
-    """An axis's values as given: a list, or one bare name (papermill's ``-p bases scratch``)."""
-    return [value] if isinstance(value, str) else list(value)
-
-
 def _drops(rule, given: Mapping[str, Any]) -> bool:
     """Does exclude ``rule`` name a value of an axis ``given`` overrides without it?"""
     if not isinstance(rule, dict):
         return False  # malformed: from_dict says how
     for column, value in rule.items():
         axis = BY_COLUMN.get(column)
-        if axis is not None and axis.key in given and value not in _listed(given[axis.key]):
+        if axis is not None and axis.key in given and value not in _axis(given, axis.key, ()):
             return True
     return False
 
