@@ -22,9 +22,9 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+import sweep_throughput  # this directory's (the script's own directory leads sys.path)
 from slimlab import SweepSpec, bases, engine, expand, image, sweep, toolchains, workloads
 from slimlab.model import TARGETS
 
@@ -82,11 +82,7 @@ def shell_script(spec: SweepSpec, work: Path, base_refs: dict[str, str]) -> str:
 
 
 def timed(what: str, fn) -> float:
-    start = time.perf_counter()
-    fn()
-    seconds = time.perf_counter() - start
-    print(f"{what:<62} {seconds:8.2f} s", flush=True)
-    return seconds
+    return sweep_throughput.timed(what, fn, width=62)
 
 
 def main() -> None:

@@ -54,11 +54,12 @@ def shell_loop(spec: SweepSpec, bin_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timed(what: str, fn) -> float:
+def timed(what: str, fn, width: int = 58) -> float:
+    """Run ``fn`` and print how long it took beside ``what``."""
     start = time.perf_counter()
     fn()
     seconds = time.perf_counter() - start
-    print(f"{what:<58} {seconds:8.2f} s", flush=True)
+    print(f"{what:<{width}} {seconds:8.2f} s", flush=True)
     return seconds
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import textwrap
 from pathlib import Path
 
 import polars as pl
@@ -13,6 +12,7 @@ import pytest
 from conftest import require
 
 import slimlab
+from artifacts import go_program
 from slimlab import engine, image
 
 
@@ -82,10 +82,7 @@ def test_no_container_is_left_behind(image_run):
 
 def test_a_program_that_writes_outside_tmp_works_plain_but_not_hardened(docker_engine, tmp_path):
     """Hardened, the root is read-only and /tmp a tmpfs: writing /tmp works, writing home does not."""
-    src = tmp_path / "writer"
-    src.mkdir()
-    (src / "go.mod").write_text("module example.com/writer\n\ngo 1.21\n")
-    (src / "main.go").write_text(textwrap.dedent("""\
+    src = go_program(tmp_path, "writer", """\
         package main
 
         import (
@@ -103,9 +100,8 @@ def test_a_program_that_writes_outside_tmp_works_plain_but_not_hardened(docker_e
             }
             fmt.Println("written")
         }
-        """))
-    (src / "workload.toml").write_text('kind = "cli"\nexpect_stdout = "written\\n"\n')
-    run = slimlab.sweep({"workloads": [str(src)], "profiles": ["static"], "bases": ["static"], "repeats": 1,
+        """, 'kind = "cli"\nexpect_stdout = "written\\n"\n')
+    run = slimlab.sweep({"workloads": [src], "profiles": ["static"], "bases": ["static"], "repeats": 1,
                          "warmup": 0}, data_dir=tmp_path / "d", progress=False)
     (row,) = slimlab.load(run).iter_rows(named=True)
     assert row["status"] == "ok" and row["container_ok"] is True, row["reason"]
@@ -249,10 +245,7 @@ def test_a_server_image_is_checked_and_timed_in_containers_on_the_host_network(d
 def test_a_container_that_hangs_is_killed_at_the_timeout_and_removed(docker_engine, tmp_path):
     """A program that works bare but hangs in a container (it runs there as user 65532): a timeout row,
     and no container of the sweep left in the engine."""
-    src = tmp_path / "hangs-boxed"
-    src.mkdir()
-    (src / "go.mod").write_text("module example.com/hangs\n\ngo 1.21\n")
-    (src / "main.go").write_text(textwrap.dedent("""\
+    src = go_program(tmp_path, "hangs-boxed", """\
         package main
 
         import (
@@ -267,9 +260,8 @@ def test_a_container_that_hangs_is_killed_at_the_timeout_and_removed(docker_engi
             }
             fmt.Println("done")
         }
-        """))
-    (src / "workload.toml").write_text('kind = "cli"\nexpect_stdout = "done\\n"\n')
-    run = slimlab.sweep({"workloads": [str(src)], "profiles": ["static"], "bases": ["none", "scratch"],
+        """, 'kind = "cli"\nexpect_stdout = "done\\n"\n')
+    run = slimlab.sweep({"workloads": [src], "profiles": ["static"], "bases": ["none", "scratch"],
                          "repeats": 1, "warmup": 0, "run_timeout_s": 3}, data_dir=tmp_path / "d", progress=False)
     rows = {r["base"]: r for r in slimlab.load(run).iter_rows(named=True)}
     assert rows["none"]["status"] == "ok"

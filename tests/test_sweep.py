@@ -5,24 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 import slimlab
+from artifacts import go_program
 from slimlab.results_schema import RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
-
-
-def go_program(root: Path, name: str, body: str, manifest: str | None = None) -> str:
-    d = root / name
-    d.mkdir()
-    (d / "go.mod").write_text(f"module example.com/{name}\n\ngo 1.21\n")
-    (d / "main.go").write_text(textwrap.dedent(body))
-    if manifest:
-        (d / "workload.toml").write_text(manifest)
-    return str(d)
 
 
 def test_tiny_run_has_one_ok_row_per_variant(tiny_run):
