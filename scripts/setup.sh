@@ -99,8 +99,11 @@ PACKAGES=(
     mmdebstrap                  # the debian-slim image base (a minbase root from Debian packages)
     redis-server                # a real Redis for the grpc-redis workload test
     skopeo                      # reads and copies the OCI image layouts of multi-arch images (tests)
+    cron                        # `slimlab schedule` installs user crontab entries
 )
 command -v go >/dev/null 2>&1 || PACKAGES+=(golang-go)
+# Playwright (npm playwright-core) drives chromium in the JupyterLab test; a node from elsewhere will do.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -260,6 +263,18 @@ if ! .venv/bin/govulncheck -version 2>/dev/null | grep -qF "govulncheck@${GOVULN
     quiet env GOBIN="$REPO_ROOT/.venv/bin" go install "golang.org/x/vuln/cmd/govulncheck@${GOVULNCHECK_VERSION}"
     .venv/bin/govulncheck -version 2>/dev/null | grep -qF "govulncheck@${GOVULNCHECK_VERSION}" \
         || die "govulncheck ${GOVULNCHECK_VERSION} does not run after go install"
+    did_something=1
+fi
+
+# ---------------------------------------------------------------- playwright
+# The JupyterLab explorer test drives Debian's chromium with Playwright's library alone
+# (playwright-core: no browser download, which cannot work here). Pinned, in .cache/node.
+PLAYWRIGHT_VERSION=1.65.1
+if [ "$(node -p "require('./.cache/node/node_modules/playwright-core/package.json').version" 2>/dev/null)" \
+        != "$PLAYWRIGHT_VERSION" ]; then
+    say "installing playwright-core ${PLAYWRIGHT_VERSION} into .cache/node (npm)"
+    mkdir -p .cache/node
+    quiet npm install --prefix .cache/node --no-audit --no-fund "playwright-core@${PLAYWRIGHT_VERSION}"
     did_something=1
 fi
 
