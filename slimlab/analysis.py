@@ -88,10 +88,11 @@ def _ratio_of_medians(baseline, candidate, axis=-1):
 
 def compare_samples(baseline: Sequence[float], candidate: Sequence[float], *, lower_is: str = FASTER,
                     higher_is: str = SLOWER, factor: float = FACTOR, alpha: float = ALPHA,
-                    confidence: float = CONFIDENCE) -> Comparison | None:
+                    confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES) -> Comparison | None:
     """Timed samples of a candidate against a baseline's; None when either side has none.
 
     ``lower_is``/``higher_is`` name the verdicts (faster/slower for time, lower/higher for memory).
+    ``n_resamples`` sets the interval's precision only: the verdict comes from the test.
     """
     from scipy.stats import bootstrap, mannwhitneyu
 
@@ -105,7 +106,7 @@ def compare_samples(baseline: Sequence[float], candidate: Sequence[float], *, lo
         lo = hi = ratio
         p_value = 1.0 if np.median(a) == np.median(b) else 0.0
     else:
-        result = bootstrap((a, b), _ratio_of_medians, confidence_level=confidence, n_resamples=N_RESAMPLES,
+        result = bootstrap((a, b), _ratio_of_medians, confidence_level=confidence, n_resamples=n_resamples,
                            method="percentile", vectorized=True, rng=np.random.default_rng(SEED))
         lo, hi = float(result.confidence_interval.low), float(result.confidence_interval.high)
         p_value = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
@@ -244,9 +245,10 @@ def _best(group: pl.DataFrame, column: str) -> tuple[str | None, float | None]:
 def conclusions(df: pl.DataFrame) -> pl.DataFrame:
     """One row per GROUP of ``df``'s ok rows: the smallest (``objective_size``: the binary, or
     the image for scope "image"), the fastest to start, the lowest memory, the frontier's
-    variant keys (smallest first), the recommended build and the rule that picked it."""
+    variant keys (smallest first), the recommended build and the rule that picked it.
+    ``df`` may be answer_rows' frame already."""
     rows = []
-    ranked = answer_rows(df)
+    ranked = df if "on_frontier" in df.columns else answer_rows(df)
     for group in ranked.partition_by(list(GROUP), maintain_order=True):
         first = group.row(0, named=True)
         smallest, smallest_bytes = _best(group, "objective_size")
@@ -281,7 +283,8 @@ def sample_index(samples: pl.DataFrame | None) -> dict[tuple[str, str], dict[str
 
 
 def compare_metric(metric: Metric, baseline: dict, candidate: dict, baseline_samples: dict | None = None,
-                   candidate_samples: dict | None = None, factor: float = FACTOR) -> Comparison | None:
+                   candidate_samples: dict | None = None, factor: float = FACTOR,
+                   n_resamples: int = N_RESAMPLES) -> Comparison | None:
     """``candidate``'s row against ``baseline``'s (result rows as dicts) on one metric; None
     when either lacks it. Exact figures: compare_exact (any byte counts); timed ones:
     compare_samples on the raw samples under ``factor``. Peak RSS of QEMU user mode
@@ -295,7 +298,8 @@ def compare_metric(metric: Metric, baseline: dict, candidate: dict, baseline_sam
     b = (candidate_samples or {}).get(metric.sample)
     if a is None or b is None:
         return None
-    return compare_samples(a, b, lower_is=metric.lower_is, higher_is=metric.higher_is, factor=factor)
+    return compare_samples(a, b, lower_is=metric.lower_is, higher_is=metric.higher_is, factor=factor,
+                           n_resamples=n_resamples)
 
 
 def changed_axes(baseline: dict, candidate: dict) -> list[str]:
@@ -323,16 +327,17 @@ EFFECT_SCHEMA = {
 
 
 def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, str] | None = None,
-            keys=None, factor: float = FACTOR) -> pl.DataFrame:
+            keys=None, factor: float = FACTOR, n_resamples: int = N_RESAMPLES) -> pl.DataFrame:
     """Each ok build of ``df`` against its baseline: the same run, workload, toolchain, target and
     base, with the axes in ``baseline`` replaced (default DEFAULT_BASELINE: the ``default``
     profile, no post-link chain). One row per (build, metric) that both have (EFFECT_SCHEMA);
     builds without an ok baseline, and the baselines themselves, give none.
 
-    ``keys``: only these variant keys (bootstraps cost ~10 ms a comparison: compute what is shown).
+    ``keys``: only these variant keys (a comparison's bootstrap costs ~10 ms: compute what is shown).
+    ``df`` may be answer_rows' frame already (it is not ranked twice).
     """
     baseline = check_baseline(baseline)
-    ranked = answer_rows(df)
+    ranked = df if "on_frontier" in df.columns else answer_rows(df)
     index = sample_index(samples)
     axes = _axis_columns()
     by_axes = {(r["run_id"], *(r[c] for c in axes)): r for r in ranked.iter_rows(named=True)}
@@ -350,7 +355,7 @@ def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, 
         for metric in METRICS.values():
             if metric.name == "image_size" and row["scope"] != "image":
                 continue
-            found = compare_metric(metric, base, row, theirs, mine, factor)
+            found = compare_metric(metric, base, row, theirs, mine, factor, n_resamples)
             if found is None:
                 continue
             rows.append({**{c: row[c] for c in GROUP}, "variant_key": row["variant_key"],
