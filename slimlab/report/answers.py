@@ -19,6 +19,7 @@ effect's verdict ``effect-better`` / ``effect-worse`` / ``effect-same``.
 from __future__ import annotations
 
 import html
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -106,11 +107,11 @@ def _added_flags(row: Mapping, base: Mapping | None) -> list[str]:
     return [f for f in row.get("flags") or [] if f not in theirs]
 
 
-def _effect_sentence(row: Mapping, base: Mapping | None, found: pl.DataFrame) -> str:
-    """"`-s -w` (profile=stripped): −34% size (exact), start-up no significant change (...)"."""
-    changed = found["changed"][0]
+def _effect_sentence(row: Mapping, label: str, base: Mapping | None, found: pl.DataFrame) -> str:
+    """"`-s -w` (profile=stripped): −34% size (exact), start-up no significant change (...)": the
+    flags the build adds to the baseline's, else its label, then the axes that differ."""
     added = _added_flags(row, base)
-    lead = f"{_code(' '.join(added))} ({_esc(changed)})" if added else _esc(changed)
+    lead = f"{_code(' '.join(added)) if added else _esc(label)} ({_esc(found['changed'][0])})"
     order = {name: i for i, name in enumerate(analysis.METRICS)}
     effects = sorted(found.iter_rows(named=True), key=lambda e: order[e["metric"]])
     return f"{lead}: " + ", ".join(_metric_phrase(e) for e in effects)
@@ -148,7 +149,8 @@ def _recommended_html(row: Mapping, label: str, manifests: list[Mapping], run_di
         lines.append("<li>post-link chain: none</li>")
     if row.get("base") not in (None, "none"):
         run_dir = (run_dirs or {}).get(row["run_id"]) or f"data/runs/{row['run_id']}"
-        out = f"dockerfile-{row['workload']}".replace("/", "-").strip("-.") or "dockerfile"
+        # a directory name a shell takes as is, whatever the workload's path holds
+        out = "dockerfile-" + (re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(row["workload"])).name).strip("-.") or "image")
         command = shlex.join(["slimlab", "dockerfile", str(run_dir), row["variant_key"], "--out", out])
         lines.append(f"<li>image on {_esc(row['base'])}: {_bytes(row.get('image_size_bytes'))}; its Dockerfile and "
                      f"build context: {_code(command)}</li>")
@@ -188,9 +190,9 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
                      "program's)</li>")
     parts.append('<ul class="answer-best">' + "".join(items) + "</ul>")
     frontier = conclusion["frontier_keys"]
+    dominated = "; the others are dominated" if len(frontier) < group.height else ""
     parts.append(f'<p class="answer-frontier">Pareto frontier over size, start-up and memory ({len(frontier)} of '
-                 f"{group.height} working builds; the others are dominated): "
-                 + ", ".join(_esc(label[k]) for k in frontier) + "</p>")
+                 f"{group.height} working builds{dominated}): " + ", ".join(_esc(label[k]) for k in frontier) + "</p>")
     shown = _shown(conclusion)
     sentences = []
     for key in shown:
@@ -198,7 +200,7 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
         if found.is_empty():
             continue
         base = rows.get((conclusion["run_id"], found["baseline_key"][0]))
-        sentences.append(f"<li>{_esc(label[key])}: {_effect_sentence(by_key[key], base, found)}</li>")
+        sentences.append(f"<li>{_effect_sentence(by_key[key], label[key], base, found)}</li>")
     wanted = ", ".join(f"{k}={v}" for k, v in baseline.items())
     if sentences:
         parts.append(f'<p class="answer-note">Against the same build with {_esc(wanted)}:</p>'
