@@ -67,7 +67,7 @@ def _estimate(metric: analysis.Metric, row: dict, samples: dict | None) -> Estim
         value = row.get(metric.column)
         return None if value is None else Estimate(float(value), float(value), float(value), 1)
     values = (samples or {}).get(metric.sample)
-    return None if values is None else analysis.median_ci(values)
+    return None if values is None else analysis.median_ci(values, n_resamples=analysis.SHOWN_RESAMPLES)
 
 
 def _compare(outcome: Outcome, key: str, row_a: dict, row_b: dict, samples_a: dict | None,
@@ -87,7 +87,8 @@ def _compare(outcome: Outcome, key: str, row_a: dict, row_b: dict, samples_a: di
             outcome.notes.append(f"{key}: {metric.label} not compared: emulated in "
                                  f"{'A' if emulated[0] else 'B'} only")
             continue
-        found = analysis.compare_metric(metric, row_a, row_b, samples_a, samples_b, outcome.factor)
+        found = analysis.compare_metric(metric, row_a, row_b, samples_a, samples_b, outcome.factor,
+                                        analysis.SHOWN_RESAMPLES)
         if found is None:
             continue
         regressed = found.verdict in REGRESSIONS and found.ratio > outcome.factor

@@ -52,7 +52,7 @@ def test_a_3_percent_shift_is_significant_yet_no_change_under_the_factor():
 def test_fewer_resamples_move_the_interval_ends_less_than_two_decimals():
     a, b = noisy(10.0, n=20, spread=0.05, seed=3), noisy(11.0, n=20, spread=0.05, seed=4)
     full = analysis.compare_samples(a, b)
-    cut = analysis.compare_samples(a, b, n_resamples=1000)
+    cut = analysis.compare_samples(a, b, n_resamples=analysis.SHOWN_RESAMPLES)
     assert (cut.verdict, cut.p_value) == (full.verdict, full.p_value)
     assert abs(cut.lo - full.lo) < 0.01 and abs(cut.hi - full.hi) < 0.01
 

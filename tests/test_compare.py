@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from artifacts import go_program
 
 import slimlab
-from artifacts import go_program
 from slimlab import analysis, compare
 from slimlab.cli import main
 from slimlab.errors import SlimlabError
@@ -164,7 +164,7 @@ def real_runs(tmp_path_factory) -> dict[str, Path]:
 
 def cli(*argv) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "slimlab.cli", "compare", *map(str, argv)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_a_real_run_against_itself_is_no_change(real_runs):

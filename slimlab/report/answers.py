@@ -27,16 +27,12 @@ from pathlib import Path
 import polars as pl
 
 from slimlab import analysis
-from slimlab.model import get_chain
+from slimlab.model import CHAINS
 from slimlab.model.axes import COLUMNS, GO_RELEASE
 
 # Effects are bootstrapped only for the builds a block names: the recommended, smallest,
 # fastest and lowest-memory ones and this many frontier builds (smallest first).
 FRONTIER_EFFECTS = 8
-# Resamples of each shown effect's interval: 1,000 instead of analysis' 2,000 halves the
-# section's time; the ends move by about 0.002 (sd, ratio ~1.1, 20 samples a side), below
-# the two decimals shown. The verdict comes from the test, not the interval.
-N_RESAMPLES = 1000
 BETTER = frozenset({analysis.SMALLER, analysis.FASTER, analysis.LOWER})
 MINUS = "\N{MINUS SIGN}"
 
@@ -138,10 +134,8 @@ def _recommended_html(row: Mapping, label: str, manifests: list[Mapping], run_di
     steps = list(row.get("postlink_steps") or [])
     if steps:
         tools = _tool_versions(manifests, row["run_id"])
-        try:
-            used = get_chain(row["postlink"]).tools
-        except Exception:  # a chain this slimlab no longer knows: name its steps only
-            used = ()
+        # a chain this slimlab no longer knows: its steps are named, without tool versions
+        used = CHAINS[row["postlink"]].tools if row["postlink"] in CHAINS else ()
         versions = ", ".join(tools[f"postlink:{t}"] for t in used if f"postlink:{t}" in tools)
         lines.append(f"<li>post-link chain: {_esc(' → '.join(steps))}{' (' + _esc(versions) + ')' if versions else ''}"
                      "</li>")
@@ -235,11 +229,12 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
     ranked = analysis.answer_rows(df)
     head = ['<section class="answers">', "<h2>Answers</h2>"]
     if ranked.is_empty():
-        return "".join([*head, '<p class="answer-note">No build worked: nothing to recommend (see the failed rows).'
-                        "</p></section>"])
+        return "".join([*head, ('<p class="answer-note">No build worked: nothing to recommend (see the failed '
+                                 "rows).</p></section>")])
     conclusions = analysis.conclusions(ranked)
     shown = [k for c in conclusions.iter_rows(named=True) for k in _shown(c)]
-    effects = analysis.effects(ranked, samples, baseline, keys=shown, factor=factor, n_resamples=N_RESAMPLES)
+    effects = analysis.effects(ranked, samples, baseline, keys=shown, factor=factor,
+                               n_resamples=analysis.SHOWN_RESAMPLES)
     rows = {(r["run_id"], r["variant_key"]): r for r in ranked.iter_rows(named=True)}
     head.append(f'<p class="answer-rule">Recommended: {_esc(analysis.RECOMMENDATION_RULE)}. Builds and images are '
                 "answered apart, and emulated targets apart from native ones. A start-up or memory difference is "
