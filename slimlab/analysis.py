@@ -178,6 +178,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 REGRESSIONS = frozenset({LARGER, SLOWER, HIGHER})  # verdicts that mean "worse"
 EMULATOR_SCOPE = "emulator+program"  # QEMU user mode's RSS is QEMU's: never a program's memory
 
+
+def emulator_memory(row: dict) -> bool:
+    """The row's peak RSS is QEMU user mode's own: its memory_scope says so, or (rows written
+    before that column) its runner is a user-mode emulator (qemu-aarch64-static, not qemu-system-*)."""
+    scope, runner = row.get("memory_scope"), row.get("runner") or ""
+    if scope is not None:
+        return scope == EMULATOR_SCOPE
+    return runner.startswith("qemu-") and not runner.startswith("qemu-system")
+
 # Builds and images are answered apart: an image's start is a container start and its size the
 # image's, so a bare binary would dominate every image on the same axes. Emulated timings are
 # not native ones: the emulated flag is part of the group too.
@@ -201,7 +210,8 @@ def answer_rows(df: pl.DataFrame) -> pl.DataFrame:
     ``scope`` ("binary" for base none, else "image"), ``objective_size`` (the binary's or the
     image's bytes), ``objective_memory`` (peak RSS; null for QEMU user mode's emulator+program
     figure), ``on_frontier`` (Pareto over the three, per GROUP) and ``recommended``."""
-    needed = {"run_id": pl.String, "emulated": pl.Boolean, "memory_scope": pl.String, "base": pl.String,
+    needed = {"run_id": pl.String, "emulated": pl.Boolean, "memory_scope": pl.String, "runner": pl.String,
+              "base": pl.String,
               "image_size_bytes": pl.Int64, "peak_rss_kib_median": pl.Float64, "startup_ms_median": pl.Float64}
     df = df.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in needed.items() if c not in df.columns])
     ok = df.filter(pl.col("status") == "ok").with_columns(
@@ -212,8 +222,11 @@ def answer_rows(df: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(
         pl.when(pl.col("scope") == "image").then(pl.col("image_size_bytes")).otherwise(pl.col("size_bytes"))
         .cast(pl.Float64).alias("objective_size"),
-        pl.when(pl.col("memory_scope") == EMULATOR_SCOPE).then(None).otherwise(pl.col("peak_rss_kib_median"))
-        .alias("objective_memory"),
+        # emulator_memory's rule, as an expression
+        pl.when(pl.coalesce(pl.col("memory_scope") == EMULATOR_SCOPE,
+                            pl.col("runner").str.starts_with("qemu-") & ~pl.col("runner").str.starts_with("qemu-system"),
+                            pl.lit(False)))
+        .then(None).otherwise(pl.col("peak_rss_kib_median")).alias("objective_memory"),
     ).sort([*GROUP, "objective_size", "variant_key"], nulls_last=True)
     parts = []
     for group in ok.partition_by(list(GROUP), maintain_order=True):
@@ -298,7 +311,7 @@ def compare_metric(metric: Metric, baseline: dict, candidate: dict, baseline_sam
     if metric.sample is None:
         return compare_exact(baseline.get(metric.column), candidate.get(metric.column),
                              lower_is=metric.lower_is, higher_is=metric.higher_is)
-    if metric.name == "peak_rss" and EMULATOR_SCOPE in (baseline.get("memory_scope"), candidate.get("memory_scope")):
+    if metric.name == "peak_rss" and (emulator_memory(baseline) or emulator_memory(candidate)):
         return None
     a = (baseline_samples or {}).get(metric.sample)
     b = (candidate_samples or {}).get(metric.sample)

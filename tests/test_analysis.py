@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import re
 import time
 
 import numpy as np
@@ -122,6 +123,12 @@ def test_emulated_targets_images_and_failures_are_answered_apart():
     assert by[("linux/arm64", "binary")]["lowest_memory_key"] is None  # QEMU's RSS is not the program's
     assert by[("linux/arm64", "binary")]["recommended_key"] is not None  # frontier over size and start-up
     assert by[("linux/amd64", "image")]["smallest_bytes"] == 2100  # the image's size, not the binary's
+    # rows written before memory_scope existed: a user-mode emulator as runner says the same
+    old = arm.drop("memory_scope").with_columns(pl.lit("qemu-aarch64-static").alias("runner"),
+                                                pl.lit(30000.0).alias("peak_rss_kib_median"))
+    assert analysis.conclusions(old)["lowest_memory_key"].to_list() == [None]
+    system = old.with_columns(pl.lit("qemu-system-aarch64").alias("runner"))  # a guest measures the program
+    assert analysis.conclusions(system)["lowest_memory_key"].to_list() == ["hello|go|default|linux/arm64|none|none"]
 
 
 # -- effects against a baseline ------------------------------------------------------------------
@@ -152,6 +159,10 @@ def test_effects_state_each_build_against_the_default_baseline():
               .iter_rows(named=True)}
     assert packed["startup"]["verdict"] == SLOWER and packed["startup"]["lo"] > 1.1
     assert packed["peak_rss"]["verdict"] == LOWER
+    text = answers_html(df, sampled(df, {}), [])
+    assert "start-up 20% slower (ratio 1.20 [" in text and "−60% size (exact)" in text
+    far = answers_html(df, sampled(df, {"static": 10}), [])
+    assert re.search(r"start-up 1[12]\.\d× slower \(ratio 1[12]\.\d\d \[", far), far  # ×, not "+1100%"
     assert set(found.columns) >= {"workload", "target", "variant_key", "changed", "metric", "ratio", "lo", "hi",
                                   "p_value", "verdict"}
 

@@ -65,8 +65,18 @@ def _varying(group: pl.DataFrame) -> list[str]:
 
 
 def _percent(ratio: float) -> str:
+    """+52%, −34%; a factor beyond 2× either way: "11.3×" (bigger) or "3.0× less"."""
+    if ratio >= 2:
+        return f"{ratio:.1f}×"
     change = (ratio - 1) * 100
     return f"{MINUS if change < 0 else '+'}{abs(change):.0f}%"
+
+
+def _amount(ratio: float) -> str:
+    """How much faster/slower, lower/higher: "8%", or "11.3×" (slower), "3.0×" (faster)."""
+    if ratio >= 2 or ratio <= 0.5:
+        return f"{max(ratio, 1 / ratio):.1f}×"
+    return f"{abs(ratio - 1) * 100:.0f}%"
 
 
 def _p(value: float | None) -> str:
@@ -92,7 +102,7 @@ def _metric_phrase(effect: Mapping) -> str:
     elif verdict == analysis.NO_CHANGE:
         text = f"{metric.label} {verdict} ({interval}, {_p(effect['p_value'])})"
     else:
-        text = f"{metric.label} {_percent(ratio).lstrip('+' + MINUS)} {verdict} ({interval}, {_p(effect['p_value'])})"
+        text = f"{metric.label} {_amount(ratio)} {verdict} ({interval}, {_p(effect['p_value'])})"
     return f'<span class="{css}">{_esc(text)}</span>'
 
 
@@ -179,7 +189,7 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
             ("Lowest memory", conclusion["lowest_memory_key"],
              None if conclusion["lowest_memory_kib"] is None else f"{conclusion['lowest_memory_kib']:,.0f} KiB peak RSS")]
     items = [f"<li>{name}: {_esc(label[key])} — {_esc(value)}</li>" for name, key, value in best if key is not None]
-    if conclusion["lowest_memory_key"] is None and group["memory_scope"].eq(analysis.EMULATOR_SCOPE).any():
+    if conclusion["lowest_memory_key"] is None and group["peak_rss_kib_median"].is_not_null().any():
         items.append("<li>Lowest memory: not stated (QEMU user mode measures the emulator's memory, not the "
                      "program's)</li>")
     parts.append('<ul class="answer-best">' + "".join(items) + "</ul>")
