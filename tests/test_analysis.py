@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
+import shlex
 import time
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from slimlab import analysis
 from slimlab.analysis import FASTER, LOWER, NO_CHANGE, SLOWER, SMALLER
+from slimlab.cli import build_parser
 from slimlab.errors import SlimlabError
 from slimlab.report.answers import answers_html
 
@@ -205,6 +207,11 @@ def test_answers_html_names_the_builds_and_escapes_user_labels():
     # the image's block: the command that writes its Dockerfile, quoted for a shell
     assert "slimlab dockerfile data/runs/r " in text and "--out dockerfile-img-src-x-onerror-alert-1" in text
     assert html.escape("'<img") in text
+    # ...that a shell hands to `slimlab dockerfile` intact, the hostile workload name included
+    command = html.unescape(re.search(r"<code>(slimlab dockerfile [^<]+)</code>", text).group(1))
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert (args.command, args.run_dir, args.variant_key) == ("dockerfile", "data/runs/r",
+                                                              f"{evil}|go|stripped|linux/amd64|none|scratch")
     assert "within 10% of the fastest" in text
     # another baseline: the default build is now the one stated against the stripped one
     other = answers_html(df.head(2), sampled(df.head(2), {}), manifests, baseline={"profile": "stripped"})
