@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 import re
 import shlex
 import time
@@ -204,6 +205,8 @@ def test_answers_html_names_the_builds_and_escapes_user_labels():
     assert "−34% size (exact)" in text
     assert "start-up no significant change (ratio " in text
     assert "Recommended:</b> stripped · no post-link" in text
+    assert f"flags as argv: <code>{html.escape(json.dumps(['-trimpath', '-ldflags=-s -w']))}</code>" in text
+    assert "build: <code>go build -trimpath &#x27;-ldflags=-s -w&#x27; .</code>" in text
     # the image's block: the command that writes its Dockerfile, quoted for a shell
     assert "slimlab dockerfile data/runs/r " in text and "--out dockerfile-img-src-x-onerror-alert-1" in text
     assert html.escape("'<img") in text

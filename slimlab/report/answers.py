@@ -19,6 +19,7 @@ effect's verdict ``effect-better`` / ``effect-worse`` / ``effect-same``.
 from __future__ import annotations
 
 import html
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -137,10 +138,13 @@ def _recommended_html(row: Mapping, label: str, manifests: list[Mapping], run_di
     # Go's own toolchain (go, go1.X.Y) builds with `go build`; the others' commands differ.
     go = str(row.get("toolchain")) == "go" or bool(GO_RELEASE.match(str(row.get("toolchain"))))
     build = shlex.join([*env, "go", "build", *flags, "."]) if go else None
-    lines.append(f"<li>flags (argv): {_code(shlex.join(flags)) if flags else '(none)'}"
-                 f"{'; environment: ' + _code(' '.join(env)) if env else ''}"
-                 f"{'; as a command: ' + _code(build) if build else ''}; "
-                 f"toolchain: {_esc(row.get('toolchain_version') or row.get('toolchain'))}</li>")
+    toolchain = _esc(row.get("toolchain_version") or row.get("toolchain"))
+    if build:
+        lines.append(f"<li>build: {_code(build)} ({toolchain})</li>")
+    else:
+        lines.append(f"<li>toolchain: {toolchain}{'; environment: ' + _code(' '.join(env)) if env else ''}</li>")
+    # argv words as the build ran them: one list item per word, whatever a shell would make of them
+    lines.append(f"<li>flags as argv: {_code(json.dumps(flags))}</li>")
     steps = list(row.get("postlink_steps") or [])
     if steps:
         tools = _tool_versions(manifests, row["run_id"])
