@@ -337,6 +337,18 @@ def check_baseline(baseline: dict[str, str] | None) -> dict[str, str]:
     return baseline
 
 
+def parse_baseline(text: str) -> dict[str, str]:
+    """A baseline as a command line gives it, "profile=stripped,postlink=none", checked
+    (for a future ``--baseline`` option of the report)."""
+    from .errors import SlimlabError
+
+    pairs = [item.strip() for item in text.split(",") if item.strip()]
+    if not pairs or any("=" not in item for item in pairs):
+        raise SlimlabError(f"a baseline is AXIS=VALUE pairs joined with ',', e.g. 'profile=default,postlink=none', "
+                           f"not {text!r}")
+    return check_baseline(dict(item.split("=", 1) for item in pairs))
+
+
 EFFECT_SCHEMA = {
     "run_id": pl.String, "workload": pl.String, "target": pl.String, "emulated": pl.Boolean, "scope": pl.String,
     "variant_key": pl.String, "baseline_key": pl.String, "changed": pl.String, "metric": pl.String,

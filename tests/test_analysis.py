@@ -184,6 +184,15 @@ def test_the_baseline_can_be_chosen_and_is_checked():
 
 
 @pytest.mark.unit
+def test_a_baseline_from_the_command_line():
+    assert analysis.parse_baseline("profile=stripped, postlink=upx-9") == {"profile": "stripped", "postlink": "upx-9"}
+    for bad, message in (("profile", "AXIS=VALUE pairs"), ("", "AXIS=VALUE pairs"),
+                         ("chain=none", "unknown baseline axis 'chain'")):
+        with pytest.raises(SlimlabError, match=message):
+            analysis.parse_baseline(bad)
+
+
+@pytest.mark.unit
 def test_a_changed_start_up_is_found_through_the_raw_samples():
     df = frame([("default", "none", 2000, 10.0, 5000), ("stripped", "none", 1400, 10.0, 5000)])
     found = analysis.effects(df, sampled(df, {"stripped": 0.8}))
