@@ -187,6 +187,7 @@ def emulator_memory(row: dict) -> bool:
         return scope == EMULATOR_SCOPE
     return runner.startswith("qemu-") and not runner.startswith("qemu-system")
 
+
 # Builds and images are answered apart: an image's start is a container start and its size the
 # image's, so a bare binary would dominate every image on the same axes. Emulated timings are
 # not native ones: the emulated flag is part of the group too.
@@ -211,8 +212,7 @@ def answer_rows(df: pl.DataFrame) -> pl.DataFrame:
     image's bytes), ``objective_memory`` (peak RSS; null for QEMU user mode's emulator+program
     figure), ``on_frontier`` (Pareto over the three, per GROUP) and ``recommended``."""
     needed = {"run_id": pl.String, "emulated": pl.Boolean, "memory_scope": pl.String, "runner": pl.String,
-              "base": pl.String,
-              "image_size_bytes": pl.Int64, "peak_rss_kib_median": pl.Float64, "startup_ms_median": pl.Float64}
+              "base": pl.String, "image_size_bytes": pl.Int64, "peak_rss_kib_median": pl.Float64, "startup_ms_median": pl.Float64}
     df = df.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in needed.items() if c not in df.columns])
     ok = df.filter(pl.col("status") == "ok").with_columns(
         pl.col("run_id").fill_null(""),
@@ -251,8 +251,8 @@ def _recommended(group: pl.DataFrame) -> list[bool]:
         limit = start.min() * WITHIN_FASTEST
         candidates = [i for i, (f, s) in enumerate(zip(group["on_frontier"], start))
                       if f and s is not None and s <= limit]
-    if candidates:
-        picked[min(candidates, key=lambda i: (group["objective_size"][i] is None, group["objective_size"][i]))] = True
+    if candidates:  # the group is sorted by size (nulls last), then key: the first is the smallest
+        picked[candidates[0]] = True
     return picked
 
 
