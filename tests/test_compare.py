@@ -68,6 +68,9 @@ def test_a_run_against_an_identical_one_has_no_change_and_exits_0(tmp_path, caps
     assert lines.height == 2 * 3  # two variants x size, start-up, peak RSS (no image)
     assert set(lines["verdict"]) == {analysis.NO_CHANGE}
     assert "no regression beyond x1.05" in out and "!" not in out
+    other_host = write_run(tmp_path / "c", BASE, host="elsewhere")
+    code, out, _ = run_cli(capsys, a, other_host)
+    assert code == 0 and "note: measured on different hosts (A: here, B: elsewhere)" in out
 
 
 @pytest.mark.unit
