@@ -141,6 +141,21 @@ def _cmd_dockerfile(args) -> None:
         print(f"build it with: docker build --build-arg BUILDER={made.tag} -t NAME {done.out}")
 
 
+def _cmd_compare(args) -> int:
+    from . import compare
+
+    if args.variants:
+        if args.b is not None:
+            raise SlimlabError("give one run with --variants KEY1 KEY2, or two runs without it")
+        outcome = compare.compare_variants(args.a, *args.variants, factor=args.factor, metrics=args.metric)
+    elif args.b is None:
+        raise SlimlabError("give two run directories (slimlab compare A B), or one run and --variants KEY1 KEY2")
+    else:
+        outcome = compare.compare_runs(args.a, args.b, factor=args.factor, metrics=args.metric)
+    print(compare.render(outcome))
+    return 1 if outcome.regressions else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slimlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--title")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("compare", help="two runs (or two variants of one run) side by side; exit 1 on a regression")
+    p.add_argument("a", help="run directory A (the baseline)")
+    p.add_argument("b", nargs="?", help="run directory B (compared against A)")
+    p.add_argument("--variants", nargs=2, metavar=("KEY1", "KEY2"), help="two variant keys of run A: KEY2 against KEY1")
+    p.add_argument("--factor", type=float, default=1.05,
+                   help="a change counts only beyond this ratio either way (default 1.05, as asv compare)")
+    p.add_argument("--metric", action="append",
+                   help="compare only this metric: size, image_size, startup or peak_rss (repeatable; default: all)")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("run", help="execute a notebook with papermill and export it to HTML")
     p.add_argument("notebook")

@@ -1,0 +1,264 @@
+"""The report's first section: per workload, the answers (slimlab.analysis) in a few lines.
+
+What build to pick and why, the smallest, fastest and leanest, the Pareto frontier by name,
+and what each of those changes against a baseline, stated with its interval and
+significance. Every label comes from user input (workload paths, profile names), so every
+string is escaped here, once, as it is written.
+
+The Dockerfile of a recommended image is not inlined: its text depends on work the report
+must not do (slimlab.dockerfile assembles the base from Debian packages to name their
+versions, and runs ``go mod download`` to decide whether module zips ship along), so the
+section shows the ``slimlab dockerfile`` command that writes it, with its build context.
+
+CSS classes (under ``.slimlab-report``): ``answers`` (the section), ``answer`` (one
+workload and target), ``answer-rule``, ``answer-recommended``, ``answer-best``,
+``answer-frontier``, ``answer-effects``, ``answer-note``, ``answer-emulated``, and on each
+effect's verdict ``effect-better`` / ``effect-worse`` / ``effect-same``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+
+from slimlab import analysis
+from slimlab.model import CHAINS
+from slimlab.model.axes import COLUMNS, GO_RELEASE
+
+# Effects are bootstrapped only for the builds a block names: the recommended, smallest,
+# fastest and lowest-memory ones and this many frontier builds (smallest first).
+FRONTIER_EFFECTS = 8
+BETTER = frozenset({analysis.SMALLER, analysis.FASTER, analysis.LOWER})
+MINUS = "\N{MINUS SIGN}"
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _code(text: str) -> str:
+    return f"<code>{_esc(text)}</code>"
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value / 1024 / 1024:.2f} MiB" if value >= 1024 * 1024 else f"{value / 1024:.1f} KiB"
+
+
+def _label(row: Mapping, varying: list[str]) -> str:
+    """The row's axes that tell it apart within its block (profile and chain always)."""
+    parts = ["no post-link" if c == "postlink" and row[c] == "none" else str(row[c]) for c in varying]
+    if row.get("base") not in (None, "none"):
+        parts.append(f"on {row['base']}")
+    return " · ".join(parts)
+
+
+def _varying(group: pl.DataFrame) -> list[str]:
+    return [c for c in COLUMNS if c not in ("workload", "target", "base")
+            and (c in ("profile", "postlink") or group[c].n_unique() > 1)]
+
+
+def _percent(ratio: float) -> str:
+    """+52%, −34%; a factor beyond 2× either way: "11.3×" (bigger) or "3.0× less"."""
+    if ratio >= 2:
+        return f"{ratio:.1f}×"
+    change = (ratio - 1) * 100
+    return f"{MINUS if change < 0 else '+'}{abs(change):.0f}%"
+
+
+def _amount(ratio: float) -> str:
+    """How much faster/slower, lower/higher: "8%", or "11.3×" (slower), "3.0×" (faster)."""
+    if ratio >= 2 or ratio <= 0.5:
+        return f"{max(ratio, 1 / ratio):.1f}×"
+    return f"{abs(ratio - 1) * 100:.0f}%"
+
+
+def _p(value: float | None) -> str:
+    return "p<0.001" if value is not None and value < 0.001 else f"p={value:.2g}"
+
+
+def _verdict_class(verdict: str) -> str:
+    if verdict in BETTER:
+        return "effect-better"
+    return "effect-worse" if verdict in analysis.REGRESSIONS else "effect-same"
+
+
+def _metric_phrase(effect: Mapping) -> str:
+    metric = analysis.METRICS[effect["metric"]]
+    verdict, ratio = effect["verdict"], effect["ratio"]
+    css = _verdict_class(verdict)
+    if effect["p_value"] is None and effect["n_baseline"] == 1:  # an exact figure
+        text = f"{metric.label} unchanged (exact)" if ratio == 1 else f"{_percent(ratio)} {metric.label} (exact)"
+        return f'<span class="{css}">{_esc(text)}</span>'
+    interval = f"ratio {ratio:.2f} [{effect['lo']:.2f}, {effect['hi']:.2f}]"
+    if verdict == analysis.TOO_FEW:
+        text = f"{metric.label}: {verdict} (ratio {ratio:.2f})"
+    elif verdict == analysis.NO_CHANGE:
+        text = f"{metric.label} {verdict} ({interval}, {_p(effect['p_value'])})"
+    else:
+        text = f"{metric.label} {_amount(ratio)} {verdict} ({interval}, {_p(effect['p_value'])})"
+    return f'<span class="{css}">{_esc(text)}</span>'
+
+
+def _added_flags(row: Mapping, base: Mapping | None) -> list[str]:
+    if base is None:
+        return []
+    theirs = set(base.get("flags") or [])
+    return [f for f in row.get("flags") or [] if f not in theirs]
+
+
+def _effect_sentence(row: Mapping, label: str, base: Mapping | None, found: pl.DataFrame) -> str:
+    """"`-s -w` (profile=stripped): −34% size (exact), start-up no significant change (...)": the
+    flags the build adds to the baseline's, else its label, then the axes that differ."""
+    added = _added_flags(row, base)
+    lead = f"{_code(' '.join(added)) if added else _esc(label)} ({_esc(found['changed'][0])})"
+    order = {name: i for i, name in enumerate(analysis.METRICS)}
+    effects = sorted(found.iter_rows(named=True), key=lambda e: order[e["metric"]])
+    return f"{lead}: " + ", ".join(_metric_phrase(e) for e in effects)
+
+
+def _tool_versions(manifests: list[Mapping], run_id: str) -> dict[str, str]:
+    for manifest in manifests:
+        if manifest.get("run_id") == run_id:
+            return dict(manifest.get("tools") or {})
+    return {}
+
+
+def _recommended_html(row: Mapping, label: str, manifests: list[Mapping], run_dirs: Mapping[str, str] | None) -> str:
+    lines = [f"<p><b>Recommended:</b> {_esc(label)}</p>", "<ul>"]
+    flags = list(row.get("flags") or [])
+    env = list(row.get("build_env") or [])
+    # Go's own toolchain (go, go1.X.Y) builds with `go build`; the others' commands differ.
+    go = str(row.get("toolchain")) == "go" or bool(GO_RELEASE.match(str(row.get("toolchain"))))
+    build = shlex.join([*env, "go", "build", *flags, "."]) if go else None
+    toolchain = _esc(row.get("toolchain_version") or row.get("toolchain"))
+    if build:
+        lines.append(f"<li>build: {_code(build)} ({toolchain})</li>")
+    else:
+        lines.append(f"<li>toolchain: {toolchain}{'; environment: ' + _code(' '.join(env)) if env else ''}</li>")
+    # argv words as the build ran them: one list item per word, whatever a shell would make of them
+    lines.append(f"<li>flags as argv: {_code(json.dumps(flags))}</li>")
+    steps = list(row.get("postlink_steps") or [])
+    if steps:
+        tools = _tool_versions(manifests, row["run_id"])
+        # a chain this slimlab no longer knows: its steps are named, without tool versions
+        used = CHAINS[row["postlink"]].tools if row["postlink"] in CHAINS else ()
+        versions = ", ".join(tools[f"postlink:{t}"] for t in used if f"postlink:{t}" in tools)
+        lines.append(f"<li>post-link chain: {_esc(' → '.join(steps))}{' (' + _esc(versions) + ')' if versions else ''}"
+                     "</li>")
+    else:
+        lines.append("<li>post-link chain: none</li>")
+    if row.get("base") not in (None, "none"):
+        run_dir = (run_dirs or {}).get(row["run_id"]) or f"data/runs/{row['run_id']}"
+        # a directory name a shell takes as is, whatever the workload's path holds
+        out = "dockerfile-" + (re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(row["workload"])).name).strip("-.") or "image")
+        command = shlex.join(["slimlab", "dockerfile", str(run_dir), row["variant_key"], "--out", out])
+        lines.append(f"<li>image on {_esc(row['base'])}: {_bytes(row.get('image_size_bytes'))}; its Dockerfile and "
+                     f"build context: {_code(command)}</li>")
+    lines.append("</ul>")
+    return '<div class="answer-recommended">' + "".join(lines) + "</div>"
+
+
+def _heading(first: Mapping, multi_run: bool) -> str:
+    what = "images" if first["scope"] == "image" else "builds"
+    text = f"{_esc(first['workload'])} <small>{_esc(first['target'])} · {what}"
+    if multi_run:
+        text += f" · run {_esc(first['run_id'])}"
+    text += "</small>"
+    if first["emulated"]:
+        text += ' <span class="answer-emulated">emulated: timings are not native</span>'
+    return f"<h3>{text}</h3>"
+
+
+def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows: Mapping, baseline: dict,
+           manifests: list[Mapping], run_dirs, multi_run: bool) -> str:
+    by_key = {r["variant_key"]: r for r in group.iter_rows(named=True)}
+    varying = _varying(group)
+    label = {k: _label(r, varying) for k, r in by_key.items()}
+    parts = ['<div class="answer">', _heading(group.row(0, named=True), multi_run)]
+    recommended = conclusion["recommended_key"]
+    if recommended is not None:
+        parts.append(_recommended_html(by_key[recommended], label[recommended], manifests, run_dirs))
+    size_word = "image" if conclusion["scope"] == "image" else "file"
+    best = [("Smallest", conclusion["smallest_key"], f"{_bytes(conclusion['smallest_bytes'])} ({size_word})"),
+            ("Fastest to start", conclusion["fastest_key"],
+             None if conclusion["fastest_ms"] is None else f"{conclusion['fastest_ms']:.2f} ms median"),
+            ("Lowest memory", conclusion["lowest_memory_key"],
+             None if conclusion["lowest_memory_kib"] is None else f"{conclusion['lowest_memory_kib']:,.0f} KiB peak RSS")]
+    items = [f"<li>{name}: {_esc(label[key])} — {_esc(value)}</li>" for name, key, value in best if key is not None]
+    if conclusion["lowest_memory_key"] is None and group["peak_rss_kib_median"].is_not_null().any():
+        items.append("<li>Lowest memory: not stated (QEMU user mode measures the emulator's memory, not the "
+                     "program's)</li>")
+    parts.append('<ul class="answer-best">' + "".join(items) + "</ul>")
+    frontier = conclusion["frontier_keys"]
+    dominated = "; the others are dominated" if len(frontier) < group.height else ""
+    parts.append(f'<p class="answer-frontier">Pareto frontier over size, start-up and memory ({len(frontier)} of '
+                 f"{group.height} working builds{dominated}): " + ", ".join(_esc(label[k]) for k in frontier) + "</p>")
+    shown = _shown(conclusion)
+    sentences = []
+    for key in shown:
+        found = effects.filter(pl.col("variant_key") == key)
+        if found.is_empty():
+            continue
+        base = rows.get((conclusion["run_id"], found["baseline_key"][0]))
+        sentences.append(f"<li>{_effect_sentence(by_key[key], label[key], base, found)}</li>")
+    wanted = ", ".join(f"{k}={v}" for k, v in baseline.items())
+    if sentences:
+        parts.append(f'<p class="answer-note">Against the same build with {_esc(wanted)}:</p>'
+                     f'<ul class="answer-effects">{"".join(sentences)}</ul>')
+    elif group.filter(*(pl.col(a) == v for a, v in baseline.items())).is_empty():
+        parts.append(f'<p class="answer-note">No effects stated: no working build with {_esc(wanted)} to compare '
+                     "against in this block.</p>")
+    else:
+        parts.append(f'<p class="answer-note">The builds named here are the baseline ({_esc(wanted)}) '
+                     "themselves.</p>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _shown(conclusion: Mapping) -> list[str]:
+    keys = [conclusion["recommended_key"], conclusion["smallest_key"], conclusion["fastest_key"],
+            conclusion["lowest_memory_key"], *conclusion["frontier_keys"][:FRONTIER_EFFECTS]]
+    return list(dict.fromkeys(k for k in keys if k is not None))
+
+
+def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list[Mapping] | Mapping | None,
+                 baseline: Mapping[str, str] | None = None, *, factor: float = analysis.FACTOR,
+                 run_dirs: Mapping[str, str | Path] | None = None) -> str:
+    """The answers section (HTML fragment) for a results frame and its samples.
+
+    ``baseline``: axis values the effects are stated against (default: profile ``default``,
+    post-link ``none``; everything else the build's own). ``run_dirs``: run id -> run
+    directory, for the ``slimlab dockerfile`` command line (default ``data/runs/<run id>``).
+    """
+    baseline = analysis.check_baseline(baseline)
+    manifests = [manifests] if isinstance(manifests, Mapping) else list(manifests or [])
+    ranked = analysis.answer_rows(df)
+    head = ['<section class="answers">', "<h2>Answers</h2>"]
+    if ranked.is_empty():
+        return "".join([*head, ('<p class="answer-note">No build worked: nothing to recommend (see the failed '
+                                 "rows).</p></section>")])
+    conclusions = analysis.conclusions(ranked)
+    shown = [k for c in conclusions.iter_rows(named=True) for k in _shown(c)]
+    effects = analysis.effects(ranked, samples, baseline, keys=shown, factor=factor,
+                               n_resamples=analysis.SHOWN_RESAMPLES)
+    rows = {(r["run_id"], r["variant_key"]): r for r in ranked.iter_rows(named=True)}
+    head.append(f'<p class="answer-rule">Recommended: {_esc(analysis.RECOMMENDATION_RULE)}. Builds and images are '
+                "answered apart, and emulated targets apart from native ones. A start-up or memory difference is "
+                f"called faster/slower (lower/higher) only when a Mann–Whitney U test on the raw samples gives "
+                f"p &lt; {analysis.ALPHA} and the ratio of medians is beyond ×{factor:g}; intervals are 95% "
+                "bootstrap intervals of the ratio; sizes are exact.</p>")
+    multi_run = ranked["run_id"].n_unique() > 1
+    blocks = []
+    groups = ranked.partition_by(list(analysis.GROUP), maintain_order=True, as_dict=True)
+    for conclusion in conclusions.iter_rows(named=True):
+        group = groups[tuple(conclusion[c] for c in analysis.GROUP)]
+        blocks.append(_block(group, conclusion, effects, rows, baseline, manifests, run_dirs, multi_run))
+    return "".join([*head, *blocks, "</section>"])

@@ -1,0 +1,266 @@
+"""The statistics core and the answers built on it, on frames and samples whose truth is known."""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import re
+import shlex
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+from slimlab import analysis
+from slimlab.analysis import FASTER, LOWER, NO_CHANGE, SLOWER, SMALLER
+from slimlab.cli import build_parser
+from slimlab.errors import SlimlabError
+from slimlab.report.answers import answers_html
+
+
+def noisy(center: float, n: int = 30, spread: float = 0.01, seed: int = 0) -> np.ndarray:
+    """``n`` timings around ``center`` with a relative spread (lognormal, as start-ups are)."""
+    return center * np.random.default_rng(seed).lognormal(0, spread, n)
+
+
+# -- compare_samples: the verdict rule -----------------------------------------------------------
+@pytest.mark.unit
+def test_a_20_percent_shift_is_called_slower_and_its_interval_holds_the_truth():
+    found = analysis.compare_samples(noisy(10.0, seed=1), noisy(12.0, seed=2))
+    assert found.verdict == SLOWER
+    assert found.p_value < 0.001
+    assert found.lo < 1.2 < found.hi
+    assert found.lo > 1.05  # the whole interval is beyond the factor
+
+
+@pytest.mark.unit
+def test_identical_distributions_are_no_significant_change():
+    found = analysis.compare_samples(noisy(10.0, seed=1), noisy(10.0, seed=2))
+    assert found.verdict == NO_CHANGE
+    assert found.p_value > 0.01
+    assert found.lo < 1.0 < found.hi
+
+
+@pytest.mark.unit
+def test_a_3_percent_shift_is_significant_yet_no_change_under_the_factor():
+    baseline, candidate = noisy(10.0, n=40, spread=0.005, seed=1), noisy(10.3, n=40, spread=0.005, seed=2)
+    found = analysis.compare_samples(baseline, candidate, factor=1.05)
+    assert found.p_value < 0.01  # the test alone would call it
+    assert found.verdict == NO_CHANGE  # the factor does not
+    assert analysis.compare_samples(baseline, candidate, factor=1.02).verdict == SLOWER
+
+
+@pytest.mark.unit
+def test_fewer_resamples_move_the_interval_ends_less_than_two_decimals():
+    a, b = noisy(10.0, n=20, spread=0.05, seed=3), noisy(11.0, n=20, spread=0.05, seed=4)
+    full = analysis.compare_samples(a, b)
+    cut = analysis.compare_samples(a, b, n_resamples=analysis.SHOWN_RESAMPLES)
+    assert (cut.verdict, cut.p_value) == (full.verdict, full.p_value)
+    assert abs(cut.lo - full.lo) < 0.01 and abs(cut.hi - full.hi) < 0.01
+
+
+# -- the frontier and the recommendation ---------------------------------------------------------
+def frame(rows: list[tuple], **common) -> pl.DataFrame:
+    """Result rows from (profile, postlink, size, start-up ms, peak RSS KiB) and shared columns."""
+    defaults = {"run_id": "r", "workload": "hello", "toolchain": "go", "target": "linux/amd64", "base": "none",
+                "status": "ok", "emulated": False, "memory_scope": "program", "flags": [], "build_env": [],
+                "postlink_steps": [], "image_size_bytes": None}
+    out = []
+    for profile, postlink, size, ms, rss, *extra in rows:
+        row = {**defaults, **common, "profile": profile, "postlink": postlink, "size_bytes": size,
+               "startup_ms_median": ms, "peak_rss_kib_median": rss, **(extra[0] if extra else {})}
+        row["variant_key"] = "|".join(str(row[c]) for c in ("workload", "toolchain", "profile", "target",
+                                                             "postlink", "base"))
+        out.append(row)
+    return pl.DataFrame(out, schema_overrides={"image_size_bytes": pl.Int64, "size_bytes": pl.Int64,
+                                               "startup_ms_median": pl.Float64, "peak_rss_kib_median": pl.Float64})
+
+
+@pytest.mark.unit
+def test_pareto_mask_keeps_exactly_the_undominated_rows():
+    df = pl.DataFrame({"size": [1, 2, 3, 2, 1, None], "ms": [5, 3, 1, 4, 5, 0], "kib": [1, 1, 1, 1, 2, 0]})
+    # row 3 is beaten by row 1 (same size and memory, faster); row 4 by row 0; row 5 has a null.
+    assert analysis.pareto_mask(df, ["size", "ms", "kib"]).to_list() == [True, True, True, False, False, False]
+
+
+@pytest.mark.unit
+def test_recommendation_is_the_smallest_frontier_build_within_10_percent_of_the_fastest():
+    df = frame([
+        ("default", "none", 2000, 10.0, 5000),
+        ("stripped", "none", 1400, 10.5, 5000),  # within 10% of 10.0, smaller: recommended
+        ("stripped", "upx-9", 600, 40.0, 5000),  # smallest of all, but 4x slower
+        ("static", "none", 1900, 10.0, 4000),  # fastest (tie) and lowest memory
+        ("trimmed", "none", 2100, 12.0, 6000),  # dominated by default
+    ])
+    answer = analysis.conclusions(df).row(0, named=True)
+    assert answer["recommended_key"] == "hello|go|stripped|linux/amd64|none|none"
+    assert answer["smallest_key"] == "hello|go|stripped|linux/amd64|upx-9|none"
+    assert answer["fastest_key"] == "hello|go|default|linux/amd64|none|none"  # ties: by key
+    assert answer["lowest_memory_key"] == "hello|go|static|linux/amd64|none|none"
+    assert set(answer["frontier_keys"]) == {"hello|go|stripped|linux/amd64|upx-9|none",
+                                             "hello|go|stripped|linux/amd64|none|none",
+                                             "hello|go|static|linux/amd64|none|none"}
+    assert "10%" in answer["rule"]
+    # Move the fast build out of reach: the rule then takes the next frontier build within 10%.
+    slower = df.with_columns(pl.when(pl.col("profile") == "stripped").then(pl.col("startup_ms_median") * 1.2)
+                             .otherwise(pl.col("startup_ms_median")).alias("startup_ms_median"))
+    assert analysis.conclusions(slower)["recommended_key"][0] == "hello|go|static|linux/amd64|none|none"
+
+
+@pytest.mark.unit
+def test_emulated_targets_images_and_failures_are_answered_apart():
+    native = frame([("default", "none", 2000, 10.0, 5000), ("stripped", "none", 1400, 10.0, 5000)])
+    arm = frame([("default", "none", 1900, 300.0, None), ("stripped", "none", 1300, 310.0, None)],
+                target="linux/arm64", emulated=True, memory_scope="emulator+program")
+    images = frame([("default", "none", 2000, 400.0, 5000, {"image_size_bytes": 2600}),
+                    ("stripped", "none", 1400, 390.0, 5000, {"image_size_bytes": 2100})], base="scratch")
+    broken = frame([("static", "none", 10, 0.1, 10, {"status": "broken"})])
+    answers = analysis.conclusions(pl.concat([native, arm, images, broken], how="diagonal_relaxed"))
+    assert answers.height == 3
+    by = {(r["target"], r["scope"]): r for r in answers.iter_rows(named=True)}
+    assert by[("linux/amd64", "binary")]["fastest_ms"] == 10.0  # not the broken row's 0.1
+    assert by[("linux/amd64", "binary")]["smallest_bytes"] == 1400
+    assert by[("linux/arm64", "binary")]["emulated"] is True
+    assert by[("linux/arm64", "binary")]["lowest_memory_key"] is None  # QEMU's RSS is not the program's
+    assert by[("linux/arm64", "binary")]["recommended_key"] is not None  # frontier over size and start-up
+    assert by[("linux/amd64", "image")]["smallest_bytes"] == 2100  # the image's size, not the binary's
+    # rows written before memory_scope existed: a user-mode emulator as runner says the same
+    old = arm.drop("memory_scope").with_columns(pl.lit("qemu-aarch64-static").alias("runner"),
+                                                pl.lit(30000.0).alias("peak_rss_kib_median"))
+    assert analysis.conclusions(old)["lowest_memory_key"].to_list() == [None]
+    system = old.with_columns(pl.lit("qemu-system-aarch64").alias("runner"))  # a guest measures the program
+    assert analysis.conclusions(system)["lowest_memory_key"].to_list() == ["hello|go|default|linux/arm64|none|none"]
+
+
+# -- effects against a baseline ------------------------------------------------------------------
+def sampled(df: pl.DataFrame, shift: dict[str, float], n: int = 20) -> pl.DataFrame:
+    """Samples per row: start-up around its median (times ``shift[profile]``), RSS around its own."""
+    rows = []
+    for index, row in enumerate(df.iter_rows(named=True)):
+        ms = noisy(row["startup_ms_median"] * shift.get(row["profile"], 1.0), n=n, seed=index)
+        kib = noisy(row["peak_rss_kib_median"] or 1, n=n, spread=0.002, seed=100 + index)
+        rows += [{"run_id": row["run_id"], "variant_key": row["variant_key"], "sample_index": i,
+                  "startup_ms": float(m), "peak_rss_kib": int(k)} for i, (m, k) in enumerate(zip(ms, kib))]
+    return pl.DataFrame(rows)
+
+
+@pytest.mark.unit
+def test_effects_state_each_build_against_the_default_baseline():
+    df = frame([("default", "none", 2000, 10.0, 5000, {"flags": ["-trimpath"]}),
+                ("stripped", "none", 1320, 10.0, 5000, {"flags": ["-trimpath", "-ldflags=-s -w"]}),
+                ("static", "upx-9", 800, 12.0, 4000)])
+    found = analysis.effects(df, sampled(df, {}))
+    assert set(found["variant_key"]) == {"hello|go|stripped|linux/amd64|none|none",
+                                         "hello|go|static|linux/amd64|upx-9|none"}  # not the baseline itself
+    stripped = {r["metric"]: r for r in found.filter(pl.col("changed") == "profile=stripped").iter_rows(named=True)}
+    assert stripped["size"]["ratio"] == pytest.approx(0.66) and stripped["size"]["verdict"] == SMALLER
+    assert stripped["size"]["p_value"] is None  # exact
+    assert stripped["startup"]["verdict"] == NO_CHANGE
+    packed = {r["metric"]: r for r in found.filter(pl.col("changed") == "profile=static, postlink=upx-9")
+              .iter_rows(named=True)}
+    assert packed["startup"]["verdict"] == SLOWER and packed["startup"]["lo"] > 1.1
+    assert packed["peak_rss"]["verdict"] == LOWER
+    text = answers_html(df, sampled(df, {}), [])
+    assert "start-up 20% slower (ratio 1.20 [" in text and "−60% size (exact)" in text
+    far = answers_html(df, sampled(df, {"static": 10}), [])
+    assert re.search(r"start-up 1[12]\.\d× slower \(ratio 1[12]\.\d\d \[", far), far  # ×, not "+1100%"
+    assert set(found.columns) >= {"workload", "target", "variant_key", "changed", "metric", "ratio", "lo", "hi",
+                                  "p_value", "verdict"}
+
+
+@pytest.mark.unit
+def test_the_baseline_can_be_chosen_and_is_checked():
+    df = frame([("default", "none", 2000, 10.0, 5000), ("stripped", "none", 1400, 10.0, 5000),
+                ("stripped", "upx-9", 600, 20.0, 5000)])
+    samples = sampled(df, {})
+    found = analysis.effects(df, samples, baseline={"postlink": "none"}, keys=["hello|go|stripped|linux/amd64|upx-9|none"])
+    assert set(found["baseline_key"]) == {"hello|go|stripped|linux/amd64|none|none"}
+    assert set(found["changed"]) == {"postlink=upx-9"}
+    assert found.filter(pl.col("metric") == "startup")["verdict"][0] == SLOWER
+    with pytest.raises(SlimlabError, match=r"unknown baseline axis 'profil' \(did you mean 'profile'\?\)"):
+        analysis.effects(df, samples, baseline={"profil": "default"})
+
+
+@pytest.mark.unit
+def test_a_baseline_from_the_command_line():
+    assert analysis.parse_baseline("profile=stripped, postlink=upx-9") == {"profile": "stripped", "postlink": "upx-9"}
+    for bad, message in (("profile", "AXIS=VALUE pairs"), ("", "AXIS=VALUE pairs"),
+                         ("chain=none", "unknown baseline axis 'chain'")):
+        with pytest.raises(SlimlabError, match=message):
+            analysis.parse_baseline(bad)
+
+
+@pytest.mark.unit
+def test_a_changed_start_up_is_found_through_the_raw_samples():
+    df = frame([("default", "none", 2000, 10.0, 5000), ("stripped", "none", 1400, 10.0, 5000)])
+    found = analysis.effects(df, sampled(df, {"stripped": 0.8}))
+    assert found.filter(pl.col("metric") == "startup")["verdict"].to_list() == [FASTER]
+
+
+# -- the answers section -------------------------------------------------------------------------
+@pytest.mark.unit
+def test_answers_html_names_the_builds_and_escapes_user_labels():
+    evil = "<img src=x onerror=alert(1)>"
+    df = frame([("default", "none", 2000, 10.0, 5000, {"flags": ["-trimpath"]}),
+                ("stripped", "none", 1320, 10.1, 5000, {"flags": ["-trimpath", "-ldflags=-s -w"]}),
+                ("stripped", "none", 1320, 400.0, 5000, {"flags": ["-trimpath", "-ldflags=-s -w"], "base": "scratch",
+                                                         "image_size_bytes": 1900})], workload=evil)
+    manifests = [{"run_id": "r", "tools": {}}]
+    text = answers_html(df, sampled(df, {}), manifests)
+    assert evil not in text and html.escape(evil) in text
+    assert "<li><code>-ldflags=-s -w</code> (profile=stripped): " in text
+    assert "−34% size (exact)" in text
+    assert "start-up no significant change (ratio " in text
+    assert "Recommended:</b> stripped · no post-link" in text
+    assert f"flags as argv: <code>{html.escape(json.dumps(['-trimpath', '-ldflags=-s -w']))}</code>" in text
+    assert "build: <code>go build -trimpath &#x27;-ldflags=-s -w&#x27; .</code>" in text
+    # the image's block: the command that writes its Dockerfile, quoted for a shell
+    assert "slimlab dockerfile data/runs/r " in text and "--out dockerfile-img-src-x-onerror-alert-1" in text
+    assert html.escape("'<img") in text
+    # ...that a shell hands to `slimlab dockerfile` intact, the hostile workload name included
+    command = html.unescape(re.search(r"<code>(slimlab dockerfile [^<]+)</code>", text).group(1))
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert (args.command, args.run_dir, args.variant_key) == ("dockerfile", "data/runs/r",
+                                                              f"{evil}|go|stripped|linux/amd64|none|scratch")
+    assert "within 10% of the fastest" in text
+    # another baseline: the default build is now the one stated against the stripped one
+    other = answers_html(df.head(2), sampled(df.head(2), {}), manifests, baseline={"profile": "stripped"})
+    assert "Against the same build with profile=stripped:" in other
+    assert "<li>default · no post-link (profile=default): <span class=\"effect-worse\">+52% size (exact)</span>" in other
+    alone = answers_html(df.head(1), sampled(df.head(1), {}), manifests)
+    assert "The builds named here are the baseline (profile=default, postlink=none) themselves." in alone
+
+
+@pytest.mark.unit
+def test_answers_without_a_working_build_say_so():
+    df = frame([("default", "none", None, None, None, {"status": "build_failed"})])
+    assert "No build worked" in answers_html(df, None, [])
+
+
+def synthetic_run(workloads: int = 5, repeats: int = 20) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """1,000 variants (5 workloads x 5 toolchains x 10 profiles x 4 chains) with ``repeats`` samples each."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for w, toolchain, p, chain in itertools.product(range(workloads), ["go", "go1.22.10", "go1.24.1", "gccgo", "tinygo"],
+                                                     ["default", *(f"p{i}" for i in range(9))],
+                                                     ["none", "strip", "upx-9", "strip+upx-9"]):
+        packed = "upx" in chain
+        rows.append((p, chain, int(rng.uniform(1e6, 3e6) * (0.4 if packed else 1)),
+                     float(rng.uniform(1, 3) * (4 if packed else 1)), float(rng.uniform(1500, 2500)),
+                     {"workload": f"w{w}", "toolchain": toolchain, "flags": ["-trimpath", f"-ldflags=-X main.p={p}"]}))
+    df = frame(rows)
+    return df, sampled(df, {}, n=repeats)
+
+
+@pytest.mark.unit
+def test_answers_for_1000_variants_render_in_well_under_the_report_budget():
+    df, samples = synthetic_run()
+    assert df.height == 1000
+    answers_html(df.head(40), samples, [])  # imports and first-call costs are not the section's
+    started = time.perf_counter()
+    text = answers_html(df, samples, [])
+    seconds = time.perf_counter() - started
+    assert text.count('<div class="answer">') == 5
+    assert seconds < 2.5, f"{seconds:.2f} s: the whole report has 5 s for 1,000 variants"
