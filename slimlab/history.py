@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import sys
@@ -115,6 +116,12 @@ def _locked(data_dir: Path):
         yield
 
 
+def _read(data_dir: Path) -> pl.DataFrame:
+    # One open, then parse: polars opens a path more than once, and a writer's rename between
+    # two opens gives it the footer of one file and the pages of another.
+    return pl.read_parquet(io.BytesIO((data_dir / INDEX).read_bytes()))
+
+
 def _write(frame: pl.DataFrame, data_dir: Path) -> None:
     tmp = data_dir / f".{INDEX}.tmp{os.getpid()}"
     frame.sort("started_at", "run_id", nulls_last=True).write_parquet(tmp)
@@ -184,7 +191,7 @@ def load_index(data_dir: str | Path = "data") -> pl.DataFrame:
     data_dir = Path(data_dir)
     if not _stale(data_dir):
         try:
-            return pl.read_parquet(data_dir / INDEX)
+            return _read(data_dir)
         except (OSError, pl.exceptions.PolarsError) as exc:
             print(f"slimlab: {data_dir / INDEX} is unreadable ({type(exc).__name__}); rebuilding it", file=sys.stderr)
     return rebuild_index(data_dir)
@@ -198,7 +205,7 @@ def record(data_dir: str | Path, row: dict) -> None:
     try:
         with _locked(data_dir):
             try:
-                current = pl.read_parquet(data_dir / INDEX)
+                current = _read(data_dir)
             except (OSError, pl.exceptions.PolarsError):  # missing or torn: start again from the runs
                 current = _collect(data_dir)
             rows = {r["run_id"]: r for r in current.iter_rows(named=True)}

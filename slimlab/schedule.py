@@ -309,7 +309,7 @@ def scheduled_run(notebook: str | Path, data_dir: str | Path, reports: str | Pat
 
     from .notebook import export_html, run_notebook
 
-    notebook, data_dir, reports = Path(notebook), Path(data_dir), Path(reports)
+    notebook, data_dir, reports = Path(notebook), Path(data_dir).resolve(), Path(reports)
     started = now_utc()
     run_id = _run_id(notebook.stem, data_dir)
     html, executed = reports / f"{run_id}.html", reports / f"{run_id}.ipynb"
