@@ -105,7 +105,8 @@ def run_row(run_dir: Path) -> dict:
 
 
 def _frame(rows: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=INDEX_SCHEMA).with_columns(pl.col("source").fill_null("sweep"))
+    frame = pl.DataFrame(rows, schema=INDEX_SCHEMA).with_columns(pl.col("source").fill_null("sweep"))
+    return frame.sort("started_at", "run_id", nulls_last=True)
 
 
 @contextlib.contextmanager
@@ -124,7 +125,7 @@ def _read(data_dir: Path) -> pl.DataFrame:
 
 def _write(frame: pl.DataFrame, data_dir: Path) -> None:
     tmp = data_dir / f".{INDEX}.tmp{os.getpid()}"
-    frame.sort("started_at", "run_id", nulls_last=True).write_parquet(tmp)
+    frame.write_parquet(tmp)
     tmp.replace(data_dir / INDEX)
 
 

@@ -25,10 +25,10 @@ import polars as pl
 from elftools.common.exceptions import ELFError
 from tqdm import tqdm
 
-from . import (bases, buildinfo, checkenv, engine, environment, history, image, libs, oci, pkgsize, postlink, supply,
-               tools)
+from . import bases, buildinfo, checkenv, engine, environment, image, libs, oci, pkgsize, postlink, supply, tools
 from .build import build, default_cache_dir
 from .errors import SlimlabError, ToolError
+from .history import record_run
 from .inspect import build_path_prefixes, inspect
 from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
 from .measure.container import ContainerRunner
@@ -119,7 +119,7 @@ def sweep(
     finally:
         bar.close()
         store.close(ended=ended)
-        history.record_run(data_dir, store.run_dir)  # interrupted or not
+        record_run(data_dir, store.run_dir)  # in the runs index, interrupted or not
         if sweeper.api is not None:
             sweeper.api.close()
     if progress:
@@ -134,8 +134,8 @@ def _summary(rows) -> str:
     statuses = [row["status"] for row in rows]
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(sorted(statuses)))
     built = [row.get("build_cached") for row in rows if row.get("build_cached") is not None]
-    return (f"{len(rows)} variant{'' if len(rows) == 1 else 's'} ({counts or 'none'}); builds: {sum(built)} reused from the cache, "
-            f"{len(built) - sum(built)} compiled")
+    return (f"{len(rows)} variant{'' if len(rows) == 1 else 's'} ({counts or 'none'}); "
+            f"builds: {sum(built)} reused from the cache, {len(built) - sum(built)} compiled")
 
 
 class _Sweeper:

@@ -153,3 +153,18 @@ def test_two_writers_at_once_lose_nothing_and_readers_never_see_half_a_file(tmp_
     index = pl.read_parquet(data / history.INDEX)
     assert sorted(index["run_id"].to_list()) == sorted(f"{w}-{i}" for w in "xy" for i in range(writes))
     assert not list(data.glob(".runs.parquet.tmp*"))
+
+
+def test_a_rerun_of_an_unchanged_spec_says_its_builds_came_from_the_cache(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('workloads = ["hello"]\nprofiles = ["default", "stripped"]\nrepeats = 2\nwarmup = 0\n')
+    env = {**os.environ, "SLIMLAB_CACHE": str(tmp_path / "cache")}  # nothing built yet
+
+    def run(run_id: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "slimlab.cli", "sweep", str(spec), "--data", str(tmp_path / "d"),
+                               "--run-id", run_id], env=env, capture_output=True, text=True, check=True)
+        return done.stderr.splitlines()[-1]
+
+    assert run("first") == "slimlab: 2 variants (2 ok); builds: 0 reused from the cache, 2 compiled"
+    assert run("again") == "slimlab: 2 variants (2 ok); builds: 2 reused from the cache, 0 compiled"
+    assert history.load_index(tmp_path / "d")["builds_cached"].to_list() == [0, 2]
