@@ -26,6 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
+from .errors import SlimlabError
 from .results import MANIFEST, RESULTS, run_dirs
 from .results_schema import STATUSES
 
@@ -81,11 +82,10 @@ def run_row(run_dir: Path) -> dict:
     last = manifest["sessions"][-1] if manifest.get("sessions") else {}
     host = last.get("host") or manifest.get("host") or {}
     tools = last.get("tools") or manifest.get("tools") or {}  # what the last session ran with
-    error = next((s["error"] for s in reversed(manifest.get("sessions", [])) if s.get("error")), None)
-    if manifest.get("ended_at"):
-        status, error = "complete", None
-    else:
-        status = "failed" if last.get("error") else "interrupted"
+    # A session that raised (sweep() says why in it) failed; one stopped by Ctrl-C or a kill
+    # was interrupted; a run whose sessions got to the end is complete.
+    error = None if manifest.get("ended_at") else last.get("error")
+    status = "complete" if manifest.get("ended_at") else "failed" if error else "interrupted"
     row = {
         "run_id": manifest["run_id"], "spec_hash": spec_hash(manifest["spec"]),
         "spec_name": manifest["spec"].get("name"), "host_fingerprint": host_fingerprint(host),
@@ -155,7 +155,7 @@ def _collect(data_dir: Path) -> pl.DataFrame:
     rows: dict[str, dict] = {}
     try:
         found = run_dirs(data_dir)
-    except Exception:  # noqa: BLE001 - SlimlabError: no runs yet (scheduled records may still exist)
+    except SlimlabError:  # no runs yet (scheduled records may still exist)
         found = []
     for run_dir in found:
         try:

@@ -137,9 +137,9 @@ def command(notebook: Path, data_dir: Path, reports: Path, params: list[tuple[st
         argv += ["-p", name, value]
     run = " ".join(shlex.quote(a) for a in argv)
     entry_id = hashlib.sha256(run.encode()).hexdigest()[:8]
-    log = data_dir / history.SCHEDULED / f"{entry_id}.log"
-    line = (f"cd {shlex.quote(os.getcwd())} && PATH={shlex.quote(_path())} {run} "
-            f">> {shlex.quote(str(log))} 2>&1")
+    logs = data_dir / history.SCHEDULED
+    line = (f"cd {shlex.quote(os.getcwd())} && mkdir -p {shlex.quote(str(logs))} && PATH={shlex.quote(_path())} "
+            f"{run} >> {shlex.quote(str(logs / f'{entry_id}.log'))} 2>&1")
     return entry_id, line
 
 
@@ -221,9 +221,12 @@ def _systemctl(*args: str) -> None:
 
 def timer_units(entry_id: str, cron: str, notebook: Path, line: str) -> dict[str, str]:
     """The service and timer unit files of one entry."""
-    service = (f"[Unit]\nDescription=slimlab scheduled run of {notebook}\n\n[Service]\nType=oneshot\n"
-               f"ExecStart=/bin/sh -c {shlex.quote(line)}\n")
-    timer = (f"[Unit]\nDescription=slimlab scheduled run of {notebook} ({cron})\n\n[Timer]\n"
+    # In unit files % starts a specifier and $ a variable: doubled, they are themselves.
+    exec_start = f"/bin/sh -c {shlex.quote(line)}".replace("%", "%%").replace("$", "$$")
+    name = str(notebook).replace("%", "%%")
+    service = (f"[Unit]\nDescription=slimlab scheduled run of {name}\n\n[Service]\nType=oneshot\n"
+               f"ExecStart={exec_start}\n")
+    timer = (f"[Unit]\nDescription=slimlab scheduled run of {name} ({cron})\n\n[Timer]\n"
              f"OnCalendar={on_calendar(cron)}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n")
     return {f"slimlab-{entry_id}.service": service, f"slimlab-{entry_id}.timer": timer}
 
@@ -263,7 +266,7 @@ def entries() -> list[Entry]:
             cron = re.search(r"\((.*)\)\n", text)
             notebook = re.search(r"scheduled run of (.*?) \(", text)
             found.append(Entry(timer.stem.removeprefix("slimlab-"), cron.group(1) if cron else "?",
-                               notebook.group(1) if notebook else "?", text))
+                               notebook.group(1).replace("%%", "%") if notebook else "?", text))
         return found
     return [e for e in map(_parse, read_crontab()) if e is not None]
 

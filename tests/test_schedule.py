@@ -188,3 +188,19 @@ def test_cron_schedules_become_systemd_calendars_it_accepts(cron, normalized):
     done = subprocess.run([analyze, "calendar", schedule.on_calendar(cron)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"Normalized form: {normalized}" in done.stdout
+
+
+def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (systemd; scripts/setup.sh does not install it)")
+    nb = notebook(tmp_path / "it's 100% mine.ipynb", "pass")  # a quote, a space and a % in the path
+    entry_id, line = schedule.command(nb, tmp_path / "data", tmp_path / "reports", [("greeting", "$HOME")])
+    units = schedule.timer_units(entry_id, "*/15 2-5 * * mon-fri", nb, line)
+    for name, text in units.items():
+        (tmp_path / name).write_text(text)
+    done = subprocess.run([analyze, "verify", "--man=no", *(str(tmp_path / name) for name in units)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    service = units[f"slimlab-{entry_id}.service"]
+    assert "100% " not in service and "'$HOME'" not in service  # systemd would expand them
