@@ -150,6 +150,7 @@ def test_schedule_install_list_run_and_remove_with_the_real_crontab(user_crontab
     assert crontab_lines(user_crontab) == before
 
 
+@pytest.mark.unit
 def test_a_missing_crontab_names_the_install_command(hide_tools, tmp_path):
     hide_tools("crontab")
     nb = notebook(tmp_path / "n.ipynb", "pass")
