@@ -176,25 +176,29 @@ def rebuild_index(data_dir: str | Path) -> pl.DataFrame:
     return frame
 
 
-def _stale(data_dir: Path) -> bool:
-    index = data_dir / INDEX
-    if not index.is_file():
-        return True
-    built = index.stat().st_mtime
+def _stale(data_dir: Path, index: pl.DataFrame) -> bool:
+    """Whether a run is newer than the index or missing from it (a sweep killed with SIGKILL
+    never closed, so never recorded itself)."""
+    built = (data_dir / INDEX).stat().st_mtime
     runs = data_dir / "runs"
     manifests = list(runs.glob(f"*/{MANIFEST}")) if runs.is_dir() else []
     records = list((data_dir / SCHEDULED).glob("*.json")) if (data_dir / SCHEDULED).is_dir() else []
-    return any(p.stat().st_mtime > built for p in manifests + records)
+    known = set(index["run_id"].to_list())
+    return any(p.stat().st_mtime > built for p in manifests + records) or any(
+        p.parent.name not in known for p in manifests) or any(p.stem not in known for p in records)
 
 
 def load_index(data_dir: str | Path = "data") -> pl.DataFrame:
-    """The runs index (INDEX_SCHEMA), rebuilt first when missing, unreadable or older than a run."""
+    """The runs index (INDEX_SCHEMA), rebuilt first when missing, unreadable or stale."""
     data_dir = Path(data_dir)
-    if not _stale(data_dir):
-        try:
-            return _read(data_dir)
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            print(f"slimlab: {data_dir / INDEX} is unreadable ({type(exc).__name__}); rebuilding it", file=sys.stderr)
+    try:
+        index = _read(data_dir)
+        if not _stale(data_dir, index):
+            return index
+    except FileNotFoundError:
+        pass
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        print(f"slimlab: {data_dir / INDEX} is unreadable ({type(exc).__name__}); rebuilding it", file=sys.stderr)
     return rebuild_index(data_dir)
 
 

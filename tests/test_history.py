@@ -82,6 +82,9 @@ def test_a_stale_index_is_rebuilt(tmp_path):
     history.load_index(data).filter(pl.col("run_id") == "a").write_parquet(data / history.INDEX)  # lost b
     os.utime(data / history.INDEX, (time.time() - 60,) * 2)  # and older than b's manifest
     assert history.load_index(data)["run_id"].to_list() == ["a", "b"]
+    # A run missing from a newer index (its sweep was killed, so never recorded itself): rebuilt too.
+    history.load_index(data).filter(pl.col("run_id") == "a").write_parquet(data / history.INDEX)
+    assert history.load_index(data)["run_id"].to_list() == ["a", "b"]
 
 
 def test_an_interrupted_sweep_is_recorded_and_its_resume_completes_it(tmp_path):
