@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from .errors import SlimlabError, SpecError, ToolError
+from .history import load_index, rebuild_index
 from .model import SweepSpec, Variant, expand, plan
 from .results import load, load_capabilities, load_manifests, load_packages, load_samples
 from .sweep import sweep  # binds the function over the submodule of the same name
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SlimlabError", "SpecError", "SweepSpec", "ToolError", "Variant", "expand", "load", "load_capabilities",
-    "load_manifests", "load_packages", "load_samples", "plan", "report", "sweep",
+    "load_index", "load_manifests", "load_packages", "load_samples", "plan", "rebuild_index", "report", "sweep",
 ]
 
 if TYPE_CHECKING:

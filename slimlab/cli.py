@@ -156,6 +156,37 @@ def _cmd_compare(args) -> int:
     return 1 if outcome.regressions else 0
 
 
+def _cmd_schedule(args) -> int:
+    from . import schedule
+
+    params = [(name, value) for name, value in args.parameter]
+    if args.list:
+        found = schedule.entries()
+        for entry in found:
+            print(f"{entry.id}  {entry.cron}  {entry.notebook}")
+        if not found:
+            print("nothing scheduled by slimlab")
+        return 0
+    if args.remove:
+        for entry in schedule.remove(args.remove):
+            print(f"removed {entry.id}: {entry.notebook} ({entry.cron})")
+        return 0
+    if args.notebook is None:
+        raise SlimlabError("name a notebook to schedule, or use --list or --remove ID|NOTEBOOK")
+    if args.now:  # what an entry runs: one scheduled run; its failure is recorded, and exits 1
+        row = schedule.scheduled_run(args.notebook, args.data, args.reports,
+                                     {name: _parameter(value) for name, value in params})
+        return 0 if row["status"] == "complete" else 1
+    if args.every is None:
+        raise SlimlabError("say when with --every daily|weekly|hourly|monthly|'MIN HOUR DAY MONTH WEEKDAY'")
+    entry = schedule.install(args.notebook, args.every, params, args.data, args.reports)
+    print(f"installed slimlab schedule {entry.id} ({entry.cron}):\n{entry.line}")
+    if not schedule.systemd_running() and not schedule.cron_daemon_running():
+        print("note: no cron daemon is running on this machine: the entry runs once one is (start it with `cron`)",
+              file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slimlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("names", nargs="+")
     tc.add_parser("list", help="installed and available Go releases")
     p.set_defaults(func=_cmd_toolchain)
+
+    p = sub.add_parser("schedule", help="run a notebook on a schedule (cron, or a systemd timer), recorded in the runs "
+                                        "index; --list and --remove manage the entries")
+    p.add_argument("notebook", nargs="?")
+    p.add_argument("--every", help="hourly, daily, weekly, monthly (at 03:00) or five cron fields, e.g. '30 2 * * 1-5'")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    p.add_argument("--data", default="data", help="data directory: its runs index records every run (default: data/)")
+    p.add_argument("--reports", default="reports", help="where the executed notebooks and HTML go (default: reports/)")
+    p.add_argument("--list", action="store_true", help="list slimlab's entries")
+    p.add_argument("--remove", metavar="ID|NOTEBOOK", help="remove slimlab's entries of that id or notebook")
+    p.add_argument("--now", action="store_true", help="one scheduled run, now (what an entry runs)")
+    p.set_defaults(func=_cmd_schedule)
     return parser
 
 

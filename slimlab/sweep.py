@@ -28,6 +28,7 @@ from tqdm import tqdm
 from . import bases, buildinfo, checkenv, engine, environment, image, libs, oci, pkgsize, postlink, supply, tools
 from .build import build, default_cache_dir
 from .errors import SlimlabError, ToolError
+from .history import record_run
 from .inspect import build_path_prefixes, inspect
 from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
 from .measure.container import ContainerRunner
@@ -112,12 +113,29 @@ def sweep(
                 matrix = pl.concat([matrix, run_base_probes(image_bases, sweeper.api, cache)])
             write_capabilities(store.run_dir, matrix)
         ended = True
+    except Exception as exc:  # the runs index calls the run failed, and says why
+        store.manifest["sessions"][-1]["error"] = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         bar.close()
         store.close(ended=ended)
+        record_run(data_dir, store.run_dir)  # in the runs index, interrupted or not
         if sweeper.api is not None:
             sweeper.api.close()
+    if progress:
+        print(f"slimlab: {_summary(store.rows.values())}", file=sys.stderr)
     return store.run_dir
+
+
+def _summary(rows) -> str:
+    """How the variants ended, and how many builds the artifact cache saved (a re-run of an
+    unchanged spec with unchanged tools compiles nothing)."""
+    rows = list(rows)
+    statuses = [row["status"] for row in rows]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(sorted(statuses)))
+    built = [row.get("build_cached") for row in rows if row.get("build_cached") is not None]
+    return (f"{len(rows)} variant{'' if len(rows) == 1 else 's'} ({counts or 'none'}); "
+            f"builds: {sum(built)} reused from the cache, {len(built) - sum(built)} compiled")
 
 
 class _Sweeper:
