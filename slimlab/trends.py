@@ -88,11 +88,13 @@ def run_contexts(manifests: list[dict]) -> pl.DataFrame:
 
 
 def _check_metrics(metrics) -> tuple[str, ...]:
+    """``metrics`` as a tuple: one name, several, or None (or "all") for every metric."""
+    metrics = METRICS if metrics in (None, "all") else (metrics,) if isinstance(metrics, str) else tuple(metrics)
     for metric in metrics:
         if metric not in METRICS:
             raise SlimlabError(f"unknown trend metric {metric!r}{did_you_mean(metric, METRICS)}; "
                                f"valid: {', '.join(METRICS)}")
-    return tuple(metrics)
+    return metrics
 
 
 def series(results: pl.DataFrame, runs: pl.DataFrame, metrics=METRICS) -> pl.DataFrame:
@@ -186,7 +188,8 @@ def change_points(series_frame: pl.DataFrame, runs: pl.DataFrame, beta: float = 
 
 
 def trends(path="data", metrics=METRICS, beta: float = PENALTY_BETA) -> Trends:
-    """The series and change points of every run in the data directory ``path``."""
+    """The series and change points of every run in the data directory ``path``; ``metrics``:
+    one of METRICS, several, or None for all."""
     metrics = _check_metrics(metrics)
     runs = run_contexts(load_manifests(path))
     frame = series(load(path), runs, metrics)

@@ -6,12 +6,27 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import browser
 import numpy as np
 import polars as pl
 import pytest
 
+from slimlab.cli import main
+from slimlab.errors import SlimlabError
+from slimlab.report import figures
+from slimlab.report.trends import trends_figures
 from slimlab.results import RunStore
+from slimlab.results_schema import RESULT_SCHEMA
 from slimlab.trends import PENALTY_BETA, detect, trends
+
+REPO = Path(__file__).resolve().parent.parent
+# A label that would run script if a report let it through as markup.
+HOSTILE = "<img src=x onerror=\"document.body.appendChild(document.createElement('i')).id='pwned'\">"
 
 RUNS = 12
 UPGRADE_AT = 7  # the 8th run (index 7) is the first built with the new Go
@@ -30,10 +45,10 @@ def _context(go: str, kernel: str) -> dict:
     }
 
 
-def write_history(data_dir, seed: int = 10) -> list[str]:
-    """RUNS runs a day apart; Go 1.25.5 -> 1.26.1 at UPGRADE_AT (hello's size +8%, httpd's
-    unchanged), a kernel update at run 3 that changes nothing, start-up and RSS noisy
-    throughout. Run ids sort opposite to time, so order must come from start times."""
+def write_history(data_dir, seed: int = 10, workloads=("hello", "httpd")) -> list[str]:
+    """RUNS runs a day apart; Go 1.25.5 -> 1.26.1 at UPGRADE_AT (the first workload's size +8%,
+    the second's unchanged), a kernel update at run 3 that changes nothing, start-up and RSS
+    noisy throughout. Run ids sort opposite to time, so order must come from start times."""
     rng = np.random.default_rng(seed)
     ids = []
     for i in range(RUNS):
@@ -42,8 +57,8 @@ def write_history(data_dir, seed: int = 10) -> list[str]:
         store = RunStore.open(data_dir, run_id, SPEC, _context(go, "6.1.0" if i < 3 else "6.1.7"))
         store.manifest["started_at"] = (T0 + timedelta(days=i)).isoformat()
         store.write_manifest()
-        for workload, size in (("hello", SIZE_BEFORE * (SIZE_STEP if i >= UPGRADE_AT else 1)),
-                               ("httpd", 7_654_321)):
+        for workload, size in ((workloads[0], SIZE_BEFORE * (SIZE_STEP if i >= UPGRADE_AT else 1)),
+                               (workloads[1], 7_654_321)):
             key = f"{workload}|go|default|linux/amd64|none|none"
             store.add_row({
                 "schema_version": 3, "run_id": run_id, "variant_key": key, "workload": workload,
@@ -95,3 +110,44 @@ def test_detection_rates_on_simulated_series():
     # sizes are exact: one byte in a thousand at the last run is a change, less is not
     assert detect([1000] * 11 + [1008], "size_bytes") == [11]
     assert detect([100_000] * 11 + [100_001], "size_bytes") == []
+
+
+def test_unknown_metric_names_the_valid_ones(tmp_path):
+    write_history(tmp_path)
+    with pytest.raises(SlimlabError, match=r"unknown trend metric 'size_byte'.*did you mean.*size_bytes"):
+        trends(tmp_path, "size_byte")
+
+
+def test_report_trends_section_renders_with_hostile_labels(tmp_path, capsys):
+    """`slimlab report DATA --trends`: the change point in a table and on its figure, plotly.js
+    once for the whole page, and a workload named like markup stays text in Chromium."""
+    data = tmp_path / "data"
+    ids = write_history(data, workloads=(HOSTILE, "httpd"))
+    out = tmp_path / "report.html"
+    assert main(["report", str(data), "--trends", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "<h2>Trends</h2>" in text and f"{ids[UPGRADE_AT - 1]} → {ids[UPGRADE_AT]}" in text
+    assert "go_version: go1.25.5 → go1.26.1" in text and "+8.0% go" in text  # table and annotation
+    assert text.count("* plotly.js v") == 1
+    assert HOSTILE not in text
+    dom = browser.dump_dom(out)
+    assert 'id="pwned"' not in dom
+    n_trend_figures = len(trends_figures(trends(data)))
+    assert n_trend_figures == 2 * 3  # two workloads; size, start-up, RSS (no images)
+    n_report = len(figures.report_figures(pl.DataFrame(schema=RESULT_SCHEMA)))
+    assert browser.count_rendered_plots(dom) >= n_report + n_trend_figures
+
+
+def test_trends_notebook_runs_under_papermill(tmp_path):
+    data = tmp_path / "data"
+    write_history(data)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "slimlab.cli", "run", str(REPO / "notebooks" / "trends.ipynb"),
+         "-p", "data_dir", str(data), "-p", "metric", "size_bytes", "--out", str(tmp_path / "trends.html")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "trends.html").read_text(encoding="utf-8")
+    assert "go_version: go1.25.5 → go1.26.1" in text
+    assert "startup_ms_median" not in text.split("<h2>Trends</h2>", 1)[1]  # one metric asked for
+    assert (tmp_path / "trends.ipynb").is_file()  # the executed notebook is kept

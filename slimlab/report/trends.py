@@ -1,0 +1,139 @@
+"""The report's trends section (``slimlab report DATA_DIR --trends``, notebooks/trends.ipynb):
+per workload and metric, a line per variant across the runs, change points marked and
+annotated with what changed, and the table of change points.
+
+Every label (workload, variant, run id, tool version) comes from the user's data: it is
+HTML-escaped before it reaches a table or a figure (plotly renders entities as text)."""
+
+from __future__ import annotations
+
+import html
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.colors import qualitative
+
+from slimlab.trends import PENALTY_BETA, Trends, trends
+
+METRIC_TITLES = {
+    "size_bytes": "binary size (bytes)",
+    "startup_ms_median": "median start-up (ms)",
+    "peak_rss_kib_median": "median peak RSS (KiB)",
+    "image_size_bytes": "image size (bytes)",
+}
+MAX_ANNOTATIONS = 8  # per figure: more would cover the lines; every change point keeps its hover
+CHANGE_COLOR = "#d62728"
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _variant_label(key: str, workload: str) -> str:
+    """The variant key without its workload (the figure is the workload's)."""
+    return key.removeprefix(f"{workload}|")
+
+
+def _short_cause(change: dict) -> str:
+    kinds = change["attributed_to"]
+    return f"{change['relative_change']:+.1%} " + ("+".join(kinds) if kinds else "unexplained")
+
+
+def trends_figures(history: Trends) -> list[go.Figure]:
+    """One figure per workload and metric that has a series of two runs or more."""
+    figures = []
+    long_enough = history.series.filter(pl.len().over("workload", "variant_key", "metric") >= 2)
+    for (workload, metric), group in long_enough.group_by(["workload", "metric"], maintain_order=True):
+        fig = go.Figure()
+        changes = history.change_points.filter(pl.col("workload") == workload, pl.col("metric") == metric)
+        for index, ((key,), points) in enumerate(group.group_by(["variant_key"], maintain_order=True)):
+            points = points.sort("started_at")
+            fig.add_trace(go.Scatter(
+                x=points["started_at"].to_list(), y=points["value"].to_list(), mode="lines+markers",
+                name=_esc(_variant_label(key, workload)), line={"color": qualitative.Plotly[index % 10]},
+                hovertext=[_esc(f"{r} · {v or ''}") for r, v in zip(points["run_id"], points["toolchain_version"])],
+                hoverinfo="x+y+text+name",
+            ))
+        marks = []
+        for change in changes.to_dicts():
+            after = group.filter(pl.col("variant_key") == change["variant_key"], pl.col("run_id") == change["run_after"])
+            if not after.is_empty():
+                marks.append((change, after["value"][0]))
+        if marks:
+            fig.add_trace(go.Scatter(
+                x=[c["started_at_after"] for c, _ in marks], y=[y for _, y in marks], mode="markers",
+                name="change point", marker={"symbol": "x", "size": 13, "color": CHANGE_COLOR},
+                hovertext=[_esc(f"{_variant_label(c['variant_key'], workload)}: {c['run_before']} → {c['run_after']}, "
+                                f"{c['relative_change']:+.1%}") + "<br>" + "<br>".join(_esc(x) for x in c["causes"])
+                           for c, _ in marks],
+                hoverinfo="text",
+            ))
+            for change, y in marks[:MAX_ANNOTATIONS]:
+                fig.add_annotation(x=change["started_at_after"], y=y, text=_esc(_short_cause(change)),
+                                   showarrow=True, arrowhead=2, ax=0, ay=-36, font={"color": CHANGE_COLOR})
+        fig.update_layout(
+            title={"text": f"{_esc(workload)}: {METRIC_TITLES.get(metric, _esc(metric))} across runs"},
+            template="plotly_white", height=420, hovermode="closest",
+            xaxis={"title": {"text": "run start (UTC)"}}, yaxis={"title": {"text": METRIC_TITLES.get(metric, "")}},
+            legend={"title": {"text": "variant"}},
+        )
+        figures.append(fig)
+    return figures
+
+
+def _changes_table(changes: pl.DataFrame) -> str:
+    if changes.is_empty():
+        return "<p>No change points: every series is flat within its own noise.</p>"
+    head = "".join(f"<th>{h}</th>" for h in ("workload", "variant", "metric", "runs", "before", "after",
+                                              "change", "what changed"))
+    rows = []
+    for c in changes.sort("started_at_after").to_dicts():
+        rows.append(
+            "<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in (
+                c["workload"], _variant_label(c["variant_key"], c["workload"]), c["metric"],
+                f"{c['run_before']} → {c['run_after']}", f"{c['value_before']:,.6g}", f"{c['value_after']:,.6g}",
+                f"{c['relative_change']:+.1%}"))
+            + "<td>" + "<br>".join(_esc(x) for x in c["causes"]) + "</td></tr>")
+    return f'<div class="scroll"><table class="trends"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def trends_html(history: Trends | str, include_plotlyjs: bool = True, metrics=None) -> str:
+    """The trends section: ``history`` from slimlab.trends.trends, or a data directory.
+
+    ``include_plotlyjs``: False when the page has plotly.js already (the report's figures)."""
+    from slimlab.report.html import PLOTLY_CONFIG
+
+    if not isinstance(history, Trends):
+        history = trends(history, metrics)
+    runs = history.runs
+    parts = ["<h2>Trends</h2>"]
+    if runs.height < 2:
+        parts.append(f"<p>{runs.height} run: a trend needs two or more.</p>")
+        return "\n".join(parts)
+    first, last = runs["started_at"].min(), runs["started_at"].max()
+    n_series = history.series.select("workload", "variant_key", "metric").n_unique()
+    parts.append(
+        f'<p class="meta">{runs.height} runs from {_esc(first)} to {_esc(last)}; {n_series} series; '
+        f"{history.change_points.height} change points (ruptures Pelt, penalty {PENALTY_BETA:g}·σ²·ln n, "
+        "σ from the series' own run-to-run differences), each attributed to what differs between the runs "
+        "either side: the variant's Go, the run's tools, its host.</p>")
+    parts.append(_changes_table(history.change_points))
+    for index, fig in enumerate(trends_figures(history)):
+        snippet = fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs and index == 0,
+                              config=PLOTLY_CONFIG, default_height="420px")
+        parts.append(f'<div class="figure">{snippet}</div>')
+    return "\n".join(parts)
+
+
+def trends_section(path, metrics=None):
+    """The report's hook: a callable given whether plotly.js is on the page already."""
+    return lambda plotly_loaded: trends_html(path, include_plotlyjs=not plotly_loaded, metrics=metrics)
+
+
+def display_trends(history: Trends | str, metrics=None) -> None:
+    """Show the trends section in a notebook (plain HTML: nbconvert keeps it as it is)."""
+    from IPython.display import HTML, display
+
+    from slimlab.report.html import CSS
+
+    display(HTML(f'<div class="slimlab-report"><style>{CSS}</style>{trends_html(history, metrics=metrics)}</div>'))
