@@ -21,6 +21,7 @@ METRIC_TITLES = {
     "peak_rss_kib_median": "median peak RSS (KiB)",
     "image_size_bytes": "image size (bytes)",
 }
+METRIC_ORDER = {m: i for i, m in enumerate(METRIC_TITLES)}  # a workload's figures in this order
 MAX_ANNOTATIONS = 8  # per figure: more would cover the lines; every change point keeps its hover
 CHANGE_COLOR = "#d62728"
 
@@ -34,6 +35,10 @@ def _variant_label(key: str, workload: str) -> str:
     return key.removeprefix(f"{workload}|")
 
 
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}"
+
+
 def _short_cause(change: dict) -> str:
     kinds = change["attributed_to"]
     return f"{change['relative_change']:+.1%} " + ("+".join(kinds) if kinds else "unexplained")
@@ -42,7 +47,9 @@ def _short_cause(change: dict) -> str:
 def trends_figures(history: Trends) -> list[go.Figure]:
     """One figure per workload and metric that has a series of two runs or more."""
     figures = []
-    long_enough = history.series.filter(pl.len().over("workload", "variant_key", "metric") >= 2)
+    long_enough = (history.series.filter(pl.len().over("workload", "variant_key", "metric") >= 2)
+                   .sort(pl.col("workload"), pl.col("metric").replace_strict(METRIC_ORDER, default=len(METRIC_ORDER)),
+                         maintain_order=True))
     for (workload, metric), group in long_enough.group_by(["workload", "metric"], maintain_order=True):
         fig = go.Figure()
         changes = history.change_points.filter(pl.col("workload") == workload, pl.col("metric") == metric)
@@ -75,7 +82,7 @@ def trends_figures(history: Trends) -> list[go.Figure]:
             title={"text": f"{_esc(workload)}: {METRIC_TITLES.get(metric, _esc(metric))} across runs"},
             template="plotly_white", height=420, hovermode="closest",
             xaxis={"title": {"text": "run start (UTC)"}}, yaxis={"title": {"text": METRIC_TITLES.get(metric, "")}},
-            legend={"title": {"text": "variant"}},
+            legend={"title": {"text": "variant"}}, showlegend=True,  # one variant is named too
         )
         figures.append(fig)
     return figures
@@ -91,7 +98,7 @@ def _changes_table(changes: pl.DataFrame) -> str:
         rows.append(
             "<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in (
                 c["workload"], _variant_label(c["variant_key"], c["workload"]), c["metric"],
-                f"{c['run_before']} → {c['run_after']}", f"{c['value_before']:,.6g}", f"{c['value_after']:,.6g}",
+                f"{c['run_before']} → {c['run_after']}", _number(c["value_before"]), _number(c["value_after"]),
                 f"{c['relative_change']:+.1%}"))
             + "<td>" + "<br>".join(_esc(x) for x in c["causes"]) + "</td></tr>")
     return f'<div class="scroll"><table class="trends"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
