@@ -18,7 +18,7 @@ import pytest
 from slimlab.cli import main
 from slimlab.errors import SlimlabError
 from slimlab.report import figures
-from slimlab.report.trends import trends_figures
+from slimlab.report.trends import MAX_LINES, trends_figures
 from slimlab.results import RunStore
 from slimlab.results_schema import RESULT_SCHEMA
 from slimlab.trends import PENALTY_BETA, detect, trends
@@ -150,3 +150,18 @@ def test_trends_notebook_runs_under_papermill(tmp_path):
     assert "go_version: go1.25.5 → go1.26.1" in text
     assert "startup_ms_median" not in text.split("<h2>Trends</h2>", 1)[1]  # one metric asked for
     assert (tmp_path / "trends.ipynb").is_file()  # the executed notebook is kept
+
+
+def test_a_figure_draws_the_variants_that_changed_and_says_how_many_it_left_out(tmp_path):
+    write_history(tmp_path)
+    history = trends(tmp_path)
+    # 30 more flat variants of hello beside the one that changed
+    extra = pl.concat([history.series.filter(pl.col("workload") == "hello", pl.col("metric") == "size_bytes")
+                       .with_columns(pl.lit(f"hello|go|p{i:02d}|linux/amd64|none|none").alias("variant_key"),
+                                     pl.lit(1000.0 + i).alias("value")) for i in range(30)])
+    history = history._replace(series=pl.concat([history.series, extra]))
+    size = next(f for f in trends_figures(history) if f.layout.title.text.startswith("hello: binary size"))
+    names = [t.name for t in size.data]
+    assert names[0] == "go|default|linux/amd64|none|none" and "change point" in names
+    assert len(names) == MAX_LINES + 1  # the lines, and the change points' markers
+    assert f"({31 - MAX_LINES} more variants, without change points, not drawn)" in size.layout.title.text

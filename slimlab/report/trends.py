@@ -22,6 +22,7 @@ METRIC_TITLES = {
     "image_size_bytes": "image size (bytes)",
 }
 METRIC_ORDER = {m: i for i, m in enumerate(METRIC_TITLES)}  # a workload's figures in this order
+MAX_LINES = 12  # per figure, beyond the variants that changed
 MAX_ANNOTATIONS = 8  # per figure: more would cover the lines; every change point keeps its hover
 CHANGE_COLOR = "#d62728"
 
@@ -53,8 +54,12 @@ def trends_figures(history: Trends) -> list[go.Figure]:
     for (workload, metric), group in long_enough.group_by(["workload", "metric"], maintain_order=True):
         fig = go.Figure()
         changes = history.change_points.filter(pl.col("workload") == workload, pl.col("metric") == metric)
-        for index, ((key,), points) in enumerate(group.group_by(["variant_key"], maintain_order=True)):
-            points = points.sort("started_at")
+        # Variants that changed first, then flat ones up to MAX_LINES: hundreds of lines hide each other.
+        changed = set(changes["variant_key"])
+        keys = sorted(group["variant_key"].unique(), key=lambda k: (k not in changed, k))
+        drawn = keys[:max(MAX_LINES, len(changed))]
+        for index, key in enumerate(drawn):
+            points = group.filter(pl.col("variant_key") == key).sort("started_at")
             fig.add_trace(go.Scatter(
                 x=points["started_at"].to_list(), y=points["value"].to_list(), mode="lines+markers",
                 name=_esc(_variant_label(key, workload)), line={"color": qualitative.Plotly[index % 10]},
@@ -78,8 +83,10 @@ def trends_figures(history: Trends) -> list[go.Figure]:
             for change, y in marks[:MAX_ANNOTATIONS]:
                 fig.add_annotation(x=change["started_at_after"], y=y, text=_esc(_short_cause(change)),
                                    showarrow=True, arrowhead=2, ax=0, ay=-36, font={"color": CHANGE_COLOR})
+        left_out = f" ({len(keys) - len(drawn)} more variants, without change points, not drawn)" \
+            if len(keys) > len(drawn) else ""
         fig.update_layout(
-            title={"text": f"{_esc(workload)}: {METRIC_TITLES.get(metric, _esc(metric))} across runs"},
+            title={"text": f"{_esc(workload)}: {METRIC_TITLES.get(metric, _esc(metric))} across runs{left_out}"},
             template="plotly_white", height=420, hovermode="closest",
             xaxis={"title": {"text": "run start (UTC)"}}, yaxis={"title": {"text": METRIC_TITLES.get(metric, "")}},
             legend={"title": {"text": "variant"}}, showlegend=True,  # one variant is named too
