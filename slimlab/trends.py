@@ -37,8 +37,15 @@ DEFAULT_NOISE_FLOOR = 0.005
 EXACT_METRICS = frozenset(NOISE_FLOOR)
 PENALTY_BETA = 8.0
 HOST_FIELDS = ("hostname", "cpu_model", "kernel", "cores")
-# Compared from the rows themselves: a variant's own compiler, not every toolchain the run had.
-GO_FIELDS = ("toolchain_version", "go_version")
+# Compared from the rows themselves, by kind of cause: a variant's own compiler (not every
+# toolchain the run had), its build command (a profile redefined), its image base's packages.
+ROW_FIELDS = {
+    "go": ("toolchain_version", "go_version"),
+    "build": ("flags", "build_env"),
+    "base": ("base_packages",),
+}
+ROW_TYPES = {"toolchain_version": pl.String, "go_version": pl.String, "flags": pl.List(pl.String),
+             "build_env": pl.List(pl.String), "base_packages": pl.List(pl.String)}
 
 RUN_SCHEMA = {
     "run_id": pl.String,
@@ -62,7 +69,7 @@ CHANGE_SCHEMA = {
 
 
 class Trends(NamedTuple):
-    series: pl.DataFrame  # workload, variant_key, metric, run_id, started_at, value, toolchain_version, go_version
+    series: pl.DataFrame  # workload, variant_key, metric, run_id, started_at, value, and ROW_TYPES' columns
     change_points: pl.DataFrame  # CHANGE_SCHEMA
     runs: pl.DataFrame  # RUN_SCHEMA: what each run was measured with
 
@@ -103,15 +110,13 @@ def series(results: pl.DataFrame, runs: pl.DataFrame, metrics=METRICS) -> pl.Dat
     metrics = _check_metrics(metrics)
     present = [m for m in metrics if m in results.columns]
     ok = results.filter(pl.col("status") == "ok")
-    columns = ["workload", "variant_key", "run_id", *[c for c in GO_FIELDS if c in ok.columns]]
+    columns = ["workload", "variant_key", "run_id", *[c for c in ROW_TYPES if c in ok.columns]]
     long = (ok.select(*columns, *[pl.col(m).cast(pl.Float64) for m in present])
             .unpivot(index=columns, on=present, variable_name="metric", value_name="value")
             .drop_nulls("value"))
-    for column in GO_FIELDS:
-        if column not in long.columns:
-            long = long.with_columns(pl.lit(None, pl.String).alias(column))
+    long = long.with_columns(pl.lit(None, dtype).alias(c) for c, dtype in ROW_TYPES.items() if c not in long.columns)
     return (long.join(runs.select("run_id", "started_at"), on="run_id", how="left")
-            .select("workload", "variant_key", "metric", "run_id", "started_at", "value", *GO_FIELDS)
+            .select("workload", "variant_key", "metric", "run_id", "started_at", "value", *ROW_TYPES)
             .sort("workload", "variant_key", "metric", "started_at", "run_id"))
 
 
@@ -135,16 +140,24 @@ def detect(values, metric: str, beta: float = PENALTY_BETA) -> list[int]:
 
 
 def _diff(label: str, before, after) -> str | None:
-    return None if before == after else f"{label}: {before} → {after}"
+    if before == after:
+        return None
+    if isinstance(before, list) and isinstance(after, list):  # name what went and what came
+        gone = [x for x in before if x not in after]
+        came = [x for x in after if x not in before]
+        return f"{label}: " + ", ".join([*(f"−{x}" for x in gone), *(f"+{x}" for x in came)] or ["reordered"])
+    return f"{label}: {before} → {after}"
 
 
 def _causes(before: dict, after: dict, run_before: dict, run_after: dict) -> tuple[list[str], list[str]]:
-    """(kinds, descriptions) of what differs between two neighbouring points of a series."""
+    """(kinds, descriptions) of what differs between two neighbouring points of a series: kinds
+    "go", "build", "base" (from the rows), "tools", "host" (from the runs' manifests)."""
     kinds, causes = [], []
-    go = [d for f in GO_FIELDS if (d := _diff(f, before.get(f), after.get(f)))]
-    if go:
-        kinds.append("go")
-        causes += go
+    for kind, fields in ROW_FIELDS.items():
+        found = [d for f in fields if (d := _diff(f, before.get(f), after.get(f)))]
+        if found:
+            kinds.append(kind)
+            causes += found
     tools_before = dict(t.split("=", 1) for t in run_before.get("tools") or [])
     tools_after = dict(t.split("=", 1) for t in run_after.get("tools") or [])
     tools = [d for name in sorted(tools_before.keys() | tools_after.keys())

@@ -44,7 +44,10 @@ def _context(go: str, kernel: str) -> dict:
     }
 
 
-def write_history(data_dir, seed: int = 10, workloads=("hello", "httpd")) -> list[str]:
+BASE_UPDATE_AT = 4  # images only: the base's libc6 updated, the base 400 kB larger
+
+
+def write_history(data_dir, seed: int = 10, workloads=("hello", "httpd"), images: bool = False) -> list[str]:
     """RUNS runs a day apart; Go 1.25.5 -> 1.26.1 at UPGRADE_AT (the first workload's size +8%,
     the second's unchanged), a kernel update at run 3 that changes nothing, start-up and RSS
     noisy throughout. Run ids sort opposite to time, so order must come from start times."""
@@ -67,6 +70,17 @@ def write_history(data_dir, seed: int = 10, workloads=("hello", "httpd")) -> lis
                 "startup_ms_median": float(1.6 * (1 + 0.04 * rng.standard_normal())),
                 "peak_rss_kib_median": float(1800 * (1 + 0.02 * rng.standard_normal())),
                 "measured_at": (T0 + timedelta(days=i, minutes=5)).isoformat(),
+            })
+        if images:  # the first workload's binary on a base whose packages are updated once
+            size = int(SIZE_BEFORE * (SIZE_STEP if i >= UPGRADE_AT else 1))
+            libc = "libc6=2.36-9+deb12u4" if i < BASE_UPDATE_AT else "libc6=2.36-9+deb12u13"
+            store.add_row({
+                "schema_version": 3, "run_id": run_id, "workload": workloads[0], "base": "static",
+                "variant_key": f"{workloads[0]}|go|default|linux/amd64|none|static", "status": "ok", "go_version": go,
+                "toolchain_version": f"go version {go} linux/amd64", "size_bytes": size,
+                "base_packages": ["base-files=12.4+deb12u12", libc],
+                "image_size_bytes": size + (1_000_000 if i < BASE_UPDATE_AT else 1_400_000),
+                "measured_at": (T0 + timedelta(days=i, minutes=6)).isoformat(),
             })
         store.close(ended=True)
         ids.append(run_id)
@@ -165,3 +179,16 @@ def test_a_figure_draws_the_variants_that_changed_and_says_how_many_it_left_out(
     assert names[0] == "go|default|linux/amd64|none|none" and "change point" in names
     assert len(names) == MAX_LINES + 1  # the lines, and the change points' markers
     assert f"({31 - MAX_LINES} more variants, without change points, not drawn)" in size.layout.title.text
+
+
+def test_an_image_series_with_two_changes_names_each_cause(tmp_path):
+    """The base's packages at one run, Go at another: two change points in one series, each
+    with its own cause."""
+    ids = write_history(tmp_path, images=True)
+    cps = trends(tmp_path, "image_size_bytes").change_points.sort("started_at_after")
+    assert cps["run_after"].to_list() == [ids[BASE_UPDATE_AT], ids[UPGRADE_AT]]
+    base, go = cps.to_dicts()
+    assert base["attributed_to"] == ["base"]
+    assert base["causes"] == ["base_packages: −libc6=2.36-9+deb12u4, +libc6=2.36-9+deb12u13"]
+    assert base["relative_change"] == pytest.approx(400_000 / (SIZE_BEFORE + 1_000_000))
+    assert go["attributed_to"] == ["go"]
