@@ -100,7 +100,7 @@ def check_resumable(data_dir: Path, run_id: str | None, spec_dict: dict) -> dict
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise SlimlabError(
             f"run {run_id} was written with results schema {manifest.get('schema_version')}, "
-            f"this slimlab writes {SCHEMA_VERSION}; start a new run id"
+            f"this slimlab writes {SCHEMA_VERSION}; start a new run id (the old run still loads, migrated)"
         )
     if manifest.get("spec") != spec_dict:
         raise SlimlabError(

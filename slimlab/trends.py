@@ -204,6 +204,12 @@ def trends(path="data", metrics=METRICS, beta: float = PENALTY_BETA) -> Trends:
     """The series and change points of every run in the data directory ``path``; ``metrics``:
     one of METRICS, several, or None for all."""
     metrics = _check_metrics(metrics)
+    results = load(path)
     runs = run_contexts(load_manifests(path))
-    frame = series(load(path), runs, metrics)
+    if "measured_at" in results.columns:  # a manifest without a start: its first finished row
+        first = results.group_by("run_id").agg(pl.col("measured_at").min().alias("first_row"))
+        runs = (runs.join(first, on="run_id", how="left")
+                .with_columns(pl.col("started_at").fill_null(pl.col("first_row"))).drop("first_row")
+                .sort("started_at"))
+    frame = series(results, runs, metrics)
     return Trends(frame, change_points(frame, runs, beta), runs)
