@@ -151,7 +151,7 @@ def test_corrupt_files_and_half_written_runs_are_skipped_by_name(tmp_path):
     out = tmp_path / "report.html"
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)  # the report takes them over: none escape
-        write_path_report(data, out, title="damaged")
+        write_path_report(data, out, title="damaged", trends=True)
     text = out.read_text(encoding="utf-8")
     # the report reads no samples: the two unreadable runs, the results and the package table
     assert text.count('<p class="warning">Skipped: ') == 4

@@ -8,11 +8,13 @@ HTML-escaped before it reaches a table or a figure (plotly renders entities as t
 from __future__ import annotations
 
 import html
+import warnings
 
 import plotly.graph_objects as go
 import polars as pl
 from plotly.colors import qualitative
 
+from slimlab.results import DataWarning
 from slimlab.trends import PENALTY_BETA, Trends, trends
 
 METRIC_TITLES = {
@@ -141,7 +143,11 @@ def trends_html(history: Trends | str, include_plotlyjs: bool = True, metrics=No
 
 def trends_section(path, metrics=None):
     """The report's hook: a callable given whether plotly.js is on the page already."""
-    return lambda plotly_loaded: trends_html(path, include_plotlyjs=not plotly_loaded, metrics=metrics)
+    def section(plotly_loaded: bool) -> str:
+        with warnings.catch_warnings():  # the report lists the skipped files already, once
+            warnings.simplefilter("ignore", DataWarning)
+            return trends_html(path, include_plotlyjs=not plotly_loaded, metrics=metrics)
+    return section
 
 
 def display_trends(history: Trends | str, metrics=None) -> None:
