@@ -12,10 +12,11 @@ exact: the floor is the smallest step worth naming; timings: the resolution belo
 run-to-run noise is not worth a point). A change point costs two parameters (where and the new
 level), so BIC with a known variance would give beta = 2; with sigma estimated from 11 differences
 and every position scanned, beta = 2 flags 26-30% of flat 12-run series of Gaussian noise. Measured
-with this module's detect() (1,000 flat 12-run series, noise 2-10%): beta 6 -> 5% false series,
-8 -> 3.3-3.7%, 10 -> 2%; a step of 5 sigma at run 8 of 12 is found exactly 80-89% of the time
-at beta 8. 8 is the default. asv's step detection makes the same trade (a penalised fit,
-the penalty from a robust noise estimate); ruptures is the maintained library for it.
+with this module's detect() (1,000-2,000 flat 12-run series, noise 2-10%): beta 6 -> about 5% of
+them get a false change point, 8 -> 3.2-4.1%, 10 -> 2%; a step of 5 sigma at run 8 of 12 is found
+at exactly that run 79-89% of the time at beta 8 (tests/test_trends.py keeps both rates). 8 is the
+default. asv's step detection is the same idea (a penalised piecewise-constant fit whose penalty
+comes from a noise estimate); ruptures is the maintained library for it.
 Exact metrics may change at the last run alone (a size is known from one build); timings need
 two runs after a step before it counts.
 """
