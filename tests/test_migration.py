@@ -33,6 +33,7 @@ from slimlab.results_schema import (
 )
 
 SCHEMA1 = Path(__file__).parent / "fixtures" / "schema1"
+pytestmark = pytest.mark.unit  # files and frames only: no program runs
 
 
 @pytest.fixture

@@ -87,6 +87,7 @@ def write_history(data_dir, seed: int = 10, workloads=("hello", "httpd"), images
     return ids
 
 
+@pytest.mark.unit
 def test_go_upgrade_is_found_at_its_run_and_attributed_to_go(tmp_path):
     ids = write_history(tmp_path)
     result = trends(tmp_path)
@@ -106,6 +107,7 @@ def test_go_upgrade_is_found_at_its_run_and_attributed_to_go(tmp_path):
     assert cps.filter(pl.col("metric") != "size_bytes").is_empty(), cps
 
 
+@pytest.mark.unit
 def test_detection_rates_on_simulated_series():
     """The penalty's trade, measured: few false change points in flat noise, and a step of
     five noise widths found at its run."""
@@ -125,12 +127,14 @@ def test_detection_rates_on_simulated_series():
     assert detect([100_000] * 11 + [100_001], "size_bytes") == []
 
 
+@pytest.mark.unit
 def test_unknown_metric_names_the_valid_ones(tmp_path):
     write_history(tmp_path)
     with pytest.raises(SlimlabError, match=r"unknown trend metric 'size_byte'.*did you mean.*size_bytes"):
         trends(tmp_path, "size_byte")
 
 
+@pytest.mark.slow  # Chromium / a kernel
 def test_report_trends_section_renders_with_hostile_labels(tmp_path, capsys):
     """`slimlab report DATA --trends`: the change point in a table and on its figure, plotly.js
     once for the whole page, and a workload named like markup stays text in Chromium."""
@@ -151,6 +155,7 @@ def test_report_trends_section_renders_with_hostile_labels(tmp_path, capsys):
     assert browser.count_rendered_plots(dom) >= n_report + n_trend_figures
 
 
+@pytest.mark.slow  # Chromium / a kernel
 def test_trends_notebook_runs_under_papermill(tmp_path):
     data = tmp_path / "data"
     write_history(data)
@@ -166,6 +171,7 @@ def test_trends_notebook_runs_under_papermill(tmp_path):
     assert (tmp_path / "trends.ipynb").is_file()  # the executed notebook is kept
 
 
+@pytest.mark.unit
 def test_a_figure_draws_the_variants_that_changed_and_says_how_many_it_left_out(tmp_path):
     write_history(tmp_path)
     history = trends(tmp_path)
@@ -181,6 +187,7 @@ def test_a_figure_draws_the_variants_that_changed_and_says_how_many_it_left_out(
     assert f"({31 - MAX_LINES} more variants, without change points, not drawn)" in size.layout.title.text
 
 
+@pytest.mark.unit
 def test_an_image_series_with_two_changes_names_each_cause(tmp_path):
     """The base's packages at one run, Go at another: two change points in one series, each
     with its own cause."""
