@@ -390,7 +390,7 @@ def migrate(frame: pl.DataFrame, source: Path | None = None) -> pl.DataFrame:
     where = f" in {source}" if source else ""
     if version > SCHEMA_VERSION:
         raise SlimlabError(f"results of schema {version}{where}; this slimlab reads up to {SCHEMA_VERSION}: "
-                           "upgrade slimlab (pip install -U slimlab)")
+                           "upgrade slimlab (a newer checkout, then `make setup`)")
     while version < SCHEMA_VERSION:
         if version not in MIGRATIONS:
             raise SlimlabError(f"results of schema {version}{where} cannot be migrated: this slimlab migrates "
