@@ -94,7 +94,8 @@ def test_a_run_that_cannot_be_migrated_names_its_version_and_what_to_do(schema1_
                                            r"migrates schema 1 to 3"):
         load(schema1_data)
     _set_version(run, SCHEMA_VERSION + 1)
-    with pytest.raises(SlimlabError, match=rf"schema {SCHEMA_VERSION + 1} in .*upgrade slimlab \(a newer checkout, then `make setup`\)"):
+    with pytest.raises(SlimlabError,
+                       match=rf"schema {SCHEMA_VERSION + 1} in .*upgrade slimlab \(a newer checkout, then `make setup`\)"):
         load(run)
 
 

@@ -70,15 +70,17 @@ def trends_figures(history: Trends) -> list[go.Figure]:
             ))
         marks = []
         for change in changes.to_dicts():
-            after = group.filter(pl.col("variant_key") == change["variant_key"], pl.col("run_id") == change["run_after"])
+            after = group.filter(pl.col("variant_key") == change["variant_key"],
+                                 pl.col("run_id") == change["run_after"])
             if not after.is_empty():
                 marks.append((change, after["value"][0]))
         if marks:
             fig.add_trace(go.Scatter(
                 x=[c["started_at_after"] for c, _ in marks], y=[y for _, y in marks], mode="markers",
                 name="change point", marker={"symbol": "x", "size": 13, "color": CHANGE_COLOR},
-                hovertext=[_esc(f"{_variant_label(c['variant_key'], workload)}: {c['run_before']} → {c['run_after']}, "
-                                f"{c['relative_change']:+.1%}") + "<br>" + "<br>".join(_esc(x) for x in c["causes"])
+                hovertext=[_esc(f"{_variant_label(c['variant_key'], workload)}: "
+                                f"{c['run_before']} → {c['run_after']}, {c['relative_change']:+.1%}")
+                           + "<br>" + "<br>".join(_esc(x) for x in c["causes"])
                            for c, _ in marks],
                 hoverinfo="text",
             ))
@@ -110,7 +112,8 @@ def _changes_table(changes: pl.DataFrame) -> str:
                 f"{c['run_before']} → {c['run_after']}", _number(c["value_before"]), _number(c["value_after"]),
                 f"{c['relative_change']:+.1%}"))
             + "<td>" + "<br>".join(_esc(x) for x in c["causes"]) + "</td></tr>")
-    return f'<div class="scroll"><table class="trends"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    return (f'<div class="scroll"><table class="trends"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def trends_html(history: Trends | str, include_plotlyjs: bool = True, metrics=None) -> str:
