@@ -38,7 +38,7 @@ def _cmd_report(args) -> None:
     from .report import write_path_report
 
     path = Path(args.path)
-    print(write_path_report(path, Path(args.out), title=args.title or f"slimlab report: {path}"))
+    print(write_path_report(path, Path(args.out), title=args.title or f"slimlab report: {path}", trends=args.trends))
 
 
 def _parameter(text: str):
@@ -204,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a run directory, or a data directory (all its runs)")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--title")
+    p.add_argument("--trends", action="store_true",
+                   help="add the history of a data directory's runs: change points and what changed at each")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="two runs (or two variants of one run) side by side; exit 1 on a regression")

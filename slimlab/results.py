@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import unicodedata
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def check_resumable(data_dir: Path, run_id: str | None, spec_dict: dict) -> dict
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise SlimlabError(
             f"run {run_id} was written with results schema {manifest.get('schema_version')}, "
-            f"this slimlab writes {SCHEMA_VERSION}; start a new run id"
+            f"this slimlab writes {SCHEMA_VERSION}; start a new run id (the old run still loads, migrated)"
         )
     if manifest.get("spec") != spec_dict:
         raise SlimlabError(
@@ -246,23 +247,67 @@ def results_frame(rows) -> pl.DataFrame:
 
 
 # -- reading ---------------------------------------------------------------------------
+class DataWarning(UserWarning):
+    """A file of a data directory that cannot be read (corrupt, or a run cut short) and was
+    skipped: the loaders go on with the rest and say which file it was."""
+
+
+def _manifest(run_dir: Path) -> dict | str:
+    """The run's manifest, or what is wrong with it (a half-written run: missing, cut JSON)."""
+    file = run_dir / MANIFEST
+    if not file.is_file():
+        left = ", ".join(sorted(p.name for p in run_dir.iterdir())) or "nothing"
+        return f"{run_dir}: no {MANIFEST} (a run cut short before it was written; it holds {left})"
+    try:
+        manifest = json.loads(file.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return f"{file}: not valid JSON ({exc}): truncated or overwritten"
+    if not isinstance(manifest, dict):
+        return f"{file}: a JSON {type(manifest).__name__}, not a manifest object"
+    return manifest
+
+
 def run_dirs(path: str | Path) -> list[Path]:
-    """The run directories under ``path``: the run itself, or every run of a data dir."""
+    """The run directories under ``path``: the run itself, or every run of a data dir.
+
+    In a data directory, a run whose manifest is missing or unreadable is skipped with a
+    DataWarning naming it; a run directory given alone must be readable."""
     path = Path(path)
     if (path / MANIFEST).is_file():
+        manifest = _manifest(path)
+        if isinstance(manifest, str):
+            raise SlimlabError(manifest)
         return [path]
     runs = path / "runs"
-    found = sorted(p for p in runs.iterdir() if (p / MANIFEST).is_file()) if runs.is_dir() else []
+    found, skipped = [], []
+    for run_dir in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if not run_dir.is_dir() or run_dir.name.startswith("."):
+            continue
+        manifest = _manifest(run_dir)
+        if isinstance(manifest, str):
+            warnings.warn(manifest, DataWarning, stacklevel=3)
+            skipped.append(run_dir.name)
+        else:
+            found.append(run_dir)
     if not found:
-        raise SlimlabError(f"{path} is neither a run directory (with {MANIFEST}) nor a data directory with runs/")
+        unreadable = f" (unreadable runs skipped: {', '.join(skipped)})" if skipped else ""
+        raise SlimlabError(f"{path} is neither a run directory (with {MANIFEST}) nor a data directory with "
+                           f"runs/{unreadable}")
     return found
 
 
-def _read(path: Path, name: str, schema: dict) -> pl.DataFrame:
+def _read(path: Path, name: str, schema: dict | None) -> pl.DataFrame:
+    """A table of a run; empty when it is not there yet, and empty with a DataWarning when
+    it is not Parquet (a disk filled, a file copied in half): the other runs still load."""
     file = path / name
     if not file.is_file():
         return pl.DataFrame(schema=schema)
-    return pl.read_parquet(file)
+    try:
+        return pl.read_parquet(file)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        warnings.warn(f"{file}: not a readable Parquet file ({reason})", DataWarning, stacklevel=3)
+        return pl.DataFrame(schema=schema)
 
 
 # Flags of the go command (and of tinygo build) that start a new argv word; anything else
@@ -298,6 +343,32 @@ def v2_variant_key(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns((pl.col("variant_key") + "|none").alias("variant_key"))
 
 
+# The Go release in `go version`'s line, e.g. 'go version go1.26.8 linux/amd64' -> 'go1.26.8'.
+_GO_VERSION_LINE = r"^go version (go\S+) "
+SCHEMA_1_PACKAGES = "not recorded: results schema 1 had no package sizes"
+
+
+def _migrate_1_to_2(frame: pl.DataFrame) -> pl.DataFrame:
+    """Schema 2 only added columns. Schema 1 knew one post-link chain, "none", and one compiler,
+    gc, so what they imply is filled in: no post-link steps (the size before them is the size),
+    no UPX, and the build info's Go version (gc writes its own release, the one `go version`
+    printed). The rest needs the binary, which a run does not keep: those columns stay null
+    (results_schema.SCHEMA_1_LACKS)."""
+    built = pl.col("size_bytes").is_not_null()
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    return frame.with_columns(
+        empty.alias("postlink_steps"),
+        pl.when(built).then(pl.col("size_bytes")).alias("size_before_postlink_bytes"),
+        pl.when(built).then(pl.lit([], dtype=pl.List(pl.Int64))).alias("postlink_step_bytes"),
+        pl.when(built).then(pl.lit([], dtype=pl.List(pl.Float64))).alias("postlink_step_seconds"),
+        pl.when(built).then(empty).alias("postlink_removed_sections"),
+        pl.when(built).then(pl.lit(False)).alias("upx_packed"),
+        pl.when(built).then(pl.col("toolchain_version").str.extract(_GO_VERSION_LINE)).alias("go_version"),
+        pl.when(built).then(pl.lit(SCHEMA_1_PACKAGES)).alias("packages_source"),
+        pl.lit(2, dtype=pl.Int32).alias("schema_version"),
+    )
+
+
 def _migrate_2_to_3(frame: pl.DataFrame) -> pl.DataFrame:
     return v2_variant_key(frame).with_columns(
         pl.col("flags").map_elements(split_v2_flags, return_dtype=pl.List(pl.String)),
@@ -308,37 +379,44 @@ def _migrate_2_to_3(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 # schema version -> the step that brings a frame of that version to the next one.
-MIGRATIONS = {2: _migrate_2_to_3}
+MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
-def migrate(frame: pl.DataFrame) -> pl.DataFrame:
+def migrate(frame: pl.DataFrame, source: Path | None = None) -> pl.DataFrame:
     """A results frame of any older schema version, brought up to SCHEMA_VERSION."""
     if frame.is_empty() or "schema_version" not in frame.columns:
         return frame
     version = frame["schema_version"].max()
+    where = f" in {source}" if source else ""
     if version > SCHEMA_VERSION:
-        raise SlimlabError(f"results of schema {version}; this slimlab reads up to {SCHEMA_VERSION}: upgrade slimlab")
+        raise SlimlabError(f"results of schema {version}{where}; this slimlab reads up to {SCHEMA_VERSION}: "
+                           "upgrade slimlab (a newer checkout, then `make setup`)")
     while version < SCHEMA_VERSION:
         if version not in MIGRATIONS:
-            raise SlimlabError(f"results of schema {version} cannot be migrated (oldest known: {min(MIGRATIONS)})")
+            raise SlimlabError(f"results of schema {version}{where} cannot be migrated: this slimlab migrates "
+                               f"schema {min(MIGRATIONS)} to {SCHEMA_VERSION}")
         frame = MIGRATIONS[version](frame)
         version += 1
-    return frame
+    # Every column of this schema, typed: those an older run never recorded are null (see
+    # results_schema.SCHEMA_1_LACKS), as in a current row whose stage did not run.
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in RESULT_SCHEMA.items() if name not in frame.columns]
+    return frame.with_columns(missing) if missing else frame
 
 
 def load(path: str | Path = "data") -> pl.DataFrame:
     """The results of one run directory, or of every run in a data directory, as one frame.
 
     Runs written by an older schema are migrated on load (see MIGRATIONS)."""
-    frames = [migrate(_read(d, RESULTS, RESULT_SCHEMA)) for d in run_dirs(path)]
+    frames = [migrate(_read(d, RESULTS, RESULT_SCHEMA), d / RESULTS) for d in run_dirs(path)]
     return pl.concat(frames, how="diagonal_relaxed")
 
 
 def _keyed(run_dir: Path, name: str, schema: dict) -> pl.DataFrame:
-    """A per-variant table of a run, its variant keys brought up to this schema's."""
+    """A per-variant table of a run, its variant keys brought up to this schema's
+    (schemas 1 and 2 keyed variants by five axes)."""
     frame = _read(run_dir, name, schema)
-    version = json.loads((run_dir / MANIFEST).read_text()).get("schema_version")
-    return v2_variant_key(frame) if version == 2 and not frame.is_empty() else frame
+    version = _manifest(run_dir).get("schema_version")  # run_dirs() has read it once already
+    return v2_variant_key(frame) if version in (1, 2) and not frame.is_empty() else frame
 
 
 def load_samples(path: str | Path = "data") -> pl.DataFrame:
@@ -356,10 +434,12 @@ def write_capabilities(run_dir: Path, frame: pl.DataFrame) -> None:
 
 def load_capabilities(path: str | Path = "data") -> pl.DataFrame:
     """The capability matrices (slimlab.probe) of one run or every run that probed."""
-    frames = [pl.read_parquet(d / CAPABILITIES).with_columns(pl.lit(d.name).alias("run_id"))
+    frames = [_read(d, CAPABILITIES, None).with_columns(pl.lit(d.name).alias("run_id"))
               for d in run_dirs(path) if (d / CAPABILITIES).is_file()]
+    frames = [f for f in frames if f.width > 1]  # a corrupt matrix (warned) left its run id only
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
 def load_manifests(path: str | Path = "data") -> list[dict]:
-    return [json.loads((d / MANIFEST).read_text()) for d in run_dirs(path)]
+    """The manifests of one run or every readable run of a data directory."""
+    return [_manifest(d) for d in run_dirs(path)]

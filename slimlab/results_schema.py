@@ -3,6 +3,7 @@
 Kept in its own module so the report, the store and the tests agree on one definition.
 Bump SCHEMA_VERSION whenever a column is renamed, removed or changes meaning, and add a
 step to ``slimlab.results.MIGRATIONS`` that brings older runs up to date on load.
+Version 1 (the first release) had the axes, status, ELF sizes by section group and the timings.
 Version 2 added the post-link, hardening, residue, Go build info and package columns.
 Version 3: ``flags`` and ``build_env`` are lists (argv as run), the ``base`` axis, the
 per-section table ``sections``, and the measurement-noise columns.
@@ -208,8 +209,19 @@ COLUMNS: tuple[Column, ...] = (
     Column("measured_at", pl.Datetime("us", "UTC"), "when the row was finished"),
 )
 
+# Columns schema 2 added that a run of schema 1 cannot fill in: they need the binary, which a run
+# does not keep, so a migrated schema-1 row has them null (slimlab.results._migrate_1_to_2 fills
+# in what schema 1 implies: no post-link steps, no UPX, gc's Go version).
+SCHEMA_1_LACKS = frozenset({
+    "needed_libs_bytes", "postlink_seconds", "postlink_cached", "is_pie", "relro", "nx_stack", "stack_canary",
+    "dwarf_sections", "leaked_paths", "has_go_buildid", "go_buildid", "main_package", "main_module",
+    "main_module_version", "dep_modules", "build_settings",
+})
+SCHEMA_1_NOTE = " (null in runs migrated from results schema 1, which did not record it)"
+
 RESULT_SCHEMA: dict[str, pl.DataType] = {c.name: c.dtype for c in COLUMNS}
-DESCRIPTIONS: dict[str, str] = {c.name: c.description for c in COLUMNS}
+DESCRIPTIONS: dict[str, str] = {c.name: c.description + (SCHEMA_1_NOTE if c.name in SCHEMA_1_LACKS else "")
+                                for c in COLUMNS}
 
 SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String,

@@ -17,22 +17,37 @@ from slimlab.report.figures import (
 from slimlab.report.html import display_report, render_report_html, write_report
 
 
-def _everything(path) -> dict:
-    """What a report of ``path`` (a run directory or a data directory) shows."""
-    from slimlab.results import load, load_capabilities, load_manifests, load_packages
+def _everything(path, trends: bool = False) -> dict:
+    """What a report of ``path`` (a run directory or a data directory) shows; the files the
+    loaders skip (corrupt, half-written runs) become the report's warnings."""
+    import warnings
 
-    return {"df": load(path), "manifest": load_manifests(path), "packages": load_packages(path),
-            "capabilities": load_capabilities(path)}
+    from slimlab.results import DataWarning, load, load_capabilities, load_manifests, load_packages
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        found = {"df": load(path), "manifest": load_manifests(path), "packages": load_packages(path),
+                 "capabilities": load_capabilities(path)}
+    for w in caught:  # anything else goes on to the caller's own handling
+        if not issubclass(w.category, DataWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    found["load_warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DataWarning)))
+    if trends:
+        from slimlab.report.trends import trends_section
+
+        found["sections"] = [trends_section(path)]
+    return found
 
 
-def write_path_report(path, out_path, title: str, **choices):
-    """Write the report of a run or data directory (results, packages, probes, manifests)."""
-    return write_report(out_path=out_path, title=title, **_everything(path), **choices)
+def write_path_report(path, out_path, title: str, trends: bool = False, **choices):
+    """Write the report of a run or data directory (results, packages, probes, manifests);
+    ``trends``: add the history of a data directory's runs (slimlab.report.trends)."""
+    return write_report(out_path=out_path, title=title, **_everything(path, trends), **choices)
 
 
-def display_path_report(path, title: str, **choices) -> None:
+def display_path_report(path, title: str, trends: bool = False, **choices) -> None:
     """Show the report of a run or data directory in a notebook."""
-    display_report(title=title, **_everything(path), **choices)
+    display_report(title=title, **_everything(path, trends), **choices)
 
 __all__ = [
     "display_path_report",
