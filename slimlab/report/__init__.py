@@ -19,10 +19,10 @@ from slimlab.report.html import display_report, render_report_html, write_report
 
 def _everything(path) -> dict:
     """What a report of ``path`` (a run directory or a data directory) shows."""
-    from slimlab.results import load, load_capabilities, load_manifests, load_packages
+    from slimlab.results import load, load_capabilities, load_manifests, load_packages, load_samples
 
     return {"df": load(path), "manifest": load_manifests(path), "packages": load_packages(path),
-            "capabilities": load_capabilities(path)}
+            "capabilities": load_capabilities(path), "samples": load_samples(path)}
 
 
 def write_path_report(path, out_path, title: str, **choices):
