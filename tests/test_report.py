@@ -378,7 +378,7 @@ def test_hostile_labels_render_as_text_and_run_nothing(tmp_path, full_frame):
     # markup (<b> would become a bold <tspan>) nor double-escaped (&amp;lt;).
     svg_text = re.findall(r"<text\b[^>]*>([^<]*)</text>", dom)
     assert any(t.startswith("&lt;/script&gt;&lt;script&gt;document.title=") for t in svg_text)
-    assert "&lt;b&gt;x&lt;/b&gt;&amp;amp;" in svg_text
+    assert "&lt;b&gt;x&lt;/b&gt;&amp;amp; · linux/amd64" in svg_text  # a panel's title
     assert not any("&amp;lt;" in t for t in svg_text)
 
 

@@ -30,6 +30,15 @@ def write_path_report(path, out_path, title: str, **choices):
     return write_report(out_path=out_path, title=title, **_everything(path), **choices)
 
 
+def export_path_figures(path, out_dir, formats=("svg", "pdf"), **choices) -> list:
+    """Write every figure of the report of ``path`` into ``out_dir``, one file per format."""
+    from slimlab.report.export import export_figures
+
+    data = _everything(path)
+    figs = report_figures(data["df"], data["packages"], capabilities=data["capabilities"], **choices)
+    return export_figures(figs, out_dir, formats)
+
+
 def display_path_report(path, title: str, **choices) -> None:
     """Show the report of a run or data directory in a notebook."""
     display_report(title=title, **_everything(path), **choices)
@@ -37,6 +46,7 @@ def display_path_report(path, title: str, **choices) -> None:
 __all__ = [
     "display_path_report",
     "display_report",
+    "export_path_figures",
     "hardening_table",
     "package_diff_bars",
     "package_treemap",

@@ -144,7 +144,8 @@ def with_labels(df: pl.DataFrame) -> pl.DataFrame:
     # short one too, so it is unique within its facet (same workload, target, emulation).
     short = pl.concat_str([pl.col("_short"), pl.col("plot_label").str.slice(pl.col("_raw").str.len_chars())])
     emulated = pl.col("emulated").fill_null(False)
-    facet = pl.concat_str([workload, pl.col("target").fill_null("?")], separator=LABEL_SEPARATOR)
+    facet = pl.concat_str([shorten(workload, TICK_MAX_CHARS), pl.col("target").fill_null("?")],
+                          separator=LABEL_SEPARATOR)
     return df.with_columns(
         escape_text(short).alias("plot_short"),
         escape_text(shorten(short, TICK_MAX_CHARS)).alias("plot_short_tick"),
