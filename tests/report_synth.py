@@ -25,19 +25,36 @@ PROFILES = (("default", []), ("stripped", ["-ldflags=-s -w"]), ("trimpath", ["-t
 POSTLINK = (("none", None, 1.0, 1.0), ("strip", None, 0.78, 1.0), ("upx", "1", 0.42, 3.0), ("upx", "9", 0.33, 3.4),
             ("upx", "best", 0.31, 3.5), ("upx", "lzma", 0.27, 6.0))
 SAMPLES_PER_VARIANT = 30
+# What a real gc build's row holds: 15 section headers, and a build_settings list whose
+# DefaultGODEBUG alone is ~600 characters (go version -m of a Go 1.26 binary).
+SECTIONS = ((".note.go.buildid", "SHT_NOTE", "other"), (".text", "SHT_PROGBITS", "text"),
+            (".rodata", "SHT_PROGBITS", "rodata"), (".typelink", "SHT_PROGBITS", "rodata"),
+            (".itablink", "SHT_PROGBITS", "rodata"), (".gosymtab", "SHT_PROGBITS", "pclntab"),
+            (".gopclntab", "SHT_PROGBITS", "pclntab"), (".go.buildinfo", "SHT_PROGBITS", "rodata"),
+            (".noptrdata", "SHT_PROGBITS", "data"), (".data", "SHT_PROGBITS", "data"), (".bss", "SHT_NOBITS", "bss"),
+            (".noptrbss", "SHT_NOBITS", "bss"), (".debug_info", "SHT_PROGBITS", "dwarf"),
+            (".symtab", "SHT_SYMTAB", "symtab"), (".strtab", "SHT_STRTAB", "symtab"))
+GODEBUG = "DefaultGODEBUG=" + ",".join(f"{name}={i % 2}" for i, name in enumerate(
+    ("asynctimerchan containermaxprocs cryptocustomrand decoratemappings gotestjsonbuildtext gotypesalias "
+     "httpcookiemaxnum httplaxcontentlength httpmuxgo121 httpservecontentkeepheaders multipathtcp randseednop "
+     "rsa1024min tls10server tls3des tlsmlkem tlsrsakex tlssecpmlkem tlssha1 tlsunsafeekm updatemaxprocs "
+     "urlmaxqueryparams urlstrictcolons winreadlinkvolume winsymlink x509keypairleaf x509negativeserial "
+     "x509rsacrt x509sha256skid x509usepolicies").split()))
 
 
 def synthetic_run(n_variants: int, seed: int = 0, workloads=WORKLOADS, targets=TARGETS,
                   failed_every: int = 23, run_id: str = "20261129T000000-synth"):
     """(results, samples, manifests) of a run with ``n_variants`` rows."""
     rng = np.random.default_rng(seed)
-    axes = itertools.product(workloads, targets, TOOLCHAINS, PROFILES, POSTLINK, ("none", "scratch"))
+    axes = [workloads, targets, TOOLCHAINS, PROFILES, POSTLINK, ("none", "scratch")]
+    lap_size = int(np.prod([len(a) for a in axes]))
+    axes = itertools.product(*axes)
     rows, samples = [], []
     when = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
     for index, combo in enumerate(itertools.islice(itertools.cycle(axes), n_variants)):
         workload, (target, emulated, runner), (toolchain, version), (profile, flags), chain, base = combo
         postlink, upx_level, shrink, slower = chain
-        lap = index // 960  # a second lap over the axes (n > 960) is a second run
+        lap = index // lap_size  # a second lap over the axes is a second run
         key = f"{workload}-{toolchain}-{profile}-{target}-{postlink}{upx_level or ''}-{base}-{lap}"
         size = int((1.6 + 5 * WORKLOADS.index(workload) / 3) * 2**20 * shrink * rng.uniform(0.8, 1.2))
         row = dict.fromkeys(RESULT_SCHEMA)
@@ -48,7 +65,15 @@ def synthetic_run(n_variants: int, seed: int = 0, workloads=WORKLOADS, targets=T
             emulated=emulated, runner=runner, status="ok", size_bytes=size, measured_at=when,
             go_version=version.split()[0], main_package=f"example.com/{workload}", is_pie=False, relro="none",
             nx_stack=True, upx_packed=postlink == "upx", has_symtab=profile == "default" and postlink == "none",
-            build_settings=["-buildmode=exe", "-compiler=gc", f"GOARCH={target.split('/')[1]}", "GOOS=linux"],
+            build_settings=["-buildmode=exe", "-compiler=gc", GODEBUG, "CGO_ENABLED=0",
+                            f"GOARCH={target.split('/')[1]}", "GOOS=linux", "GOAMD64=v1"],
+            sections=[{"name": name, "type": kind, "size_bytes": int(size * rng.uniform(0.001, 0.3)), "group": group}
+                      for name, kind, group in SECTIONS],
+            binary_sha256=f"{rng.integers(2**63):016x}" * 4, go_buildid=f"{rng.integers(2**63):020x}/" * 4,
+            elf_type="ET_EXEC", elf_machine="EM_AARCH64" if emulated else "EM_X86_64", host="bench-host",
+            build_seconds=float(rng.uniform(0.1, 9)), build_cached=bool(index % 2), has_dwarf=profile == "default",
+            is_static=True, memory_scope="program", packages_source="symtab", main_module=f"example.com/{workload}",
+            main_module_version="(devel)", size_before_postlink_bytes=int(size / shrink),
             dep_modules=[f"golang.org/x/net@v0.{i}.0" for i in range(3)],
             needed_libs=[], image_size_bytes=size + 2_000_000 if base != "none" else None,
             **{f"section_{name}_bytes": int(size * share) for name, share in

@@ -324,3 +324,42 @@ def test_cli_refuses_a_bad_format_before_writing_the_report(tmp_path, capsys, ho
     out = tmp_path / "report.html"
     assert main(["report", str(run), "--out", str(out), "--figures", str(tmp_path / "f"), "--format", "pfd"]) == 2
     assert "did you mean 'pdf'" in capsys.readouterr().err and not out.exists()
+
+
+# --- the table of a large run: packed, inflated by the browser ----------------------------
+
+
+@pytest.mark.unit
+def test_a_large_table_is_packed_and_holds_the_same_html(monkeypatch, hostile_frame):
+    import base64
+    import gzip
+
+    plain = render_report_html(hostile_frame, "t")
+    monkeypatch.setattr(report_html, "TABLE_INLINE_MAX_CHARS", 0)
+    packed = render_report_html(hostile_frame, "t")
+    assert '<table class="results"' in plain and '<table class="results"' not in packed
+    data = re.search(r'<script type="application/gzip\+base64" class="packed-table">([^<]*)</script>', packed)
+    table = gzip.decompress(base64.b64decode(data.group(1))).decode("utf-8")
+    table_id = re.search(r'<h2 id="(slimlab-rows-[0-9a-f]+)"', plain).group(1)
+    assert table.replace(re.search(r'<h2 id="(slimlab-rows-[0-9a-f]+)"', packed).group(1), table_id) in plain
+    assert html.escape(HOSTILE_WORKLOAD) in table and "<img" not in table
+
+
+@pytest.mark.slow
+def test_a_packed_table_is_inflated_in_chromium_and_runs_nothing(monkeypatch, tmp_path, hostile_frame):
+    monkeypatch.setattr(report_html, "TABLE_INLINE_MAX_CHARS", 0)
+    path = write_report(hostile_frame, tmp_path / "r.html", "t")
+    dom = browser.dump_dom(path)
+    assert dom.count('<tr class="status-') == hostile_frame.height
+    assert html.escape(HOSTILE_WORKLOAD, quote=False) in dom and not PWNED.search(dom)
+    assert "packed-table" not in dom  # replaced by the table it held
+
+
+@pytest.mark.unit
+def test_struct_lists_show_their_values_with_the_fields_named_once():
+    df = frame([measured_row(2**20, 1.0, 1000.0, sections=[
+        {"name": ".text", "type": "SHT_PROGBITS", "size_bytes": 1234567, "group": "text"},
+        {"name": ".bss", "type": "SHT_NOBITS", "size_bytes": 9, "group": "bss"}])])
+    text = render_report_html(df, "t")
+    assert "<th>sections (name type size_bytes group)</th>" in text
+    assert "<td>.text SHT_PROGBITS 1,234,567 text, .bss SHT_NOBITS 9 bss</td>" in text

@@ -7,7 +7,9 @@ reasons, manifest values, the title) is HTML-escaped before it is written.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import gzip
 import html
 import math
 import re
@@ -104,7 +106,11 @@ def _format_cell(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat(timespec="seconds")
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(_format_cell(v) for v in value)
+    if isinstance(value, Mapping):
+        # A struct in a list (sections, image bytes by kind): its values only, in field order;
+        # the column's header names the fields once.
+        return " ".join("–" if v is None else _format_cell(v) for v in value.values())
     return str(value)
 
 
@@ -297,14 +303,20 @@ def _table_html(df: pl.DataFrame, table_id: str) -> str:
     columns += [c for c in df.columns if c not in columns]
     empty = [c for c in columns if df[c].null_count() == df.height] if df.height else []
     columns = [c for c in columns if c not in empty] or columns
-    header = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    def head(column: str) -> str:
+        dtype = df.schema[column]
+        inner = getattr(dtype, "inner", None)
+        fields = f" ({' '.join(f.name for f in inner.fields)})" if isinstance(inner, pl.Struct) else ""
+        return f"<th>{_esc(column + fields)}</th>"
+
+    header = "".join(head(c) for c in columns)
     rules = []
     rows = []
     texts: dict[str, list[str]] = {}
     for column in columns:
         values = df[column].to_list()
         texts[column] = ["" if v is None else _esc(_format_cell(v)) for v in values]
-        nth = f"#{table_id} td:nth-child({columns.index(column) + 1})"
+        nth = f"#{table_id}-table td:nth-child({columns.index(column) + 1})"
         if df.schema[column].is_numeric():
             rules.append(f"{nth}{{text-align:right;font-variant-numeric:tabular-nums}}")
         elif column in WRAPPED_COLUMNS or any(len(t) > LONG_CELL_CHARS for t in texts[column]):
@@ -316,12 +328,34 @@ def _table_html(df: pl.DataFrame, table_id: str) -> str:
     body = "".join(rows) or f'<tr><td colspan="{max(len(columns), 1)}">No rows.</td></tr>'
     left_out = (f'<p class="meta">Empty in every row, left out: {_esc(", ".join(empty))}.</p>'
                 if empty and empty[0] not in columns else "")
+    table = (f'<table class="results" id="{table_id}-table"><thead><tr>{header}</tr></thead>'
+             f"<tbody>{body}</tbody></table>")
     return (
         f'<h2 id="{table_id}">All rows ({df.height:,})</h2>{_status_html(prep.conform(df))}{left_out}'
         f"<style>{' '.join(rules)}</style>"
-        f'<div class="scroll"><table class="results" id="{table_id}-table"><thead><tr>{header}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
+        f'<div class="scroll">{_packed(table) if len(table) > TABLE_INLINE_MAX_CHARS else table}</div>'
     )
+
+
+# A table of 1,000 real rows is about 4 MB of HTML, mostly the same words again and again
+# (build settings, section names, run ids): above this size it is embedded gzip-compressed,
+# a tenth of that, and inflated by the browser on load (DecompressionStream: every current
+# browser). It is the same escaped HTML either way.
+TABLE_INLINE_MAX_CHARS = 1_000_000
+_INFLATE = """<script>(function () {
+  var packed = document.currentScript.previousElementSibling;
+  var bytes = Uint8Array.from(atob(packed.textContent.trim()), function (c) { return c.charCodeAt(0); });
+  new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).text()
+    .then(function (table) { packed.insertAdjacentHTML("afterend", table); packed.remove(); });
+})();</script>"""
+
+
+def _packed(table: str) -> str:
+    """The table's HTML, gzip-compressed and base64-encoded, with the script that inflates it."""
+    data = base64.b64encode(gzip.compress(table.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
+    return (f'<script type="application/gzip+base64" class="packed-table">{data}</script>{_INFLATE}'
+            "<noscript>The table of all rows needs JavaScript here (it is stored compressed); "
+            "every row is in the run's results.parquet.</noscript>")
 
 
 # plotly's JSON writer escapes every non-ASCII character: each "·" of a label takes 6 bytes
