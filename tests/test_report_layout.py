@@ -363,3 +363,18 @@ def test_struct_lists_show_their_values_with_the_fields_named_once():
     text = render_report_html(df, "t")
     assert "<th>sections (name type size_bytes group)</th>" in text
     assert "<td>.text SHT_PROGBITS 1,234,567 text, .bss SHT_NOBITS 9 bss</td>" in text
+
+
+@pytest.mark.unit
+def test_upx_panel_gives_an_emulated_cpu_its_own_row_of_axes():
+    def bare(target, postlink, ms, emulated):
+        return measured_row(2**20 if postlink == "none" else 2**19, ms, 1000.0, target=target, postlink=postlink,
+                            emulated=emulated, upx_level="9" if postlink == "upx" else None)
+    df = frame([bare("linux/amd64", "none", 1.0, False), bare("linux/amd64", "upx", 9.0, False),
+                bare("linux/arm64", "none", 50.0, True), bare("linux/arm64", "upx", 5000.0, True)])
+    fig = figures.postlink_panel(df)
+    titles = [a.text for a in fig.layout.annotations if a.text and "vs none" in a.text]
+    assert titles == ["linux/amd64: start-up (median) vs none", "linux/amd64: peak RSS (median) vs none",
+                      "linux/arm64 (emulated): start-up (median) vs none", "linux/arm64 (emulated): peak RSS (median) vs none"]
+    startup = {tr.yaxis: float(tr.y[0]) for tr in fig.data if tr.yaxis in ("y", "y3")}
+    assert startup == {"y": 9.0, "y3": 100.0}  # each against its own CPU's none, on its own axes

@@ -532,40 +532,52 @@ def postlink_panel(df: pl.DataFrame) -> go.Figure:
         return note_figure(title, "No post-linked variant with a measured 'none' chain of the same build "
                                   "to compare with (add 'none' to the postlink axis).")
     colors = _colors(df)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09,
-                        subplot_titles=("Start-up (median) vs none", "Peak RSS (median) vs none"))
-    for (group, profile, is_upx), part in data.group_by(["plot_group", "plot_profile", "plot_is_upx"],
-                                                         maintain_order=True):
-        custom = np.column_stack([_texts(part["plot_label"]), _custom(part["size_bytes"], part["plot_startup_delta_ms"],
-                                                                     part["plot_rss_delta_kib"]).astype(object)])
-        for col, metric in ((1, "plot_startup_ratio"), (2, "plot_rss_ratio")):
-            fig.add_scatter(
-                row=1, col=col,
-                name=_name(part, f" · {profile}" + ("" if is_upx else " (no UPX)")),
-                legendgroup=f"{group}|{profile}|{is_upx}",
-                showlegend=col == 1,
-                x=_values(part["plot_size_ratio"]),
-                y=_values(part[metric]),
-                mode="markers+text",
-                text=_texts(part["plot_chain"]),
-                textposition="top center",
-                textfont={"size": 10, "color": "#555"},
-                marker={"color": colors[group], "size": 10,
-                        "symbol": "circle" if is_upx else "square-open",
-                        "line": {"width": 1.5, "color": colors[group]}},
-                customdata=custom,
-                hovertemplate=(
-                    "%{customdata[0]}<br>size %{customdata[1]:,} bytes = %{x:.1%} of none"
-                    "<br>start-up %{customdata[2]:+.2f} ms, peak RSS %{customdata[3]:+,.0f} KiB vs none"
-                    "<br>ratio %{y:.2f}<extra></extra>"
-                ),
-            )
+    # A row of panels per target: an emulated CPU's ratios (QEMU unpacking UPX) are not native ones.
+    targets = data.select("plot_emulated", "target").unique(maintain_order=True).sort("plot_emulated", "target")
+    titles = []
+    for emulated, target in targets.iter_rows():
+        name = html.escape(target or "?") + (" (emulated)" if emulated else "")
+        titles += [f"{name}: start-up (median) vs none", f"{name}: peak RSS (median) vs none"]
+    fig = make_subplots(rows=targets.height, cols=2, horizontal_spacing=0.09, subplot_titles=titles,
+                        vertical_spacing=0.12 / max(targets.height - 1, 1) if targets.height > 1 else 0.0)
+    shown = set()
+    for row, (emulated, target) in enumerate(targets.iter_rows(), start=1):
+        mine = data.filter(pl.col("plot_emulated") == emulated, pl.col("target").eq_missing(target))
+        for (group, profile, is_upx), part in mine.group_by(["plot_group", "plot_profile", "plot_is_upx"],
+                                                            maintain_order=True):
+            custom = np.column_stack([_texts(part["plot_label"]),
+                                      _custom(part["size_bytes"], part["plot_startup_delta_ms"],
+                                              part["plot_rss_delta_kib"]).astype(object)])
+            key = f"{group}|{profile}|{is_upx}"
+            for col, metric in ((1, "plot_startup_ratio"), (2, "plot_rss_ratio")):
+                fig.add_scatter(
+                    row=row, col=col,
+                    name=_name(part, f" · {profile}" + ("" if is_upx else " (no UPX)")),
+                    legendgroup=key,
+                    showlegend=col == 1 and key not in shown,
+                    x=_values(part["plot_size_ratio"]),
+                    y=_values(part[metric]),
+                    mode="markers+text",
+                    text=_texts(part["plot_chain"]),
+                    textposition="top center",
+                    textfont={"size": 10, "color": "#555"},
+                    marker={"color": colors[group], "size": 10,
+                            "symbol": "circle" if is_upx else "square-open",
+                            "line": {"width": 1.5, "color": colors[group]}},
+                    customdata=custom,
+                    hovertemplate=(
+                        "%{customdata[0]}<br>size %{customdata[1]:,} bytes = %{x:.1%} of none"
+                        "<br>start-up %{customdata[2]:+.2f} ms, peak RSS %{customdata[3]:+,.0f} KiB vs none"
+                        "<br>ratio %{y:.2f}<extra></extra>"
+                    ),
+                )
+            shown.add(key)
+        fig.update_yaxes(title="Start-up median / none", rangemode="tozero", row=row, col=1)
+        fig.update_yaxes(title="Peak RSS median / none", rangemode="tozero", row=row, col=2)
+        for col in (1, 2):  # the "costs nothing" line
+            fig.add_hline(y=1.0, line={"dash": "dot", "color": "#999", "width": 1}, row=row, col=col)
     fig.update_xaxes(title="File size / size without a chain", tickformat=".0%", rangemode="tozero")
-    fig.update_yaxes(title="Start-up median / none", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title="Peak RSS median / none", rangemode="tozero", row=1, col=2)
-    for col in (1, 2):  # the "costs nothing" line
-        fig.add_hline(y=1.0, line={"dash": "dot", "color": "#999", "width": 1}, row=1, col=col)
-    return _layout(fig, title, 560, legend_title="workload · profile")
+    return _layout(fig, title, 160 + 400 * targets.height, legend_title="workload · profile")
 
 
 HARDENING_COLUMNS = (
