@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the synthesiser
 
-from report_synth import synthetic_run  # noqa: E402
+from report_synth import synthetic_run
 
-from slimlab.report import render_report_html  # noqa: E402
+from slimlab.report import render_report_html
 
 GOAL_SECONDS = 5.0
 GOAL_MB = 8.0
@@ -36,12 +36,12 @@ REPEATS = 3
 def _parts(text: str) -> list[tuple[str, int]]:
     """The bytes of each figure's script and of the table, largest first."""
     parts = [(f"figure {i + 1}", len(m.group(0)))
-             for i, m in enumerate(re.finditer(r"Plotly\.newPlot\(.*?\)\s*};?", text, re.S))]
-    table = (re.search(r'<table class="results"[^>]*>.*?</table>', text, re.S)
-             or re.search(r'<script type="application/gzip\+base64".*?</noscript>', text, re.S))
+             for i, m in enumerate(re.finditer(r"Plotly\.newPlot\(.*?\)\s*};?", text, re.DOTALL))]
+    table = (re.search(r'<table class="results"[^>]*>.*?</table>', text, re.DOTALL)
+             or re.search(r'<script type="application/gzip\+base64".*?</noscript>', text, re.DOTALL))
     if table:
         parts.append(("all-rows table", len(table.group(0))))
-    library = re.search(r"/\*\*\s*\n?\s*\* plotly\.js v.*?</script>", text, re.S)
+    library = re.search(r"/\*\*\s*\n?\s*\* plotly\.js v.*?</script>", text, re.DOTALL)
     if library:
         parts.append(("plotly.js", len(library.group(0))))
     return sorted(parts, key=lambda p: -p[1])

@@ -9,6 +9,7 @@ load the output in headless Chromium and measure what it drew.
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -189,15 +190,15 @@ def test_200_variants_draw_every_label_without_overlap_in_chromium(tmp_path):
     page.write_text(fig.to_html(include_plotlyjs=True, full_html=True).replace("</body>", probe + "</body>"),
                     encoding="utf-8")
     dom = browser.dump_dom(page)
-    measured = json.loads(html.unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1)))
+    measured = json.loads(html.unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL).group(1)))
     ticks = measured["ticks"]
     expected = [html.unescape(t) for _, _, _, _, texts in panel_geometry(fig) for t in texts]
     assert sorted(t["label"] for t in ticks) == sorted(expected)  # all drawn, none cut or dropped
     assert all(t["left"] >= measured["left"] and t["right"] <= measured["right"] for t in ticks)
     by_row = sorted(ticks, key=lambda t: t["top"])
-    overlaps = [(a["label"], b["label"]) for a, b in zip(by_row, by_row[1:]) if b["top"] < a["bottom"] - 0.5]
+    overlaps = [(a["label"], b["label"]) for a, b in itertools.pairwise(by_row) if b["top"] < a["bottom"] - 0.5]
     assert not overlaps
-    heights = [b["top"] - a["top"] for a, b in zip(by_row, by_row[1:])]
+    heights = [b["top"] - a["top"] for a, b in itertools.pairwise(by_row)]
     assert min(heights) >= MIN_BAR_PX
 
 
