@@ -239,7 +239,7 @@ def startup_scatter(df: pl.DataFrame) -> go.Figure:
         part = part.with_columns(pl.Series("plot_front", two.cast(pl.Int8) + (two | three).cast(pl.Int8)))
         colour = colors[part["plot_group"][0]]
         for kind in (0, 1, 2):  # the frontier drawn last, on top
-            points = part.filter(pl.col("plot_front") == kind)
+            points = part.filter(pl.col("plot_front") == kind).sort("size_bytes")
             if points.is_empty():
                 continue
             name, named, coloured, size = FRONT_KINDS[kind]
@@ -249,7 +249,9 @@ def startup_scatter(df: pl.DataFrame) -> go.Figure:
                 error_y={"type": "data", "array": _values(points["plot_startup_half_iqr"]), "visible": True,
                          "thickness": 1, "color": colour if coloured else "#d0d0d0"},
                 mode="markers+text" if named else "markers", text=_texts(points["plot_short"]),
-                textposition="middle right", textfont={"size": 11, "color": "#222"},
+                # Neighbours on the frontier take turns above and below, so close names do not overprint.
+                textposition=[("top right", "bottom right")[i % 2] for i in range(points.height)],
+                textfont={"size": 11, "color": "#222"},
                 marker={"color": colour if coloured else "#c8c8c8", "size": size,
                         "line": {"width": 1, "color": "#222"} if named else {"width": 0}},
                 customdata=_custom(points["peak_rss_kib_median"], points["startup_n"]),
