@@ -1,4 +1,5 @@
-"""Self-contained HTML reports: header, environment, status summary, figures, table.
+"""Self-contained HTML reports: header, warnings, answers, figures, every row, and the
+environment folded at the end.
 
 A report must open offline, years later, from a file or a CI artifact: plotly.js is
 inlined exactly once (never a CDN link) and every string that came from the user (labels,
@@ -67,10 +68,7 @@ CSS = """
   text-align: left; vertical-align: top; }
 .slimlab-report th { background: #f4f4f4; position: sticky; top: 0; }
 .slimlab-report .results td { white-space: nowrap; }
-.slimlab-report .results td.wrap { white-space: pre-wrap; overflow-wrap: anywhere;
-  min-width: 16em; max-width: 36em; }
 .slimlab-report td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.slimlab-report td.null { color: #aaa; }
 .slimlab-report .kv th { width: 16em; background: #fafafa; position: static; }
 .slimlab-report .kv pre { margin: 0; white-space: pre-wrap; }
 .slimlab-report .scroll { overflow: auto; max-height: 80vh; }
