@@ -35,10 +35,17 @@ def _run_id(text: str) -> str:
 
 
 def _cmd_report(args) -> None:
-    from .report import write_path_report
+    from .report import export_path_figures, write_path_report
+    from .report.export import check_formats, chromium
 
     path = Path(args.path)
+    if args.figures:  # bad input and a missing browser are refused before any work
+        formats = check_formats(args.format or ("svg", "pdf"))
+        chromium()
     print(write_path_report(path, Path(args.out), title=args.title or f"slimlab report: {path}", trends=args.trends))
+    if args.figures:
+        for written in export_path_figures(path, Path(args.figures), formats):
+            print(written)
 
 
 def _parameter(text: str):
@@ -206,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title")
     p.add_argument("--trends", action="store_true",
                    help="add the history of a data directory's runs: change points and what changed at each")
+    p.add_argument("--figures", metavar="DIR", help="also write every figure there, for papers (kaleido + chromium)")
+    p.add_argument("--format", action="append", default=None,
+                   help="a format for --figures: svg, pdf or png (repeat it; default: svg and pdf)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="two runs (or two variants of one run) side by side; exit 1 on a regression")

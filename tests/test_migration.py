@@ -155,10 +155,10 @@ def test_corrupt_files_and_half_written_runs_are_skipped_by_name(tmp_path):
         warnings.simplefilter("error", DataWarning)  # the report takes them over: none escape
         write_path_report(data, out, title="damaged", trends=True)
     text = out.read_text(encoding="utf-8")
-    # the report reads no samples: the two unreadable runs, the results and the package table
-    assert text.count('<p class="warning">Skipped: ') == 4
+    # the two unreadable runs, and the results, samples and package tables
+    assert text.count('<p class="warning">Skipped: ') == 5
     for name in ("cut-manifest/manifest.json", "journal-only", "garbage-tables/results.parquet",
-                 "garbage-tables/packages.parquet"):
+                 "garbage-tables/samples.parquet", "garbage-tables/packages.parquet"):
         assert name in text
     assert text.index("Skipped: ") < text.index("<h2>Figures</h2>")
     assert "good-1" in text and "good-2" in text

@@ -242,13 +242,34 @@ def test_empty_measured_figures_carry_a_note(all_failed_frame):
     assert "No successfully built" in fig.layout.annotations[0].text
 
 
+def panels(fig) -> dict[str, list]:
+    """A faceted figure's panel title -> the traces drawn on that panel's axes."""
+    titles = [a.text for a in fig.layout.annotations if a.yref == "paper" and a.xref == "paper" and a.y <= 1]
+    found: dict[str, list] = {t: [] for t in titles}
+    for trace in fig.data:
+        row = int(trace.yaxis[1:] or 1)
+        found[titles[row - 1]].append(trace)
+    return found
+
+
 @pytest.mark.unit
-def test_emulated_start_ups_are_shown_only_relative_to_their_own_cpu(full_frame):
-    fig = figures.startup_scatter(full_frame)
-    assert all(label.find("arm64") < 0 for t in fig.data for label, *_ in t.customdata)
-    assert "1 emulated variants are not here" in fig.layout.annotations[0].text
-    only_emulated = full_frame.filter(pl.col("emulated").fill_null(False))
-    assert "see the cross-CPU panel" in figures.startup_scatter(only_emulated).layout.annotations[0].text
+@pytest.mark.parametrize("make", [figures.size_bars, figures.section_bars, figures.startup_scatter,
+                                  figures.rss_bars])
+def test_emulated_rows_get_panels_and_axes_of_their_own(make, full_frame):
+    """Faceted by workload and target: QEMU's milliseconds never share an axis with native ones."""
+    fig = make(full_frame)
+    found = panels(fig)
+    emulated = [t for t in found if "emulated" in t]
+    assert emulated == ["hello · linux/arm64 (emulated: QEMU figures, compare within this panel only)"]
+    assert "hello · linux/amd64" in found and "httpd · linux/amd64" in found
+    axes = {t: {(tr.xaxis, tr.yaxis) for tr in traces} for t, traces in found.items()}
+    assert all(len(a) == 1 for a in axes.values()) and len(set.union(*axes.values())) == len(found)
+    assert fig.layout.xaxis.matches is None  # own x axes: no shared range
+    if make is figures.startup_scatter:
+        native_ms = {float(y) for t, traces in found.items() if t not in emulated
+                     for tr in traces for y in tr.y}
+        emulated_ms = {float(y) for tr in found[emulated[0]] for y in tr.y}
+        assert emulated_ms == {9.5} and 9.5 not in native_ms
 
 
 @pytest.mark.unit
@@ -298,7 +319,8 @@ def test_report_shows_header_environment_and_status(full_frame):
 @pytest.mark.unit
 def test_report_takes_a_list_of_manifests(full_frame):
     text = render_report_html(full_frame, "t", [{"run_id": "a", "k": 1}, {"run_id": "b"}])
-    assert text.count("<details open>") == 2
+    assert text.count("<details><summary>a</summary>") == 1 and text.count("<details><summary>b</summary>") == 1
+    assert "<details open" not in text  # the environment is folded
 
 
 @pytest.mark.unit
@@ -356,7 +378,7 @@ def test_hostile_labels_render_as_text_and_run_nothing(tmp_path, full_frame):
     # markup (<b> would become a bold <tspan>) nor double-escaped (&amp;lt;).
     svg_text = re.findall(r"<text\b[^>]*>([^<]*)</text>", dom)
     assert any(t.startswith("&lt;/script&gt;&lt;script&gt;document.title=") for t in svg_text)
-    assert "&lt;b&gt;x&lt;/b&gt;&amp;amp;" in svg_text
+    assert "&lt;b&gt;x&lt;/b&gt;&amp;amp; · linux/amd64" in svg_text  # a panel's title
     assert not any("&amp;lt;" in t for t in svg_text)
 
 
@@ -503,7 +525,8 @@ def test_image_figure_stacks_the_bytes_by_kind_and_shows_dive_efficiency():
     assert [t.name for t in fig.data][:4] == ["the Go binary", "CA bundle (TLS roots)", "zoneinfo (time zones)",
                                               "rest of the base (users, config, licences, shell)"]
     assert sum(t.x[0] for t in fig.data[:4]) == pytest.approx(sum(kinds.values()) / 1024 / 1024)
-    assert "123456" in fig.to_json() and "dive" in fig.data[0].hovertemplate
+    compressed = fig.data[-1]  # the full hover rides on the compressed marker
+    assert compressed.customdata[0][5] == 123_456 and "dive" in compressed.hovertemplate
 
 
 @pytest.mark.unit

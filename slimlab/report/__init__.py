@@ -22,12 +22,13 @@ def _everything(path, trends: bool = False) -> dict:
     loaders skip (corrupt, half-written runs) become the report's warnings."""
     import warnings
 
-    from slimlab.results import DataWarning, load, load_capabilities, load_manifests, load_packages
+    from slimlab.results import (DataWarning, load, load_capabilities, load_manifests, load_packages,
+                                 load_samples)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         found = {"df": load(path), "manifest": load_manifests(path), "packages": load_packages(path),
-                 "capabilities": load_capabilities(path)}
+                 "capabilities": load_capabilities(path), "samples": load_samples(path)}
     for w in caught:  # anything else goes on to the caller's own handling
         if not issubclass(w.category, DataWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -45,6 +46,15 @@ def write_path_report(path, out_path, title: str, trends: bool = False, **choice
     return write_report(out_path=out_path, title=title, **_everything(path, trends), **choices)
 
 
+def export_path_figures(path, out_dir, formats=("svg", "pdf"), **choices) -> list:
+    """Write every figure of the report of ``path`` into ``out_dir``, one file per format."""
+    from slimlab.report.export import export_figures
+
+    data = _everything(path)
+    figs = report_figures(data["df"], data["packages"], capabilities=data["capabilities"], **choices)
+    return export_figures(figs, out_dir, formats)
+
+
 def display_path_report(path, title: str, trends: bool = False, **choices) -> None:
     """Show the report of a run or data directory in a notebook."""
     display_report(title=title, **_everything(path, trends), **choices)
@@ -52,6 +62,7 @@ def display_path_report(path, title: str, trends: bool = False, **choices) -> No
 __all__ = [
     "display_path_report",
     "display_report",
+    "export_path_figures",
     "hardening_table",
     "package_diff_bars",
     "package_treemap",

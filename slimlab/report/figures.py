@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from slimlab import analysis
 from slimlab.report import prep
 from slimlab.results_schema import SECTION_GROUP_MEMBERS
 
@@ -54,7 +56,7 @@ def _layout(
     **layout,
 ) -> go.Figure:
     """The look every report figure shares; ``layout`` adds figure-specific settings."""
-    legend: dict = {"title": {"text": legend_title}}
+    legend: dict = {"title": {"text": legend_title}, **layout.pop("legend", {})}
     if legend_traceorder:
         legend["traceorder"] = legend_traceorder
     fig.update_layout(
@@ -62,7 +64,7 @@ def _layout(
         template="plotly_white",
         font={"size": 13},
         height=height,
-        margin={"l": 20, "r": 90, "t": 70, "b": 60},
+        margin=layout.pop("margin", {"l": 20, "r": 90, "t": 70, "b": 60}),
         legend=legend,
         **layout,
     )
@@ -121,86 +123,152 @@ def _category_axis(data: pl.DataFrame) -> dict:
     }
 
 
+# -- facets: one panel per (workload, target, emulated or not), stacked -----------------
+FACET_GAP_PX = 70  # between stacked panels: the panel's title above, the x ticks of the one before
+SCATTER_FACET_PX = 380
+MARGIN_TOP_PX, MARGIN_BOTTOM_PX = 100, 60
+FACET_MARGIN = {"l": 20, "r": 90, "t": MARGIN_TOP_PX, "b": MARGIN_BOTTOM_PX}
+
+
+# Trace data goes to plotly as numpy arrays, not lists: plotly then skips its per-element
+# validation (7x faster at 1,000 variants) and writes numbers as base64 typed arrays.
+def _values(values: pl.Series) -> np.ndarray:
+    """A numeric column for plotting: float32 (7 digits, more than any axis or hover shows,
+    4 bytes a value in the report); a null becomes NaN, a gap."""
+    return values.cast(pl.Float32).to_numpy()
+
+
+def _custom(*columns: pl.Series) -> np.ndarray:
+    """Hover data, one row per point: numbers as float64 (byte counts stay exact)."""
+    return np.column_stack([c.cast(pl.Float64).to_numpy() for c in columns])
+
+
+def _texts(values: pl.Series) -> np.ndarray:
+    return values.cast(pl.String).to_numpy()
+
+
+def facets(data: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """(escaped panel title, rows) per facet, in the frame's order (prep sorts by facet)."""
+    return [(part["plot_facet"][0], part)
+            for _, part in data.group_by(list(prep.FACET_ORDER), maintain_order=True)]
+
+
+def _stacked(panels: list[tuple[str, int]], x_title: str) -> go.Figure:
+    """Panels stacked in one column, each ``px`` tall in the plot area with its own x axis
+    (never shared: an emulated CPU's milliseconds are not native ones)."""
+    heights = [px for _, px in panels]
+    area = sum(heights) + FACET_GAP_PX * (len(panels) - 1)
+    fig = make_subplots(rows=len(panels), cols=1, row_heights=heights, subplot_titles=[t for t, _ in panels],
+                        vertical_spacing=FACET_GAP_PX / area if len(panels) > 1 else 0)
+    for annotation in fig.layout.annotations:  # panel titles: left-aligned, as headings read
+        annotation.update(x=0, xanchor="left", font={"size": 13})
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_xaxes(title=x_title, row=len(panels), col=1)
+    fig.layout.height = area + MARGIN_TOP_PX + MARGIN_BOTTOM_PX
+    return fig
+
+
+def _facet_axis(part: pl.DataFrame) -> dict:
+    """A panel's category axis: one tick per row, first row on top; tick text only where a
+    label had to be cut (the categories themselves are the full labels)."""
+    axis = {"type": "category", "categoryorder": "array", "autorange": "reversed", "automargin": True,
+            "categoryarray": part["plot_short"].unique(maintain_order=True).to_list()}
+    if (part["plot_short"] != part["plot_short_tick"]).any():
+        ticks = part.select("plot_short", "plot_short_tick").unique("plot_short", maintain_order=True)
+        axis.update(tickmode="array", tickvals=ticks["plot_short"].to_list(), ticktext=ticks["plot_short_tick"].to_list())
+    return axis
+
+
+def _bar_panels(data: pl.DataFrame, label_column: str = "plot_short") -> list[tuple[str, pl.DataFrame, int]]:
+    return [(title, part, BAR_ROW_PX * max(part[label_column].n_unique(), 2)) for title, part in facets(data)]
+
+
 def size_bars(df: pl.DataFrame) -> go.Figure:
-    """Binary file size per variant, one colour per workload."""
-    title = "Binary size per variant"
+    """Binary file size per variant, a panel per workload and target, smallest first."""
+    title = "Binary size per variant (MiB), smallest first; a panel per workload and target"
     data = prep.sizes(df)
     if data.is_empty():
         return note_figure(title, "No successfully built and checked variant to show.")
     colors = _colors(df)
-    fig = go.Figure()
-    for (group,), part in data.group_by("plot_group", maintain_order=True):
+    panels = _bar_panels(data)
+    fig = _stacked([(t, px) for t, _, px in panels], "File size (MiB)")
+    for row, (_, part, _) in enumerate(panels, start=1):
         fig.add_bar(
-            name=_name(part),
-            orientation="h",
+            row=row, col=1, name=part["plot_facet"][0], showlegend=False, orientation="h",
             cliponaxis=False,  # let "12.3 MiB" run past the last gridline
-            y=part["plot_label"].to_list(),
-            x=part["plot_size_mib"].to_list(),
-            marker_color=colors[group],
-            text=[f"{v:.2f} MiB" for v in part["plot_size_mib"]],
-            textposition="outside",
-            customdata=list(zip(part["size_bytes"], part["plot_size_share"])),
+            y=_texts(part["plot_short"]), x=_values(part["plot_size_mib"]),
+            marker_color=colors[part["plot_group"][0]],
+            texttemplate="%{x:.2f} MiB", textposition="outside",
+            customdata=_custom(part["size_bytes"], part["plot_size_share"]),
             hovertemplate=(
                 "%{y}<br>%{customdata[0]:,} bytes (%{x:.2f} MiB)"
-                "<br>%{customdata[1]:.0%} of the largest variant of this workload<extra></extra>"
+                "<br>%{customdata[1]:.0%} of the largest variant of this panel's workload<extra>%{fullData.name}</extra>"
             ),
         )
-    fig.update_yaxes(**_category_axis(data))
-    fig.update_xaxes(title="File size (MiB)", rangemode="tozero")
-    # Overlay, not group: each label has exactly one bar, so grouping would only shift
-    # and thin the bars by the number of workloads.
-    return _layout(
-        fig, title, _bar_height(data.height), barmode="overlay", legend_title="workload"
-    )
+        fig.update_yaxes(row=row, col=1, **_facet_axis(part))
+    return _layout(fig, title, fig.layout.height, barmode="overlay", showlegend=False, margin=FACET_MARGIN)
+
+
+# The scatter's three kinds of point: (name, named on the plot, colour it, marker size)
+FRONT_KINDS = {
+    2: ("on the size/start-up frontier", True, True, 11),
+    1: ("on the frontier only with memory", False, True, 8),
+    0: ("dominated", False, False, 7),
+}
 
 
 def startup_scatter(df: pl.DataFrame) -> go.Figure:
-    """Size against start-up median, error bars ±IQR/2, for native runs only: emulated
-    milliseconds are QEMU's, not the target CPU's (72 ms for an arm64 hello says nothing),
-    so emulated variants are drawn in the cross-CPU panel, relative to their own CPU."""
-    title = "Size vs start-up time (native runs)"
+    """Size against start-up median (bars ±IQR/2), a panel per workload and target, with the
+    Pareto frontier (slimlab.analysis.pareto_mask): the line steps through the variants no
+    other beats on size and start-up, which are named; those no other beats once peak memory
+    counts too are coloured; the dominated ones are grey. Emulated targets get panels of
+    their own: their milliseconds are QEMU's."""
+    title = "Size vs start-up: the Pareto frontier per workload and target (named: no variant is smaller and faster)"
     data = prep.startup(df)
-    emulated = data.filter(pl.col("plot_emulated")).height
-    data = data.filter(~pl.col("plot_emulated"))
     if data.is_empty():
-        return note_figure(title, "No native start-up measurements to show."
-                           + (f" {emulated} emulated variants: see the cross-CPU panel." if emulated else ""))
+        return note_figure(title, "No start-up measurements to show.")
     colors = _colors(df)
-    fig = go.Figure()
-    for (group,), part in data.group_by(["plot_group"], maintain_order=True):
-        fig.add_scatter(
-            name=_name(part),
-            x=part["plot_size_mib"].to_list(),
-            y=part["startup_ms_median"].to_list(),
-            error_y={
-                "type": "data",
-                "array": part["plot_startup_half_iqr"].to_list(),
-                "visible": True,
-                "thickness": 1.2,
-            },
-            mode="markers",
-            marker={"color": colors[group], "size": 11, "line": {"width": 0.5, "color": colors[group]}},
-            customdata=list(
-                zip(
-                    part["plot_label"],
-                    part["startup_ms_iqr"].fill_null(float("nan")),
-                    part["startup_n"].cast(pl.String).fill_null("?"),
-                    part["plot_runner"],
-                )
-            ),
-            hovertemplate=(
-                "%{customdata[0]}<br>size %{x:.2f} MiB<br>start-up median %{y:.2f} ms"
-                "<br>IQR %{customdata[1]:.2f} ms, n = %{customdata[2]}"
-                "<br>runner %{customdata[3]}<extra></extra>"
-            ),
-        )
-    if emulated:
-        fig.add_annotation(text=f"{emulated} emulated variants are not here: their milliseconds are QEMU's. "
-                                "The cross-CPU panel shows them relative to the same CPU's baseline.",
-                           xref="paper", yref="paper", x=0, y=1.06, showarrow=False, font={"size": 11})
-    fig.update_xaxes(title="File size (MiB)", rangemode="tozero")
-    fig.update_yaxes(title="Start-up, median (ms); bars ±IQR/2", rangemode="tozero")
-    return _layout(fig, title, 520, legend_title="workload")
+    panels = facets(data)
+    fig = _stacked([(t, SCATTER_FACET_PX) for t, _ in panels], "File size (MiB)")
+    shown: set[str] = set()  # each kind of point once in the legend
+    for row, (_, part) in enumerate(panels, start=1):
+        two = analysis.pareto_mask(part, ["size_bytes", "startup_ms_median"])
+        # Memory joins the objectives where the panel has it (QEMU user mode leaves it empty).
+        three = (analysis.pareto_mask(part, ["size_bytes", "startup_ms_median", "peak_rss_kib_median"])
+                 if part["peak_rss_kib_median"].null_count() == 0 else two)
+        part = part.with_columns(pl.Series("plot_front", two.cast(pl.Int8) + (two | three).cast(pl.Int8)))
+        colour = colors[part["plot_group"][0]]
+        for kind in (0, 1, 2):  # the frontier drawn last, on top
+            points = part.filter(pl.col("plot_front") == kind).sort("size_bytes")
+            if points.is_empty():
+                continue
+            name, named, coloured, size = FRONT_KINDS[kind]
+            fig.add_scatter(
+                row=row, col=1, name=name, legendgroup=name, showlegend=name not in shown,
+                x=_values(points["plot_size_mib"]), y=_values(points["startup_ms_median"]),
+                error_y={"type": "data", "array": _values(points["plot_startup_half_iqr"]), "visible": True,
+                         "thickness": 1, "color": colour if coloured else "#d0d0d0"},
+                mode="markers+text" if named else "markers", text=_texts(points["plot_short"]),
+                # Neighbours on the frontier take turns above and below, so close names do not overprint.
+                textposition=[("top right", "bottom right")[i % 2] for i in range(points.height)],
+                textfont={"size": 11, "color": "#222"},
+                marker={"color": colour if coloured else "#c8c8c8", "size": size,
+                        "line": {"width": 1, "color": "#222"} if named else {"width": 0}},
+                customdata=_custom(points["peak_rss_kib_median"], points["startup_n"]),
+                hovertemplate=("%{text}<br>size %{x:.2f} MiB<br>start-up median %{y:.2f} ms"
+                               "<br>peak RSS %{customdata[0]:,.0f} KiB, n = %{customdata[1]}"
+                               "<br>%{fullData.name}<extra></extra>"),
+            )
+            shown.add(name)
+        front = part.filter(pl.col("plot_front") == 2).sort("size_bytes")
+        fig.add_scatter(row=row, col=1, showlegend=False, name="frontier (size, start-up)",
+                        x=_values(front["plot_size_mib"]), y=_values(front["startup_ms_median"]), mode="lines",
+                        line={"shape": "hv", "color": colour, "width": 1.5}, hoverinfo="skip")
+        emulated = bool(part["plot_emulated"][0])
+        fig.update_yaxes(row=row, col=1, rangemode="tozero",
+                         title="QEMU's ms (median)" if emulated else "start-up, median (ms)")
+    return _layout(fig, title, fig.layout.height, margin=FACET_MARGIN,
+                   legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1, "yanchor": "bottom"})
 
 
 def _members(section: str) -> str:
@@ -208,40 +276,38 @@ def _members(section: str) -> str:
 
 
 def section_bars(df: pl.DataFrame) -> go.Figure:
-    """ELF file bytes per section, stacked per variant. bss takes no file bytes: not shown."""
-    title = "ELF sections per variant (file bytes; bss is memory-only and not shown)"
+    """ELF file bytes per section, stacked per variant, a panel per workload and target.
+    bss takes no file bytes: not shown."""
+    title = "ELF sections per variant (file bytes, MiB; bss is memory-only and not shown)"
     data = prep.sections(df)
     if data.is_empty():
         return note_figure(title, "No section data to show.")
-    fig = go.Figure()
-    for section in (*prep.FILE_SECTIONS, prep.UNATTRIBUTED):
-        part = data.filter(pl.col("section") == section)
-        if part["bytes"].sum() == 0:
-            continue  # an all-zero trace only clutters the legend
-        fig.add_bar(
-            name=SECTION_NAMES.get(section, section),
-            orientation="h",
-            y=part["plot_label"].to_list(),
-            x=part["plot_mib"].to_list(),
-            marker_color=SECTION_COLORS[section],
-            customdata=list(zip(part["bytes"], part["plot_share"])),
-            hovertemplate=(
-                f"%{{y}}<br>{section}: %{{customdata[0]:,}} bytes"
-                " (%{customdata[1]:.1%} of the file)"
-                f"<br>{html.escape(_members(section))}<extra></extra>"
-            ),
-        )
-    fig.update_yaxes(**_category_axis(data))
-    fig.update_xaxes(title="File bytes per section (MiB)", rangemode="tozero")
-    return _layout(
-        fig,
-        title,
-        # Up to 8 legend entries (the sections) must fit beside even a single bar.
-        _bar_height(data["plot_label"].n_unique(), min_rows=len(SECTION_COLORS)),
-        barmode="stack",
-        legend_title="section",
-        legend_traceorder="normal",  # text first, as the stacks read left to right
-    )
+    panels = _bar_panels(data)
+    # Up to 8 legend entries (the sections) must fit beside even a single panel.
+    fig = _stacked([(t, max(px, BAR_ROW_PX * len(SECTION_COLORS) // len(panels))) for t, _, px in panels],
+                   "File bytes per section (MiB)")
+    in_legend = set()
+    for row, (_, part, _) in enumerate(panels, start=1):
+        for section in (*prep.FILE_SECTIONS, prep.UNATTRIBUTED):
+            rows = part.filter(pl.col("section") == section)
+            if rows["bytes"].sum() == 0:
+                continue  # an all-zero trace only clutters the legend
+            fig.add_bar(
+                row=row, col=1, name=SECTION_NAMES.get(section, section), legendgroup=section,
+                showlegend=section not in in_legend, orientation="h",
+                y=_texts(rows["plot_short"]), x=_values(rows["plot_mib"]),
+                marker_color=SECTION_COLORS[section],
+                customdata=_values(rows["plot_share"]),  # bytes: the table has them exactly
+                hovertemplate=(
+                    f"%{{y}}<br>{section}: %{{x:.3f}} MiB"
+                    " (%{customdata:.1%} of the file)"
+                    f"<br>{html.escape(_members(section))}<extra></extra>"
+                ),
+            )
+            in_legend.add(section)
+        fig.update_yaxes(row=row, col=1, **_facet_axis(part))
+    return _layout(fig, title, fig.layout.height, barmode="stack", legend_title="section",
+                   legend_traceorder="normal", margin=FACET_MARGIN)  # text first, as the stacks read left to right
 
 
 IMAGE_KIND_STYLE = {  # kind: (legend name, colour)
@@ -262,69 +328,68 @@ def image_bars(df: pl.DataFrame) -> go.Figure:
     data = prep.images(df)
     if data.is_empty():
         return note_figure(title, "No images in these runs (spec: bases = [\"scratch\", \"static\", ...]).")
-    nan = float("nan")
-    hover = list(zip(
-        data["image_size_bytes"], data["image_compressed_bytes"].cast(pl.Float64).fill_null(nan),
-        data["plot_startup_ratio"].fill_null(nan), data["plot_rss_ratio"].fill_null(nan),
-        data["plot_base"], data["plot_efficiency_pct"].fill_null(nan),
-        data["image_wasted_bytes"].cast(pl.Float64).fill_null(nan),
-        data["cgroup_peak_kib_median"].fill_null(nan),
-    ))
-    template = ("%{y}<br>base %{customdata[4]}: %{customdata[0]:,} bytes, %{customdata[1]:,.0f} compressed"
-                "<br>%{fullData.name}: %{x:.2f} MiB"
-                "<br>layer efficiency %{customdata[5]:.1f}%, wasted %{customdata[6]:,.0f} bytes (dive's definitions)"
+    # The full hover rides on the compressed marker only: on every stacked bar it would repeat
+    # the same numbers once per kind of bytes.
+    hover = _custom(data["image_size_bytes"], data["image_compressed_bytes"], data["plot_startup_ratio"],
+                    data["plot_rss_ratio"], data["plot_efficiency_pct"], data["image_wasted_bytes"],
+                    data["cgroup_peak_kib_median"])
+    template = ("%{y}<br>%{customdata[0]:,} bytes, %{customdata[1]:,.0f} compressed (%{x:.2f} MiB)"
+                "<br>layer efficiency %{customdata[4]:.1f}%, wasted %{customdata[5]:,.0f} bytes (dive's definitions)"
                 "<br>container start-up %{customdata[2]:.1f}× bare, program peak RSS %{customdata[3]:.2f}× bare, "
-                "container cgroup peak %{customdata[7]:,.0f} KiB<extra></extra>")
-    fig = go.Figure()
-    for kind in prep.IMAGE_KINDS:
-        column = f"plot_{kind}_mib"
-        if not (data[column].fill_null(0) > 0).any():
-            continue  # a kind no image here has (e.g. glibc without a libc base)
-        name, colour = IMAGE_KIND_STYLE[kind]
-        fig.add_bar(name=name, orientation="h", y=data["plot_label"].to_list(), x=data[column].to_list(),
-                    marker_color=colour, customdata=hover, hovertemplate=template)
-    fig.add_scatter(name="compressed (what a registry transfers)", mode="markers", y=data["plot_label"].to_list(),
-                    x=data["plot_compressed_mib"].to_list(), marker={"symbol": "diamond", "size": 9,
-                                                                     "color": "#222"},
-                    customdata=hover, hovertemplate=template)
-    fig.update_yaxes(**_category_axis(data))
-    fig.update_xaxes(title="Image size (MiB)", rangemode="tozero")
-    return _layout(fig, title, _bar_height(data.height), barmode="stack", legend_title="bytes")
+                "container cgroup peak %{customdata[6]:,.0f} KiB<extra></extra>")
+    data = data.with_columns(pl.Series("_row", range(data.height)))
+    panels = _bar_panels(data)
+    fig = _stacked([(t, px) for t, _, px in panels], "Image size (MiB)")
+    in_legend = set()
+    for row, (_, part, _) in enumerate(panels, start=1):
+        for kind in prep.IMAGE_KINDS:
+            column = f"plot_{kind}_mib"
+            if not (data[column].fill_null(0) > 0).any():
+                continue  # a kind no image here has (e.g. glibc without a libc base)
+            name, colour = IMAGE_KIND_STYLE[kind]
+            fig.add_bar(row=row, col=1, name=name, legendgroup=kind, showlegend=kind not in in_legend,
+                        orientation="h", y=_texts(part["plot_short"]), x=_values(part[column]), marker_color=colour,
+                        hovertemplate="%{y}<br>%{fullData.name}: %{x:.2f} MiB<extra></extra>")
+            in_legend.add(kind)
+        fig.add_scatter(row=row, col=1, name="compressed (what a registry transfers)", legendgroup="compressed",
+                        showlegend=row == 1, mode="markers", y=_texts(part["plot_short"]),
+                        x=_values(part["plot_compressed_mib"]),
+                        marker={"symbol": "diamond", "size": 9, "color": "#222"},
+                        customdata=hover[part["_row"].to_numpy()], hovertemplate=template)
+        fig.update_yaxes(row=row, col=1, **_facet_axis(part))
+    return _layout(fig, title, fig.layout.height, barmode="stack", legend_title="bytes", margin=FACET_MARGIN)
 
 
 def cross_cpu_panel(df: pl.DataFrame) -> go.Figure:
-    """Per target CPU: size by section, the program's own peak RSS beside the native
+    """Per target CPU: file size, the program's own peak RSS beside the native
     target's, and start-up relative to the same CPU's build without post-link."""
-    title = "Across CPUs: size by section, the program's own peak RSS, start-up relative to the same CPU's baseline"
+    title = "Across CPUs: file size, the program's own peak RSS, start-up relative to the same CPU's baseline"
     data = prep.cross_cpu(df)
     if data.is_empty():
         return note_figure(title, "One target CPU in these runs (spec: targets = [\"linux/amd64\", \"linux/arm64\"]).")
-    labels = data["plot_label"].to_list()
+    labels = _texts(data["plot_label"])
     fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.03,
-                        subplot_titles=("size by section (MiB)", "program's peak RSS (MiB)",
+                        subplot_titles=("file size (MiB)", "program's peak RSS (MiB)",
                                         "start-up ÷ same CPU, no post-link"))
-    for name in prep.FILE_SECTIONS:
-        values = data[f"plot_{name}_mib"].to_list()
-        if not any(values):
-            continue
-        fig.add_bar(name=SECTION_NAMES.get(name, name), orientation="h", y=labels, x=values,
-                    marker_color=SECTION_COLORS.get(name, "#999"), legendgroup="sections",
-                    hovertemplate="%{y}<br>" + html.escape(name) + ": %{x:.2f} MiB<extra></extra>", row=1, col=1)
+    # One bar of file size: the split by section is the section figure's, a panel per target.
+    fig.add_bar(name="file size", orientation="h", y=labels, x=_values(data["size_bytes"] / prep.MIB),
+                marker_color="#72B7B2", showlegend=False,
+                hovertemplate="%{y}<br>%{x:.2f} MiB (by section: the section figure)<extra></extra>", row=1, col=1)
     runner = data["runner"].fill_null("?").map_elements(html.escape, return_dtype=pl.String)
-    fig.add_bar(name="peak RSS (program's own)", orientation="h", y=labels, x=data["plot_rss_mib"].to_list(),
+    fig.add_bar(name="peak RSS (program's own)", orientation="h", y=labels, x=_values(data["plot_rss_mib"]),
                 marker_color="#4C78A8", showlegend=False,
-                customdata=list(zip(data["plot_rss_vs_native"].fill_null(float("nan")), runner)),
+                customdata=np.column_stack([_values(data["plot_rss_vs_native"]), _texts(runner)]),
                 hovertemplate="%{y}<br>%{x:.2f} MiB, %{customdata[0]:.2f}× the native target's"
                               "<br>measured by %{customdata[1]}<extra></extra>", row=1, col=2)
-    fig.add_bar(name="start-up ratio", orientation="h", y=labels, x=data["plot_startup_rel"].to_list(),
+    fig.add_bar(name="start-up ratio", orientation="h", y=labels, x=_values(data["plot_startup_rel"]),
                 marker_color="#F58518", showlegend=False,
-                customdata=list(zip(data["startup_ms_median"].fill_null(float("nan")),
-                                    data["emulated"].fill_null(False))),
+                customdata=_custom(data["startup_ms_median"]),
                 hovertemplate="%{y}<br>%{x:.2f}× the same CPU's build without post-link"
-                              "<br>(%{customdata[0]:.1f} ms; emulated: %{customdata[1]})<extra></extra>",
+                              "<br>(%{customdata[0]:.1f} ms of the CPU's own clock or its emulator's)"
+                              "<extra></extra>",
                 row=1, col=3)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
-    return _layout(fig, title, _bar_height(data.height), barmode="stack", legend_title="section")
+    return _layout(fig, title, _bar_height(data.height), showlegend=False)
 
 
 def platform_bars(df: pl.DataFrame) -> go.Figure:
@@ -387,43 +452,33 @@ def container_table(df: pl.DataFrame) -> go.Figure:
 
 
 def rss_bars(df: pl.DataFrame) -> go.Figure:
-    """Peak RSS median per variant. Rows whose figure is QEMU user mode's process (older runs:
-    newer ones keep it apart, as emulator_peak_rss_kib_median) are hatched and say so; a
-    full-system guest's figure is the program's own."""
-    title = "Peak memory (RSS) per variant"
+    """Peak RSS median per variant, a panel per workload and target, lowest first. Rows
+    whose figure is QEMU user mode's process (older runs: newer ones keep it apart, as
+    emulator_peak_rss_kib_median) are hatched and say so; a full-system guest's figure is
+    the program's own."""
+    title = "Peak memory (RSS) per variant (MiB, median; bars ±IQR/2), lowest first"
     data = prep.memory(df)
     if data.is_empty():
         return note_figure(title, "No memory measurements to show.")
     colors = _colors(df)
-    fig = go.Figure()
-    for (group, emulated), part in data.group_by(
-        ["plot_group", "plot_emulator_rss"], maintain_order=True
-    ):
-        fig.add_bar(
-            name=_name(part, " (QEMU user mode: includes QEMU)" if emulated else ""),
-            orientation="h",
-            y=part["plot_label"].to_list(),
-            x=part["plot_rss_mib"].to_list(),
-            error_x={"type": "data", "array": part["plot_rss_half_iqr_mib"].to_list()},
-            marker={
-                "color": colors[group],
-                "pattern": {"shape": EMULATED_PATTERN if emulated else ""},
-            },
-            customdata=list(
-                zip(
-                    part["peak_rss_kib_median"],
-                    part["peak_rss_kib_max"].cast(pl.Float64).fill_null(float("nan")),
-                    part["startup_n"].cast(pl.String).fill_null("?"),
-                )
-            ),
-            hovertemplate=(
-                "%{y}<br>peak RSS median %{customdata[0]:,.0f} KiB (%{x:.1f} MiB)"
-                "<br>max %{customdata[1]:,.0f} KiB, n = %{customdata[2]}<extra></extra>"
-            ),
-        )
-    fig.update_yaxes(**_category_axis(data))
-    fig.update_xaxes(title="Peak RSS, median (MiB); bars ±IQR/2", rangemode="tozero")
-    return _layout(fig, title, _bar_height(data.height), barmode="overlay", legend_title="workload")
+    panels = _bar_panels(data)
+    fig = _stacked([(t, px) for t, _, px in panels], "Peak RSS, median (MiB)")
+    for row, (_, part, _) in enumerate(panels, start=1):
+        for (emulated,), rows in part.group_by(["plot_emulator_rss"], maintain_order=True):
+            fig.add_bar(
+                row=row, col=1, showlegend=False, orientation="h",
+                name=part["plot_facet"][0] + (" (QEMU user mode: includes QEMU)" if emulated else ""),
+                y=_texts(rows["plot_short"]), x=_values(rows["plot_rss_mib"]),
+                error_x={"type": "data", "array": _values(rows["plot_rss_half_iqr_mib"])},
+                marker={"color": colors[part["plot_group"][0]],
+                        "pattern": {"shape": EMULATED_PATTERN if emulated else ""}},
+                customdata=_custom(rows["peak_rss_kib_median"], rows["peak_rss_kib_max"], rows["startup_n"]),
+                hovertemplate=("%{y}<br>peak RSS median %{customdata[0]:,.0f} KiB (%{x:.1f} MiB)"
+                               "<br>max %{customdata[1]:,.0f} KiB, n = %{customdata[2]}"
+                               "<br>%{fullData.name}<extra></extra>"),
+            )
+        fig.update_yaxes(row=row, col=1, **_facet_axis(part))
+    return _layout(fig, title, fig.layout.height, barmode="overlay", showlegend=False, margin=FACET_MARGIN)
 
 
 # The table figure lists every row, failed ones with their status and reason.
@@ -479,42 +534,52 @@ def postlink_panel(df: pl.DataFrame) -> go.Figure:
         return note_figure(title, "No post-linked variant with a measured 'none' chain of the same build "
                                   "to compare with (add 'none' to the postlink axis).")
     colors = _colors(df)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09,
-                        subplot_titles=("Start-up (median) vs none", "Peak RSS (median) vs none"))
-    for (group, profile, is_upx), part in data.group_by(["plot_group", "plot_profile", "plot_is_upx"],
-                                                         maintain_order=True):
-        custom = list(zip(
-            part["plot_label"], part["size_bytes"], part["plot_startup_delta_ms"].fill_null(float("nan")),
-            part["plot_rss_delta_kib"].fill_null(float("nan")),
-        ))
-        for col, metric in ((1, "plot_startup_ratio"), (2, "plot_rss_ratio")):
-            fig.add_scatter(
-                row=1, col=col,
-                name=_name(part, f" · {profile}" + ("" if is_upx else " (no UPX)")),
-                legendgroup=f"{group}|{profile}|{is_upx}",
-                showlegend=col == 1,
-                x=part["plot_size_ratio"].to_list(),
-                y=part[metric].to_list(),
-                mode="markers+text",
-                text=part["plot_chain"].to_list(),
-                textposition="top center",
-                textfont={"size": 10, "color": "#555"},
-                marker={"color": colors[group], "size": 10,
-                        "symbol": "circle" if is_upx else "square-open",
-                        "line": {"width": 1.5, "color": colors[group]}},
-                customdata=custom,
-                hovertemplate=(
-                    "%{customdata[0]}<br>size %{customdata[1]:,} bytes = %{x:.1%} of none"
-                    "<br>start-up %{customdata[2]:+.2f} ms, peak RSS %{customdata[3]:+,.0f} KiB vs none"
-                    "<br>ratio %{y:.2f}<extra></extra>"
-                ),
-            )
+    # A row of panels per target: an emulated CPU's ratios (QEMU unpacking UPX) are not native ones.
+    targets = data.select("plot_emulated", "target").unique(maintain_order=True).sort("plot_emulated", "target")
+    titles = []
+    for emulated, target in targets.iter_rows():
+        name = html.escape(target or "?") + (" (emulated)" if emulated else "")
+        titles += [f"{name}: start-up (median) vs none", f"{name}: peak RSS (median) vs none"]
+    fig = make_subplots(rows=targets.height, cols=2, horizontal_spacing=0.09, subplot_titles=titles,
+                        vertical_spacing=0.12 / max(targets.height - 1, 1) if targets.height > 1 else 0.0)
+    shown = set()
+    for row, (emulated, target) in enumerate(targets.iter_rows(), start=1):
+        mine = data.filter(pl.col("plot_emulated") == emulated, pl.col("target").eq_missing(target))
+        for (group, profile, is_upx), part in mine.group_by(["plot_group", "plot_profile", "plot_is_upx"],
+                                                            maintain_order=True):
+            custom = np.column_stack([_texts(part["plot_label"]),
+                                      _custom(part["size_bytes"], part["plot_startup_delta_ms"],
+                                              part["plot_rss_delta_kib"]).astype(object)])
+            key = f"{group}|{profile}|{is_upx}"
+            for col, metric in ((1, "plot_startup_ratio"), (2, "plot_rss_ratio")):
+                fig.add_scatter(
+                    row=row, col=col,
+                    name=_name(part, f" · {profile}" + ("" if is_upx else " (no UPX)")),
+                    legendgroup=key,
+                    showlegend=col == 1 and key not in shown,
+                    x=_values(part["plot_size_ratio"]),
+                    y=_values(part[metric]),
+                    mode="markers+text",
+                    text=_texts(part["plot_chain"]),
+                    textposition="top center",
+                    textfont={"size": 10, "color": "#555"},
+                    marker={"color": colors[group], "size": 10,
+                            "symbol": "circle" if is_upx else "square-open",
+                            "line": {"width": 1.5, "color": colors[group]}},
+                    customdata=custom,
+                    hovertemplate=(
+                        "%{customdata[0]}<br>size %{customdata[1]:,} bytes = %{x:.1%} of none"
+                        "<br>start-up %{customdata[2]:+.2f} ms, peak RSS %{customdata[3]:+,.0f} KiB vs none"
+                        "<br>ratio %{y:.2f}<extra></extra>"
+                    ),
+                )
+            shown.add(key)
+        fig.update_yaxes(title="Start-up median / none", rangemode="tozero", row=row, col=1)
+        fig.update_yaxes(title="Peak RSS median / none", rangemode="tozero", row=row, col=2)
+        for col in (1, 2):  # the "costs nothing" line
+            fig.add_hline(y=1.0, line={"dash": "dot", "color": "#999", "width": 1}, row=row, col=col)
     fig.update_xaxes(title="File size / size without a chain", tickformat=".0%", rangemode="tozero")
-    fig.update_yaxes(title="Start-up median / none", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title="Peak RSS median / none", rangemode="tozero", row=1, col=2)
-    for col in (1, 2):  # the "costs nothing" line
-        fig.add_hline(y=1.0, line={"dash": "dot", "color": "#999", "width": 1}, row=1, col=col)
-    return _layout(fig, title, 560, legend_title="workload · profile")
+    return _layout(fig, title, 160 + 400 * targets.height, legend_title="workload · profile")
 
 
 HARDENING_COLUMNS = (

@@ -1,4 +1,5 @@
-"""Self-contained HTML reports: header, environment, status summary, figures, table.
+"""Self-contained HTML reports: header, warnings, answers, figures, every row, and the
+environment folded at the end.
 
 A report must open offline, years later, from a file or a CI artifact: plotly.js is
 inlined exactly once (never a CDN link) and every string that came from the user (labels,
@@ -7,9 +8,13 @@ reasons, manifest values, the title) is HTML-escaped before it is written.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import gzip
 import html
 import math
+import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from slimlab.report import figures, prep
+from slimlab.report.answers import answers_html
 from slimlab.results_schema import STATUSES
 
 # Shown first in the table; any other column of the frame follows in frame order.
@@ -62,10 +68,7 @@ CSS = """
   text-align: left; vertical-align: top; }
 .slimlab-report th { background: #f4f4f4; position: sticky; top: 0; }
 .slimlab-report .results td { white-space: nowrap; }
-.slimlab-report .results td.wrap { white-space: pre-wrap; overflow-wrap: anywhere;
-  min-width: 16em; max-width: 36em; }
 .slimlab-report td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.slimlab-report td.null { color: #aaa; }
 .slimlab-report .kv th { width: 16em; background: #fafafa; position: static; }
 .slimlab-report .kv pre { margin: 0; white-space: pre-wrap; }
 .slimlab-report .scroll { overflow: auto; max-height: 80vh; }
@@ -78,6 +81,19 @@ CSS = """
 .slimlab-report .figure { margin: 1.2em 0; }
 .slimlab-report details { margin: 0.4em 0; }
 .slimlab-report summary { cursor: pointer; font-weight: 600; }
+.slimlab-report .results td:empty::after { content: "–"; color: #aaa; }
+.slimlab-report details.environment { margin-top: 1.4em; }
+.slimlab-report details.environment > summary h2 { display: inline; border: none; }
+.slimlab-report .warning p { margin: 0; }
+.slimlab-report .warning ul { margin: 0.3em 0; font-size: 0.9em; }
+.slimlab-report .answer { border: 1px solid #ddd; border-radius: 4px; padding: 4px 12px; margin: 0.8em 0; }
+.slimlab-report .answer h3 small { color: #666; font-weight: normal; }
+.slimlab-report .answer-emulated { background: #fff3cd; color: #7a5a00; font-size: 0.8em; padding: 1px 6px; }
+.slimlab-report .answer-recommended { background: #eef7ee; border-left: 4px solid #2ca02c; padding: 2px 10px; }
+.slimlab-report .answer-rule, .slimlab-report .answer-note { color: #555; font-size: 0.9em; }
+.slimlab-report .effect-better { color: #1a7f37; }
+.slimlab-report .effect-worse { color: #b42318; }
+.slimlab-report .effect-same { color: #555; }
 """
 
 
@@ -96,7 +112,11 @@ def _format_cell(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat(timespec="seconds")
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(_format_cell(v) for v in value)
+    if isinstance(value, Mapping):
+        # A struct in a list (sections, image bytes by kind): its values only, in field order;
+        # the column's header names the fields once.
+        return " ".join("–" if v is None else _format_cell(v) for v in value.values())
     return str(value)
 
 
@@ -115,7 +135,7 @@ def _flatten(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
 def _manifest_html(manifests: list[Mapping[str, Any]]) -> str:
     if not manifests:
         return ""
-    parts = ["<h2>Environment</h2>"]
+    parts = []
     for index, manifest in enumerate(manifests):
         name = manifest.get("run_id") or f"manifest {index + 1}"
         rows = []
@@ -127,38 +147,45 @@ def _manifest_html(manifests: list[Mapping[str, Any]]) -> str:
             cell = f"<pre>{_esc(text)}</pre>" if "\n" in text else _esc(text)
             rows.append(f"<tr><th>{_esc(key)}</th><td>{cell}</td></tr>")
         parts.append(
-            f"<details open><summary>{_esc(name)}</summary>"
+            f"<details><summary>{_esc(name)}</summary>"
             f'<table class="kv">{"".join(rows)}</table></details>'
         )
     return "\n".join(parts)
 
 
-def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
-    """Per run: busy-host warnings first, then the launcher's own cost and the host's noise."""
-    parts = []
+def _sessions(manifests: list[Mapping[str, Any]]) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    """(escaped run id, measurement) of every session that measured."""
     for manifest in manifests:
         for session in manifest.get("sessions") or []:
-            measured = session.get("measurement")
-            if not measured:
-                continue
-            run = _esc(manifest.get("run_id") or "?")
-            for warning in measured.get("warnings") or []:
-                parts.append(f'<p class="warning">Run {run}: {_esc(warning)}</p>')
-            overhead = measured.get("launcher_overhead") or {}
-            noise = measured.get("noise") or {}
-            facts = []
-            if overhead.get("median_ms") is not None:
-                facts.append(f"launcher overhead (a static no-op started the same way): median "
-                             f"{overhead['median_ms']:.3f} ms over {overhead.get('n')} starts")
-            if noise:
-                loads = "→".join(f"{(v or [None])[0]:.2f}" for v in (noise.get("loadavg_before"),
-                                                                     noise.get("loadavg_after")) if v)
-                facts.append(f"host while measuring: load {loads}, CPUs busy {noise.get('busy_pct')}%, "
-                             f"steal {noise.get('steal_pct')}%, CPU pressure {noise.get('cpu_pressure_pct')}%")
-            if measured.get("pin_cpu") is not None:
-                facts.append(f"measured on CPU {measured['pin_cpu']} only")
-            if facts:
-                parts.append(f'<p class="note">Run {run}: {_esc("; ".join(facts))}.</p>')
+            if session.get("measurement"):
+                yield _esc(manifest.get("run_id") or "?"), session["measurement"]
+
+
+def _busy_host_html(manifests: list[Mapping[str, Any]]) -> str:
+    """The sweep's busy-host warnings (slimlab.environment.busy_host_warnings), per run."""
+    return "".join(f'<p class="warning">Run {run}: {_esc(warning)}</p>'
+                   for run, measured in _sessions(manifests) for warning in measured.get("warnings") or [])
+
+
+def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
+    """Per run: the launcher's own cost and the host's noise while measuring."""
+    parts = []
+    for run, measured in _sessions(manifests):
+        overhead = measured.get("launcher_overhead") or {}
+        noise = measured.get("noise") or {}
+        facts = []
+        if overhead.get("median_ms") is not None:
+            facts.append(f"launcher overhead (a static no-op started the same way): median "
+                         f"{overhead['median_ms']:.3f} ms over {overhead.get('n')} starts")
+        if noise:
+            loads = "→".join(f"{(v or [None])[0]:.2f}" for v in (noise.get("loadavg_before"),
+                                                                 noise.get("loadavg_after")) if v)
+            facts.append(f"host while measuring: load {loads}, CPUs busy {noise.get('busy_pct')}%, "
+                         f"steal {noise.get('steal_pct')}%, CPU pressure {noise.get('cpu_pressure_pct')}%")
+        if measured.get("pin_cpu") is not None:
+            facts.append(f"measured on CPU {measured['pin_cpu']} only")
+        if facts:
+            parts.append(f'<p class="note">Run {run}: {_esc("; ".join(facts))}.</p>')
     return "".join(parts)
 
 
@@ -169,10 +196,15 @@ def _geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def _crosscheck_html(df: pl.DataFrame) -> str:
-    """How far slimlab's start-up figures are from hyperfine -N's on the same binaries."""
+def _crosscheck_html(df: pl.DataFrame, disagreeing: bool) -> str:
+    """How far slimlab's start-up figures are from hyperfine -N's on the same binaries:
+    ``disagreeing`` True gives the note only when they are further apart than the tolerance
+    (a warning, near the top), False only when they agree (the environment section)."""
     ratios = prep.crosscheck_ratios(df)
     if ratios.is_empty():
+        return ""
+    apart = max(abs(math.log(v)) for v in ratios["ratio"].to_list()) > math.log1p(CROSSCHECK_TOLERANCE)
+    if apart != disagreeing:
         return ""
     values = ratios["ratio"].to_list()
     geomean = _geomean(values)
@@ -183,7 +215,7 @@ def _crosscheck_html(df: pl.DataFrame) -> str:
     fast = ratios["ratio_p25"].drop_nulls().to_list()
     if fast:
         text += f" At the 25th percentile: {_geomean(fast):.3f} ({min(fast):.3f} to {max(fast):.3f})."
-    if max(abs(math.log(v)) for v in values) > math.log1p(CROSSCHECK_TOLERANCE):
+    if apart:
         text += (f" Furthest apart: {html.unescape(worst['plot_label'])} at {worst['ratio']:.3f} (median). "
                  "Medians of a few ms drift apart when starts wait for a CPU (see the host's load above): a "
                  "start either gets one at once or waits a scheduler tick, and the median can land in either.")
@@ -191,6 +223,7 @@ def _crosscheck_html(df: pl.DataFrame) -> str:
 
 
 def _status_html(df: pl.DataFrame) -> str:
+    """Rows per status (every known status, zeros too), above the table of all rows."""
     counts = prep.status_counts(df)
     cells = "".join(
         f'<tr><td>{_esc(status if status is not None else "(missing)")}</td>'
@@ -198,24 +231,65 @@ def _status_html(df: pl.DataFrame) -> str:
         for status, count in counts.iter_rows()
     )
     total = f'<tr><th>total</th><th class="num">{df.height:,}</th></tr>'
-    notes = []
-    if "emulated" in df.columns:
-        n_emulated = int(df["emulated"].fill_null(False).sum())
-        if n_emulated:
-            notes.append(
-                f'<p class="note">{n_emulated:,} row(s) were measured under emulation '
-                "(QEMU): their start-up times and RSS are not native figures.</p>"
-            )
-    n_failed = df.height - int((df["status"] == "ok").sum()) if "status" in df.columns else 0
-    if n_failed:
-        notes.append(
-            f'<p class="note">{n_failed:,} row(s) are not "ok"; they are left out of the '
-            "figures and listed, with their reason, in the table below.</p>"
-        )
-    return (
-        "<h2>Status</h2>"
-        f'<table><tr><th>status</th><th>rows</th></tr>{cells}{total}</table>{"".join(notes)}'
-    )
+    return f'<table class="status"><tr><th>status</th><th>rows</th></tr>{cells}{total}</table>'
+
+
+def _emulated_html(df: pl.DataFrame) -> str:
+    n_emulated = int(df["emulated"].fill_null(False).sum())
+    if not n_emulated:
+        return ""
+    return (f'<p class="note">{n_emulated:,} row(s) were measured under emulation (QEMU): their start-up times '
+            "and RSS are not native figures, so they have panels of their own in every figure.</p>")
+
+
+def _failed_html(df: pl.DataFrame, table_id: str) -> str:
+    failed = df.filter(pl.col("status").fill_null("?") != "ok")
+    if failed.is_empty():
+        return ""
+    counts = ", ".join(f"{_esc(status)}: {count:,}" for status, count in
+                       failed.group_by(pl.col("status").fill_null("(missing)")).len().sort("status").iter_rows())
+    return (f'<p class="warning">{failed.height:,} of {df.height:,} row(s) are not "ok" ({counts}). They are left '
+            f'out of the figures; each is listed with its reason in the <a href="#{table_id}">table of all rows</a>.'
+            "</p>")
+
+
+OUTLIERS_LISTED = 12
+
+
+def _outliers_html(df: pl.DataFrame, samples: pl.DataFrame | None) -> str:
+    """hyperfine's "Statistical outliers were detected", per variant, from the raw samples."""
+    found = prep.outliers(df, samples)
+    if found.is_empty():
+        return ""
+    items = "".join(  # plot_label is escaped already
+        f"<li>{r['plot_label']}: {r['n_outliers']:,} of {r['n']:,} starts (median {r['median_ms']:.2f} ms, "
+        f"slowest {r['max_ms']:.2f} ms, fastest {r['min_ms']:.2f} ms)</li>"
+        for r in found.head(OUTLIERS_LISTED).iter_rows(named=True))
+    if found.height > OUTLIERS_LISTED:
+        items += f"<li>… and {found.height - OUTLIERS_LISTED:,} more (most outliers first)</li>"
+    text = (f"Statistical outliers were detected in the start-up samples of {found.height:,} variant(s): starts "
+            f"beyond Tukey's far-out fences (below Q1 − {prep.OUTLIER_IQRS:g}·IQR or above Q3 + "
+            f"{prep.OUTLIER_IQRS:g}·IQR). A start that waited for a CPU or for the disk lands there. Medians "
+            "hardly move, means and maxima do; consider re-running on a quiet host (pin_cpu) or with more "
+            "warm-up starts.")
+    return (f'<div class="warning"><p>{_esc(text)}</p><details><summary>which variants</summary>'
+            f"<ul>{items}</ul></details></div>")
+
+
+def _warnings_html(df: pl.DataFrame, manifests: list, samples: pl.DataFrame | None, table_id: str) -> str:
+    """What makes the figures below less than they seem, first."""
+    body = "".join([_busy_host_html(manifests), _crosscheck_html(df, disagreeing=True), _outliers_html(df, samples),
+                    _failed_html(df, table_id), _emulated_html(df)])
+    return f'<section class="warnings">{body}</section>' if body else ""
+
+
+def _environment_html(df: pl.DataFrame, manifests: list) -> str:
+    """The environment, tool versions, spec and measurement set-up: folded, at the end."""
+    inner = _measurement_html(manifests) + _crosscheck_html(df, disagreeing=False) + _manifest_html(manifests)
+    if not inner:
+        return ""
+    return ('<details class="environment"><summary><h2>Environment, tool versions, spec and measurement '
+            f"({len(manifests):,} run(s))</h2></summary>{inner}</details>")
 
 
 def _row_class(status: object) -> str:
@@ -227,48 +301,103 @@ def _row_class(status: object) -> str:
     return "status-failed" if status in STATUSES else "status-other"
 
 
-def _table_html(df: pl.DataFrame) -> str:
+def _table_html(df: pl.DataFrame, table_id: str) -> str:
+    """Every row and every column that holds a value somewhere. Cells carry no attributes
+    (a 1,000-row table would be mostly class names): their alignment and wrapping come from
+    per-column rules, and an empty cell shows a dash from the style sheet."""
     columns = [c for c in TABLE_LEAD_COLUMNS if c in df.columns]
     columns += [c for c in df.columns if c not in columns]
-    header = "".join(f"<th>{_esc(c)}</th>" for c in columns)
-    numeric = {c for c in columns if df.schema[c].is_numeric()}
+    empty = [c for c in columns if df[c].null_count() == df.height] if df.height else []
+    columns = [c for c in columns if c not in empty] or columns
+    def head(column: str) -> str:
+        dtype = df.schema[column]
+        inner = getattr(dtype, "inner", None)
+        fields = f" ({' '.join(f.name for f in inner.fields)})" if isinstance(inner, pl.Struct) else ""
+        return f"<th>{_esc(column + fields)}</th>"
+
+    header = "".join(head(c) for c in columns)
+    rules = []
     rows = []
-    for record in df.select(columns).iter_rows(named=True):
-        cells = []
-        for column in columns:
-            value = record[column]
-            if value is None:
-                cells.append('<td class="null">–</td>')
-            else:
-                text = _format_cell(value)
-                if column in numeric:
-                    klass = ' class="num"'
-                elif column in WRAPPED_COLUMNS or len(text) > LONG_CELL_CHARS:
-                    klass = ' class="wrap"'
-                else:
-                    klass = ""
-                cells.append(f"<td{klass}>{_esc(text)}</td>")
-        rows.append(f'<tr class="{_row_class(record.get("status"))}">{"".join(cells)}</tr>')
+    texts: dict[str, list[str]] = {}
+    for column in columns:
+        values = df[column].to_list()
+        texts[column] = ["" if v is None else _esc(_format_cell(v)) for v in values]
+        nth = f"#{table_id}-table td:nth-child({columns.index(column) + 1})"
+        if df.schema[column].is_numeric():
+            rules.append(f"{nth}{{text-align:right;font-variant-numeric:tabular-nums}}")
+        elif column in WRAPPED_COLUMNS or any(len(t) > LONG_CELL_CHARS for t in texts[column]):
+            rules.append(f"{nth}{{white-space:pre-wrap;overflow-wrap:anywhere;min-width:16em;max-width:36em}}")
+    statuses = df["status"].to_list() if "status" in df.columns else [None] * df.height
+    for index, status in enumerate(statuses):
+        cells = "".join(f"<td>{texts[c][index]}</td>" for c in columns)
+        rows.append(f'<tr class="{_row_class(status)}">{cells}</tr>')
     body = "".join(rows) or f'<tr><td colspan="{max(len(columns), 1)}">No rows.</td></tr>'
+    left_out = (f'<p class="meta">Empty in every row, left out: {_esc(", ".join(empty))}.</p>'
+                if empty and empty[0] not in columns else "")
+    table = (f'<table class="results" id="{table_id}-table"><thead><tr>{header}</tr></thead>'
+             f"<tbody>{body}</tbody></table>")
     return (
-        f"<h2>All rows ({df.height:,})</h2>"
-        f'<div class="scroll"><table class="results"><thead><tr>{header}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
+        f'<h2 id="{table_id}">All rows ({df.height:,})</h2>{_status_html(prep.conform(df))}{left_out}'
+        f"<style>{' '.join(rules)}</style>"
+        f'<div class="scroll">{_packed(table) if len(table) > TABLE_INLINE_MAX_CHARS else table}</div>'
     )
+
+
+# A table of 1,000 real rows is about 4 MB of HTML, mostly the same words again and again
+# (build settings, section names, run ids): above this size it is embedded gzip-compressed,
+# a tenth of that, and inflated by the browser on load (DecompressionStream: every current
+# browser). It is the same escaped HTML either way.
+TABLE_INLINE_MAX_CHARS = 1_000_000
+_INFLATE = """<script>(function () {
+  var packed = document.currentScript.previousElementSibling;
+  var bytes = Uint8Array.from(atob(packed.textContent.trim()), function (c) { return c.charCodeAt(0); });
+  new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).text()
+    .then(function (table) { packed.insertAdjacentHTML("afterend", table); packed.remove(); });
+})();</script>"""
+
+
+def _packed(table: str) -> str:
+    """The table's HTML, gzip-compressed and base64-encoded, with the script that inflates it."""
+    data = base64.b64encode(gzip.compress(table.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
+    return (f'<script type="application/gzip+base64" class="packed-table">{data}</script>{_INFLATE}'
+            "<noscript>The table of all rows needs JavaScript here (it is stored compressed); "
+            "every row is in the run's results.parquet.</noscript>")
+
+
+# plotly's JSON writer escapes every non-ASCII character: each "·" of a label takes 6 bytes
+# (\u00b7) instead of 2, a fifth of a 1,000-variant report's figures. The document is UTF-8,
+# so those are written as themselves; escaped backslashes are skipped whole, and the escapes
+# plotly makes for safety (<, >, &, /: all ASCII) and the JavaScript line separators stay.
+PLOTLYJS_START = "* plotly.js v"  # the inlined library's first comment line
+_JSON_ESCAPE = re.compile(r"\\\\|\\u([0-9a-fA-F]{4})")
+
+
+def _unescape(match: re.Match) -> str:
+    code = int(match.group(1), 16) if match.group(1) else 0
+    if code < 0xA0 or 0xD800 <= code <= 0xDFFF or code in (0x2028, 0x2029):
+        return match.group(0)
+    return chr(code)
 
 
 def _figures_html(df: pl.DataFrame, packages: pl.DataFrame | None = None, **choices) -> str:
     parts = []
     for index, fig in enumerate(figures.report_figures(df, packages, **choices)):
         # plotly.js goes in once, with the first figure; the others reuse it. Never "cdn":
-        # the report has to work without a network.
+        # the report has to work without a network. The library is taken as it is; only the
+        # figures' JSON is unescaped.
+        library = ""
+        if index == 0:
+            library = fig.to_html(full_html=False, include_plotlyjs=True)
+            # Its two <script>s (config, library), without the figure's wrapper <div>.
+            library = library[library.index("<script"):
+                              library.index("</script>", library.index(PLOTLYJS_START)) + len("</script>")]
         snippet = fig.to_html(
             full_html=False,
-            include_plotlyjs=index == 0,
+            include_plotlyjs=False,
             config=PLOTLY_CONFIG,
             default_height=f"{fig.layout.height or 450}px",
         )
-        parts.append(f'<div class="figure">{snippet}</div>')
+        parts.append(f'<div class="figure">{library}{_JSON_ESCAPE.sub(_unescape, snippet)}</div>')
     return "\n".join(parts)
 
 
@@ -288,19 +417,27 @@ def render_report_fragment(
     treemap_variant: str | None = None,
     compare_variants: tuple[str, str] | None = None,
     capabilities: pl.DataFrame | None = None,
+    samples: pl.DataFrame | None = None,
+    baseline: Any = None,
     sections: Sequence[Callable[[bool], str]] = (),
     load_warnings: Sequence[str] = (),
 ) -> str:
     """The report as one <div> (with its own <style>), for embedding in a page or notebook.
 
-    ``packages`` (``slimlab.load_packages``) feeds the package treemap and the package
-    comparison; ``treemap_variant`` / ``compare_variants`` choose their variant keys;
-    ``capabilities`` (``slimlab.load_capabilities``) feeds the capability heatmap.
-    ``sections`` (e.g. the trends, slimlab.report.trends.trends_section) come after the figures,
-    each called with whether plotly.js is on the page already; ``load_warnings`` are the files
-    the loaders skipped (corrupt or half-written runs), shown near the top.
+    In reading order: the header, warnings (files the loaders skipped, a busy host, outliers,
+    failed rows), the answers (answers.answers_html: what to pick per workload, effects against
+    ``baseline``), the figures, extra ``sections``, every row, and the environment folded at the end.
+
+    ``samples`` (``slimlab.load_samples``) are the timed starts behind the medians: the
+    outlier warnings and the answers' confidence intervals need them. ``packages``
+    (``slimlab.load_packages``) feeds the package treemap and the package comparison;
+    ``treemap_variant`` / ``compare_variants`` choose their variant keys; ``capabilities``
+    (``slimlab.load_capabilities``) feeds the capability heatmap. ``sections`` (e.g. the trends,
+    slimlab.report.trends.trends_section) are each called with whether plotly.js is on the page
+    already; ``load_warnings`` name the files the loaders skipped (corrupt or half-written runs).
     """
     manifests = _as_list(manifest)
+    conformed = prep.conform(df)
     ids = prep.run_ids(df)
     ids += [str(m["run_id"]) for m in manifests if m.get("run_id") and str(m["run_id"]) not in ids]
     runs = ", ".join(_esc(i) for i in ids) or "none"
@@ -312,20 +449,21 @@ def render_report_fragment(
     )
     figures_part = _figures_html(df, packages, treemap_variant=treemap_variant, compare_variants=compare_variants,
                                  capabilities=capabilities)
+    # Unique per report: two reports shown in one notebook keep their own links and column rules.
+    table_id = f"slimlab-rows-{uuid.uuid4().hex[:8]}"
     return "\n".join(
         [
             '<div class="slimlab-report">',
             f"<style>{CSS}</style>",
             header,
             *(f'<p class="warning">Skipped: {_esc(w)}</p>' for w in load_warnings),
-            _measurement_html(manifests),
-            _crosscheck_html(prep.conform(df)),
-            _manifest_html(manifests),
-            _status_html(prep.conform(df)),
+            _warnings_html(conformed, manifests, samples, table_id),
+            answers_html(conformed, samples, manifests, baseline=baseline),
             "<h2>Figures</h2>",
             figures_part,
             *(section(bool(figures_part)) for section in sections),  # plotly.js came with the first figure
-            _table_html(df),
+            _table_html(df, table_id),
+            _environment_html(conformed, manifests),
             "</div>",
         ]
     )

@@ -17,6 +17,9 @@ import polars as pl
 from slimlab.model import AXES
 from slimlab.results_schema import RESULT_SCHEMA, STATUSES
 
+# Figures are faceted by these (and by emulation): within a facet a bar's label leaves them out.
+FACET_COLUMNS = ("workload", "target")
+FACET_ORDER = ("plot_group", "plot_emulated", "target")  # native panels before emulated ones
 # Appended, one at a time and only to rows whose label is still ambiguous.
 DISAMBIGUATORS = ("toolchain_version", "flags", "build_env", "run_id", "variant_key")
 LABEL_SEPARATOR = " · "
@@ -103,17 +106,17 @@ def with_labels(df: pl.DataFrame) -> pl.DataFrame:
     so no bar silently lands on top of another.
     """
     df = conform(df)
-    parts = []
+    parts, short_parts = [], []
     for axis in AXES:
         parts.append(_label_part(axis))
+        if axis.column not in FACET_COLUMNS:
+            short_parts.append(parts[-1])
         if axis.column == "postlink":  # the chain's UPX level right after its name
             parts.append(pl.concat_str([pl.lit("upx "), pl.col("upx_level")]))
-    raw = pl.concat_str(
-        parts,
-        separator=LABEL_SEPARATOR,
-        ignore_nulls=True,
-    )
-    df = df.with_columns(raw.alias("plot_label"))
+            short_parts.append(parts[-1])
+    raw = pl.concat_str(parts, separator=LABEL_SEPARATOR, ignore_nulls=True)
+    short = pl.concat_str(short_parts, separator=LABEL_SEPARATOR, ignore_nulls=True)
+    df = df.with_columns(raw.alias("plot_label"), raw.alias("_raw"), short.alias("_short"))
     for column in DISAMBIGUATORS:
         if df["plot_label"].n_unique() == df.height:
             break
@@ -137,14 +140,25 @@ def with_labels(df: pl.DataFrame) -> pl.DataFrame:
             .alias("plot_label")
         )
     workload = pl.col("workload").fill_null("?")
+    # The facet's own label: what the disambiguation appended to the full label goes on the
+    # short one too, so it is unique within its facet (same workload, target, emulation).
+    short = pl.concat_str([pl.col("_short"), pl.col("plot_label").str.slice(pl.col("_raw").str.len_chars())])
+    emulated = pl.col("emulated").fill_null(False)
+    facet = pl.concat_str([shorten(workload, TICK_MAX_CHARS), pl.col("target").fill_null("?")],
+                          separator=LABEL_SEPARATOR)
     return df.with_columns(
+        escape_text(short).alias("plot_short"),
+        escape_text(shorten(short, TICK_MAX_CHARS)).alias("plot_short_tick"),
+        escape_text(pl.when(emulated).then(pl.concat_str([facet, pl.lit(" (emulated: QEMU figures, "
+                                                                         "compare within this panel only)")]))
+                    .otherwise(facet)).alias("plot_facet"),
         escape_text(pl.col("plot_label")).alias("plot_label"),
         escape_text(shorten(pl.col("plot_label"), TICK_MAX_CHARS)).alias("plot_tick"),
         escape_text(workload).alias("plot_group"),
         escape_text(shorten(workload, LEGEND_MAX_CHARS)).alias("plot_group_name"),
         escape_text(pl.col("runner").fill_null("?")).alias("plot_runner"),
         pl.col("emulated").fill_null(False).alias("plot_emulated"),
-    )
+    ).drop("_raw", "_short")
 
 
 def measured(df: pl.DataFrame) -> pl.DataFrame:
@@ -153,7 +167,7 @@ def measured(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def sizes(df: pl.DataFrame) -> pl.DataFrame:
-    """Measured rows with a file size, sorted by workload then largest first.
+    """Measured rows with a file size, per facet (workload, target) smallest first.
 
     ``plot_size_mib`` is the size in MiB; ``plot_size_share`` is the fraction of the
     largest ok variant of the same workload, which reads as "what slimming bought".
@@ -167,7 +181,7 @@ def sizes(df: pl.DataFrame) -> pl.DataFrame:
                 "plot_size_share"
             ),
         )
-        .sort(["plot_group", "size_bytes", "plot_label"], descending=[False, True, False])
+        .sort([*FACET_ORDER, "size_bytes", "plot_label"])
     )
 
 
@@ -182,12 +196,12 @@ def startup(df: pl.DataFrame) -> pl.DataFrame:
             # width, not its quartiles, so this is the honest symmetric rendering.
             (pl.col("startup_ms_iqr").fill_null(0.0) / 2).alias("plot_startup_half_iqr"),
         )
-        .sort(["plot_group", "plot_label"])
+        .sort([*FACET_ORDER, "size_bytes", "plot_label"])
     )
 
 
 def memory(df: pl.DataFrame) -> pl.DataFrame:
-    """Measured rows with a peak-RSS median, in MiB, sorted like :func:`sizes`."""
+    """Measured rows with a peak-RSS median, in MiB, per facet lowest first."""
     return (
         measured(df)
         .filter(pl.col("peak_rss_kib_median").is_not_null())
@@ -199,7 +213,7 @@ def memory(df: pl.DataFrame) -> pl.DataFrame:
             (pl.col("peak_rss_kib_median") / 1024).alias("plot_rss_mib"),
             (pl.col("peak_rss_kib_iqr").fill_null(0.0) / 1024 / 2).alias("plot_rss_half_iqr_mib"),
         )
-        .sort(["plot_group", "peak_rss_kib_median", "plot_label"], descending=[False, True, False])
+        .sort([*FACET_ORDER, "peak_rss_kib_median", "plot_label"])
     )
 
 
@@ -248,7 +262,7 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
             escape_text(pl.col("base")).alias("plot_base"),
         )
         .drop("_startup0", "_rss0", "_runner0")
-        .sort(["plot_group", "image_size_bytes", "plot_label"], descending=[False, True, False])
+        .sort([*FACET_ORDER, "image_size_bytes", "plot_label"])
     )
 
 
@@ -354,7 +368,8 @@ def sections(df: pl.DataFrame) -> pl.DataFrame:
         (pl.col("size_bytes") - accounted).clip(lower_bound=0).alias(f"section_{UNATTRIBUTED}_bytes")
     )
     long = rows.unpivot(
-        index=["plot_label", "plot_tick", "plot_group", "size_bytes"],
+        index=["plot_label", "plot_tick", "plot_group", "plot_short", "plot_short_tick", "plot_facet",
+               "plot_emulated", "target", "size_bytes"],
         on=[*section_columns, f"section_{UNATTRIBUTED}_bytes"],
         variable_name="section",
         value_name="bytes",
@@ -368,7 +383,7 @@ def sections(df: pl.DataFrame) -> pl.DataFrame:
             (pl.col("bytes") / MIB).alias("plot_mib"),
             (pl.col("bytes") / pl.col("size_bytes")).alias("plot_share"),
         )
-        .sort(["plot_group", "size_bytes", "plot_label"], descending=[False, True, False])
+        .sort([*FACET_ORDER, "size_bytes", "plot_label"])
     )
 
 
@@ -573,3 +588,38 @@ def package_diff(packages: pl.DataFrame | None, df: pl.DataFrame,
         )
     )
     return a, b, diff
+
+
+# -- outliers in the timed starts (the report's warnings) ---------------------------------
+OUTLIER_IQRS = 3.0  # Tukey's far-out fences: Q1 - 3·IQR, Q3 + 3·IQR
+OUTLIER_MIN_SAMPLES = 5  # fewer starts have no quartiles worth the name
+SAMPLE_KEYS = ("run_id", "variant_key")
+
+
+def outliers(df: pl.DataFrame, samples: pl.DataFrame | None) -> pl.DataFrame:
+    """Variants whose start-up samples hold outliers beyond Tukey's far-out fences, as
+    hyperfine warns "Statistical outliers were detected": ``plot_label``, ``n``,
+    ``n_outliers``, ``median_ms``, ``max_ms``, ``min_ms``, most outliers first. A start
+    that waited for a CPU (a busy host) or for the disk (a cold cache) lands there."""
+    empty = pl.DataFrame(schema={"run_id": pl.String, "variant_key": pl.String, "plot_label": pl.String,
+                                 "n": pl.UInt32, "n_outliers": pl.UInt32, "median_ms": pl.Float64,
+                                 "max_ms": pl.Float64, "min_ms": pl.Float64})
+    if samples is None or samples.is_empty() or not {*SAMPLE_KEYS, "startup_ms"} <= set(samples.columns):
+        return empty
+    x = pl.col("startup_ms")
+    keys = list(SAMPLE_KEYS)
+    quartiles = samples.filter(x.is_not_null()).with_columns(
+        x.quantile(0.25, "linear").over(keys).alias("_q1"), x.quantile(0.75, "linear").over(keys).alias("_q3"))
+    spread = OUTLIER_IQRS * (pl.col("_q3") - pl.col("_q1"))
+    flagged = ((x > pl.col("_q3") + spread) | (x < pl.col("_q1") - spread))
+    per_variant = quartiles.group_by(keys).agg(
+        pl.len().alias("n"), flagged.sum().cast(pl.UInt32).alias("n_outliers"), x.median().alias("median_ms"),
+        x.max().alias("max_ms"), x.min().alias("min_ms"),
+    ).filter((pl.col("n") >= OUTLIER_MIN_SAMPLES) & (pl.col("n_outliers") > 0))
+    if per_variant.is_empty():
+        return empty
+    labels = with_labels(df).select(*keys, "plot_label").unique(keys, keep="first")
+    return (per_variant.join(labels, on=keys, how="left")
+            .with_columns(pl.col("plot_label").fill_null(escape_text(pl.col("variant_key"))))
+            .sort(["n_outliers", "plot_label"], descending=[True, False])
+            .select(empty.columns))
