@@ -77,6 +77,10 @@ def _frame(source) -> pl.DataFrame:
     return prep.conform(pl.concat([load(p) for p in paths], how="diagonal_relaxed"))
 
 
+def _shorten(text: str, max_chars: int) -> str:
+    return pl.select(prep.shorten(pl.lit(text), max_chars)).item()
+
+
 def _cell_text(value) -> str:
     """A cell's plain text: numbers with separators, lists joined, null as a dash."""
     if value is None:
@@ -151,24 +155,29 @@ class Explorer:
         return self._values(column, self._matching(skip=column))
 
     def select(self, **filters: str | None) -> None:
-        """Set filters (None: every value); filters whose value no longer occurs are cleared."""
+        """Set filters (None: every value). Other filters whose value no longer occurs with
+        these are cleared: the latest choice wins."""
         for column, value in filters.items():
             self._check_axis(column, "filter axis")
             self.filters[column] = value or None
-        self._settle()
+        self._settle(chosen=set(filters))
         if self._widget is not None:
             self._sync_widgets()
             self._redraw()
 
-    def _settle(self) -> None:
-        """Clear filters whose value is not among their options, until none is left."""
+    def _settle(self, chosen: set[str]) -> None:
+        """Clear filters whose value is not among their options (the ``chosen`` ones last),
+        until every filter's value occurs."""
+        order = [c for c in self.filters if c not in chosen] + [c for c in self.filters if c in chosen]
         changed = True
         while changed:
             changed = False
-            for column, value in self.filters.items():
+            for column in order:
+                value = self.filters[column]
                 if value is not None and value not in self.options(column):
                     self.filters[column] = None
                     changed = True
+                    break  # one at a time: clearing one may make another's value occur again
 
     # -- what is shown ----------------------------------------------------------------
     def rows(self) -> pl.DataFrame:
@@ -235,11 +244,12 @@ class Explorer:
             groups = [(None, part)] if self.color is None else [
                 (v, part.filter(pl.col(self.color) == v)) for v in self._values(self.color, part)]
             for value, bars in groups:
-                name = html.escape(value if value is not None else metric.title)
+                full = value if value is not None else metric.title
+                name = html.escape(_shorten(full, prep.LEGEND_MAX_CHARS))
                 color = self._colors[self.color][value] if self.color else PALETTE[0]
                 fig.add_trace(go.Bar(
                     orientation="h", y=bars["plot_label"].to_list(), x=bars["plot_value"].to_list(),
-                    name=name, legendgroup=name, showlegend=self.color is not None and name not in seen,
+                    name=name, legendgroup=html.escape(full), showlegend=self.color is not None and full not in seen,
                     marker={"color": color},
                     error_x={"type": "data", "array": bars["plot_spread"].to_list(), "visible": bool(metric.spread)},
                     text=[f"{v:,.2f}" for v in bars["plot_value"]], textposition="outside", cliponaxis=False,
@@ -247,7 +257,7 @@ class Explorer:
                                zip(bars["plot_label"], bars["plot_value"])],
                     hovertemplate="%{hovertext}<extra></extra>",
                 ), row=row, col=1)
-                seen.add(name)
+                seen.add(full)
             fig.update_yaxes(row=row, col=1, type="category", categoryorder="array",
                              categoryarray=part["plot_label"].to_list(), tickmode="array",
                              tickvals=part["plot_label"].to_list(), ticktext=part["plot_tick"].to_list(),
@@ -303,6 +313,9 @@ class Explorer:
 
         if interactive if interactive is not None else widget_frontend():
             display(self.widget)
+            # plotly's anywidget view draws before it is in the page, at plotly's default 700 px
+            # (plotly.py issue 5208); asked again once shown, it takes the output's width.
+            self._figure.plotly_relayout({"autosize": True})
         else:
             display(HTML(self.static_html()))
 
@@ -332,7 +345,7 @@ class Explorer:
         for box, name in ((self._metric, "metric"), (self._color, "color"), (self._facet, "facet")):
             box.add_class(f"slimlab-{name}")
             box.observe(lambda change, name=name: self._on_choice(name, change.new), names="value")
-        self._save = w.Button(description="Save view as HTML", icon="download")
+        self._save = w.Button(description="Save view as HTML", icon="download", layout=w.Layout(width="auto"))
         self._save.add_class("slimlab-save")
         self._save.on_click(lambda _: self._on_save())
         self._message = w.HTML()
@@ -365,7 +378,7 @@ class Explorer:
         if self._syncing:
             return
         self.filters[column] = value or None
-        self._settle()
+        self._settle(chosen={column})
         self._sync_widgets()
         self._redraw()
 

@@ -20,8 +20,11 @@ HEADLESS_INTERVAL_S = 10.0
 
 
 def in_kernel() -> bool:
-    """Running in a Jupyter (IPython) kernel."""
-    return "ipykernel" in sys.modules
+    """Running in a Jupyter kernel: an IPython shell with a kernel (importing ipykernel, as
+    ipywidgets may, does not make a process one)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def widget_frontend() -> bool:
@@ -32,7 +35,8 @@ def widget_frontend() -> bool:
 def tqdm(*args, **kwargs) -> std.tqdm:
     """A tqdm bar of the kind this process can show (see the module's docstring)."""
     if widget_frontend():
-        from tqdm.auto import tqdm as auto  # widgets when ipywidgets is there, else text
+        # tqdm.auto: widgets when ipywidgets is there, else text
+        from tqdm.auto import tqdm as auto
 
         return auto(*args, **kwargs)
     if in_kernel():
