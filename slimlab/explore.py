@@ -136,7 +136,7 @@ class Explorer:
         return name
 
     def _check_axis(self, name: str | None, what: str) -> str | None:
-        if name is None or name == ALL:
+        if name is None or name in (ALL, NONE_LABEL, "None"):  # "None" as papermill's -p passes it
             return None
         if name not in self.axes:
             raise unknown(what, name, self.axes)

@@ -32,8 +32,9 @@ from conftest import REPO, require
 
 import slimlab
 from slimlab import progress
-from slimlab.errors import SpecError
+from slimlab.errors import SlimlabError, SpecError
 from slimlab.explore import Explorer, update_in_place
+from slimlab.notebook import lab_argv
 from slimlab.report import prep
 from slimlab.results_schema import RESULT_SCHEMA
 
@@ -94,6 +95,7 @@ def test_bad_names_are_refused_with_the_valid_ones():
         Explorer(df, facet="cpu")
     with pytest.raises(SpecError, match=r"unknown workload 'c'; valid: a, b"):
         Explorer(df, filters={"workload": "c"})
+    assert Explorer(df, facet="None", color="none").facet is None  # as `slimlab run -p facet None` passes it
 
 
 @pytest.mark.unit
@@ -179,6 +181,17 @@ def test_hostile_labels_stay_text(tmp_path):
     assert saved.parent == tmp_path / "figures" and "<html>" in text
     assert HOSTILE not in text and "* plotly.js v" in text  # plotly.js inlined, no CDN
     assert '<script src="https://' not in text
+
+
+@pytest.mark.unit
+def test_lab_command(tmp_path):
+    argv = lab_argv(tmp_path, port=8999, ip="127.0.0.1", open_browser=False)
+    assert argv[:3] == [sys.executable, "-m", "jupyterlab"]  # the server, hence the kernel, is this Python
+    assert f"--ServerApp.root_dir={tmp_path}" in argv and "--no-browser" in argv
+    assert "--ServerApp.port=8999" in argv and "--ServerApp.port_retries=0" in argv  # that port or an error
+    assert lab_argv()[3] == f"--ServerApp.root_dir={REPO / 'notebooks'}"
+    with pytest.raises(SlimlabError, match="no directory .*nowhere to open JupyterLab on"):
+        lab_argv(tmp_path / "nowhere")
 
 
 @pytest.mark.unit
