@@ -122,6 +122,19 @@ def test_figure_follows_filters_metric_and_facets():
 
 
 @pytest.mark.unit
+def test_several_runs_are_an_axis_and_tell_bars_apart():
+    df = pl.concat([frame(SMALL[:2]), frame(SMALL[:2]).with_columns(pl.lit("r2").alias("run_id"),
+                                                                     pl.col("size_bytes") + 1)])
+    explorer = Explorer(df, color="run_id")
+    assert explorer.axes[0] == "run_id" and explorer.options("run_id") == ["r1", "r2"]
+    fig = explorer.figure()
+    labels = [y for t in fig.data for y in t.y]
+    assert sorted(t.name for t in fig.data) == ["r1", "r2"] and len(set(labels)) == 4
+    explorer.select(run_id="r2")
+    assert bars(explorer.figure()) == 2 and "Run r2" in explorer.title()
+
+
+@pytest.mark.unit
 def test_selection_with_nothing_to_plot_says_so():
     explorer = Explorer(frame(SMALL), metric="peak_rss")
     fig = explorer.figure()
