@@ -106,19 +106,21 @@ class Explorer:
 
     def __init__(self, source, metric: str = "size", color: str | None = "workload", facet: str | None = None,
                  filters: Mapping[str, str] | None = None, out_dir: str | Path = "figures") -> None:
-        self.df = _frame(source)
-        self.axes = [a.column for a in AXES]
-        if self.df[RUN].n_unique() > 1:
-            self.axes.insert(0, RUN)
+        self.axes = [RUN, *(a.column for a in AXES)]  # the run is an axis only with several runs (below)
+        # Names first, before the runs are read: a typo costs nothing.
         self.metric = self._check_metric(metric)
         self.color = self._check_axis(color, "colour-by axis")
         self.facet = self._check_axis(facet, "facet-by axis")
+        for column in filters or {}:
+            self._check_axis(column, "filter axis")
+        self.df = _frame(source)
+        if self.df[RUN].n_unique() <= 1 and RUN not in (self.color, self.facet, *(filters or {})):
+            self.axes.remove(RUN)
         self.filters: dict[str, str | None] = dict.fromkeys(self.axes)
         for column, value in (filters or {}).items():
-            self._check_axis(column, "filter axis")
             values = self._values(column, self.df)
             if value not in values:
-                raise unknown(f"{column}", value, values)
+                raise unknown(column, value, values)
             self.filters[column] = value
         self.out_dir = Path(out_dir)
         self._widget = None

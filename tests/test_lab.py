@@ -91,11 +91,13 @@ def test_bad_names_are_refused_with_the_valid_ones():
         Explorer(df, metric="sise")
     with pytest.raises(SpecError, match=r"colour-by axis 'profil' \(did you mean 'profile'\?\)"):
         Explorer(df, color="profil")
-    with pytest.raises(SpecError, match=r"facet-by axis 'cpu'.*valid: workload, toolchain, profile, target"):
+    with pytest.raises(SpecError, match=r"facet-by axis 'cpu'.*valid: run_id, workload, toolchain, profile, target"):
         Explorer(df, facet="cpu")
     with pytest.raises(SpecError, match=r"unknown workload 'c'; valid: a, b"):
         Explorer(df, filters={"workload": "c"})
     assert Explorer(df, facet="None", color="none").facet is None  # as `slimlab run -p facet None` passes it
+    with pytest.raises(SpecError, match="unknown metric"):
+        Explorer(Path("/nonexistent"), metric="sise")  # names are checked before the runs are read
 
 
 @pytest.mark.unit
