@@ -16,7 +16,7 @@ ifneq ($(wildcard /usr/local/go/bin/go),)
 export PATH := $(PATH):/usr/local/go/bin
 endif
 
-.PHONY: help setup demo test test-fast bench clean distclean
+.PHONY: help setup demo test test-fast bench lab clean distclean
 
 help:
 	@echo "make setup      install system packages, UPX, docker.io and .venv (idempotent)"
@@ -24,6 +24,7 @@ help:
 	@echo "make test       setup, run the test suite"
 	@echo "make test-fast  run only the pure-logic tests (marker 'unit'): seconds, no tools run"
 	@echo "make bench      run benchmarks/sweep_throughput.py"
+	@echo "make lab        open JupyterLab on notebooks/ (LAB_ARGS=\"--port 8890 --no-browser\" passes options)"
 	@echo "make clean      remove caches and the demo report"
 	@echo "make distclean  clean, and remove .venv"
 
@@ -61,6 +62,10 @@ test-fast:
 
 bench: setup
 	$(PYTHON) benchmarks/sweep_throughput.py
+
+# The server runs on .venv's Python, whose kernel the notebooks get (slimlab.notebook.lab).
+lab: setup
+	$(SLIMLAB) lab notebooks $(LAB_ARGS)
 
 clean:
 	rm -rf .cache .pytest_cache build *.egg-info $(REPORT)

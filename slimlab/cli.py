@@ -67,6 +67,12 @@ def _cmd_run(args) -> None:
     print(run_notebook(notebook, params, out))
 
 
+def _cmd_lab(args) -> None:
+    from .notebook import lab
+
+    lab(args.path, port=args.port, ip=args.ip, open_browser=not args.no_browser)
+
+
 def _cmd_doctor(args) -> int:
     from . import doctor
 
@@ -233,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     p.add_argument("--out", help="the HTML file to write (default: reports/NOTEBOOK.html)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("lab", help="open JupyterLab on the notebooks, with a kernel that runs this slimlab")
+    p.add_argument("path", nargs="?", help="the directory to open (default: the notebooks/ beside the package)")
+    p.add_argument("--port", type=int, help="serve on this port or fail (default: 8888 or the next free one)")
+    p.add_argument("--ip", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("doctor", help="list the tools slimlab can use and how to install the missing ones")
     p.set_defaults(func=_cmd_doctor)

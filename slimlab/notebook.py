@@ -1,11 +1,14 @@
 """Run a parameterised notebook with papermill and export it to HTML with nbconvert.
 
 The executed .ipynb is always kept (next to the HTML unless told otherwise): when a
-notebook fails, it is the record of which cell failed and why.
+notebook fails, it is the record of which cell failed and why. ``lab`` opens the same
+notebooks in JupyterLab, with a kernel that runs this slimlab.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -107,3 +110,60 @@ def run_notebook(
     if out_html is None:
         return executed
     return export_html(executed, out_html, exclude_input=exclude_input)
+
+
+# The notebooks shipped beside the package (a source checkout or an editable install).
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _kernel_python() -> None:
+    """Refuse to open JupyterLab when its KERNEL_NAME kernel would run another Python.
+
+    The server runs on this Python, and Jupyter starts a kernelspec whose argv[0] is a bare
+    "python" with the server's own interpreter, as it does ipykernel's built-in spec when
+    there is no file; a kernelspec file elsewhere on Jupyter's path (~/.local first) that
+    names another interpreter would run the notebooks without this slimlab.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    major, minor = sys.version_info[:2]
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel as exc:
+        raise SlimlabError(f"no Jupyter kernel named {KERNEL_NAME!r}; install one with "
+                           f"`{sys.executable} -m ipykernel install --sys-prefix`") from exc
+    python = spec.argv[0] if spec.argv else ""
+    if python in ("python", f"python{major}", f"python{major}.{minor}") or Path(python) == Path(sys.executable):
+        return
+    raise SlimlabError(
+        f"the Jupyter kernel {KERNEL_NAME!r} ({spec.resource_dir}) runs {python}, not this slimlab's Python "
+        f"({sys.executable}); remove that kernelspec or run `{sys.executable} -m ipykernel install --user`")
+
+
+def lab_argv(root: str | Path | None = None, port: int | None = None, ip: str = "127.0.0.1",
+             open_browser: bool = True) -> list[str]:
+    """The command that serves JupyterLab on ``root`` (default: NOTEBOOKS) with this Python's kernel.
+
+    A port that is asked for is that port or an error, never the next free one, so that a
+    script (or a test) knows where the server is. The token is Jupyter's own: a random
+    one printed with the URL, or $JUPYTER_TOKEN.
+    """
+    root = Path(root) if root is not None else NOTEBOOKS
+    if not root.is_dir():
+        raise SlimlabError(f"no directory {root} to open JupyterLab on; pass one")
+    _kernel_python()
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root.resolve()}", f"--ServerApp.ip={ip}"]
+    if port is not None:
+        argv += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
+    if not open_browser:
+        argv.append("--no-browser")
+    if os.geteuid() == 0:  # setup and the tests run as root (a container, a CI box); Jupyter refuses that unasked
+        argv.append("--allow-root")
+    return argv
+
+
+def lab(root: str | Path | None = None, port: int | None = None, ip: str = "127.0.0.1",
+        open_browser: bool = True) -> None:
+    """Replace this process with JupyterLab (see lab_argv): Ctrl-C and signals reach the server itself."""
+    argv = lab_argv(root, port, ip, open_browser)
+    os.execv(argv[0], argv)

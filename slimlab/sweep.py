@@ -23,7 +23,6 @@ from pathlib import Path
 
 import polars as pl
 from elftools.common.exceptions import ELFError
-from tqdm import tqdm
 
 from . import bases, buildinfo, checkenv, engine, environment, image, libs, oci, pkgsize, postlink, supply, tools
 from .build import build, default_cache_dir
@@ -35,6 +34,7 @@ from .measure.container import ContainerRunner
 from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan
+from .progress import tqdm  # widgets in JupyterLab, lines under papermill
 from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
 from .rows import (Row, base_row, build_columns, container_columns, image_columns, index_columns, inspect_columns,
                    oci_columns, postlink_columns, sbom_columns, summary_columns, vuln_columns)
