@@ -299,14 +299,27 @@ class Explorer:
                              default_height=f"{fig.layout.height or 450}px")
         return f'<div class="slimlab-explorer">{figure}{self.table_html()}</div>'
 
-    def save(self, out_dir: str | Path | None = None) -> Path:
-        """Write the current view as a standalone HTML figure (plotly.js inlined); returns its path."""
+    def save(self, out_dir: str | Path | None = None, formats: Iterable[str] = ("html",)) -> list[Path]:
+        """Write the current view: a standalone HTML figure (plotly.js inlined) and, for papers,
+        ``svg``/``pdf``/``png`` (kaleido with Debian's chromium, as ``slimlab report --figures``).
+        Returns the paths written."""
+        from slimlab.report.export import check_formats, export_figures
+
+        formats = list(formats)
+        others = [f for f in formats if f != "html"]
+        wanted = check_formats(others) if others else ()  # refused before any work
         out = Path(out_dir) if out_dir is not None else self.out_dir
         out.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = out / f"explore-{self.metric}-{stamp}.html"
-        self.figure().write_html(path, include_plotlyjs=True, config=PLOTLY_CONFIG)
-        return path
+        fig = self.figure()
+        written = []
+        if "html" in formats:
+            path = out / f"explore-{self.metric}-{stamp}.html"
+            fig.write_html(path, include_plotlyjs=True, config=PLOTLY_CONFIG)
+            written.append(path)
+        if wanted:
+            written += export_figures([fig], out / f"explore-{self.metric}-{stamp}", wanted)
+        return written
 
     # -- widgets --------------------------------------------------------------------------
     def show(self, interactive: bool | None = None) -> None:
@@ -349,7 +362,10 @@ class Explorer:
             box.observe(lambda change, name=name: self._on_choice(name, change.new), names="value")
         self._save = w.Button(description="Save view as HTML", icon="download", layout=w.Layout(width="auto"))
         self._save.add_class("slimlab-save")
-        self._save.on_click(lambda _: self._on_save())
+        self._save.on_click(lambda _: self._on_save(("html",)))
+        self._export = w.Button(description="Save as SVG + PDF", icon="file", layout=w.Layout(width="auto"))
+        self._export.add_class("slimlab-export")
+        self._export.on_click(lambda _: self._on_save(("svg", "pdf")))
         self._message = w.HTML()
         self._message.add_class("slimlab-message")
         self._figure = go.FigureWidget(self.figure())
@@ -358,7 +374,7 @@ class Explorer:
         self._table.add_class("slimlab-table")
         box = w.VBox([
             w.HBox(list(self._dropdowns.values()), layout=w.Layout(flex_flow="row wrap")),
-            w.HBox([self._metric, self._color, self._facet, self._save], layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self._metric, self._color, self._facet, self._save, self._export], layout=w.Layout(flex_flow="row wrap")),
             self._message, self._figure, self._table,
         ])
         box.add_class("slimlab-explorer")
@@ -388,13 +404,13 @@ class Explorer:
         setattr(self, name, value or None if name != "metric" else value)
         self._redraw()
 
-    def _on_save(self) -> None:
+    def _on_save(self, formats: tuple[str, ...]) -> None:
         try:
-            path = self.save()
-        except OSError as exc:
+            paths = self.save(formats=formats)
+        except (OSError, SlimlabError) as exc:
             self._message.value = f"<b>Not saved</b>: {html.escape(str(exc))}"
         else:
-            self._message.value = f"Saved <code>{html.escape(str(path.resolve()))}</code>"
+            self._message.value = "Saved " + ", ".join(f"<code>{html.escape(str(p.resolve()))}</code>" for p in paths)
 
     def _redraw(self) -> None:
         update_in_place(self._figure, self.figure())

@@ -10,6 +10,7 @@ facet, save. Chromium, node and playwright-core are set-up's job: missing, the t
 from __future__ import annotations
 
 import html
+import xml.etree.ElementTree as ET
 import io
 import json
 import os
@@ -191,11 +192,34 @@ def test_hostile_labels_stay_text(tmp_path):
     assert HOSTILE not in payload and html.escape(HOSTILE) in payload
     table = explorer.table_html()
     assert "<img" not in table and table.count(html.escape(HOSTILE)) == 3
-    saved = explorer.save(tmp_path / "figures")
+    [saved] = explorer.save(tmp_path / "figures")
     text = saved.read_text()
     assert saved.parent == tmp_path / "figures" and "<html>" in text
     assert HOSTILE not in text and "* plotly.js v" in text  # plotly.js inlined, no CDN
     assert '<script src="https://' not in text
+
+
+def test_explorer_exports_the_view_for_papers_from_a_running_event_loop(tmp_path):
+    """The buttons' export (kaleido driving Debian's chromium) also works where a kernel runs
+    it: inside an asyncio loop that is already running."""
+    import asyncio
+
+    rows = [{**r, "workload": f"/src/{HOSTILE}" if r["workload"] == "a" else r["workload"]} for r in SMALL]
+    explorer = Explorer(frame(rows), facet="workload")
+
+    async def in_a_kernel():
+        return explorer.save(tmp_path / "figures", formats=("html", "svg", "pdf"))
+
+    paths = asyncio.run(in_a_kernel())
+    assert sorted(p.suffix for p in paths) == [".html", ".pdf", ".svg"]
+    svg = next(p for p in paths if p.suffix == ".svg").read_text()
+    tree = ET.fromstring(svg)  # well-formed
+    texts = ["".join(node.itertext()) for node in tree.iter("{http://www.w3.org/2000/svg}text")]
+    assert f"/src/{HOSTILE}" in texts  # the label is a text node's characters...
+    assert not [node for node in tree.iter() if node.tag.endswith("img")]  # ...never an element
+    assert next(p for p in paths if p.suffix == ".pdf").read_bytes().startswith(b"%PDF")
+    with pytest.raises(SlimlabError, match="svgg"):
+        explorer.save(tmp_path / "figures", formats=("svgg",))
 
 
 @pytest.mark.unit
