@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from conftest import REPO
 from slimlab.claims import (FAILS, HOLDS, INCONCLUSIVE, NOT_MEASURED, check_claims, claims_html, load_claims,
                             median_difference)
 from slimlab.errors import SpecError
@@ -205,3 +206,15 @@ def test_a_real_sweep_measures_the_strip_claim(tmp_path):
     startup = _only(table, "strip-startup")
     assert startup["verdict"] != NOT_MEASURED and startup["lo"] <= startup["measured"] <= startup["hi"]
     assert "add 'gccgo' to the spec's toolchains" in _only(table, "gccgo-dynamic-tiny")["why"]
+    # The notebook renders the table under papermill, with a user's claims file, escaped.
+    from slimlab.notebook import run_notebook
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[[claim]]\nid = "mine"\nclaim = "<b>strip</b> halves it"\nmetric = "size_bytes"\n'
+                    'where = { profile = "default" }\nbaseline = { postlink = "none" }\n'
+                    'candidate = { postlink = "strip" }\nexpect = { ratio = 0.5, tolerance = 0.05 }\n')
+    page = run_notebook(REPO / "notebooks" / "claims.ipynb", {"run_path": run, "claims_file": mine},
+                        tmp_path / "claims.html").read_text()
+    assert "&lt;b&gt;strip&lt;/b&gt; halves it" in page and "<b>strip</b>" not in page
+    verdict = _only(check_claims(df, samples, mine), "mine")["verdict"]
+    assert f"<td>{verdict}</td>" in page
