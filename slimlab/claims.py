@@ -52,10 +52,15 @@ class Metric:
     kind: str  # "exact" (one figure per build), "timed" (raw samples per start) or "flag" (a boolean)
     unit: str
     sample: str | None = None  # the SAMPLE_SCHEMA column of a timed metric
-    columns: tuple[str, ...] = ()  # result columns it needs (default: its own name)
+    columns: tuple[str, ...] = ()  # result columns it needs (default: its own name); the first must be set
 
     def needs(self) -> tuple[str, ...]:
         return self.columns or (self.name,)
+
+    def present(self) -> pl.Expr:
+        """Rows that have this metric (an image's size only where an image was built); a timed
+        metric's figures are its raw samples, looked up per pair."""
+        return pl.lit(True) if self.kind == "timed" else pl.col(self.needs()[0]).is_not_null()
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
@@ -157,7 +162,8 @@ def _claim(table: Any, at: str, spec: SweepSpec) -> Claim:
     if table["metric"] not in METRICS:
         raise SpecError(f"{at}: {unknown('metric', table['metric'], METRICS)}")
     metric = METRICS[table["metric"]]
-    where, baseline, candidate = (_axes(table.get(k, {}), f"{at}: {k}", spec) for k in ("where", "baseline", "candidate"))
+    where, baseline, candidate = (_axes(table.get(k, {}), f"{at}: {k}", spec)
+                                  for k in ("where", "baseline", "candidate"))
     if bool(baseline) != bool(candidate):
         raise SpecError(f"{at}: a comparison needs both baseline and candidate (the axis values that differ)")
     if baseline and dict(baseline).keys() != dict(candidate).keys():
@@ -285,7 +291,8 @@ def _figure(row: dict, metric: Metric) -> float | None:
     return None if value is None else float(value)
 
 
-def _measure_pair(claim: Claim, base: dict | None, cand: dict, samples: Mapping[tuple[str, str], dict]) -> tuple[float, float, float] | str:
+def _measure_pair(claim: Claim, base: dict | None, cand: dict,
+                  samples: Mapping[tuple[str, str], dict]) -> tuple[float, float, float] | str:
     """(value, lo, hi) of one pair (or one row, for a value claim), or why it has none."""
     metric = claim.metric
     if metric.kind != "timed":
@@ -332,7 +339,7 @@ def _selected(df: pl.DataFrame, pairs: Sequence[tuple[str, str]]) -> pl.DataFram
 
 
 def _pairs(claim: Claim, df: pl.DataFrame) -> list[tuple[dict | None, dict]]:
-    rows = _selected(df, claim.where).filter(pl.col("status") == "ok")
+    rows = _selected(df, claim.where).filter(pl.col("status") == "ok", claim.metric.present())
     if claim.metric.name == "startup_ms_median" and "emulated" in rows.columns:
         rows = rows.filter(pl.col("emulated").fill_null(False).not_())  # QEMU's timings are not native
     if not claim.compares:
@@ -383,6 +390,9 @@ def _why_not(claim: Claim, df: pl.DataFrame) -> str:
         if failed.height == rows.height:
             first = failed.row(0, named=True)
             return f"every {name}row failed: {first['status']}: {first.get('reason') or 'no reason given'}"
+        if rows.filter(pl.col("status") == "ok", claim.metric.present()).is_empty():
+            hint = " (an image is built for a base other than none)" if claim.metric.name.startswith("image") else ""
+            return f"{claim.metric.name} is empty on every ok {name}row{hint}"
     if claim.metric.name == "startup_ms_median":
         return "only emulated rows: start-up times under QEMU are not native"
     return "no candidate row has a baseline row of the same run and other axes"

@@ -122,6 +122,11 @@ def test_flags_and_bounds_on_the_rows_own_figure():
                "where": {"workload": "httpd", "base": "scratch"}, "expect": {"max": 12_000_000}}]
     table = check_claims(df, None, claims)
     static = _only(table, "static")
+    # Only the image row has an image size: the bare build is not a pair that lacks one.
+    image = {**claims[1], "id": "any-base", "where": {"workload": "httpd", "profile": "static"}}
+    assert _only(check_claims(df, None, [image]), "any-base")["pairs"] == 1
+    no_image = {**image, "id": "bare", "where": {**image["where"], "base": "none"}}
+    assert "image_size_bytes is empty on every ok row" in _only(check_claims(df, None, [no_image]), "bare")["why"]
     assert (static["verdict"], static["measured_text"], static["pairs_holding"]) == (FAILS, "1 of 2 rows", 1)
     assert _only(table, "image")["verdict"] == HOLDS
 
