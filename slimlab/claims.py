@@ -73,6 +73,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("startup_ms_median", "timed", "ms", "startup_ms"),
     Metric("peak_rss_kib_median", "timed", "KiB", "peak_rss_kib"),
     Metric("ready_rss_kib_median", "timed", "KiB", "ready_rss_kib"),
+    # CPU time per start: what start-up costs without the waiting a busy host adds to wall time.
+    Metric("cpu_ms_median", "timed", "ms", "cpu_ms"),
 )}
 EXPECT_KEYS = ("ratio", "ratio_min", "ratio_max", "difference", "difference_min", "difference_max", "direction",
                "value", "min", "max", "equals", "tolerance")
@@ -425,13 +427,13 @@ def _row(claim: Claim, group: str | None, measured: list, reason: str | None, no
     text = _fmt(value, claim.scale, unit) + ("" if lo == hi else f" [{_fmt(lo, claim.scale, unit)}, "
                                                                  f"{_fmt(hi, claim.scale, unit)}]")
     if claim.metric.kind == "flag":
-        text = f"{round(value * len(measured))} of {len(measured)} rows"
-    spread = "" if len(measured) == 1 else (
+        text = f"{claim.metric.name} on {round(value * len(measured))} of {len(measured)} rows"
+    spread = "" if len(measured) == 1 or claim.metric.kind == "flag" else (
         f"; the {len(measured)} pairs range {_fmt(min(m[0] for m in measured), claim.scale, unit)} to "
         f"{_fmt(max(m[0] for m in measured), claim.scale, unit)}, {holding} hold")
-    why = {HOLDS: f"inside the claimed {claim.claimed}",
-           FAILS: f"outside the claimed {claim.claimed}",
-           INCONCLUSIVE: f"the interval straddles the claimed {claim.claimed}: more repeats would tell"}[verdict]
+    why = {HOLDS: f"within the claim ({claim.claimed})",
+           FAILS: f"outside the claim ({claim.claimed})",
+           INCONCLUSIVE: f"the interval straddles an end of the claim ({claim.claimed}): more repeats would tell"}[verdict]
     out.update(measured=value, lo=lo, hi=hi, measured_text=text, pairs_holding=holding, verdict=verdict,
                why=why + spread + "".join(f"; {n}" for n in dict.fromkeys(notes)))
     return out
