@@ -20,7 +20,8 @@ tolerance or a bound. :func:`check_claims` measures each one on a results frame:
 - Verdict. "holds" when the interval lies inside the claimed band, "does not hold" when it lies
   wholly outside, "inconclusive" when it straddles an end (more repeats would tell), "not measured
   here" with the reason (no gccgo rows: add it to the spec; TinyGo not installed; the rows failed).
-  An exact figure's interval is the figure itself, so sizes are never inconclusive.
+  An exact figure's interval is the figure itself, so sizes are never inconclusive. A timed
+  "higher"/"lower" claim needs the change beyond ``analysis.FACTOR``, as the report's comparisons do.
 """
 
 from __future__ import annotations
@@ -244,8 +245,11 @@ def _expect(expect: Any, at: str, metric: Metric, compares: bool):
         if direction not in DIRECTIONS or len(expect) > 1:
             raise SpecError(f"{at}: {unknown('direction', direction, DIRECTIONS)}" if direction not in DIRECTIONS
                             else f"{at}: expect.direction stands alone")
-        return (scale, 0.0, 1.0, True, "lower (ratio < 1)") if direction == "lower" else \
-            (scale, 1.0, math.inf, True, "higher (ratio > 1)")
+        # Timed figures move by noise: "higher" means beyond analysis.FACTOR, as the report's
+        # comparisons call a change; an exact size is higher by a byte.
+        factor = analysis.FACTOR if metric.kind == "timed" else 1.0
+        return (scale, 0.0, 1 / factor, True, f"lower (ratio < {1 / factor:.3g})") if direction == "lower" else \
+            (scale, factor, math.inf, True, f"higher (ratio > {factor:.3g})")
     centre = _number(expect, centre_key, at)
     if centre is not None:
         if any(k in expect for k in groups[scale] if k != centre_key):

@@ -223,3 +223,21 @@ def test_a_real_sweep_measures_the_strip_claim(tmp_path):
     assert "&lt;b&gt;strip&lt;/b&gt; halves it" in page and "<b>strip</b>" not in page
     verdict = _only(check_claims(df, samples, mine), "mine")["verdict"]
     assert f"<td>{verdict}</td>" in page
+
+
+@pytest.mark.unit
+def test_a_timed_direction_needs_a_change_beyond_the_reports_factor():
+    rng = np.random.default_rng(2)
+    base = rng.normal(1000, 2, 30)
+    df = _frame(_row(), _row(postlink="upx-9"))
+    claim = {"id": "more", "claim": "UPX costs memory", "metric": "peak_rss_kib_median",
+             "baseline": {"postlink": "none"}, "candidate": {"postlink": "upx-9"}, "expect": {"direction": "higher"}}
+
+    def verdict(shift: float) -> str:
+        rows = _samples(df["variant_key"][0], base) + _samples(df["variant_key"][1], base * shift)
+        samples = pl.DataFrame([{**s, "peak_rss_kib": round(s["startup_ms"])} for s in rows], schema=SAMPLE_SCHEMA)
+        return _only(check_claims(df, samples, [claim]), "more")["verdict"]
+
+    assert verdict(1.0) == FAILS  # the same memory: not higher
+    assert verdict(1.02) == FAILS  # 2% more: within noise, not called higher (analysis.FACTOR is 1.05)
+    assert verdict(1.2) == HOLDS
