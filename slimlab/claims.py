@@ -437,7 +437,8 @@ def _row(claim: Claim, group: str | None, measured: list, reason: str | None, no
         f"{_fmt(max(m[0] for m in measured), claim.scale, unit)}, {holding} hold")
     why = {HOLDS: f"within the claim ({claim.claimed})",
            FAILS: f"outside the claim ({claim.claimed})",
-           INCONCLUSIVE: f"the interval straddles an end of the claim ({claim.claimed}): more repeats would tell"}[verdict]
+           INCONCLUSIVE: f"the interval straddles an end of the claim ({claim.claimed}): "
+                         "more repeats would tell"}[verdict]
     out.update(measured=value, lo=lo, hi=hi, measured_text=text, pairs_holding=holding, verdict=verdict,
                why=why + spread + "".join(f"; {n}" for n in dict.fromkeys(notes)))
     return out
