@@ -8,10 +8,18 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import REPO
-from slimlab.claims import (FAILS, HOLDS, INCONCLUSIVE, NOT_MEASURED, check_claims, claims_html, load_claims,
-                            median_difference)
+
+from slimlab.claims import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    NOT_MEASURED,
+    check_claims,
+    claims_html,
+    load_claims,
+    median_difference,
+)
 from slimlab.errors import SpecError
 from slimlab.model import plan
 from slimlab.model.spec import BUILTIN_SPECS_DIR
@@ -28,7 +36,7 @@ GCCGO = {"id": "gccgo", "claim": "gccgo's dynamic build is tiny", "metric": "siz
 
 
 def _row(workload="hello", toolchain="go", profile="default", postlink="none", base="none", status="ok", **values):
-    key = "|".join([workload, toolchain, profile, "linux/amd64", postlink, base])
+    key = f"{workload}|{toolchain}|{profile}|linux/amd64|{postlink}|{base}"
     return {"run_id": "r", "variant_key": key, "workload": workload, "toolchain": toolchain, "profile": profile,
             "target": "linux/amd64", "postlink": postlink, "base": base, "status": status, "emulated": False,
             **values}
