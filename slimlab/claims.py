@@ -510,15 +510,16 @@ TABLE_COLUMNS = ("claim", "group", "compared", "claimed", "measured_text", "verd
 def claims_html(table: pl.DataFrame) -> str:
     """The claims table as an HTML table; every cell escaped (workload names are user input)."""
     columns = [c for c in TABLE_COLUMNS if c in table.columns and not (c == "group" and table[c].is_null().all())]
-    head = "".join(f"<th>{html.escape(c.replace('_text', ''))}</th>" for c in columns)
+    # Inline alignment: Jupyter's own table rules (cells right-aligned) outrank a class selector.
+    cell = 'style="text-align:left;vertical-align:top;padding:2px 6px"'
+    colour = {HOLDS: "#176b2c", FAILS: "#b00020", INCONCLUSIVE: "#8a5a00", NOT_MEASURED: "#777"}
+    head = "".join(f"<th {cell}>{html.escape(c.replace('_text', ''))}</th>" for c in columns)
     body = "".join(
-        f"<tr class=\"{html.escape(str(row['verdict']).replace(' ', '-'))}\">"
-        + "".join(f"<td>{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in columns) + "</tr>"
+        "<tr>" + "".join(
+            f"<td {cell[:-1]}{';color:' + colour[row[c]] if c == 'verdict' and row[c] in colour else ''}\">"
+            f"{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in columns) + "</tr>"
         for row in table.iter_rows(named=True))
-    style = ("<style>.claims td,.claims th{text-align:left;vertical-align:top;padding:2px 6px}"
-             ".claims .holds td:nth-last-child(2){color:#176b2c}.claims .does-not-hold td:nth-last-child(2)"
-             "{color:#b00020}.claims .not-measured-here{color:#777}</style>")
-    return f"{style}<table class=\"claims\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<table class="claims"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def display_claims(run_path: str | Path, claims_file: str | Path | None = None) -> pl.DataFrame:
