@@ -523,14 +523,22 @@ def claims_html(table: pl.DataFrame) -> str:
 
 
 def display_claims(run_path: str | Path, claims_file: str | Path | None = None) -> pl.DataFrame:
-    """For notebooks/claims.ipynb: check the claims on a run (or data) directory, show the table
-    (one row per claim, then per workload), and return the per-claim frame."""
+    """For notebooks/claims.ipynb: check the brief's claims, and the user's in ``claims_file``
+    after them, on a run (or data) directory; show the table (one row per claim, then per
+    workload) and return the per-claim frame."""
     from IPython.display import HTML, display
 
     from .results import load, load_samples
 
+    claims = load_claims()
+    if claims_file is not None:
+        mine = load_claims(claims_file)
+        clash = sorted({c.id for c in claims} & {c.id for c in mine})
+        if clash:
+            raise SpecError(f"{claims_file}: claim ids {', '.join(clash)} are the research brief's already: "
+                            "rename yours")
+        claims += mine
     df, samples = load(run_path), load_samples(run_path)
-    claims = load_claims(claims_file)
     table = check_claims(df, samples, claims)
     display(HTML(f"<h2>Claims checked on {html.escape(str(run_path))}</h2>" + claims_html(table)))
     display(HTML("<h3>Per workload</h3>" + claims_html(check_claims(df, samples, claims, by="workload"))))

@@ -232,6 +232,7 @@ def test_a_real_sweep_measures_the_strip_claim(tmp_path):
     assert "&lt;b&gt;strip&lt;/b&gt; halves it" in page and "<b>strip</b>" not in page
     verdict = _only(check_claims(df, samples, mine), "mine")["verdict"]
     assert f">{verdict}</td>" in page
+    assert "strip saves about 30%" in page  # the brief's claims come first, the user's after them
 
 
 @pytest.mark.unit
