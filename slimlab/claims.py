@@ -522,14 +522,8 @@ def claims_html(table: pl.DataFrame) -> str:
     return f'<table class="claims"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def display_claims(run_path: str | Path, claims_file: str | Path | None = None) -> pl.DataFrame:
-    """For notebooks/claims.ipynb: check the brief's claims, and the user's in ``claims_file``
-    after them, on a run (or data) directory; show the table (one row per claim, then per
-    workload) and return the per-claim frame."""
-    from IPython.display import HTML, display
-
-    from .results import load, load_samples
-
+def brief_and(claims_file: str | Path | None) -> list[Claim]:
+    """The research brief's claims, then the user's from ``claims_file`` (whose ids must differ)."""
     claims = load_claims()
     if claims_file is not None:
         mine = load_claims(claims_file)
@@ -538,6 +532,18 @@ def display_claims(run_path: str | Path, claims_file: str | Path | None = None) 
             raise SpecError(f"{claims_file}: claim ids {', '.join(clash)} are the research brief's already: "
                             "rename yours")
         claims += mine
+    return claims
+
+
+def display_claims(run_path: str | Path, claims_file: str | Path | None = None) -> pl.DataFrame:
+    """For notebooks/claims.ipynb: check the brief's claims, and the user's in ``claims_file``
+    after them, on a run (or data) directory; show the table (one row per claim, then per
+    workload) and return the per-claim frame."""
+    from IPython.display import HTML, display
+
+    from .results import load, load_samples
+
+    claims = brief_and(claims_file)
     df, samples = load(run_path), load_samples(run_path)
     table = check_claims(df, samples, claims)
     display(HTML(f"<h2>Claims checked on {html.escape(str(run_path))}</h2>" + claims_html(table)))

@@ -201,7 +201,7 @@ def test_the_claims_spec_sweeps_what_every_builtin_claim_compares():
 
 
 @pytest.mark.slow
-def test_a_real_sweep_measures_the_strip_claim(tmp_path):
+def test_a_real_sweep_measures_the_strip_claim(tmp_path, capsys):
     from slimlab.results import load, load_samples
     from slimlab.sweep import sweep
 
@@ -233,6 +233,12 @@ def test_a_real_sweep_measures_the_strip_claim(tmp_path):
     verdict = _only(check_claims(df, samples, mine), "mine")["verdict"]
     assert f">{verdict}</td>" in page
     assert "strip saves about 30%" in page  # the brief's claims come first, the user's after them
+    # The CLI prints the same table.
+    from slimlab.cli import main
+
+    assert main(["claims", str(run), "--claims-file", str(mine)]) == 0
+    printed = capsys.readouterr().out
+    assert "│ mine " in printed and "│ strip-size " in printed
 
 
 @pytest.mark.unit
@@ -251,3 +257,14 @@ def test_a_timed_direction_needs_a_change_beyond_the_reports_factor():
     assert verdict(1.0) == FAILS  # the same memory: not higher
     assert verdict(1.02) == FAILS  # 2% more: within noise, not called higher (analysis.FACTOR is 1.05)
     assert verdict(1.2) == HOLDS
+
+
+@pytest.mark.unit
+def test_a_users_claim_may_not_reuse_a_brief_id(tmp_path):
+    from slimlab.claims import brief_and
+
+    path = tmp_path / "mine.toml"
+    path.write_text('[[claim]]\nid = "strip-size"\nclaim = "mine"\nmetric = "size_bytes"\nexpect = { max = 1 }\n')
+    with pytest.raises(SpecError, match="claim ids strip-size are the research brief's already"):
+        brief_and(path)
+    assert len(brief_and(None)) == len(load_claims())
