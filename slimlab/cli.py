@@ -200,7 +200,22 @@ def _cmd_schedule(args) -> int:
     return 0
 
 
+def _cmd_claims(args) -> None:
+    import polars as pl
+
+    from .claims import brief_and, check_claims
+    from .results import load, load_samples
+
+    claims = brief_and(args.claims_file)  # checked before the results are read
+    table = check_claims(load(args.path), load_samples(args.path), claims, by=args.by)
+    columns = [c for c in ("id", "group", "claimed", "measured_text", "verdict", "why") if args.by or c != "group"]
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=200, tbl_width_chars=250, tbl_hide_dataframe_shape=True):
+        print(table.select(columns))
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .model import COLUMNS as AXIS_COLUMNS
+
     parser = argparse.ArgumentParser(prog="slimlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -233,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", action="append",
                    help="compare only this metric: size, image_size, startup or peak_rss (repeatable; default: all)")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("claims", help="check the research brief's claims (or yours) against a run")
+    p.add_argument("path", help="a run directory, or a data directory (all its runs)")
+    p.add_argument("--claims-file",
+                   help="your claims: a TOML file of [[claim]] tables, checked after the brief's (slimlab/claims.toml)")
+    p.add_argument("--by", choices=AXIS_COLUMNS, help="a row per value of this axis (default: one row per claim)")
+    p.set_defaults(func=_cmd_claims)
 
     p = sub.add_parser("run", help="execute a notebook with papermill and export it to HTML")
     p.add_argument("notebook")
