@@ -38,11 +38,17 @@ def _cmd_report(args) -> None:
     from .report import export_path_figures, write_path_report
     from .report.export import check_formats, chromium
 
+    from .analysis import parse_baseline
+
     path = Path(args.path)
+    choices = {"baseline": parse_baseline(args.baseline) if args.baseline else None, "factor": args.factor}
+    if args.factor is not None and args.factor < 1:
+        raise SlimlabError(f"--factor is a ratio of at least 1 (1.05: a 5% change counts), not {args.factor}")
     if args.figures:  # bad input and a missing browser are refused before any work
         formats = check_formats(args.format or ("svg", "pdf"))
         chromium()
-    print(write_path_report(path, Path(args.out), title=args.title or f"slimlab report: {path}", trends=args.trends))
+    print(write_path_report(path, Path(args.out), title=args.title or f"slimlab report: {path}", trends=args.trends,
+                            **choices))
     if args.figures:
         for written in export_path_figures(path, Path(args.figures), formats):
             print(written)
@@ -232,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a run directory, or a data directory (all its runs)")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--title")
+    p.add_argument("--baseline", metavar="AXIS=VALUE,...",
+                   help="what the answers state each effect against (default: 'profile=default,postlink=none'; "
+                        "every other axis the build's own)")
+    p.add_argument("--factor", type=float,
+                   help="a start-up or memory change counts only beyond this ratio either way (default 1.05, as "
+                        "asv compare), and only when Mann-Whitney U gives p < 0.01")
     p.add_argument("--trends", action="store_true",
                    help="add the history of a data directory's runs: change points and what changed at each")
     p.add_argument("--figures", metavar="DIR", help="also write every figure there, for papers (kaleido + chromium)")

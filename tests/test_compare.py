@@ -201,3 +201,27 @@ def test_answers_on_a_real_run_state_what_stripping_saves(real_runs):
     saved = round((sizes["stripped"] / sizes["default"] - 1) * 100)
     assert f"<li><code>-ldflags=-s -w</code> (profile=stripped): <span class=\"effect-better\">−{-saved}% size " \
            "(exact)</span>" in text
+
+
+@pytest.mark.unit
+def test_the_report_states_effects_against_the_baseline_and_factor_given_on_the_command_line(tmp_path, capsys):
+    # stripped starts 3% slower: beyond a 1.02 factor, within the default 1.05
+    run = write_run(tmp_path / "run", {**BASE, OTHER: {**BASE[OTHER], "ms": 10.3, "seed": 7}})
+    out = tmp_path / "report.html"
+
+    def answers(*argv) -> str:
+        assert main(["report", str(run), "--out", str(out), *argv]) == 0
+        text = out.read_text(encoding="utf-8")
+        return text[text.index('<section class="answers">'):text.index("</section>", text.index('class="answers"'))]
+
+    default = answers()
+    assert "Against the same build with profile=default, postlink=none" in default
+    assert "start-up no significant change" in default
+    assert "start-up 3% slower" in answers("--factor", "1.02")
+    # against the stripped build, the default one is the candidate: larger
+    flipped = answers("--baseline", "profile=stripped")
+    assert "Against the same build with profile=stripped" in flipped and "+54% size" in flipped
+    capsys.readouterr()
+    assert main(["report", str(run), "--out", str(out), "--baseline", "profil=stripped"]) == 2
+    assert "did you mean 'profile'" in capsys.readouterr().err
+    assert main(["report", str(run), "--out", str(out), "--factor", "0.9"]) == 2

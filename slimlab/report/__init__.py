@@ -23,12 +23,13 @@ def _everything(path, trends: bool = False) -> dict:
     import warnings
 
     from slimlab.results import (DataWarning, load, load_capabilities, load_manifests, load_packages,
-                                 load_samples)
+                                 load_samples, run_dirs)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         found = {"df": load(path), "manifest": load_manifests(path), "packages": load_packages(path),
-                 "capabilities": load_capabilities(path), "samples": load_samples(path)}
+                 "capabilities": load_capabilities(path), "samples": load_samples(path),
+                 "run_dirs": {d.name: d for d in run_dirs(path)}}
     for w in caught:  # anything else goes on to the caller's own handling
         if not issubclass(w.category, DataWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

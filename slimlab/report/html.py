@@ -419,6 +419,8 @@ def render_report_fragment(
     capabilities: pl.DataFrame | None = None,
     samples: pl.DataFrame | None = None,
     baseline: Any = None,
+    factor: float | None = None,
+    run_dirs: Mapping[str, str | Path] | None = None,
     sections: Sequence[Callable[[bool], str]] = (),
     load_warnings: Sequence[str] = (),
 ) -> str:
@@ -426,7 +428,9 @@ def render_report_fragment(
 
     In reading order: the header, warnings (files the loaders skipped, a busy host, outliers,
     failed rows), the answers (answers.answers_html: what to pick per workload, effects against
-    ``baseline``), the figures, extra ``sections``, every row, and the environment folded at the end.
+    ``baseline``, a change counting beyond ``factor``), the figures, extra ``sections``, every row,
+    and the environment folded at the end. ``run_dirs`` (run id -> its directory) makes the
+    answers' ``slimlab dockerfile`` command lines name the real run directories.
 
     ``samples`` (``slimlab.load_samples``) are the timed starts behind the medians: the
     outlier warnings and the answers' confidence intervals need them. ``packages``
@@ -458,7 +462,8 @@ def render_report_fragment(
             header,
             *(f'<p class="warning">Skipped: {_esc(w)}</p>' for w in load_warnings),
             _warnings_html(conformed, manifests, samples, table_id),
-            answers_html(conformed, samples, manifests, baseline=baseline),
+            answers_html(conformed, samples, manifests, baseline=baseline, run_dirs=run_dirs,
+                         **({"factor": factor} if factor is not None else {})),
             "<h2>Figures</h2>",
             figures_part,
             *(section(bool(figures_part)) for section in sections),  # plotly.js came with the first figure
