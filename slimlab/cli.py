@@ -50,7 +50,7 @@ def _cmd_report(args) -> None:
     print(write_path_report(path, Path(args.out), title=args.title or f"slimlab report: {path}", trends=args.trends,
                             **choices))
     if args.figures:
-        for written in export_path_figures(path, Path(args.figures), formats):
+        for written in export_path_figures(path, Path(args.figures), formats, trends=args.trends):
             print(written)
 
 
@@ -76,7 +76,7 @@ def _cmd_run(args) -> None:
 def _cmd_lab(args) -> None:
     from .notebook import lab
 
-    lab(args.path, port=args.port, ip=args.ip, open_browser=not args.no_browser)
+    lab(args.path, port=args.port, ip=args.ip, open_browser=not args.no_browser, data=args.data)
 
 
 def _cmd_doctor(args) -> int:
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="serve on this port or fail (default: 8888 or the next free one)")
     p.add_argument("--ip", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    p.add_argument("--data", help="the data directory the notebooks read and write when given none "
+                                  "(default: $SLIMLAB_DATA, else data/ here)")
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("doctor", help="list the tools slimlab can use and how to install the missing ones")

@@ -71,7 +71,7 @@ TABLE_COLUMNS = (RUN, *(a.column for a in AXES), "status")
 def _frame(source) -> pl.DataFrame:
     if isinstance(source, pl.DataFrame):
         return prep.conform(source)
-    paths = [source] if isinstance(source, (str, Path)) else list(source)
+    paths = [source] if source is None or isinstance(source, (str, Path)) else list(source)  # None: the data dir
     if not paths:
         raise SlimlabError("no run given: pass a run directory, a data directory, or a list of them")
     return prep.conform(pl.concat([load(p) for p in paths], how="diagonal_relaxed"))
@@ -407,7 +407,7 @@ class Explorer:
     def _on_save(self, formats: tuple[str, ...]) -> None:
         try:
             paths = self.save(formats=formats)
-        except (OSError, SlimlabError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a button's error would otherwise go to the kernel's log unseen
             self._message.value = f"<b>Not saved</b>: {html.escape(str(exc))}"
         else:
             self._message.value = "Saved " + ", ".join(f"<code>{html.escape(str(p.resolve()))}</code>" for p in paths)
@@ -438,7 +438,7 @@ def update_in_place(widget: go.FigureWidget, fresh: go.Figure) -> None:
         widget.layout = fresh.layout
 
 
-def explore(source: str | Path | Iterable, **choices) -> Explorer:
+def explore(source: str | Path | Iterable | None = None, **choices) -> Explorer:
     """Build an Explorer and show it (the notebook's one call)."""
     explorer = Explorer(source, **choices)
     explorer.show()

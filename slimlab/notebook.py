@@ -163,7 +163,13 @@ def lab_argv(root: str | Path | None = None, port: int | None = None, ip: str = 
 
 
 def lab(root: str | Path | None = None, port: int | None = None, ip: str = "127.0.0.1",
-        open_browser: bool = True) -> None:
-    """Replace this process with JupyterLab (see lab_argv): Ctrl-C and signals reach the server itself."""
+        open_browser: bool = True, data: str | Path | None = None) -> None:
+    """Replace this process with JupyterLab (see lab_argv): Ctrl-C and signals reach the server itself.
+
+    The notebooks' kernels run in the notebooks' folder, so ``data`` (default: $SLIMLAB_DATA,
+    else ``data`` here) goes to them as an absolute $SLIMLAB_DATA (slimlab.results.data_dir)."""
+    from slimlab.results import DATA_ENV, data_dir
+
     argv = lab_argv(root, port, ip, open_browser)
+    os.environ[DATA_ENV] = str(data_dir(data).resolve())
     os.execv(argv[0], argv)

@@ -267,12 +267,24 @@ def _manifest(run_dir: Path) -> dict | str:
     return manifest
 
 
-def run_dirs(path: str | Path) -> list[Path]:
-    """The run directories under ``path``: the run itself, or every run of a data dir.
+DATA_ENV = "SLIMLAB_DATA"  # the data directory when none is given: `slimlab lab` and `slimlab schedule` set it
+
+
+def data_dir(path: str | Path | None = None) -> Path:
+    """``path``, or when None the data directory: $SLIMLAB_DATA, else ``data`` in the working
+    directory. Notebooks default to None because their working directory differs: JupyterLab
+    runs a kernel in the notebook's folder, papermill in the caller's; `slimlab lab` and
+    `slimlab schedule` set SLIMLAB_DATA to the absolute data directory for both."""
+    return Path(path) if path is not None else Path(os.environ.get(DATA_ENV) or "data")
+
+
+def run_dirs(path: str | Path | None = None) -> list[Path]:
+    """The run directories under ``path``: the run itself, or every run of a data dir
+    (None: :func:`data_dir`).
 
     In a data directory, a run whose manifest is missing or unreadable is skipped with a
     DataWarning naming it; a run directory given alone must be readable."""
-    path = Path(path)
+    path = data_dir(path)
     if (path / MANIFEST).is_file():
         manifest = _manifest(path)
         if isinstance(manifest, str):
@@ -403,7 +415,7 @@ def migrate(frame: pl.DataFrame, source: Path | None = None) -> pl.DataFrame:
     return frame.with_columns(missing) if missing else frame
 
 
-def load(path: str | Path = "data") -> pl.DataFrame:
+def load(path: str | Path | None = None) -> pl.DataFrame:
     """The results of one run directory, or of every run in a data directory, as one frame.
 
     Runs written by an older schema are migrated on load (see MIGRATIONS)."""
@@ -419,11 +431,11 @@ def _keyed(run_dir: Path, name: str, schema: dict) -> pl.DataFrame:
     return v2_variant_key(frame) if version in (1, 2) and not frame.is_empty() else frame
 
 
-def load_samples(path: str | Path = "data") -> pl.DataFrame:
+def load_samples(path: str | Path | None = None) -> pl.DataFrame:
     return pl.concat([_keyed(d, SAMPLES, SAMPLE_SCHEMA) for d in run_dirs(path)], how="diagonal_relaxed")
 
 
-def load_packages(path: str | Path = "data") -> pl.DataFrame:
+def load_packages(path: str | Path | None = None) -> pl.DataFrame:
     """Code bytes per Go package per variant (PACKAGE_SCHEMA), of one run or every run."""
     return pl.concat([_keyed(d, PACKAGES, PACKAGE_SCHEMA) for d in run_dirs(path)], how="diagonal_relaxed")
 
@@ -432,7 +444,7 @@ def write_capabilities(run_dir: Path, frame: pl.DataFrame) -> None:
     _atomic_write_parquet(frame, Path(run_dir) / CAPABILITIES)
 
 
-def load_capabilities(path: str | Path = "data") -> pl.DataFrame:
+def load_capabilities(path: str | Path | None = None) -> pl.DataFrame:
     """The capability matrices (slimlab.probe) of one run or every run that probed."""
     frames = [_read(d, CAPABILITIES, None).with_columns(pl.lit(d.name).alias("run_id"))
               for d in run_dirs(path) if (d / CAPABILITIES).is_file()]
@@ -440,6 +452,6 @@ def load_capabilities(path: str | Path = "data") -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
-def load_manifests(path: str | Path = "data") -> list[dict]:
+def load_manifests(path: str | Path | None = None) -> list[dict]:
     """The manifests of one run or every readable run of a data directory."""
     return [_manifest(d) for d in run_dirs(path)]

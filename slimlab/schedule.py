@@ -18,6 +18,7 @@ Where systemd runs as PID 1, a systemd timer (``slimlab-ID.timer``) is installed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from . import history
 from .errors import SlimlabError, did_you_mean
-from .results import now_utc
+from .results import DATA_ENV, now_utc
 
 MARK = "# slimlab-schedule:"
 # Named schedules. Measurements are quietest at night: the named ones run at 03:00.
@@ -199,8 +200,17 @@ def cron_daemon_running() -> bool:
 
 
 # -- systemd ------------------------------------------------------------------------------
+BACKEND_ENV = "SLIMLAB_SCHEDULER"  # "cron" or "systemd": the back end, whatever runs as PID 1
+
+
 def systemd_running() -> bool:
-    """systemd is PID 1 (its own test, sd_booted(3)): timers work only then."""
+    """Timers are used when systemd is PID 1 (its own test, sd_booted(3)), unless $SLIMLAB_SCHEDULER
+    says "cron" (or "systemd")."""
+    chosen = os.environ.get(BACKEND_ENV)
+    if chosen not in (None, "", "cron", "systemd"):
+        raise SlimlabError(f"{BACKEND_ENV}={chosen!r}: valid values are 'cron' and 'systemd'")
+    if chosen:
+        return chosen == "systemd"
     return Path("/run/systemd/system").is_dir()
 
 
@@ -304,6 +314,20 @@ def _run_id(stem: str, data_dir: Path) -> str:
     return run_id
 
 
+@contextlib.contextmanager
+def _data_env(data_dir: Path):
+    """$SLIMLAB_DATA (slimlab.results.data_dir) set to ``data_dir`` for the kernel papermill starts."""
+    before = os.environ.get(DATA_ENV)
+    os.environ[DATA_ENV] = str(data_dir)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DATA_ENV, None)
+        else:
+            os.environ[DATA_ENV] = before
+
+
 def scheduled_run(notebook: str | Path, data_dir: str | Path, reports: str | Path,
                   params: dict | None = None) -> dict:
     """Execute ``notebook`` under a dated run id, keep the executed notebook and its HTML in
@@ -321,10 +345,12 @@ def scheduled_run(notebook: str | Path, data_dir: str | Path, reports: str | Pat
     try:
         declared = papermill.inspect_notebook(str(notebook))
         given = dict(params or {})
-        # The notebook's sweep (if any) runs under this id, so its row and this one are one run.
-        given.update({k: v for k, v in (("run_id", run_id), ("data_dir", str(data_dir)))
+        # The notebook's sweep (if any) runs under this id, so its row and this one are one run;
+        # a notebook that reads results (run_path) reads this data directory.
+        given.update({k: v for k, v in (("run_id", run_id), ("data_dir", str(data_dir)), ("run_path", str(data_dir)))
                       if k in declared and k not in given})
-        run_notebook(notebook, given, html, executed_ipynb=executed)
+        with _data_env(data_dir):  # and so does any library call that is given no directory
+            run_notebook(notebook, given, html, executed_ipynb=executed)
     except Exception as exc:  # noqa: BLE001 - whatever broke, this run is recorded as failed, with why
         status, error = "failed", str(exc) if isinstance(exc, SlimlabError) else f"{type(exc).__name__}: {exc}"
         if executed.is_file():  # the executed notebook has the traceback: its HTML shows it too

@@ -36,6 +36,7 @@ from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
 from .model import plan
 from .progress import tqdm  # widgets in JupyterLab, lines under papermill
 from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
+from .results import data_dir as results_data_dir
 from .rows import (Row, base_row, build_columns, container_columns, image_columns, index_columns, inspect_columns,
                    oci_columns, postlink_columns, sbom_columns, summary_columns, vuln_columns)
 from .workloads import Workload, resolve
@@ -69,12 +70,13 @@ class _Ready:
 
 def sweep(
     spec: SweepSpec | dict | str | Path,
-    data_dir: str | Path = "data",
+    data_dir: str | Path | None = None,
     run_id: str | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """Run (or resume) a sweep; returns the run directory."""
+    """Run (or resume) a sweep into ``data_dir`` (None: slimlab.results.data_dir()); returns the run directory."""
+    data_dir = results_data_dir(data_dir)
     the_plan = plan(spec)
     check_resumable(Path(data_dir), run_id, the_plan.spec.to_dict())  # before any work: a bad id is bad input
     cache = Path(cache_dir) if cache_dir else default_cache_dir()

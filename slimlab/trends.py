@@ -201,7 +201,7 @@ def change_points(series_frame: pl.DataFrame, runs: pl.DataFrame, beta: float = 
     return pl.DataFrame(found, schema=CHANGE_SCHEMA)
 
 
-def trends(path="data", metrics=METRICS, beta: float = PENALTY_BETA) -> Trends:
+def trends(path=None, metrics=METRICS, beta: float = PENALTY_BETA) -> Trends:
     """The series and change points of every run in the data directory ``path``; ``metrics``:
     one of METRICS, several, or None for all."""
     metrics = _check_metrics(metrics)

@@ -259,8 +259,21 @@ def test_answers_for_1000_variants_render_in_well_under_the_report_budget():
     df, samples = synthetic_run()
     assert df.height == 1000
     answers_html(df.head(40), samples, [])  # imports and first-call costs are not the section's
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a busy machine's waiting is not the section's cost
     text = answers_html(df, samples, [])
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     assert text.count('<div class="answer">') == 5
-    assert seconds < 2.5, f"{seconds:.2f} s: the whole report has 5 s for 1,000 variants"
+    # all threads' CPU (polars uses both cores): computing every effect would take ~16 s
+    assert seconds < 5.0, f"{seconds:.2f} s of CPU: the whole report has 5 s for 1,000 variants"
+
+
+@pytest.mark.unit
+def test_the_answers_give_the_fastest_and_lowest_medians_with_their_intervals():
+    df, samples = synthetic_run(workloads=1)
+    text = html.unescape(answers_html(df, samples, []))
+    fastest = re.search(r"Fastest to start: .*? — ([\d.,]+) ms median \[([\d.,]+), ([\d.,]+)\], n = (\d+)", text)
+    memory = re.search(r"Lowest memory: .*? — ([\d.,]+) KiB peak RSS median \[([\d.,]+), ([\d.,]+)\], n = (\d+)", text)
+    for found in (fastest, memory):
+        assert found, text[:2000]
+        median, lo, hi = (float(g.replace(",", "")) for g in found.groups()[:3])
+        assert lo <= median <= hi and int(found.group(4)) == 20

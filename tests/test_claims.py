@@ -268,3 +268,21 @@ def test_a_users_claim_may_not_reuse_a_brief_id(tmp_path):
     with pytest.raises(SpecError, match="claim ids strip-size are the research brief's already"):
         brief_and(path)
     assert len(brief_and(None)) == len(load_claims())
+
+
+@pytest.mark.unit
+def test_memory_claims_leave_out_emulated_rows_whose_memory_is_qemus():
+    """QEMU user mode's RSS is the emulator's: a memory claim is checked on native rows only."""
+    rss = {"id": "rss", "claim": "-s -w lowers RSS by 15% or more", "metric": "peak_rss_kib_median",
+           "baseline": {"profile": "default"}, "candidate": {"profile": "stripped"}, "expect": {"ratio_max": 0.85}}
+    native = [_row(peak_rss_kib_median=2000.0), _row(profile="stripped", peak_rss_kib_median=1990.0)]
+    arm = [{**_row(peak_rss_kib_median=9000.0, emulated=True), "target": "linux/arm64",
+            "variant_key": "hello|go|default|linux/arm64|none|none"},
+           {**_row(profile="stripped", peak_rss_kib_median=5000.0, emulated=True), "target": "linux/arm64",
+            "variant_key": "hello|go|stripped|linux/arm64|none|none"}]
+    samples = pl.DataFrame([{"run_id": "r", "variant_key": r["variant_key"], "sample_index": i,
+                             "peak_rss_kib": int(r["peak_rss_kib_median"]) + i % 3} for r in native + arm
+                            for i in range(10)], schema=SAMPLE_SCHEMA)
+    found = _only(check_claims(_frame(*native, *arm), samples, [rss]), "rss")
+    assert found["pairs"] == 1  # the amd64 pair alone
+    assert found["verdict"] == FAILS and found["measured"] == pytest.approx(0.995, abs=0.005)

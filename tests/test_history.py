@@ -113,21 +113,22 @@ def test_a_sweep_that_raises_is_recorded_failed_with_why(tmp_path):
 
 
 WRITER = """
-import os, sys
+import os, sys, time
 from datetime import datetime, timezone
 from slimlab import history
 who, n, data = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 while not os.path.exists(data + "/go"):  # both start writing at once
-    pass
+    time.sleep(0.005)  # (polling, not spinning: the machine has 2 cores)
 for i in range(n):
     history.record(data, {"run_id": f"{who}-{i}", "status": "complete", "started_at": datetime.now(timezone.utc)})
 """
 READER = """
 import os, sys, time
 from slimlab import history
-data, seconds = sys.argv[1], float(sys.argv[2])
-reads, seen, end = 0, 0, time.monotonic() + seconds
-while time.monotonic() < end:
+data = sys.argv[1]
+reads, seen, last = 0, 0, False
+while not last:  # reads from before the writers start until after they are done, once more at the end
+    last = os.path.exists(data + "/done")
     if os.path.exists(data + "/runs.parquet"):
         height = history.load_index(data).height
         assert height >= seen, (height, seen)  # never an older or a torn (rebuilt: empty) index
@@ -140,7 +141,7 @@ print(reads)
 def test_two_writers_at_once_lose_nothing_and_readers_never_see_half_a_file(tmp_path, writes):
     data = tmp_path / "data"
     data.mkdir()
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(data), "6"], stdout=subprocess.PIPE,
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(data)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, who, str(writes), str(data)], stderr=subprocess.PIPE,
                                 text=True) for who in ("x", "y")]
@@ -149,7 +150,8 @@ def test_two_writers_at_once_lose_nothing_and_readers_never_see_half_a_file(tmp_
     for writer in writers:
         assert writer.wait(timeout=120) == 0, writer.stderr.read()
         assert "not updated" not in writer.stderr.read()
-    out, err = reader.communicate(timeout=60)
+    (data / "done").touch()
+    out, err = reader.communicate(timeout=120)
     assert reader.returncode == 0, err
     assert "unreadable" not in err  # a torn read would have been rebuilt (and said so)
     assert int(out) > 0

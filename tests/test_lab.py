@@ -199,6 +199,7 @@ def test_hostile_labels_stay_text(tmp_path):
     assert '<script src="https://' not in text
 
 
+@pytest.mark.slow  # a browser (kaleido drives chromium)
 def test_explorer_exports_the_view_for_papers_from_a_running_event_loop(tmp_path):
     """The buttons' export (kaleido driving Debian's chromium) also works where a kernel runs
     it: inside an asyncio loop that is already running."""
@@ -345,7 +346,8 @@ def test_explorer_in_jupyterlab_with_chromium(hostile_run, tmp_path):
     root = tmp_path / "notebooks"
     root.mkdir()
     shutil.copy(REPO / "notebooks" / "explore.ipynb", root)
-    shutil.copytree(hostile_run.parent.parent, tmp_path / "data")  # the notebook's default run_path: ../data
+    # Away from the notebook: its run_path None means the data directory `slimlab lab --data` names.
+    shutil.copytree(hostile_run.parent.parent, tmp_path / "elsewhere" / "data")
     jupyter = tmp_path / "jupyter"  # Jupyter's own state stays in the test, away from the user's
     token, port = secrets.token_hex(16), _free_port()
     env = {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
@@ -354,7 +356,7 @@ def test_explorer_in_jupyterlab_with_chromium(hostile_run, tmp_path):
            "JUPYTERLAB_WORKSPACES_DIR": str(jupyter / "workspaces")}
     log = (tmp_path / "lab.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "slimlab.cli", "lab", str(root), "--port", str(port),
-                               "--no-browser"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               "--no-browser", "--data", str(tmp_path / "elsewhere" / "data")], env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # for the browser helper beside 
 
 import browser  # noqa: E402
 
+from slimlab import analysis  # noqa: E402
 from slimlab.errors import SlimlabError  # noqa: E402
 from slimlab.notebook import run_notebook  # noqa: E402
 from slimlab.report import figures, prep  # noqa: E402
@@ -465,9 +466,11 @@ def test_report_notebook_is_parameterised():
     assert "parameters" in code[0]["metadata"].get("tags", [])
     params: dict = {}
     exec("".join(code[0]["source"]), params)  # noqa: S102 - our own notebook's literals
-    assert params["run_path"] == "data" and params["title"] == "slimlab report"
+    # None: the data directory (slimlab.results.data_dir), wherever the kernel runs
+    assert params["run_path"] is None and params["title"] == "slimlab report"
+    assert params["baseline"] is None and params["trends"] is False
     body = "\n".join("".join(c["source"]) for c in code[1:])
-    assert "display_path_report(run_path, title)" in body
+    assert "display_path_report(run_path, title, trends=trends," in body and "parse_baseline(baseline)" in body
 
 
 @pytest.mark.unit
@@ -616,3 +619,20 @@ def test_cross_cpu_panel_shows_the_programs_own_memory_and_start_up_against_the_
     assert "<img src=x" not in text and "&lt;img src=x" in text
     one_cpu = df.filter(pl.col("target") == "linux/amd64")
     assert "One target CPU" in figures.cross_cpu_panel(one_cpu).layout.annotations[0].text
+
+
+@pytest.mark.unit
+def test_the_scatter_shows_builds_and_agrees_with_the_answers_frontier():
+    """Images start in a container and are ranked apart (slimlab.analysis): the size/start-up
+    scatter of binaries leaves them out, and names the same frontier as the answers."""
+    rows = [measured_row(2_000_000, 1.0, 1500.0, profile="default"),
+            measured_row(1_300_000, 1.1, 1500.0, profile="stripped"),
+            measured_row(1_400_000, 1.5, 1600.0, profile="trimmed"),  # dominated by stripped
+            measured_row(1_300_000, 400.0, 1600.0, profile="stripped", base="scratch", image_size_bytes=1_400_000)]
+    df = frame(rows)
+    scatter = prep.startup(df)
+    assert sorted(scatter["profile"]) == ["default", "stripped", "trimmed"]
+    assert set(scatter["base"].drop_nulls()) <= {"none"}
+    named = {t for trace in figures.startup_scatter(df).data if trace.mode == "markers+text" for t in trace.text}
+    answered = analysis.answer_rows(df).filter(pl.col("on_frontier") & (pl.col("base").fill_null("none") == "none"))
+    assert len(named) == answered.height == 2

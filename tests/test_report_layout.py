@@ -66,8 +66,9 @@ def hostile_frame() -> pl.DataFrame:
 def test_report_reads_warnings_answers_figures_rows_then_the_folded_environment(monkeypatch, hostile_frame):
     calls = []
 
-    def answers(df, samples, manifests, baseline=None):
+    def answers(df, samples, manifests, baseline=None, **options):
         calls.append((df.height, samples.height, len(manifests), baseline))
+        assert options == {"run_dirs": None}  # no factor given: the answers' own default
         return '<section id="the-answers"></section>'
 
     monkeypatch.setattr(report_html, "answers_html", answers)
@@ -89,7 +90,7 @@ def test_warnings_name_outliers_and_failed_rows_and_link_to_the_table(hostile_fr
     text = render_report_html(hostile_frame, "t", samples=samples_for(hostile_frame, {"k-hostile"}))
     warnings = text[text.index('<section class="warnings">'):text.index("<h2>Figures</h2>")]
     assert "Statistical outliers were detected in the start-up samples of 1 variant(s)" in warnings
-    assert "Q3 + 3·IQR" in warnings
+    assert "modified Z-score" in warnings
     # The variant is named, escaped, with its count: one start 20x slower of 30.
     assert f"<li>{html.escape(HOSTILE_WORKLOAD)} · gc · default · linux/amd64 · none: 1 of 30 starts" in warnings
     link = re.search(r'<a href="#(slimlab-rows-[0-9a-f]+)">table of all rows</a>', warnings)
@@ -106,16 +107,18 @@ def test_no_outlier_warning_without_outliers_or_samples(hostile_frame):
 
 
 @pytest.mark.unit
-def test_outliers_use_tukeys_far_out_fences():
+def test_outliers_follow_hyperfines_modified_z_score():
+    """hyperfine's rule: |x - median| / MAD > 1.4826 * 10. Here the median is 1.2 ms and the MAD
+    0.1 ms, so the line is 1.4826 ms from the median: 2.6 ms is inside, 2.75 ms beyond."""
     df = frame([measured_row(2**20, 1.0, 1000.0, variant_key="a"), measured_row(2**20, 1.0, 1000.0,
                                                                                   variant_key="b", profile="x")])
-    base = [1.0, 1.1, 1.2, 1.3, 1.4, 1.0, 1.1, 1.2, 1.3, 1.4]  # Q1 1.1, Q3 1.3: fences 0.5 and 1.9
+    base = [1.0, 1.1, 1.2, 1.3, 1.4, 1.0, 1.1, 1.2, 1.3, 1.4]
     samples = pl.DataFrame(
-        [{"run_id": "r1", "variant_key": "a", "sample_index": i, "startup_ms": v} for i, v in enumerate(base + [1.85])]
+        [{"run_id": "r1", "variant_key": "a", "sample_index": i, "startup_ms": v} for i, v in enumerate(base + [2.6])]
         + [{"run_id": "r1", "variant_key": "b", "sample_index": i, "startup_ms": v}
-           for i, v in enumerate(base + [3.0, 0.1])], schema=SAMPLE_SCHEMA)
+           for i, v in enumerate(base + [2.75])], schema=SAMPLE_SCHEMA)
     found = prep.outliers(df, samples)
-    assert found["variant_key"].to_list() == ["b"] and found["n_outliers"].to_list() == [2]
+    assert found["variant_key"].to_list() == ["b"] and found["n_outliers"].to_list() == [1]
 
 
 # --- facets and readability -----------------------------------------------------------

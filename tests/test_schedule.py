@@ -70,15 +70,17 @@ def as_cron_runs(line: str, home: Path) -> subprocess.CompletedProcess:
 
 
 def slimlab_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    # cron, even on a host where systemd is PID 1: this test is about the crontab
     return subprocess.run([sys.executable, "-m", "slimlab.cli", "schedule", *args], cwd=cwd, capture_output=True,
-                          text=True)
+                          text=True, env={**os.environ, schedule.BACKEND_ENV: "cron"})
 
 
 def crontab_lines(crontab: str) -> list[str]:
     return subprocess.run([crontab, "-l"], capture_output=True, text=True, check=True).stdout.splitlines()
 
 
-def test_schedule_install_list_run_and_remove_with_the_real_crontab(user_crontab, tmp_path):
+def test_schedule_install_list_run_and_remove_with_the_real_crontab(user_crontab, tmp_path, monkeypatch):
+    monkeypatch.setenv(schedule.BACKEND_ENV, "cron")
     before = crontab_lines(user_crontab)
     good = notebook(tmp_path / "nightly.ipynb", SWEEPS)
     bad = notebook(tmp_path / "broken.ipynb", FAILS)
@@ -93,9 +95,10 @@ def test_schedule_install_list_run_and_remove_with_the_real_crontab(user_crontab
     assert done.returncode == 0, done.stderr
 
     lines = crontab_lines(user_crontab)
-    ours = [line for line in lines if schedule.MARK in line]
+    # (entries of this test only: another slimlab schedule of this user may exist)
+    ours = [line for line in lines if schedule.MARK in line and str(tmp_path) in line]
     assert len(ours) == 2 and lines[: len(before)] == before  # added after the user's, none of theirs changed
-    by_notebook = {entry.notebook: entry for entry in schedule.entries()}
+    by_notebook = {entry.notebook: entry for entry in schedule.entries() if str(tmp_path) in entry.notebook}
     assert set(by_notebook) == {str(good), str(bad)}
     nightly, broken = by_notebook[str(good)], by_notebook[str(bad)]
     assert broken.cron == "*/30 2-5 * * mon-fri"
@@ -107,7 +110,7 @@ def test_schedule_install_list_run_and_remove_with_the_real_crontab(user_crontab
     # Installing the same again replaces the entry instead of doubling it.
     assert slimlab_cli("broken.ipynb", "--every", "*/30 2-5 * * mon-fri", "--data", "data", "--reports",
                        "reports", cwd=tmp_path).returncode == 0
-    assert len([line for line in crontab_lines(user_crontab) if schedule.MARK in line]) == 2
+    assert len([line for line in crontab_lines(user_crontab) if schedule.MARK in line and str(tmp_path) in line]) == 2
 
     home = tmp_path / "home"
     home.mkdir()
@@ -143,7 +146,7 @@ def test_schedule_install_list_run_and_remove_with_the_real_crontab(user_crontab
     assert rebuilt.equals(index)
 
     assert slimlab_cli("--remove", nightly.id, cwd=tmp_path).returncode == 0
-    assert [e.id for e in schedule.entries()] == [broken.id]
+    assert [e.id for e in schedule.entries() if str(tmp_path) in e.notebook] == [broken.id]
     wrong = slimlab_cli("--remove", nightly.id, cwd=tmp_path)
     assert wrong.returncode == 2 and broken.id in wrong.stderr  # says what is scheduled
     assert slimlab_cli("--remove", "broken.ipynb", cwd=tmp_path).returncode == 0  # by notebook
@@ -205,3 +208,28 @@ def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path):
     assert done.returncode == 0, done.stderr
     service = units[f"slimlab-{entry_id}.service"]
     assert "100% " not in service and "'$HOME'" not in service  # systemd would expand them
+
+
+READS_THE_DATA_DIR = """
+import slimlab.results
+print("data dir:", slimlab.results.data_dir().resolve(), "run_path:", run_path)
+assert slimlab.results.data_dir().resolve() == pathlib.Path(run_path).resolve()
+"""
+
+
+def test_a_scheduled_notebook_reads_the_scheduled_data_directory(tmp_path, monkeypatch):
+    """A notebook given no directory (run_path None, the shipped notebooks' default) reads the
+    data directory of the schedule, wherever its kernel runs."""
+    monkeypatch.delenv("SLIMLAB_DATA", raising=False)
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    params = nbformat.v4.new_code_cell("run_path = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("import pathlib\n" + READS_THE_DATA_DIR)]
+    path = tmp_path / "reads.ipynb"
+    nbformat.write(nb, path)
+    data = tmp_path / "elsewhere" / "data"
+    row = schedule.scheduled_run(path, data, tmp_path / "reports")
+    assert row["status"] == "complete", row["error"]
+    assert f"data dir: {data.resolve()}" in Path(row["executed_notebook"]).read_text()
+    assert "SLIMLAB_DATA" not in os.environ  # set for the run only

@@ -153,6 +153,13 @@ def test_report_trends_section_renders_with_hostile_labels(tmp_path, capsys):
     assert n_trend_figures == 2 * 3  # two workloads; size, start-up, RSS (no images)
     n_report = len(figures.report_figures(pl.DataFrame(schema=RESULT_SCHEMA)))
     assert browser.count_rendered_plots(dom) >= n_report + n_trend_figures
+    # --figures exports the history's figures with the report's (for papers)
+    exported = tmp_path / "figures"
+    assert main(["report", str(data), "--trends", "--out", str(out), "--figures", str(exported),
+                 "--format", "svg"]) == 0
+    svgs = sorted(exported.glob("*.svg"))
+    assert len(svgs) == n_report + n_trend_figures
+    assert any("+8.0%" in svg.read_text(encoding="utf-8") for svg in svgs)  # the change point's annotation
 
 
 @pytest.mark.slow  # Chromium / a kernel

@@ -47,12 +47,22 @@ def write_path_report(path, out_path, title: str, trends: bool = False, **choice
     return write_report(out_path=out_path, title=title, **_everything(path, trends), **choices)
 
 
-def export_path_figures(path, out_dir, formats=("svg", "pdf"), **choices) -> list:
-    """Write every figure of the report of ``path`` into ``out_dir``, one file per format."""
-    from slimlab.report.export import export_figures
+def export_path_figures(path, out_dir, formats=("svg", "pdf"), trends: bool = False, **choices) -> list:
+    """Write every figure of the report of ``path`` into ``out_dir``, one file per format;
+    ``trends``: the history's figures too (slimlab.report.trends)."""
+    import warnings
 
-    data = _everything(path)
-    figs = report_figures(data["df"], data["packages"], capabilities=data["capabilities"], **choices)
+    from slimlab.report.export import export_figures
+    from slimlab.results import DataWarning, load, load_capabilities, load_packages
+
+    with warnings.catch_warnings():  # the report names the skipped files; the figures only leave them out
+        warnings.simplefilter("ignore", DataWarning)
+        figs = report_figures(load(path), load_packages(path), capabilities=load_capabilities(path), **choices)
+        if trends:
+            from slimlab.report.trends import trends_figures
+            from slimlab.trends import trends as history
+
+            figs += trends_figures(history(path))
     return export_figures(figs, out_dir, formats)
 
 

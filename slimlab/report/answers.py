@@ -177,8 +177,20 @@ def _heading(first: Mapping, multi_run: bool) -> str:
     return f"<h3>{text}</h3>"
 
 
+def _median_text(samples: pl.DataFrame | None, run_id: str, key: str, column: str, median: float, unit: str,
+                 digits: int) -> str:
+    """``median`` with its 95% bootstrap interval from the raw samples (the median alone without them)."""
+    found = None
+    if samples is not None and column in samples.columns:
+        values = samples.filter((pl.col("run_id") == run_id) & (pl.col("variant_key") == key))[column]
+        found = analysis.median_ci(values.drop_nulls().to_list(), n_resamples=analysis.SHOWN_RESAMPLES)
+    if found is None or found.n < analysis.MIN_SAMPLES:
+        return f"{median:,.{digits}f} {unit} median"
+    return f"{median:,.{digits}f} {unit} median [{found.lo:,.{digits}f}, {found.hi:,.{digits}f}], n = {found.n}"
+
+
 def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows: Mapping, baseline: dict,
-           manifests: list[Mapping], run_dirs, multi_run: bool) -> str:
+           manifests: list[Mapping], run_dirs, multi_run: bool, samples: pl.DataFrame | None = None) -> str:
     by_key = {r["variant_key"]: r for r in group.iter_rows(named=True)}
     varying = _varying(group)
     label = {k: _label(r, varying) for k, r in by_key.items()}
@@ -189,9 +201,13 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
     size_word = "image" if conclusion["scope"] == "image" else "file"
     best = [("Smallest", conclusion["smallest_key"], f"{_bytes(conclusion['smallest_bytes'])} ({size_word})"),
             ("Fastest to start", conclusion["fastest_key"],
-             None if conclusion["fastest_ms"] is None else f"{conclusion['fastest_ms']:.2f} ms median"),
+             None if conclusion["fastest_ms"] is None else
+             _median_text(samples, conclusion["run_id"], conclusion["fastest_key"], "startup_ms",
+                          conclusion["fastest_ms"], "ms", 2)),
             ("Lowest memory", conclusion["lowest_memory_key"],
-             None if conclusion["lowest_memory_kib"] is None else f"{conclusion['lowest_memory_kib']:,.0f} KiB peak RSS")]
+             None if conclusion["lowest_memory_kib"] is None else
+             _median_text(samples, conclusion["run_id"], conclusion["lowest_memory_key"], "peak_rss_kib",
+                          conclusion["lowest_memory_kib"], "KiB peak RSS", 0))]
     items = [f"<li>{name}: {_esc(label[key])} — {_esc(value)}</li>" for name, key, value in best if key is not None]
     if conclusion["lowest_memory_key"] is None and group["peak_rss_kib_median"].is_not_null().any():
         items.append("<li>Lowest memory: not stated (QEMU user mode measures the emulator's memory, not the "
@@ -260,5 +276,5 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
     groups = ranked.partition_by(list(analysis.GROUP), maintain_order=True, as_dict=True)
     for conclusion in conclusions.iter_rows(named=True):
         group = groups[tuple(conclusion[c] for c in analysis.GROUP)]
-        blocks.append(_block(group, conclusion, effects, rows, baseline, manifests, run_dirs, multi_run))
+        blocks.append(_block(group, conclusion, effects, rows, baseline, manifests, run_dirs, multi_run, samples))
     return "".join([*head, *blocks, "</section>"])

@@ -223,7 +223,8 @@ def startup_scatter(df: pl.DataFrame) -> go.Figure:
     other beats on size and start-up, which are named; those no other beats once peak memory
     counts too are coloured; the dominated ones are grey. Emulated targets get panels of
     their own: their milliseconds are QEMU's."""
-    title = "Size vs start-up: the Pareto frontier per workload and target (named: no variant is smaller and faster)"
+    title = ("Size vs start-up of the builds: the Pareto frontier per workload and target (named: no build is "
+             "smaller and faster; images: see the container table)")
     data = prep.startup(df)
     if data.is_empty():
         return note_figure(title, "No start-up measurements to show.")
@@ -233,9 +234,10 @@ def startup_scatter(df: pl.DataFrame) -> go.Figure:
     shown: set[str] = set()  # each kind of point once in the legend
     for row, (_, part) in enumerate(panels, start=1):
         two = analysis.pareto_mask(part, ["size_bytes", "startup_ms_median"])
-        # Memory joins the objectives where the panel has it (QEMU user mode leaves it empty).
+        # Memory joins the objectives where the panel has any (QEMU user mode leaves it empty),
+        # as the answers rank them (slimlab.analysis.answer_rows).
         three = (analysis.pareto_mask(part, ["size_bytes", "startup_ms_median", "peak_rss_kib_median"])
-                 if part["peak_rss_kib_median"].null_count() == 0 else two)
+                 if part["peak_rss_kib_median"].is_not_null().any() else two)
         part = part.with_columns(pl.Series("plot_front", two.cast(pl.Int8) + (two | three).cast(pl.Int8)))
         colour = colors[part["plot_group"][0]]
         for kind in (0, 1, 2):  # the frontier drawn last, on top

@@ -268,8 +268,9 @@ def _outliers_html(df: pl.DataFrame, samples: pl.DataFrame | None) -> str:
     if found.height > OUTLIERS_LISTED:
         items += f"<li>… and {found.height - OUTLIERS_LISTED:,} more (most outliers first)</li>"
     text = (f"Statistical outliers were detected in the start-up samples of {found.height:,} variant(s): starts "
-            f"beyond Tukey's far-out fences (below Q1 − {prep.OUTLIER_IQRS:g}·IQR or above Q3 + "
-            f"{prep.OUTLIER_IQRS:g}·IQR). A start that waited for a CPU or for the disk lands there. Medians "
+            f"whose modified Z-score |x − median| / MAD exceeds {prep.OUTLIER_THRESHOLD:g}, hyperfine's rule (ten "
+            "standard deviations from the median, estimated from the MAD). A start that waited for a CPU or for "
+            "the disk lands there. Medians "
             "hardly move, means and maxima do; consider re-running on a quiet host (pin_cpu) or with more "
             "warm-up starts.")
     return (f'<div class="warning"><p>{_esc(text)}</p><details><summary>which variants</summary>'

@@ -186,10 +186,13 @@ def sizes(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def startup(df: pl.DataFrame) -> pl.DataFrame:
-    """Measured rows with both a size and a start-up median, for the size/time scatter."""
+    """Measured builds (no image) with both a size and a start-up median, for the size/time
+    scatter. Images are left out: their start-up is a container's, and against a binary's
+    file size every one would look dominated; the answers rank them apart too."""
     return (
         measured(df)
-        .filter(pl.col("size_bytes").is_not_null() & pl.col("startup_ms_median").is_not_null())
+        .filter(pl.col("size_bytes").is_not_null() & pl.col("startup_ms_median").is_not_null()
+                & (pl.col("base").is_null() | (pl.col("base") == "none")))
         .with_columns(
             (pl.col("size_bytes") / MIB).alias("plot_size_mib"),
             # Error bars are drawn ±IQR/2 around the median: the schema keeps the IQR's
@@ -591,14 +594,17 @@ def package_diff(packages: pl.DataFrame | None, df: pl.DataFrame,
 
 
 # -- outliers in the timed starts (the report's warnings) ---------------------------------
-OUTLIER_IQRS = 3.0  # Tukey's far-out fences: Q1 - 3·IQR, Q3 + 3·IQR
-OUTLIER_MIN_SAMPLES = 5  # fewer starts have no quartiles worth the name
+# hyperfine's rule (src/outlier_detection.rs, after Iglewicz and Hoaglin): a start is an outlier
+# when its modified Z-score |x - median| / MAD exceeds 1.4826 · 10, i.e. it lies more than ten
+# standard deviations (estimated robustly from the MAD) from the median.
+OUTLIER_THRESHOLD = 1.4826 * 10.0
+OUTLIER_MIN_SAMPLES = 5  # fewer starts have no median absolute deviation worth the name
 SAMPLE_KEYS = ("run_id", "variant_key")
 
 
 def outliers(df: pl.DataFrame, samples: pl.DataFrame | None) -> pl.DataFrame:
-    """Variants whose start-up samples hold outliers beyond Tukey's far-out fences, as
-    hyperfine warns "Statistical outliers were detected": ``plot_label``, ``n``,
+    """Variants whose start-up samples hold outliers by hyperfine's rule (OUTLIER_THRESHOLD),
+    as it warns "Statistical outliers were detected": ``plot_label``, ``n``,
     ``n_outliers``, ``median_ms``, ``max_ms``, ``min_ms``, most outliers first. A start
     that waited for a CPU (a busy host) or for the disk (a cold cache) lands there."""
     empty = pl.DataFrame(schema={"run_id": pl.String, "variant_key": pl.String, "plot_label": pl.String,
@@ -608,11 +614,13 @@ def outliers(df: pl.DataFrame, samples: pl.DataFrame | None) -> pl.DataFrame:
         return empty
     x = pl.col("startup_ms")
     keys = list(SAMPLE_KEYS)
-    quartiles = samples.filter(x.is_not_null()).with_columns(
-        x.quantile(0.25, "linear").over(keys).alias("_q1"), x.quantile(0.75, "linear").over(keys).alias("_q3"))
-    spread = OUTLIER_IQRS * (pl.col("_q3") - pl.col("_q1"))
-    flagged = ((x > pl.col("_q3") + spread) | (x < pl.col("_q1") - spread))
-    per_variant = quartiles.group_by(keys).agg(
+    deviation = (x - x.median().over(keys)).abs()
+    centred = samples.filter(x.is_not_null()).with_columns(deviation.alias("_dev")).with_columns(
+        pl.col("_dev").median().over(keys).alias("_mad"))
+    # As hyperfine: with a MAD of 0 any start off the median is an outlier, one on it is not.
+    flagged = pl.when(pl.col("_mad") > 0).then(pl.col("_dev") / pl.col("_mad") > OUTLIER_THRESHOLD) \
+        .otherwise(pl.col("_dev") > 0)
+    per_variant = centred.group_by(keys).agg(
         pl.len().alias("n"), flagged.sum().cast(pl.UInt32).alias("n_outliers"), x.median().alias("median_ms"),
         x.max().alias("max_ms"), x.min().alias("min_ms"),
     ).filter((pl.col("n") >= OUTLIER_MIN_SAMPLES) & (pl.col("n_outliers") > 0))
