@@ -277,3 +277,16 @@ def test_the_answers_give_the_fastest_and_lowest_medians_with_their_intervals():
         assert found, text[:2000]
         median, lo, hi = (float(g.replace(",", "")) for g in found.groups()[:3])
         assert lo <= median <= hi and int(found.group(4)) == 20
+
+
+@pytest.mark.unit
+def test_a_dynamic_smallest_build_says_which_libraries_it_loads():
+    df, samples = synthetic_run(workloads=1)
+    smallest = analysis.conclusions(analysis.answer_rows(df)).filter(pl.col("scope") != "image")["smallest_key"][0]
+    df = df.with_columns(
+        pl.when(pl.col("variant_key") == smallest).then(pl.lit(["libgo.so.21"])).otherwise(pl.lit(None))
+        .cast(pl.List(pl.String)).alias("needed_libs"),
+        pl.when(pl.col("variant_key") == smallest).then(pl.lit(60 * 1024 * 1024)).otherwise(pl.lit(None))
+        .cast(pl.Int64).alias("needed_libs_bytes"))
+    text = html.unescape(answers_html(df, samples, []))
+    assert "(file); it loads 1 shared library (libgo.so.21: 60.00 MiB with theirs)" in text

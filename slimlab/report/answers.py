@@ -199,7 +199,15 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
     if recommended is not None:
         parts.append(_recommended_html(by_key[recommended], label[recommended], manifests, run_dirs))
     size_word = "image" if conclusion["scope"] == "image" else "file"
-    best = [("Smallest", conclusion["smallest_key"], f"{_bytes(conclusion['smallest_bytes'])} ({size_word})"),
+    smallest = by_key.get(conclusion["smallest_key"]) or {}
+    libraries = ""
+    if conclusion["scope"] != "image" and smallest.get("needed_libs"):
+        # A dynamic build's file is not what it ships: gccgo's 64 KiB hello loads 60 MB of libgo.
+        libraries = (f"; it loads {len(smallest['needed_libs'])} shared librar"
+                     f"{'y' if len(smallest['needed_libs']) == 1 else 'ies'} ({', '.join(smallest['needed_libs'])}: "
+                     f"{_bytes(smallest.get('needed_libs_bytes'))} with theirs)")
+    best = [("Smallest", conclusion["smallest_key"],
+             f"{_bytes(conclusion['smallest_bytes'])} ({size_word}){libraries}"),
             ("Fastest to start", conclusion["fastest_key"],
              None if conclusion["fastest_ms"] is None else
              _median_text(samples, conclusion["run_id"], conclusion["fastest_key"], "startup_ms",
