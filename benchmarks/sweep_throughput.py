@@ -43,12 +43,18 @@ def shell_loop(spec: SweepSpec, bin_dir: Path) -> str:
             lines.append(f"for i in $(seq {runs}); do /usr/bin/time -f %M -a -o rss{n} ./bin{n} {args} >/dev/null; done")
         else:
             args = shlex.join(wl.run_args("127.0.0.1:PORT")).replace("PORT", "$port")
+            # A server that could not listen (a port another process holds) exits: start it again
+            # on the next port, rather than polling a dead port for ever.
             lines += [
                 f"for i in $(seq {runs}); do",
-                "  port=$((port+1))",
-                f"  /usr/bin/time -f %M -a -o rss{n} ./bin{n} {args} & tpid=$!",
-                f"  until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do sleep 0.001; done",
-                "  pkill -TERM -P $tpid; wait $tpid",
+                "  while :; do",
+                "    port=$((port+1))",
+                f"    /usr/bin/time -f %M -a -o rss{n} ./bin{n} {args} & tpid=$!",
+                f"    until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do",
+                "      kill -0 $tpid 2>/dev/null || continue 2; sleep 0.001",
+                "    done",
+                "    pkill -TERM -P $tpid; wait $tpid; break",
+                "  done",
                 "done",
             ]
     return "\n".join(lines) + "\n"
