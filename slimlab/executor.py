@@ -21,15 +21,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-# Sizing the local pool (measured on the 2-core machine this was written on, default and
-# baseline specs, warm Go build cache: see benchmarks/sweep_throughput.py --sizing). Each
-# variant's preparation is a few short processes (the go link, strip/UPX, two functional
-# checks) and Python between them (ELF parsing, package sizes): one worker leaves a core
-# idle while the other waits on a process, and two workers per core only add context
-# switches. The go command is left its own parallelism (GOMAXPROCS: every core): with
-# Go's build cache warm it is the link that runs, and capping it slowed builds down.
-WORKERS_PER_CPU = 1
-MIN_WORKERS = 2
+# Sizing the local pool: benchmarks/pool_sizing.py, on the 2-core machine this was written
+# on (shared, load 3.5-4.6 from other work), each from an empty artifact cache with Go's
+# build cache warm; seconds of preparation, median of 2, GOMAXPROCS unset / 1:
+#   baseline (8 variants)                 1 worker 4.8 / 4.5   2: 3.8 / 3.2   3: 3.0 / 3.0   4: 3.2 / 3.0
+#   default, amd64, no images (24, UPX)   1 worker 37  / 40    2: 29  / 29    3: 28  / 29    4: 25  / 25
+# Two workers per core beat one: a variant's preparation is short processes (the go link,
+# strip, UPX, two functional checks) with waits between them (fsync and dropping the new
+# binary's pages, postlink.settle; Python parsing ELF), which another worker fills. Capping
+# the go command's own parallelism (GOMAXPROCS=1, one compile or link at a time) changed
+# nothing measurable: with Go's build cache warm a build is mostly its link, so the go
+# command keeps its default. More than 2 per core was not tried: memory grows with each.
+# On a shared machine more processes also take a bigger share of the CPUs from the others.
+WORKERS_PER_CPU = 2
+MIN_WORKERS = 2  # a cluster of one CPU still overlaps one variant's waits with another's work
 
 
 def default_workers() -> int:
