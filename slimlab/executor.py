@@ -21,6 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .errors import SlimlabError
+
+# How long the client waits for a Dask scheduler to answer before the sweep is refused.
+CONNECT_TIMEOUT_S = 10
+
 # Sizing the local pool: benchmarks/pool_sizing.py, on the 2-core machine this was written
 # on (shared, load 3.5-4.6 from other work), each from an empty artifact cache with Go's
 # build cache warm; seconds of preparation, median of 2, GOMAXPROCS unset / 1:
@@ -124,9 +129,80 @@ class ProcessPool(Pool):
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+class DaskPool(Pool):
+    """Items as tasks on a Dask cluster (distributed): its scheduler places them, retries those
+    whose worker died (up to its ``allowed-failures``), and ``on_error`` makes a result of a task
+    it gave up on, so every item still yields exactly one result."""
+
+    def __init__(self, fn: Callable, context: Any, client, name: str, on_error: Callable) -> None:
+        from distributed import as_completed
+
+        self.fn, self.client, self.name, self.on_error = fn, client, name, on_error
+        self.workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        # Sent to every worker once, not with each task.
+        self.context = client.scatter(context, broadcast=True, hash=False)
+        self.pending = as_completed(loop=client.loop, with_results=False)
+        self.items: dict[str, Any] = {}
+
+    def submit(self, item: Any) -> None:
+        future = self.client.submit(self.fn, self.context, item, pure=False)
+        self.items[future.key] = item
+        self.pending.add(future)
+
+    def results(self) -> Iterator[Any]:
+        for future in self.pending:
+            item = self.items.pop(future.key)
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker, a worker's crash: that item's result says so
+                yield self.on_error(item, exc)
+            future.release()
+
+    def describe(self) -> dict:
+        return {**super().describe(), "scheduler": self.client.scheduler.address}
+
+
+def connect(executor: str, scheduler: str | None, workers: int | None):
+    """The Dask client for ``executor`` ("dask": the cluster at ``scheduler``; "dask-local": a
+    LocalCluster of ``workers`` processes), or None for the local executors. A scheduler that
+    does not answer is one clear error, before any work."""
+    if executor not in ("dask", "dask-local"):
+        return None
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise SlimlabError(f"executor {executor!r} needs Dask: pip install 'dask[distributed]' ({exc})") from exc
+    if executor == "dask-local":
+        # One thread per worker process: a variant's stages are processes and Python, and
+        # Python holds the GIL. No dashboard: its fixed port may be taken, and nobody looks.
+        cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=50)
+        return Client(cluster, set_as_default=False)
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SlimlabError(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}: {exc}); "
+                           f"start one there (dask scheduler), or use executor = \"dask-local\" or \"local\"") from exc
+
+
+def disconnect(client) -> None:
+    """Close the client, and the LocalCluster when the sweep started it."""
+    if client is None:
+        return
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 @contextmanager
-def open_pool(executor: str, fn: Callable, context: Any, workers: int | None = None) -> Iterator[Pool]:
-    """The pool for ``executor`` (model.spec.EXECUTORS); ``workers``: the local pool's size."""
+def open_pool(executor: str, fn: Callable, context: Any, workers: int | None = None, client=None,
+              on_error: Callable | None = None) -> Iterator[Pool]:
+    """The pool for ``executor`` (model.spec.EXECUTORS); ``workers``: the local pool's size;
+    ``client``: connect()'s, for Dask; ``on_error(item, exc)``: the result of a Dask task that failed."""
+    if client is not None:
+        yield DaskPool(fn, context, client, executor, on_error)
+        return
     if executor == "sequential" or (executor == "local" and workers == 1):
         yield SequentialPool(fn, context)
         return

@@ -16,6 +16,8 @@ resumes.
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import json
 import os
 import random
@@ -29,7 +31,9 @@ from pathlib import Path
 import polars as pl
 from elftools.common.exceptions import ELFError
 
-from . import bases, buildinfo, checkenv, engine, environment, executor, image, libs, oci, pkgsize, postlink, supply, tools
+from . import (bases, buildinfo, cache as cache_, checkenv, engine, environment, image, libs, oci, pkgsize, postlink,
+               supply, toolchains, tools)
+from . import executor as executor_
 from .build import build, default_cache_dir
 from .errors import SlimlabError, ToolError
 from .history import record_run
@@ -76,6 +80,8 @@ class Prepared:
     started: float = 0.0  # time.time() on the worker, for the trace
     ended: float = 0.0
     worker: str = ""  # host:pid
+    build_key: str | None = None  # the build's artifact cache key
+    files: dict[str, bytes] | None = None  # from a worker on another machine: "built", "binary", "sbom"
 
 
 @dataclass
@@ -104,6 +110,15 @@ def sweep(
     the_plan = plan(spec)
     the_plan = replace(the_plan, spec=the_plan.spec.with_execution(executor, workers, scheduler))
     check_resumable(Path(data_dir), run_id, the_plan.spec.to_dict())  # before any work: a bad id is bad input
+    spec = the_plan.spec
+    client = executor_.connect(spec.executor, spec.scheduler, spec.workers)  # a silent scheduler: before any work
+    try:
+        return _sweep(the_plan, data_dir, run_id, cache_dir, progress, client)
+    finally:
+        executor_.disconnect(client)
+
+
+def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bool, client) -> Path:
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     found = tools.discover(the_plan.spec, cache, progress)
     launcher_path(cache)  # compile the launcher now: a missing cc fails before any build
@@ -112,7 +127,7 @@ def sweep(
     store = RunStore.open(Path(data_dir), run_id, the_plan.spec.to_dict(), context)  # None: a fresh id
     if progress:  # an interrupted user needs the id to resume
         print(f"slimlab: run {store.manifest['run_id']} in {store.run_dir}", file=sys.stderr)
-    sweeper = _Sweeper(the_plan, found, store, cache, host["hostname"])
+    sweeper = _Sweeper(the_plan, found, store, cache, host["hostname"], client)
     pending = [v for v in the_plan.variants if not store.done(v.key)]
     bar = None
     ended = False
@@ -173,6 +188,13 @@ class _Preparer:
         self.workdir = workdir  # where post-link steps stage their files
         self.vulndb = vulndb
         self.workloads = {name: resolve(name, spec.base_dir) for name in spec.workloads}
+        self.token: str | None = None  # Dask: names the file that tells a worker it shares this cache
+
+    def failed(self, variant: Variant, status: str, reason: str) -> Prepared:
+        """A variant whose preparation ended before any stage: its row says why."""
+        out = Prepared(variant, base_row(self.run_id, variant, None, self.host), failure=(status, reason))
+        out.started = out.ended = time.time()
+        return out
 
     def prepare(self, variant: Variant) -> Prepared:
         """One variant made ready to time (the image excepted), or with the failure that ends its row."""
@@ -204,6 +226,7 @@ class _Preparer:
 
         built = _stage("build", build, workload, adapter, info, profile, target, self.cache, spec.build_timeout_s)
         row.update(build_columns(built))  # with the version of the compiler that built for this target
+        out.build_key = built.key
         if not built.ok:
             raise StageFailure("timeout" if built.timed_out else "build_failed", built.reason)
         # Package sizes come from the build itself (before strip/UPX), while it has .symtab.
@@ -301,6 +324,54 @@ def _prepare_one(preparer: _Preparer, variant: Variant) -> Prepared:
     return preparer.prepare(variant)
 
 
+# A Dask worker's toolchains, as it found them (one detect() per worker process).
+_WORKER_TOOLCHAINS: dict[str, object] = {}
+
+
+def _prepare_remote(preparer: _Preparer, variant: Variant) -> Prepared:
+    """A Dask task: the variant prepared on whichever worker took it.
+
+    A worker on this machine, or one that shares its cache directory, builds into the cache
+    and writes the SBOM into the run directory as a local worker does. Any other worker uses
+    its own cache and work directory and sends the files back (Prepared.files) for the sweep
+    to keep by hash. A worker whose toolchain is missing or another release than the one the
+    sweep found makes the variant an ``unsupported`` row that names the worker.
+    """
+    import socket
+
+    from distributed import get_worker
+
+    worker = f"{socket.gethostname()} ({get_worker().address})"
+    found = _WORKER_TOOLCHAINS.get(variant.toolchain)
+    if found is None:
+        # Found afresh, as on this worker's PATH (the sweep's adapter holds its own host's paths).
+        found = _WORKER_TOOLCHAINS[variant.toolchain] = toolchains.get(variant.toolchain).detect() or "missing"
+    wanted = preparer.tools.infos[variant.toolchain]
+    if wanted is not None and (found == "missing" or found.identity != wanted.identity):
+        have = "does not have it" if found == "missing" else f"has {found.version}"
+        return preparer.failed(variant, "unsupported",
+                               f"worker {worker} lacks {variant.toolchain} {wanted.version} ({have}); install it "
+                               f"there: {preparer.tools.adapters[variant.toolchain].install_hint()}")
+    if preparer.token and (preparer.cache / f".client-{preparer.token}").is_file():
+        prepared = preparer.prepare(variant)
+        prepared.worker = worker
+        return prepared
+    with tempfile.TemporaryDirectory(prefix="slimlab-worker-") as tmp:
+        here = copy.copy(preparer)
+        here.cache, here.run_dir, here.workdir = default_cache_dir(), Path(tmp), Path(tmp)
+        prepared = here.prepare(variant)
+        prepared.worker = worker
+        files = {}
+        if prepared.built is not None:
+            files["built"] = prepared.built.read_bytes()
+        if prepared.binary is not None and prepared.binary != prepared.built:
+            files["binary"] = prepared.binary.read_bytes()
+        if prepared.row.get("sbom_path") and (here.run_dir / prepared.row["sbom_path"]).is_file():
+            files["sbom"] = (here.run_dir / prepared.row["sbom_path"]).read_bytes()
+        prepared.files = files or None
+    return prepared
+
+
 def _stage(name: str, call, *args, **kwargs):
     """Run one stage; what it raises about the variant or its tools becomes a StageFailure."""
     try:
@@ -312,7 +383,9 @@ def _stage(name: str, call, *args, **kwargs):
 class _Sweeper:
     """The sweep's own side: it journals what workers prepared, builds images, and measures."""
 
-    def __init__(self, the_plan: Plan, found: tools.Tools, store: RunStore, cache: Path, host: str) -> None:
+    def __init__(self, the_plan: Plan, found: tools.Tools, store: RunStore, cache: Path, host: str,
+                 client=None) -> None:
+        self.client = client  # Dask's, for executor dask and dask-local
         self.plan = the_plan
         self.spec = the_plan.spec
         self.tools = found
@@ -358,7 +431,15 @@ class _Sweeper:
         order = {variant.key: n for n, variant in enumerate(pending)}
         ready: list[_Ready] = []
         started = now_utc()
-        with executor.open_pool(spec.executor, _prepare_one, self.preparer, spec.workers) as pool:
+        if self.client is not None:  # a worker that sees this token in the cache shares this machine's files
+            self.preparer.token = os.urandom(8).hex()
+            (self.cache / f".client-{self.preparer.token}").write_text(self.host)
+
+        def lost(variant: Variant, exc: Exception) -> Prepared:  # Dask gave the task up (KilledWorker, ...)
+            return self.preparer.failed(variant, "broken", f"prepare: {type(exc).__name__}: {exc}")
+
+        task = _prepare_one if self.client is None else _prepare_remote
+        with executor_.open_pool(spec.executor, task, self.preparer, spec.workers, self.client, lost) as pool:
             waiting = {}
             for first, *rest in groups.values():
                 pool.submit(first)
@@ -391,6 +472,8 @@ class _Sweeper:
         """A variant a worker prepared: its package sizes journaled, its row when it failed, its image
         made and checked when it has a base; ready to time, or None."""
         variant, row = prepared.variant, prepared.row
+        if prepared.files:
+            self._materialize(prepared)
         if prepared.packages:
             self.store.add_packages(variant.key, prepared.packages)
         if prepared.failure is not None:
@@ -412,6 +495,43 @@ class _Sweeper:
                 return None
             row.update(runner=runner.name, emulated=runner.emulated, memory_scope=runner.memory_scope)
         return _Ready(variant, workload, runner, prepared.binary, row)
+
+    def _materialize(self, prepared: Prepared) -> None:
+        """Files a worker on another machine sent back, put where this host measures them: the build
+        under its key in the artifact cache (a later sweep here finds it), what ships under its
+        sha256, the SBOM in the run directory; and the runner is this host's."""
+        files, row, sent = prepared.files, prepared.row, prepared.built
+
+        def keep(kind: str, key: str, name: str, data: bytes, meta: dict) -> Path:
+            entry = cache_.entry(self.cache, kind, key)
+            if cache_.lookup(entry, name) is None:
+                with cache_.store(entry) as staging:
+                    (staging.path / name).write_bytes(data)
+                    (staging.path / name).chmod(0o755)
+                    staging.publish(meta, name)
+            return entry / name
+
+        if "built" in files:
+            prepared.built = keep("artifacts", prepared.build_key, prepared.built.name, files["built"],
+                                  {"seconds": row.get("build_seconds"), "worker": prepared.worker})
+        if prepared.binary is not None and prepared.binary == sent:  # no post-link step: what ships is the build
+            prepared.binary = prepared.built
+        if "binary" in files:
+            shipped = files["binary"]
+            prepared.binary = keep("remote", hashlib.sha256(shipped).hexdigest(), prepared.binary.name, shipped,
+                                   {"worker": prepared.worker})
+            postlink.settle(prepared.binary)  # measured from disk, as the worker's own would have been
+        if "sbom" in files:
+            out = self.store.run_dir / row["sbom_path"]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(files["sbom"])
+        if prepared.runner is not None:
+            choice = self.spec.runner_of(prepared.variant.target) if prepared.variant.base == "none" else "qemu-user"
+            runner = runner_for(TARGETS[prepared.variant.target], launcher_path(self.cache), choice, self.cache)
+            prepared.runner = runner if not isinstance(runner, str) else None
+            if prepared.runner is None:
+                prepared.failure = ("unsupported", runner)
+        prepared.files = None
 
     def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row) -> str:
         """The binary on its base, built in the engine and checked in containers, plain and hardened."""
