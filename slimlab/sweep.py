@@ -111,7 +111,8 @@ def sweep(
     the_plan = replace(the_plan, spec=the_plan.spec.with_execution(executor, workers, scheduler))
     check_resumable(Path(data_dir), run_id, the_plan.spec.to_dict())  # before any work: a bad id is bad input
     spec = the_plan.spec
-    client = executor_.connect(spec.executor, spec.scheduler, spec.workers)  # a silent scheduler: before any work
+    # A silent scheduler is an error before any work; a LocalCluster starts only when there is work (prepare_all).
+    client = executor_.connect(spec.executor, spec.scheduler, spec.workers) if spec.executor == "dask" else None
     try:
         return _sweep(the_plan, data_dir, run_id, cache_dir, progress, client)
     finally:
@@ -431,15 +432,23 @@ class _Sweeper:
         order = {variant.key: n for n, variant in enumerate(pending)}
         ready: list[_Ready] = []
         started = now_utc()
-        if self.client is not None:  # a worker that sees this token in the cache shares this machine's files
-            self.preparer.token = os.urandom(8).hex()
-            (self.cache / f".client-{self.preparer.token}").write_text(self.host)
 
         def lost(variant: Variant, exc: Exception) -> Prepared:  # Dask gave the task up (KilledWorker, ...)
             return self.preparer.failed(variant, "broken", f"prepare: {type(exc).__name__}: {exc}")
 
-        task = _prepare_one if self.client is None else _prepare_remote
-        with executor_.open_pool(spec.executor, task, self.preparer, spec.workers, self.client, lost) as pool:
+        local_cluster = spec.executor == "dask-local" and bool(pending)  # started for this sweep's work only
+        client = executor_.connect(spec.executor, None, spec.workers) if local_cluster else self.client
+        task = _prepare_one if client is None else _prepare_remote
+        kind = "sequential" if spec.executor == "dask-local" and not local_cluster else spec.executor  # no work
+        with contextlib.ExitStack() as stack:
+            if local_cluster:
+                stack.callback(executor_.disconnect, client)
+            if client is not None:  # a worker that sees this file in the cache shares this machine's files
+                self.preparer.token = os.urandom(8).hex()
+                token = self.cache / f".client-{self.preparer.token}"
+                token.write_text(self.host)
+                stack.callback(token.unlink, missing_ok=True)
+            pool = stack.enter_context(executor_.open_pool(kind, task, self.preparer, spec.workers, client, lost))
             waiting = {}
             for first, *rest in groups.values():
                 pool.submit(first)

@@ -94,3 +94,43 @@ def test_a_scheduler_that_does_not_answer_is_refused_before_any_work(tmp_path):
         sweep(SMALL, data_dir=tmp_path, progress=False, scheduler=address)
     assert time.monotonic() - start < 30
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_worker_that_does_not_share_the_cache_sends_its_files_to_be_kept_by_hash(tmp_path):
+    """As a worker on another machine does: it builds into its own cache, and the sweep keeps
+    the build under its key (a later build here reuses it), what ships under its sha256, and
+    the SBOM in the run directory."""
+    import hashlib
+
+    from distributed import Client
+
+    from slimlab import tools
+    from slimlab.build import build
+    from slimlab.model import TARGETS, plan
+    from slimlab.results import RunStore
+    from slimlab.sweep import _prepare_remote, _Preparer, _Sweeper
+
+    the_plan = plan({**SMALL, "profiles": ["default"], "postlink": ["strip"]})
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    found = tools.discover(the_plan.spec, ours, progress=False)
+    store = RunStore.open(tmp_path / "data", "r", the_plan.spec.to_dict(), {"tools": {}, "host": {}})
+    # No token file: the worker cannot tell it shares this cache, as one on another machine could not.
+    preparer = _Preparer(the_plan.spec, found, ours, "client", "r", store.run_dir, tmp_path, None)
+    with LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None,
+                      env={"SLIMLAB_CACHE": str(theirs)}) as cluster, Client(cluster) as client:
+        prepared = client.submit(_prepare_remote, preparer, the_plan.variants[0]).result()
+    assert prepared.failure is None and set(prepared.files) == {"built", "binary", "sbom"}
+    assert theirs in prepared.built.parents and not (ours / "artifacts").exists()
+
+    sweeper = _Sweeper(the_plan, found, store, ours, "client")
+    sweeper.preparer = preparer
+    item = sweeper.accept(prepared)
+    store.close(ended=True)
+    assert (ours / "remote") in item.binary.parents
+    assert hashlib.sha256(item.binary.read_bytes()).hexdigest() == item.row["binary_sha256"]
+    assert (store.run_dir / item.row["sbom_path"]).is_file()
+    assert ours in item.runner.launcher.parents  # measured here, with this host's launcher
+    variant = the_plan.variants[0]
+    again = build(preparer.workloads[variant.workload], found.adapters["go"], found.infos["go"],
+                  the_plan.spec.all_profiles()["default"], TARGETS[variant.target], ours, 60)
+    assert again.cached and again.binary == prepared.built  # not built again here
