@@ -27,15 +27,16 @@ from .errors import SlimlabError
 CONNECT_TIMEOUT_S = 10
 
 # Sizing the local pool: benchmarks/pool_sizing.py, on the 2-core machine this was written
-# on (shared, load 3.5-4.6 from other work), each from an empty artifact cache with Go's
+# on (shared: load 2-4.6 from other work), each from an empty artifact cache with Go's
 # build cache warm; seconds of preparation, median of 2, GOMAXPROCS unset / 1:
-#   baseline (8 variants)                 1 worker 4.8 / 4.5   2: 3.8 / 3.2   3: 3.0 / 3.0   4: 3.2 / 3.0
-#   default, amd64, no images (24, UPX)   1 worker 37  / 40    2: 29  / 29    3: 28  / 29    4: 25  / 25
+#   baseline (8 variants)                 1 worker 2.7 / 3.0   2: 1.75 / 1.7  3: 1.7 / 1.6   4: 1.6 / 1.5
+#   default, amd64, no images (24, UPX)   1 worker 37  / 40    2: 29   / 29   3: 28  / 29    4: 25  / 25
+# (the second line before package sizes and leaked paths were made 20x cheaper to compute).
 # Two workers per core beat one: a variant's preparation is short processes (the go link,
 # strip, UPX, two functional checks) with waits between them (fsync and dropping the new
 # binary's pages, postlink.settle; Python parsing ELF), which another worker fills. Capping
 # the go command's own parallelism (GOMAXPROCS=1, one compile or link at a time) changed
-# nothing measurable: with Go's build cache warm a build is mostly its link, so the go
+# nothing beyond the noise: with Go's build cache warm a build is mostly its link, so the go
 # command keeps its default. More than 2 per core was not tried: memory grows with each.
 # On a shared machine more processes also take a bigger share of the CPUs from the others.
 WORKERS_PER_CPU = 2
