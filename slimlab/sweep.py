@@ -120,6 +120,7 @@ def sweep(
 
 
 def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bool, client) -> Path:
+    """sweep() once its spec is settled and its Dask cluster (if any) answered."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     found = tools.discover(the_plan.spec, cache, progress)
     launcher_path(cache)  # compile the launcher now: a missing cc fails before any build
@@ -130,7 +131,6 @@ def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bo
         print(f"slimlab: run {store.manifest['run_id']} in {store.run_dir}", file=sys.stderr)
     sweeper = _Sweeper(the_plan, found, store, cache, host["hostname"], client)
     pending = [v for v in the_plan.variants if not store.done(v.key)]
-    bar = None
     ended = False
     try:
         with tempfile.TemporaryDirectory(prefix="slimlab-postlink-") as workdir:
