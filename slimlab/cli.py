@@ -20,7 +20,8 @@ def _cmd_sweep(args) -> None:
 
         run_id = new_run_id()
         print(f"slimlab: run {run_id} (resume it with --run-id {run_id})", file=sys.stderr)
-    run_dir = sweep(args.spec, data_dir=args.data, run_id=run_id, progress=not args.quiet)
+    run_dir = sweep(args.spec, data_dir=args.data, run_id=run_id, progress=not args.quiet,
+                    executor=args.executor, workers=args.workers, scheduler=args.scheduler)
     print(run_dir)  # last line: scripts capture it
 
 
@@ -232,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run id: resumes the run of that id, or starts it (default: a new run, named after the "
                         "start time plus a random suffix, that is never resumed by accident)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--executor", help="where variants are prepared (overrides the spec's executor): local "
+                                      "(a process pool, the default), sequential, dask (with --scheduler) or "
+                                      "dask-local (a Dask LocalCluster on this machine); measurement stays here")
+    p.add_argument("--workers", type=int, help="variants prepared at once (default: sized to the machine)")
+    p.add_argument("--scheduler", help="a Dask scheduler's address, e.g. tcp://HOST:8786 (implies --executor dask)")
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="write a self-contained HTML report")

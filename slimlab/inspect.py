@@ -169,6 +169,7 @@ def hardening(elf: ELFFile) -> dict:
 
 # -- residue ---------------------------------------------------------------------------
 _PRINTABLE = rb"[\x20-\x7e\t]"  # what binutils' `strings` (default -e s) counts as text
+_PRINTABLE_BYTE = re.compile(_PRINTABLE)
 
 
 def leaked_path_strings(path: Path, prefixes: Iterable[str | Path]) -> set[str]:
@@ -182,11 +183,15 @@ def leaked_path_strings(path: Path, prefixes: Iterable[str | Path]) -> set[str]:
     if not wanted:
         return set()
     pattern = re.compile(
-        rb"(?<!" + _PRINTABLE + rb")(?:" + b"|".join(re.escape(p.encode()) for p in wanted) + rb")"
+        rb"(?:" + b"|".join(re.escape(p.encode()) for p in wanted) + rb")"
         rb"(?:/" + _PRINTABLE + rb"*)?(?!" + _PRINTABLE + rb")"
     )
     data = Path(path).read_bytes()
-    return {m.group().decode("ascii") for m in pattern.finditer(data)}
+    # A string starts after a non-printable byte. Checked on each match rather than as a
+    # look-behind at every byte (20x slower on a Go binary): a match that fails it spans
+    # printable bytes only, so no string can start inside it and none is skipped.
+    return {m.group().decode("ascii") for m in pattern.finditer(data)
+            if m.start() == 0 or not _PRINTABLE_BYTE.match(data, m.start() - 1)}
 
 
 @functools.lru_cache(maxsize=16)

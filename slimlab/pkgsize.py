@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 from pathlib import Path
 
 from elftools.elf.constants import SH_FLAGS
@@ -21,6 +22,7 @@ from elftools.elf.elffile import ELFFile
 
 NO_PACKAGE = "(no Go package)"  # assembly helpers (cmpbody), C functions from cgo
 GENERATED = "(compiler-generated)"  # go:..., type:... symbols (Go >= 1.20)
+STT_FUNC = 2  # the low nibble of st_info
 
 
 def package_of(symbol: str) -> str:
@@ -56,14 +58,20 @@ def _package_sizes(path: str, size: int, mtime_ns: int) -> dict[str, int] | None
         code_sections = {
             index for index, sec in enumerate(elf.iter_sections()) if sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR
         }
+        # The symbol table read as packed structs: pyelftools' per-symbol objects took 0.2 s
+        # of a sweep's preparation per binary (of some 0.8 s), for the same numbers.
+        wide = elf.elfclass == 64
+        layout = struct.Struct(("<" if elf.little_endian else ">") + ("IBBHQQ" if wide else "IIIBBH"))
+        data, names = symtab.data(), elf.get_section(symtab["sh_link"]).data()
         totals: dict[str, int] = {}
-        for sym in symtab.iter_symbols():
-            if sym["st_info"]["type"] != "STT_FUNC" or not sym["st_size"]:
+        for entry in layout.iter_unpack(data[: len(data) - len(data) % layout.size]):
+            name_at, info, shndx, size = (entry[0], entry[1], entry[3], entry[5]) if wide else \
+                (entry[0], entry[3], entry[5], entry[2])
+            if info & 0xF != STT_FUNC or not size or shndx not in code_sections:
                 continue
-            if sym["st_shndx"] not in code_sections:
-                continue
-            package = package_of(sym.name)
-            totals[package] = totals.get(package, 0) + sym["st_size"]
+            end = names.find(b"\0", name_at)
+            package = package_of(names[name_at: end if end >= 0 else None].decode("utf-8", errors="replace"))
+            totals[package] = totals.get(package, 0) + size
     return dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
 
 

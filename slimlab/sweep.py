@@ -1,6 +1,10 @@
 """Run a sweep: plan -> discover tools -> prepare every variant -> measure -> results.
 
-Variants are prepared one by one (build, post-link, inspect, check); whatever goes wrong
+Variants are prepared (build, post-link, inspect, check) by the spec's executor (slimlab.executor:
+a local process pool by default, or Dask): workers hand back each variant as data and this
+process alone journals it, then builds its image when it has a base. Variants that share a
+build wait for the first of them, so every build runs once and reads as it would one by one.
+Whatever goes wrong
 in a stage, a refusing tool, a crash or a hang, becomes that variant's row with the
 stage's status and the reason, and the sweep goes on. Ready variants are then measured
 in interleaved rounds, each round visiting every variant once in a shuffled order, so
@@ -12,19 +16,24 @@ resumes.
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
 from elftools.common.exceptions import ELFError
 
-from . import bases, buildinfo, checkenv, engine, environment, image, libs, oci, pkgsize, postlink, supply, tools
+from . import (bases, buildinfo, cache as cache_, checkenv, engine, environment, image, libs, oci, pkgsize, postlink,
+               supply, toolchains, tools)
+from . import executor as executor_
 from .build import build, default_cache_dir
 from .errors import SlimlabError, ToolError
 from .history import record_run
@@ -49,12 +58,31 @@ STAGE_STATUS = {"build": "build_failed", "postlink": "postlink_failed", "inspect
 STAGE_ERRORS = (SlimlabError, OSError, ELFError, subprocess.SubprocessError, UnicodeError)
 # Starts of one variant taken back to back per round (after one untimed start).
 MEASURE_BURST = 5
+TRACE_ENV = "SLIMLAB_TRACE"  # see trace()
 
 
 class StageFailure(Exception):
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
+
+
+@dataclass
+class Prepared:
+    """One variant as a worker hands it back: plain data, journaled by the sweep alone."""
+
+    variant: Variant
+    row: Row
+    packages: list[dict] | None = None  # its build's package sizes: journaled even when a later stage fails
+    failure: tuple[str, str] | None = None  # (status, reason): the row is final
+    runner: Runner | None = None
+    built: Path | None = None  # the build's binary
+    binary: Path | None = None  # the one that ships, after post-link
+    started: float = 0.0  # time.time() on the worker, for the trace
+    ended: float = 0.0
+    worker: str = ""  # host:pid
+    build_key: str | None = None  # the build's artifact cache key
+    files: dict[str, bytes] | None = None  # from a worker on another machine: "built", "binary", "sbom"
 
 
 @dataclass
@@ -74,11 +102,28 @@ def sweep(
     run_id: str | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    executor: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> Path:
-    """Run (or resume) a sweep into ``data_dir`` (None: slimlab.results.data_dir()); returns the run directory."""
+    """Run (or resume) a sweep into ``data_dir`` (None: slimlab.results.data_dir()); returns the run
+    directory. ``executor``, ``workers`` and ``scheduler`` override the spec's (model.spec.EXECUTORS):
+    how it runs, not what."""
     data_dir = results_data_dir(data_dir)
     the_plan = plan(spec)
+    the_plan = replace(the_plan, spec=the_plan.spec.with_execution(executor, workers, scheduler))
     check_resumable(Path(data_dir), run_id, the_plan.spec.to_dict())  # before any work: a bad id is bad input
+    spec = the_plan.spec
+    # A silent scheduler is an error before any work; a LocalCluster starts only when there is work (prepare_all).
+    client = executor_.connect(spec.executor, spec.scheduler, spec.workers) if spec.executor == "dask" else None
+    try:
+        return _sweep(the_plan, data_dir, run_id, cache_dir, progress, client)
+    finally:
+        executor_.disconnect(client)
+
+
+def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bool, client) -> Path:
+    """sweep() once its spec is settled and its Dask cluster (if any) answered."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     found = tools.discover(the_plan.spec, cache, progress)
     launcher_path(cache)  # compile the launcher now: a missing cc fails before any build
@@ -87,21 +132,15 @@ def sweep(
     store = RunStore.open(Path(data_dir), run_id, the_plan.spec.to_dict(), context)  # None: a fresh id
     if progress:  # an interrupted user needs the id to resume
         print(f"slimlab: run {store.manifest['run_id']} in {store.run_dir}", file=sys.stderr)
-    sweeper = _Sweeper(the_plan, found, store, cache, host["hostname"])
+    sweeper = _Sweeper(the_plan, found, store, cache, host["hostname"], client)
     pending = [v for v in the_plan.variants if not store.done(v.key)]
-    bar = tqdm(total=len(pending), desc="build+check", unit="variant", disable=not progress, file=sys.stderr)
     ended = False
     try:
         with tempfile.TemporaryDirectory(prefix="slimlab-postlink-") as workdir:
-            sweeper.workdir = Path(workdir)  # post-link steps stage their files here
-            ready = []
-            for variant in pending:
-                bar.set_postfix_str(variant.label, refresh=False)
-                outcome = sweeper.prepare(variant)
-                if outcome is not None:
-                    ready.append(outcome)
-                bar.update()
-            bar.close()
+            preparer = _Preparer(the_plan.spec, found, cache, host["hostname"], store.manifest["run_id"],
+                                 store.run_dir, Path(workdir), sweeper.vulndb(pending))
+            sweeper.preparer = preparer
+            ready = sweeper.prepare_all(pending, progress)
             sweeper.index_rows(ready)
             sweeper.measure(ready, progress)
         if the_plan.spec.probe and not (store.run_dir / CAPABILITIES).is_file():
@@ -119,7 +158,6 @@ def sweep(
         store.manifest["sessions"][-1]["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        bar.close()
         store.close(ended=ended)
         record_run(data_dir, store.run_dir)  # in the runs index, interrupted or not
         if sweeper.api is not None:
@@ -140,44 +178,45 @@ def _summary(rows) -> str:
             f"builds: {sum(built)} reused from the cache, {len(built) - sum(built)} compiled")
 
 
-class _Sweeper:
-    def __init__(self, the_plan: Plan, found: tools.Tools, store: RunStore, cache: Path, host: str) -> None:
-        self.spec = the_plan.spec
-        self.tools = found
-        self.store = store
-        self.cache = cache
-        self.host = host
-        self.workdir: Path | None = None  # sweep() sets it: where post-link steps stage their files
-        self.api = None  # the Docker engine's client, on first use
-        self.vulndb_digest: str | None = None  # the spec's vulndb, hashed on first scan
-        self.workloads = {name: resolve(name, self.spec.base_dir) for name in self.spec.workloads}
+class _Preparer:
+    """The preparation stages of one variant, without the run's store: what a worker runs.
 
-    def _finish(self, row: Row, status: str, reason: str | None = None) -> None:
-        row.update(status=status, reason=reason, measured_at=now_utc().isoformat())
-        self.store.add_row(row)
+    Pickles (the plan's data, the tools found, paths): a pool sends it to each worker once.
+    ``vulndb``: the spec's vulnerability database's digest, or why it could not be read.
+    """
 
-    # -- prepare: build -> post-link -> inspect -> check ---------------------------------
-    def prepare(self, variant: Variant) -> _Ready | None:
-        """One variant made ready to time, or its row recorded with why not."""
+    def __init__(self, spec: SweepSpec, found: tools.Tools, cache: Path, host: str, run_id: str, run_dir: Path,
+                 workdir: Path, vulndb: str | StageFailure | None) -> None:
+        self.spec, self.tools, self.cache, self.host = spec, found, cache, host
+        self.run_id, self.run_dir = run_id, run_dir  # SBOMs are written into the run directory
+        self.workdir = workdir  # where post-link steps stage their files
+        self.vulndb = vulndb
+        self.workloads = {name: resolve(name, spec.base_dir) for name in spec.workloads}
+        self.token: str | None = None  # Dask: names the file that tells a worker it shares this cache
+
+    def failed(self, variant: Variant, status: str, reason: str) -> Prepared:
+        """A variant whose preparation ended before any stage: its row says why."""
+        out = Prepared(variant, base_row(self.run_id, variant, None, self.host), failure=(status, reason))
+        out.started = out.ended = time.time()
+        return out
+
+    def prepare(self, variant: Variant) -> Prepared:
+        """One variant made ready to time (the image excepted), or with the failure that ends its row."""
+        started = time.time()
         info = self.tools.infos[variant.toolchain]
         if info is not None:  # the compiler that builds for this target (a cross gccgo is its own)
             info = self.tools.adapters[variant.toolchain].info_for(info, TARGETS[variant.target])
-        row = base_row(self.store.manifest["run_id"], variant, info, self.host)
+        out = Prepared(variant, base_row(self.run_id, variant, info, self.host))
         try:
-            return self._prepare(variant, row)
+            self._prepare(variant, out)
         except StageFailure as failure:
-            self._finish(row, failure.status, failure.reason)
-            return None
+            out.failure = (failure.status, failure.reason)
+        out.started, out.ended, out.worker = started, time.time(), f"{self.host}:{os.getpid()}"
+        return out
 
-    def _stage(self, name: str, call, *args, **kwargs):
-        """Run one stage; what it raises about the variant or its tools becomes a StageFailure."""
-        try:
-            return call(*args, **kwargs)
-        except STAGE_ERRORS as exc:
-            raise StageFailure(STAGE_STATUS[name], f"{name}: {type(exc).__name__}: {exc}") from exc
-
-    def _prepare(self, variant: Variant, row: Row) -> _Ready | None:
-        spec, target = self.spec, TARGETS[variant.target]
+    def _prepare(self, variant: Variant, out: Prepared) -> None:
+        """The stages that need no engine, filling in ``out``; a StageFailure says which one failed."""
+        spec, target, row = self.spec, TARGETS[variant.target], out.row
         adapter, info = self.tools.adapters[variant.toolchain], self.tools.infos[variant.toolchain]
         profile = spec.all_profiles()[variant.profile]
         chain = get_chain(variant.postlink)
@@ -189,26 +228,25 @@ class _Sweeper:
             raise StageFailure("unsupported", unsupported)
         workload = self.workloads[variant.workload]
 
-        built = self._stage("build", build, workload, adapter, info, profile, target, self.cache,
-                            spec.build_timeout_s)
+        built = _stage("build", build, workload, adapter, info, profile, target, self.cache, spec.build_timeout_s)
         row.update(build_columns(built))  # with the version of the compiler that built for this target
+        out.build_key = built.key
         if not built.ok:
             raise StageFailure("timeout" if built.timed_out else "build_failed", built.reason)
         # Package sizes come from the build itself (before strip/UPX), while it has .symtab.
-        packages, row["packages_source"] = self._stage("inspect", pkgsize.package_rows, built.binary)
-        if packages:
-            self.store.add_packages(variant.key, packages)
+        packages, row["packages_source"] = _stage("inspect", pkgsize.package_rows, built.binary)
+        out.packages = packages or None
 
-        linked = self._stage("postlink", postlink.apply, chain, built.binary, self.workdir,
-                             cache_dir=self.cache, timeout=spec.build_timeout_s)
+        linked = _stage("postlink", postlink.apply, chain, built.binary, self.workdir,
+                        cache_dir=self.cache, timeout=spec.build_timeout_s)
         row.update(postlink_columns(linked))
         if not linked.ok:
             raise StageFailure("postlink_failed", linked.reason)
 
-        row.update(self._stage("inspect", self._inspect, workload, info, target, built.binary, linked.binary))
+        row.update(_stage("inspect", self._inspect, workload, info, target, built.binary, linked.binary))
         row.update(self._scan(linked.binary))
         if variant.base == "none":  # an image's SBOM, with its base's packages, is written with the image
-            row.update(self._stage("inspect", self._sbom, variant, target, built.binary, linked.binary))
+            row.update(_stage("inspect", self._sbom, variant, target, built.binary, linked.binary))
         # An image's program runs in its container (another CPU's through binfmt QEMU user
         # mode): the bare check before it is QEMU user mode's too, whatever the spec's runner.
         choice = spec.runner_of(variant.target) if variant.base == "none" else "qemu-user"
@@ -216,9 +254,10 @@ class _Sweeper:
         if isinstance(runner, str):
             raise StageFailure("unsupported", runner)
         row.update(runner=runner.name, memory_scope=runner.memory_scope)
+        out.runner, out.built, out.binary = runner, built.binary, linked.binary
         if getattr(runner, "batch", False):  # a guest checks it in the boot that measures it (_guests)
             row["qemu_user_check"] = self._user_mode_verdict(workload, target, linked.binary)
-            return _Ready(variant, workload, runner, linked.binary, row)
+            return
         # The check runs twice. First with the sweep's own environment (os.environ, passed on
         # by the launcher, plus the workload's env): what a shell or CI job gives a program.
         # Then with a crowded one, as a Kubernetes pod gets (see checkenv): UPX-packed Go
@@ -226,20 +265,10 @@ class _Sweeper:
         # small environment would call them "ok".
         for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
             try:
-                self._stage("check", runner.check, checked, linked.binary, spec.run_timeout_s)
+                _stage("check", runner.check, checked, linked.binary, spec.run_timeout_s)
             except CheckFailure as failure:
                 raise StageFailure(failure.status, label + failure.reason) from failure
-        if variant.base != "none":
-            try:
-                tag = self._image(variant, workload, target, built.binary, linked.binary, row)
-            except StageFailure:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
-                raise StageFailure("broken", f"image: {type(exc).__name__}: {exc}") from exc
-            # Timed like the bare binary, but with `docker run` semantics (measure.container).
-            runner = self._container_runner(workload, tag, target=target)
-            row.update(runner=runner.name, emulated=runner.emulated, memory_scope=runner.memory_scope)
-        return _Ready(variant, workload, runner, linked.binary, row)
+        # An image (a base other than "none") is built and checked by the sweep itself (_Sweeper.accept).
 
     def _user_mode_verdict(self, workload: Workload, target, binary: Path) -> str | None:
         """The quick functional check under QEMU user mode too, beside the guest's: "ok" or why
@@ -249,19 +278,279 @@ class _Sweeper:
             return None
         for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
             try:
-                self._stage("check", user.check, checked, binary, self.spec.run_timeout_s)
+                _stage("check", user.check, checked, binary, self.spec.run_timeout_s)
             except CheckFailure as failure:
                 return f"{failure.status}: {label}{failure.reason}"
             except StageFailure as failure:
                 return f"{failure.status}: {label}{failure.reason}"
         return "ok"
 
+    def _scan(self, binary: Path) -> dict:
+        """govulncheck's findings for the binary that ships; a scan that cannot run is said in
+        the row (vuln_reason) and the variant goes on."""
+        if self.spec.vulndb is None:
+            return vuln_columns(supply.VulnScan(False, reason=supply.NO_DB_REASON))
+        if isinstance(self.vulndb, StageFailure):  # the database could not be read: say so in every row
+            return vuln_columns(supply.VulnScan(False, reason=self.vulndb.reason))
+        db = Path(self.spec.vulndb)
+        try:
+            found = supply.scan(self.tools.govulncheck, self.tools.versions["govulncheck"], binary, db,
+                                self.vulndb, self.cache, self.spec.build_timeout_s)
+        except (*STAGE_ERRORS, ValueError) as exc:  # ValueError: JSON that is not govulncheck's or the db's
+            found = supply.VulnScan(False, reason=f"govulncheck: {type(exc).__name__}: {exc}")
+        return vuln_columns(found)
+
+    def _sbom(self, variant: Variant, target, built_binary: Path, binary: Path, tag: str | None = None,
+              packages: tuple[str, ...] = ()) -> dict:
+        """The variant's CycloneDX SBOM in the run directory (sbom/). Modules come from the build
+        before post-link: UPX hides the build info, not the modules it packs."""
+        try:
+            info = buildinfo.read(built_binary)
+        except (buildinfo.UnsupportedBuildInfo, ValueError):
+            info = None
+        archs = bases.deb_architectures(variant.base, target, self.cache) if packages else {}
+        debs = [supply.DebPackage(name, version, archs.get(name, "")) for name, _, version in
+                (p.partition("=") for p in packages)]
+        out = self.run_dir / "sbom" / supply.file_name(variant.key)
+        found = supply.write_sbom(out, binary=binary, info=info, name=_image_name(self.workloads[variant.workload]),
+                                  image=tag, packages=debs, distro=supply.host_distro() if debs else None)
+        return sbom_columns(found, self.run_dir)
+
+    def _inspect(self, workload: Workload, info, target, built: Path, linked: Path) -> dict:
+        # UPX hides the program header a loader reads: how the program links (static or not,
+        # which libraries) is that of the build, before post-link.
+        found = inspect(linked, build_paths=build_path_prefixes(workload.source_dir, info.path), linkage_of=built)
+        return {**inspect_columns(found), "needed_libs_bytes": libs.needed_bytes(list(found.needed_libs), target)}
+
+
+def _prepare_one(preparer: _Preparer, variant: Variant) -> Prepared:
+    """A pool's task (slimlab.executor): module-level, so it pickles by name."""
+    return preparer.prepare(variant)
+
+
+# A Dask worker's toolchains, as it found them (one detect() per worker process).
+_WORKER_TOOLCHAINS: dict[str, object] = {}
+
+
+def _prepare_remote(preparer: _Preparer, variant: Variant) -> Prepared:
+    """A Dask task: the variant prepared on whichever worker took it.
+
+    A worker on this machine, or one that shares its cache directory, builds into the cache
+    and writes the SBOM into the run directory as a local worker does. Any other worker uses
+    its own cache and work directory and sends the files back (Prepared.files) for the sweep
+    to keep by hash. A worker whose toolchain is missing or another release than the one the
+    sweep found makes the variant an ``unsupported`` row that names the worker.
+    """
+    import socket
+
+    from distributed import get_worker
+
+    worker = f"{socket.gethostname()} ({get_worker().address})"
+    found = _WORKER_TOOLCHAINS.get(variant.toolchain)
+    if found is None:
+        # Found afresh, as on this worker's PATH (the sweep's adapter holds its own host's paths).
+        found = _WORKER_TOOLCHAINS[variant.toolchain] = toolchains.get(variant.toolchain).detect() or "missing"
+    wanted = preparer.tools.infos[variant.toolchain]
+    if wanted is not None and (found == "missing" or found.identity != wanted.identity):
+        have = "does not have it" if found == "missing" else f"has {found.version}"
+        return preparer.failed(variant, "unsupported",
+                               f"worker {worker} lacks {variant.toolchain} {wanted.version} ({have}); install it "
+                               f"there: {preparer.tools.adapters[variant.toolchain].install_hint()}")
+    if preparer.token and (preparer.cache / f".client-{preparer.token}").is_file():
+        prepared = preparer.prepare(variant)
+        prepared.worker = worker
+        return prepared
+    with tempfile.TemporaryDirectory(prefix="slimlab-worker-") as tmp:
+        here = copy.copy(preparer)
+        here.cache, here.run_dir, here.workdir = default_cache_dir(), Path(tmp), Path(tmp)
+        prepared = here.prepare(variant)
+        prepared.worker = worker
+        files = {}
+        if prepared.built is not None:
+            files["built"] = prepared.built.read_bytes()
+        if prepared.binary is not None and prepared.binary != prepared.built:
+            files["binary"] = prepared.binary.read_bytes()
+        if prepared.row.get("sbom_path") and (here.run_dir / prepared.row["sbom_path"]).is_file():
+            files["sbom"] = (here.run_dir / prepared.row["sbom_path"]).read_bytes()
+        prepared.files = files or None
+    return prepared
+
+
+def _stage(name: str, call, *args, **kwargs):
+    """Run one stage; what it raises about the variant or its tools becomes a StageFailure."""
+    try:
+        return call(*args, **kwargs)
+    except STAGE_ERRORS as exc:
+        raise StageFailure(STAGE_STATUS[name], f"{name}: {type(exc).__name__}: {exc}") from exc
+
+
+class _Sweeper:
+    """The sweep's own side: it journals what workers prepared, builds images, and measures."""
+
+    def __init__(self, the_plan: Plan, found: tools.Tools, store: RunStore, cache: Path, host: str,
+                 client=None) -> None:
+        self.client = client  # Dask's, for executor dask and dask-local
+        self.plan = the_plan
+        self.spec = the_plan.spec
+        self.tools = found
+        self.store = store
+        self.cache = cache
+        self.host = host
+        self.preparer: _Preparer | None = None  # sweep() sets it, with the post-link work directory
+        self.api = None  # the Docker engine's client, on first use
+
+    def _finish(self, row: Row, status: str, reason: str | None = None) -> None:
+        row.update(status=status, reason=reason, measured_at=now_utc().isoformat())
+        self.store.add_row(row)
+
+    def vulndb(self, pending: list[Variant]) -> str | StageFailure | None:
+        """The spec's vulnerability database's digest, taken once here for every worker; why not, when
+        it cannot be read (each row's scan then says so)."""
+        if self.spec.vulndb is None or not pending:
+            return None
+        db = Path(self.spec.vulndb)
+        try:
+            digest = supply.db_digest(db)
+            # Findings are as of the database: which one, and how recent, goes with them.
+            self.store.manifest["sessions"][-1]["vulndb"] = {
+                "path": str(db), "sha256": digest,
+                "modified": json.loads((db / "index" / "db.json").read_text()).get("modified")}
+        except (*STAGE_ERRORS, ValueError) as exc:  # ValueError: JSON that is not the db's
+            return StageFailure("broken", f"govulncheck: {type(exc).__name__}: {exc}")
+        self.store.write_manifest()
+        return digest
+
+    # -- prepare: build -> post-link -> inspect -> check, by the executor; images here -----
+    def prepare_all(self, pending: list[Variant], progress: bool) -> list[_Ready]:
+        """Every pending variant prepared by the spec's executor; the ready ones, in plan order.
+
+        Variants that share a build (same workload, toolchain, profile and target) wait for
+        the first of them: it builds, they find its artifact cached, as one by one. Rows,
+        package sizes and images are this process's work, as each variant comes back.
+        """
+        spec, store = self.spec, self.store
+        groups: dict[tuple, list[Variant]] = {}
+        for variant in pending:
+            groups.setdefault((variant.workload, variant.toolchain, variant.profile, variant.target), []).append(variant)
+        order = {variant.key: n for n, variant in enumerate(pending)}
+        ready: list[_Ready] = []
+        started = now_utc()
+
+        def lost(variant: Variant, exc: Exception) -> Prepared:  # Dask gave the task up (KilledWorker, ...)
+            return self.preparer.failed(variant, "broken", f"prepare: {type(exc).__name__}: {exc}")
+
+        local_cluster = spec.executor == "dask-local" and bool(pending)  # started for this sweep's work only
+        client = executor_.connect(spec.executor, None, spec.workers) if local_cluster else self.client
+        task = _prepare_one if client is None else _prepare_remote
+        kind = "sequential" if spec.executor == "dask-local" and not local_cluster else spec.executor  # no work
+        with contextlib.ExitStack() as stack:
+            if local_cluster:
+                stack.callback(executor_.disconnect, client)
+            if client is not None:  # a worker that sees this file in the cache shares this machine's files
+                self.preparer.token = os.urandom(8).hex()
+                token = self.cache / f".client-{self.preparer.token}"
+                token.write_text(self.host)
+                stack.callback(token.unlink, missing_ok=True)
+            pool = stack.enter_context(executor_.open_pool(kind, task, self.preparer, spec.workers, client, lost))
+            waiting = {}
+            for first, *rest in groups.values():
+                pool.submit(first)
+                waiting[first.key] = rest
+            # After the submissions: a local pool forks its workers then, before tqdm's thread exists.
+            bar = tqdm(total=len(pending), desc="build+check", unit="variant", disable=not progress,
+                       file=sys.stderr)
+            try:
+                for prepared in pool.results():
+                    for follower in waiting.pop(prepared.variant.key, ()):
+                        pool.submit(follower)
+                    trace(event="prepare", variant=prepared.variant.key, worker=prepared.worker,
+                          start=prepared.started, end=prepared.ended)
+                    bar.set_postfix_str(prepared.variant.label, refresh=False)
+                    item = self.accept(prepared)
+                    if item is not None:
+                        ready.append(item)
+                    bar.update()
+            finally:
+                bar.close()
+            described = pool.describe()
+        ended = now_utc()
+        store.manifest["sessions"][-1]["preparation"] = {
+            **described, "variants": len(pending), "started_at": started.isoformat(), "ended_at": ended.isoformat(),
+            "seconds": round((ended - started).total_seconds(), 3)}
+        store.write_manifest()
+        return sorted(ready, key=lambda item: order[item.variant.key])
+
+    def accept(self, prepared: Prepared) -> _Ready | None:
+        """A variant a worker prepared: its package sizes journaled, its row when it failed, its image
+        made and checked when it has a base; ready to time, or None."""
+        variant, row = prepared.variant, prepared.row
+        if prepared.files:
+            self._materialize(prepared)
+        if prepared.packages:
+            self.store.add_packages(variant.key, prepared.packages)
+        if prepared.failure is not None:
+            self._finish(row, *prepared.failure)
+            return None
+        workload = self.preparer.workloads[variant.workload]
+        runner = prepared.runner
+        if variant.base != "none":
+            target = TARGETS[variant.target]
+            try:
+                tag = self._image(variant, workload, target, prepared.built, prepared.binary, row)
+                # Timed like the bare binary, but with `docker run` semantics (measure.container).
+                runner = self._container_runner(workload, tag, target=target)
+            except StageFailure as failure:
+                self._finish(row, failure.status, failure.reason)
+                return None
+            except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
+                self._finish(row, "broken", f"image: {type(exc).__name__}: {exc}")
+                return None
+            row.update(runner=runner.name, emulated=runner.emulated, memory_scope=runner.memory_scope)
+        return _Ready(variant, workload, runner, prepared.binary, row)
+
+    def _materialize(self, prepared: Prepared) -> None:
+        """Files a worker on another machine sent back, put where this host measures them: the build
+        under its key in the artifact cache (a later sweep here finds it), what ships under its
+        sha256, the SBOM in the run directory; and the runner is this host's."""
+        files, row, sent = prepared.files, prepared.row, prepared.built
+
+        def keep(kind: str, key: str, name: str, data: bytes, meta: dict) -> Path:
+            entry = cache_.entry(self.cache, kind, key)
+            if cache_.lookup(entry, name) is None:
+                with cache_.store(entry) as staging:
+                    (staging.path / name).write_bytes(data)
+                    (staging.path / name).chmod(0o755)
+                    staging.publish(meta, name)
+            return entry / name
+
+        if "built" in files:
+            prepared.built = keep("artifacts", prepared.build_key, prepared.built.name, files["built"],
+                                  {"seconds": row.get("build_seconds"), "worker": prepared.worker})
+        if prepared.binary is not None and prepared.binary == sent:  # no post-link step: what ships is the build
+            prepared.binary = prepared.built
+        if "binary" in files:
+            shipped = files["binary"]
+            prepared.binary = keep("remote", hashlib.sha256(shipped).hexdigest(), prepared.binary.name, shipped,
+                                   {"worker": prepared.worker})
+            postlink.settle(prepared.binary)  # measured from disk, as the worker's own would have been
+        if "sbom" in files:
+            out = self.store.run_dir / row["sbom_path"]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(files["sbom"])
+        if prepared.runner is not None:
+            choice = self.spec.runner_of(prepared.variant.target) if prepared.variant.base == "none" else "qemu-user"
+            runner = runner_for(TARGETS[prepared.variant.target], launcher_path(self.cache), choice, self.cache)
+            prepared.runner = runner if not isinstance(runner, str) else None
+            if prepared.runner is None:
+                prepared.failure = ("unsupported", runner)
+        prepared.files = None
+
     def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row) -> str:
         """The binary on its base, built in the engine and checked in containers, plain and hardened."""
         multi_arch = self._multi_arch(target)  # before the engine's record: it may register QEMU
         api = self._engine()
-        layer = self._stage("image", bases.base_layer, variant.base, target, self.cache)
-        closure = self._stage("image", bases.closure, layer, row.get("needed_libs") or (), target)
+        layer = _stage("image", bases.base_layer, variant.base, target, self.cache)
+        closure = _stage("image", bases.closure, layer, row.get("needed_libs") or (), target)
         if multi_arch:  # one image per platform, and an OCI index over them (slimlab.oci)
             made = oci.build_platform_image(api, self.store.run_dir, oci.ref_name(variant.axes()), layer, binary,
                                             _image_name(workload), target, closure=closure)
@@ -273,7 +562,7 @@ class _Sweeper:
         row.update(image_columns(built))
         if not built.ok:
             raise StageFailure("build_failed", built.reason)
-        row.update(self._stage("image", self._sbom, variant, target, built_binary, binary, built.tag,
+        row.update(_stage("image", self.preparer._sbom, variant, target, built_binary, binary, built.tag,
                                built.base_packages))
         if workload.kind == "server":
             # On the host network, bound to loopback, its health polled from here (measure.container).
@@ -324,41 +613,6 @@ class _Sweeper:
         return image.ContainerCheck(True)
 
     # -- supply chain ------------------------------------------------------------------
-    def _scan(self, binary: Path) -> dict:
-        """govulncheck's findings for the binary that ships; a scan that cannot run is said in
-        the row (vuln_reason) and the variant goes on."""
-        if self.spec.vulndb is None:
-            return vuln_columns(supply.VulnScan(False, reason=supply.NO_DB_REASON))
-        db = Path(self.spec.vulndb)
-        try:
-            if self.vulndb_digest is None:
-                self.vulndb_digest = supply.db_digest(db)
-                # Findings are as of the database: which one, and how recent, goes with them.
-                self.store.manifest["sessions"][-1]["vulndb"] = {
-                    "path": str(db), "sha256": self.vulndb_digest,
-                    "modified": json.loads((db / "index" / "db.json").read_text()).get("modified")}
-                self.store.write_manifest()
-            found = supply.scan(self.tools.govulncheck, self.tools.versions["govulncheck"], binary, db,
-                                self.vulndb_digest, self.cache, self.spec.build_timeout_s)
-        except (*STAGE_ERRORS, ValueError) as exc:  # ValueError: JSON that is not govulncheck's or the db's
-            found = supply.VulnScan(False, reason=f"govulncheck: {type(exc).__name__}: {exc}")
-        return vuln_columns(found)
-
-    def _sbom(self, variant: Variant, target, built_binary: Path, binary: Path, tag: str | None = None,
-              packages: tuple[str, ...] = ()) -> dict:
-        """The variant's CycloneDX SBOM in the run directory (sbom/). Modules come from the build
-        before post-link: UPX hides the build info, not the modules it packs."""
-        try:
-            info = buildinfo.read(built_binary)
-        except (buildinfo.UnsupportedBuildInfo, ValueError):
-            info = None
-        archs = bases.deb_architectures(variant.base, target, self.cache) if packages else {}
-        debs = [supply.DebPackage(name, version, archs.get(name, "")) for name, _, version in
-                (p.partition("=") for p in packages)]
-        out = self.store.run_dir / "sbom" / supply.file_name(variant.key)
-        found = supply.write_sbom(out, binary=binary, info=info, name=_image_name(self.workloads[variant.workload]),
-                                  image=tag, packages=debs, distro=supply.host_distro() if debs else None)
-        return sbom_columns(found, self.store.run_dir)
 
     def _engine(self):
         """The engine's SDK client, found once per sweep; without one, image rows are unsupported."""
@@ -380,14 +634,9 @@ class _Sweeper:
             self.store.write_manifest()
         return self.api
 
-    def _inspect(self, workload: Workload, info, target, built: Path, linked: Path) -> dict:
-        # UPX hides the program header a loader reads: how the program links (static or not,
-        # which libraries) is that of the build, before post-link.
-        found = inspect(linked, build_paths=build_path_prefixes(workload.source_dir, info.path), linkage_of=built)
-        return {**inspect_columns(found), "needed_libs_bytes": libs.needed_bytes(list(found.needed_libs), target)}
-
     # -- measure ---------------------------------------------------------------------
     def _samples(self, item: _Ready, runs: int, warmup: int) -> list[Sample]:
+        trace(event="measure", variant=item.variant.key, start=time.time())
         try:
             return item.runner.samples(item.workload, item.binary, self.spec.run_timeout_s, runs, warmup=warmup,
                                        cpu=self.spec.pin_cpu)
@@ -416,6 +665,7 @@ class _Sweeper:
                 self._complete(item)
             return
         bar = tqdm(total=todo, desc="measure", unit="run", disable=not progress, file=sys.stderr)
+        started = now_utc()  # after every preparation ended (prepare_all): nothing else runs now
         with _sweep_off_cpu(spec.pin_cpu):
             try:
                 calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu, launcher=launcher_path(self.cache))
@@ -429,7 +679,7 @@ class _Sweeper:
         warnings = environment.busy_host_warnings(noise, taken)
         store.manifest["sessions"][-1]["measurement"] = {
             "launcher_overhead": calibration, "noise": noise, "warnings": warnings, "pin_cpu": spec.pin_cpu,
-            "burst": MEASURE_BURST,
+            "burst": MEASURE_BURST, "started_at": started.isoformat(),
         }
         store.write_manifest()
         for warning in warnings:
@@ -460,6 +710,7 @@ class _Sweeper:
                 store.add_sample(_sample_record(store, key, first[key] + index, sample))
                 bar.update()
 
+            trace(event="guest", target=target, start=time.time())
             try:
                 result = items[0].runner.measure_batch(jobs, self.spec.run_timeout_s, self.spec.warmup,
                                                        MEASURE_BURST, keep, cpu=self.spec.pin_cpu)
@@ -483,6 +734,7 @@ class _Sweeper:
     def _crosscheck(self, item: _Ready) -> dict:
         """hyperfine's figure beside ours (measure.crosscheck); a cross-check that fails leaves
         the columns empty and the variant's own figures stand."""
+        trace(event="crosscheck", variant=item.variant.key, start=time.time())
         try:
             found = crosscheck(item.runner, item.workload, item.binary, self.spec.run_timeout_s, self.spec.pin_cpu)
         except (CheckFailure, KeyError, ValueError, *STAGE_ERRORS):  # ValueError: hyperfine's JSON
@@ -536,6 +788,16 @@ class _Sweeper:
                             ready_rss_kib_median=None)
         item.row.update(self._crosscheck(item))
         self._finish(item.row, "ok")
+
+
+def trace(**event) -> None:
+    """One JSON line in the file $SLIMLAB_TRACE names, when set: when each variant's preparation
+    began and ended (on its worker's clock, time.time()) and when each burst of measured starts
+    began, so a test or a curious user can see that no measurement overlapped preparation."""
+    path = os.environ.get(TRACE_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event) + "\n")
 
 
 def _image_name(workload: Workload) -> str:

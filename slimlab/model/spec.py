@@ -41,6 +41,8 @@ SETTINGS: dict[str, Setting] = {
                                                     "repeats); each costs hundreds of ms", optional=True),
     "pin_cpu": Setting(None, int, 0, 4095, "run the launcher and the measured program on this CPU only, "
                                            "and the sweep on the others", optional=True),
+    "workers": Setting(None, int, 1, 4096, "variants prepared at once by the local executor (default: sized "
+                                          "to the machine, see slimlab.executor)", optional=True),
 }
 # all_packages: every build rebuilds all packages (go build -a);
 # probe: also run the capability probes (slimlab.probe) with the spec's toolchains.
@@ -55,7 +57,15 @@ AXIS_KEYS = tuple(a.key for a in AXES)
 # a table by target, e.g. { "linux/arm64" = "qemu-system" }. A native target runs natively.
 RUNNERS = ("qemu-user", "qemu-system")
 DEFAULT_RUNNER = "qemu-system"
-KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name", "vulndb", "runner")
+# executor: where the preparation stages (build, post-link, inspect, image, check) run:
+# "local" (a process pool on this machine), "sequential" (one variant at a time, in this
+# process), "dask" (an existing Dask cluster at ``scheduler``, tcp://HOST:PORT) or
+# "dask-local" (a Dask LocalCluster started for the sweep). Measurement always runs here,
+# after all preparation, alone. How a sweep runs is not what it sweeps: executor, workers
+# and scheduler stay out of to_dict(), so a run resumes under another executor.
+EXECUTORS = ("local", "sequential", "dask", "dask-local")
+EXECUTION_KEYS = ("executor", "workers", "scheduler")
+KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name", "vulndb", "runner", "executor", "scheduler")
 # What marks a directory as a Go vulnerability database (https://go.dev/security/vuln/database#api).
 VULNDB_INDEX = ("index/db.json", "index/modules.json")
 
@@ -76,6 +86,10 @@ class SweepSpec:
     name: str = "sweep"
     vulndb: str | None = None  # absolute path of a Go vulnerability database, checked on load
     runners: tuple[tuple[str, str], ...] = ()  # (target, runner) where not DEFAULT_RUNNER
+    # How, not what (EXECUTION_KEYS): not compared, not in to_dict().
+    workers: int | None = field(default=None, compare=False)
+    executor: str = field(default="local", compare=False)
+    scheduler: str | None = field(default=None, compare=False)
     base_dir: Path | None = field(default=None, compare=False)  # where relative workload paths start
 
     # -- reading -----------------------------------------------------------------------
@@ -99,6 +113,19 @@ class SweepSpec:
     def runner_of(self, target: str) -> str:
         """The runner the spec names for a foreign ``target`` (RUNNERS)."""
         return dict(self.runners).get(target, DEFAULT_RUNNER)
+
+    def with_execution(self, executor: str | None = None, workers: int | None = None,
+                       scheduler: str | None = None) -> SweepSpec:
+        """This spec run another way (the CLI's --executor, --workers, --scheduler), validated alike."""
+        if executor is None and workers is None and scheduler is None:
+            return self
+        if workers is not None:
+            workers = _setting({"workers": workers}, "workers")
+        if executor is None:  # a --scheduler alone means that cluster
+            executor = "dask" if scheduler is not None else self.executor
+        if scheduler is None and executor == self.executor:
+            scheduler = self.scheduler
+        return replace(self, **_execution(executor, scheduler), workers=workers if workers else self.workers)
 
     def exclude_rules(self) -> list[dict[str, str]]:
         return [dict(rule) for rule in self.excludes]
@@ -169,6 +196,7 @@ class SweepSpec:
             vulndb=_vulndb(data.get("vulndb"), base_dir),
             runners=_runners(data.get("runner"), _axis(data, "targets", dict(axes)["targets"])),
             base_dir=base_dir,
+            **_execution(data.get("executor", "local"), data.get("scheduler")),
         )
         spec._check_values()
         return spec
@@ -190,7 +218,8 @@ class SweepSpec:
     def to_dict(self) -> dict[str, Any]:
         """A plain, TOML-shaped dict: stored in the manifest and compared on resume."""
         out: dict[str, Any] = {key: list(values) for key, values in self.axes}
-        out.update({name: getattr(self, name) for name in (*SETTINGS, *TOGGLES) if getattr(self, name) is not None})
+        out.update({name: getattr(self, name) for name in (*SETTINGS, *TOGGLES)
+                    if getattr(self, name) is not None and name not in EXECUTION_KEYS})
         out["custom_profiles"] = {
             name: {k: v for k, v in asdict(p).items() if k != "name"} for name, p in self.custom_profiles.items()
         }
@@ -265,6 +294,21 @@ def _runners(value, targets: list[str]) -> tuple[tuple[str, str], ...]:
             raise SpecError(f"runner {runner!r} for {target}{did_you_mean(runner, RUNNERS)}; "
                             f"valid: {', '.join(RUNNERS)}")
     return tuple(sorted((t, r) for t, r in table.items() if r != DEFAULT_RUNNER))
+
+
+def _execution(executor, scheduler) -> dict[str, str | None]:
+    """``executor`` one of EXECUTORS; ``scheduler`` a Dask scheduler's address, for "dask" only."""
+    if executor not in EXECUTORS:
+        raise SpecError(f"executor {executor!r}{did_you_mean(executor, EXECUTORS)}; valid: {', '.join(EXECUTORS)}")
+    if scheduler is not None:
+        if not isinstance(scheduler, str) or "://" not in scheduler:
+            raise SpecError(f"scheduler must be a Dask scheduler's address such as tcp://HOST:8786, got {scheduler!r}")
+        if executor != "dask":
+            raise SpecError(f"scheduler {scheduler!r} is for executor = \"dask\", not {executor!r}")
+    elif executor == "dask":
+        raise SpecError("executor = \"dask\" needs the cluster's scheduler address: scheduler = \"tcp://HOST:8786\" "
+                        "(or --scheduler), or executor = \"dask-local\" to start a cluster on this machine")
+    return {"executor": executor, "scheduler": scheduler}
 
 
 def _vulndb(value, base_dir: Path | None) -> str | None:

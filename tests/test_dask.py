@@ -1,0 +1,136 @@
+"""Preparation on a Dask cluster (executor = "dask"): the same rows as the local executor, a
+worker killed mid-build costs no variant, a worker without the toolchain says so in its
+rows, and a scheduler that does not answer is refused before any work."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import psutil
+import pytest
+from conftest import path_without
+from distributed import LocalCluster
+from test_executor import SMALL, comparable
+
+import slimlab
+from slimlab.errors import SlimlabError
+from slimlab.sweep import sweep
+
+
+@pytest.fixture
+def cluster():
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as made:
+        yield made
+
+
+def test_a_dask_cluster_gives_the_local_executors_rows(tmp_path, cluster):
+    runs = {}
+    for executor, scheduler in (("local", None), ("dask", cluster.scheduler_address)):
+        runs[executor] = sweep(SMALL, data_dir=tmp_path / "data", run_id=executor, cache_dir=tmp_path / executor,
+                               progress=False, executor=executor, scheduler=scheduler)
+    local, dask = (slimlab.load(runs[e]) for e in ("local", "dask"))
+    assert local["status"].to_list() == ["ok"] * 4
+    # Sizes, statuses, build info (flags, Go version, modules, build settings), whether a build was reused.
+    assert comparable(dask).equals(comparable(local), null_equal=True)
+    preparation = slimlab.load_manifests(runs["dask"])[0]["sessions"][-1]["preparation"]
+    assert preparation["executor"] == "dask" and preparation["scheduler"] == cluster.scheduler_address
+    assert preparation["workers"] == 2
+
+
+def test_a_worker_killed_while_building_loses_no_variant(tmp_path, cluster):
+    spec = {**SMALL, "workloads": ["hello", "httpd"], "profiles": ["default", "stripped", "trimmed", "static"]}
+    done: dict = {}
+
+    def run() -> None:
+        try:
+            done["run"] = sweep(spec, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache", progress=False,
+                                executor="dask", scheduler=cluster.scheduler_address)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            done["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and thread.is_alive() and time.monotonic() < deadline:
+        for worker in psutil.Process().children():  # the cluster's worker processes (the nannies are threads here)
+            try:
+                building = any(p.name() in ("go", "compile", "link") for p in worker.children(recursive=True))
+            except psutil.NoSuchProcess:
+                continue
+            if building:
+                worker.kill()
+                killed = worker
+                break
+        time.sleep(0.01)
+    thread.join(300)
+    assert killed is not None, "no worker was caught building"
+    assert "error" not in done, done.get("error")
+    df = slimlab.load(done["run"])
+    assert df.height == 16 and df["variant_key"].n_unique() == 16  # each variant once: none lost, none twice
+    assert df["status"].to_list() == ["ok"] * 16, df.filter(df["status"] != "ok")["reason"].to_list()
+
+
+def test_a_worker_without_the_toolchain_gives_unsupported_rows_naming_it(tmp_path):
+    path = path_without({"go"}, tmp_path / "bin")
+    with LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None,
+                      env={"PATH": path}) as bare:
+        run = sweep(SMALL, data_dir=tmp_path, run_id="r", progress=False, executor="dask",
+                    scheduler=bare.scheduler_address)
+        address = next(iter(bare.scheduler_info["workers"]))
+    df = slimlab.load(run)
+    assert df["status"].to_list() == ["unsupported"] * 4
+    assert all(f"worker {socket.gethostname()} ({address}) lacks go" in r for r in df["reason"].to_list())
+
+
+def test_a_scheduler_that_does_not_answer_is_refused_before_any_work(tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    start = time.monotonic()
+    with pytest.raises(SlimlabError, match=f"cannot reach the Dask scheduler at {address}"):
+        sweep(SMALL, data_dir=tmp_path, progress=False, scheduler=address)
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_worker_that_does_not_share_the_cache_sends_its_files_to_be_kept_by_hash(tmp_path):
+    """As a worker on another machine does: it builds into its own cache, and the sweep keeps
+    the build under its key (a later build here reuses it), what ships under its sha256, and
+    the SBOM in the run directory."""
+    import hashlib
+
+    from distributed import Client
+
+    from slimlab import tools
+    from slimlab.build import build
+    from slimlab.model import TARGETS, plan
+    from slimlab.results import RunStore
+    from slimlab.sweep import _prepare_remote, _Preparer, _Sweeper
+
+    the_plan = plan({**SMALL, "profiles": ["default"], "postlink": ["strip"]})
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    found = tools.discover(the_plan.spec, ours, progress=False)
+    store = RunStore.open(tmp_path / "data", "r", the_plan.spec.to_dict(), {"tools": {}, "host": {}})
+    # No token file: the worker cannot tell it shares this cache, as one on another machine could not.
+    preparer = _Preparer(the_plan.spec, found, ours, "client", "r", store.run_dir, tmp_path, None)
+    with LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None,
+                      env={"SLIMLAB_CACHE": str(theirs)}) as cluster, Client(cluster) as client:
+        prepared = client.submit(_prepare_remote, preparer, the_plan.variants[0]).result()
+    assert prepared.failure is None and set(prepared.files) == {"built", "binary", "sbom"}
+    assert theirs in prepared.built.parents and not (ours / "artifacts").exists()
+
+    sweeper = _Sweeper(the_plan, found, store, ours, "client")
+    sweeper.preparer = preparer
+    item = sweeper.accept(prepared)
+    store.close(ended=True)
+    assert (ours / "remote") in item.binary.parents
+    assert hashlib.sha256(item.binary.read_bytes()).hexdigest() == item.row["binary_sha256"]
+    assert (store.run_dir / item.row["sbom_path"]).is_file()
+    assert ours in item.runner.launcher.parents  # measured here, with this host's launcher
+    variant = the_plan.variants[0]
+    again = build(preparer.workloads[variant.workload], found.adapters["go"], found.infos["go"],
+                  the_plan.spec.all_profiles()["default"], TARGETS[variant.target], ours, 60)
+    assert again.cached and again.binary == prepared.built  # not built again here
