@@ -18,6 +18,8 @@ import slimlab
 from slimlab.errors import SpecError
 from slimlab.sweep import TRACE_ENV, sweep
 
+from artifacts import go_program
+
 SMALL = {"workloads": ["hello"], "profiles": ["default", "stripped"], "postlink": ["none", "strip"],
          "targets": ["linux/amd64"], "bases": ["none"], "repeats": 3, "warmup": 1}
 # What differs from one sweep to the next whatever prepared it: times, and the run's name.
@@ -61,10 +63,7 @@ def test_the_local_pool_gives_the_sequential_rows_and_measures_only_after_prepar
 
 
 def test_a_sweep_killed_while_its_workers_build_resumes_with_one_row_per_variant(tmp_path):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "go.mod").write_text("module example.com/broken\n\ngo 1.21\n")
-    (broken / "main.go").write_text("package main\n\nfunc main() { nope() }\n")
+    broken = go_program(tmp_path, "broken", "package main\n\nfunc main() { nope() }\n")
     spec = tmp_path / "spec.toml"
     spec.write_text(f'workloads = ["{broken}", "hello", "httpd"]\n'
                     'profiles = ["default", "stripped", "trimmed", "static"]\npostlink = ["none", "strip"]\n'

@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 import slimlab
+from artifacts import go_program
 
 REPEATS = 40
 
@@ -31,10 +32,7 @@ def journal(run_dir: Path) -> list[dict]:
 
 
 def test_sigkill_then_resume_measures_every_variant_exactly_once(tmp_path):
-    src = tmp_path / "broken"
-    src.mkdir()
-    (src / "go.mod").write_text("module example.com/broken\n\ngo 1.21\n")
-    (src / "main.go").write_text("package main\n\nfunc main() { nope() }\n")
+    src = go_program(tmp_path, "broken", "package main\n\nfunc main() { nope() }\n")
     spec = tmp_path / "spec.toml"
     spec.write_text(
         f'workloads = ["hello", "httpd", "{src}"]\nprofiles = ["default", "stripped"]\n'
