@@ -19,7 +19,6 @@ import fcntl
 import hashlib
 import io
 import json
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import SlimlabError
-from .results import MANIFEST, RESULTS, run_dirs
+from .results import MANIFEST, RESULTS, atomic_write_parquet, run_dirs
 from .results_schema import STATUSES
 
 INDEX = "runs.parquet"
@@ -124,9 +123,7 @@ def _read(data_dir: Path) -> pl.DataFrame:
 
 
 def _write(frame: pl.DataFrame, data_dir: Path) -> None:
-    tmp = data_dir / f".{INDEX}.tmp{os.getpid()}"
-    frame.write_parquet(tmp)
-    tmp.replace(data_dir / INDEX)
+    atomic_write_parquet(frame, data_dir / INDEX)
 
 
 def _scheduled_records(data_dir: Path) -> list[dict]:

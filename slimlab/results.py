@@ -74,13 +74,13 @@ def validate_run_id(run_id: object) -> str:
     raise SlimlabError(f"invalid run id {run_id!r}: it {problem}; {RUN_ID_RULE}")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
     tmp.replace(path)
 
 
-def _atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
+def atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     frame.write_parquet(tmp)
     tmp.replace(path)
@@ -208,14 +208,14 @@ class RunStore:
             os.fsync(self._journal.fileno())  # and the disk: survives a crashed machine
 
     def write_tables(self) -> None:
-        _atomic_write_parquet(results_frame(self.rows.values()), self.run_dir / RESULTS)
+        atomic_write_parquet(results_frame(self.rows.values()), self.run_dir / RESULTS)
         kept = [s for key in self.rows for s in self.samples.get(key, [])]
-        _atomic_write_parquet(pl.DataFrame(kept, schema=SAMPLE_SCHEMA), self.run_dir / SAMPLES)
+        atomic_write_parquet(pl.DataFrame(kept, schema=SAMPLE_SCHEMA), self.run_dir / SAMPLES)
         packages = [p for key in self.rows for p in self.packages.get(key, [])]
-        _atomic_write_parquet(pl.DataFrame(packages, schema=PACKAGE_SCHEMA), self.run_dir / PACKAGES)
+        atomic_write_parquet(pl.DataFrame(packages, schema=PACKAGE_SCHEMA), self.run_dir / PACKAGES)
 
     def write_manifest(self) -> None:
-        _atomic_write_bytes(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2, default=str).encode())
+        atomic_write_bytes(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2, default=str).encode())
 
     def close(self, ended: bool) -> None:
         self.manifest["sessions"][-1]["ended_at"] = now_utc().isoformat()
@@ -441,7 +441,7 @@ def load_packages(path: str | Path | None = None) -> pl.DataFrame:
 
 
 def write_capabilities(run_dir: Path, frame: pl.DataFrame) -> None:
-    _atomic_write_parquet(frame, Path(run_dir) / CAPABILITIES)
+    atomic_write_parquet(frame, Path(run_dir) / CAPABILITIES)
 
 
 def load_capabilities(path: str | Path | None = None) -> pl.DataFrame:

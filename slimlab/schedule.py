@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import history
 from .errors import SlimlabError, did_you_mean
-from .results import DATA_ENV, now_utc
+from .results import DATA_ENV, atomic_write_bytes, now_utc
 
 MARK = "# slimlab-schedule:"
 # Named schedules. Measurements are quietest at night: the named ones run at 03:00.
@@ -364,9 +364,7 @@ def scheduled_run(notebook: str | Path, data_dir: str | Path, reports: str | Pat
            else None, "report": str(html.resolve()) if html.is_file() else None}
     folder = data_dir / history.SCHEDULED
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{run_id}.json.tmp"
-    tmp.write_text(json.dumps(row, indent=2))
-    tmp.replace(folder / f"{run_id}.json")  # what rebuild_index reads back
+    atomic_write_bytes(folder / f"{run_id}.json", json.dumps(row, indent=2).encode())  # what rebuild_index reads back
     run_dir = data_dir / "runs" / run_id
     swept = history.run_row(run_dir) if (run_dir / "manifest.json").is_file() else {}  # the notebook's sweep
     history.record(data_dir, {**swept, **{k: v for k, v in row.items() if v is not None}, "started_at": started,
