@@ -11,7 +11,7 @@ tolerance or a bound. :func:`check_claims` measures each one on a results frame:
   rows (QEMU) are left out, they are not native.
 - Each pair. Sizes are exact: ``analysis.compare_exact``'s ratio, or the plain difference, with
   no interval. Timed metrics go back to the raw samples: ``analysis.compare_samples`` for a ratio
-  (its bootstrap interval), :func:`median_difference` for a difference in ms, ``median_ci`` for a
+  (its bootstrap interval), :func:`slimlab.analysis.median_difference` for a difference in ms, ``median_ci`` for a
   value.
 - Pooled over the pairs. Ratios by their geometric mean, differences and values by their mean,
   flags (``is_static``) as the share of rows where it is true. The pooled interval averages the
@@ -271,25 +271,6 @@ def _expect(expect: Any, at: str, metric: Metric, compares: bool):
 
 # -- measuring -----------------------------------------------------------------------------
 
-def median_difference(baseline: Sequence[float], candidate: Sequence[float]) -> tuple[float, float, float] | None:
-    """candidate's median minus baseline's, with a percentile-bootstrap interval (analysis's
-    confidence, resamples and seed), or None without samples on a side. For claims in absolute
-    units ("UPX costs +8.7 ms"), which a ratio of medians cannot check."""
-    from scipy.stats import bootstrap
-
-    a, b = (np.asarray([v for v in s if v is not None and math.isfinite(v)], dtype=float)
-            for s in (baseline, candidate))
-    if a.size == 0 or b.size == 0:
-        return None
-    diff = float(np.median(b) - np.median(a))
-    if min(a.size, b.size) < analysis.MIN_SAMPLES or (np.ptp(a) == 0 and np.ptp(b) == 0):
-        return diff, diff, diff
-    result = bootstrap((a, b), lambda x, y, axis=-1: np.median(y, axis=axis) - np.median(x, axis=axis),
-                       confidence_level=analysis.CONFIDENCE, n_resamples=analysis.N_RESAMPLES,
-                       method="percentile", vectorized=True, rng=np.random.default_rng(analysis.SEED))
-    return diff, float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
 def _figure(row: dict, metric: Metric) -> float | None:
     if metric.name == "shipped_bytes":
         return None if row.get("size_bytes") is None else row["size_bytes"] + (row.get("needed_libs_bytes") or 0)
@@ -320,7 +301,7 @@ def _measure_pair(claim: Claim, base: dict | None, cand: dict,
         cmp = analysis.compare_samples(b, c)
         return (cmp.ratio, cmp.lo, cmp.hi) if cmp else "a baseline median of 0"
     if claim.scale == "difference":
-        return median_difference(b, c)
+        return analysis.median_difference(b, c)
     est = analysis.median_ci(c)
     return est.median, est.lo, est.hi
 

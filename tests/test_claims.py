@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from conftest import REPO
 
+from slimlab import analysis
 from slimlab.claims import (
     FAILS,
     HOLDS,
@@ -18,7 +19,6 @@ from slimlab.claims import (
     check_claims,
     claims_html,
     load_claims,
-    median_difference,
 )
 from slimlab.errors import SpecError
 from slimlab.model import plan
@@ -103,9 +103,9 @@ def test_an_absolute_ms_claim_uses_the_difference_of_medians_with_an_interval():
 
 @pytest.mark.unit
 def test_median_difference_matches_numpy_and_brackets_it():
-    diff, lo, hi = median_difference([1, 2, 3, 4, 5], [11, 12, 13, 14, 15])
+    diff, lo, hi = analysis.median_difference([1, 2, 3, 4, 5], [11, 12, 13, 14, 15])
     assert diff == 10 and lo <= 10 <= hi
-    assert median_difference([], [1.0]) is None
+    assert analysis.median_difference([], [1.0]) is None
 
 
 @pytest.mark.unit
