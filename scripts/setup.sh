@@ -258,11 +258,18 @@ fi
 # for its tools beside PATH. Pinned: the version is part of every cached scan's key;
 # keep it equal to GOVULNCHECK_VERSION in slimlab/supply.py.
 GOVULNCHECK_VERSION=v1.9.0
-if ! .venv/bin/govulncheck -version 2>/dev/null | grep -qF "govulncheck@${GOVULNCHECK_VERSION}"; then
+# The output is read whole before it is searched: `govulncheck -version | grep -q` fails at
+# random under pipefail, when grep exits on its match and govulncheck's last line meets a
+# closed pipe (SIGPIPE); a fresh-clone CI run stopped on exactly that.
+govulncheck_is_pinned() {
+    local said
+    said="$(.venv/bin/govulncheck -version 2>/dev/null || true)"
+    [[ $said == *"govulncheck@${GOVULNCHECK_VERSION}"* ]]
+}
+if ! govulncheck_is_pinned; then
     say "installing govulncheck ${GOVULNCHECK_VERSION} into .venv/bin (go install)"
     quiet env GOBIN="$REPO_ROOT/.venv/bin" go install "golang.org/x/vuln/cmd/govulncheck@${GOVULNCHECK_VERSION}"
-    .venv/bin/govulncheck -version 2>/dev/null | grep -qF "govulncheck@${GOVULNCHECK_VERSION}" \
-        || die "govulncheck ${GOVULNCHECK_VERSION} does not run after go install"
+    govulncheck_is_pinned || die "govulncheck ${GOVULNCHECK_VERSION} does not run after go install"
     did_something=1
 fi
 
