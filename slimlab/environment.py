@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import statistics
@@ -53,6 +55,38 @@ def host() -> dict:
         "loadavg": [load1, load5, load15],
         "sched_autogroup": _sched_autogroup(),
     }
+
+
+_this_host = host  # host_fingerprint's parameter shadows the function's name
+
+
+# What makes two hosts "the same machine", whose timings may be compared: not its load or its
+# OS string. The hostname is in: two identical VMs are still two machines, with their own
+# neighbours and noise.
+HOST_FACTS = ("hostname", "cpu_model", "machine", "cores", "kernel", "mem_total_kib")
+
+
+def host_fingerprint(host: dict | None = None) -> str:
+    """A short, stable hex digest (12 digits of sha256) of ``host``'s HOST_FACTS (default: this
+    machine's, from :func:`host`). Deterministic across processes and Python versions on one
+    host (sorted-key JSON, no hash seed); any fact that differs gives another digest, so rows
+    with the same fingerprint were timed on the same machine as it was then (a kernel upgrade
+    makes a new one). The runs index (slimlab.history) fingerprints a run's host the same way.
+    A fact a record lacks counts as null: an old manifest's partial host record still has one."""
+    host = _this_host() if host is None else host
+    facts = {k: host.get(k) for k in HOST_FACTS}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def host_label(host: dict | None, fingerprint: str | None = None) -> str:
+    """How a report names a host: 'name (cpu model, N cores, kernel K) [fingerprint]', from what
+    the record has (unescaped: the caller escapes)."""
+    host = host or {}
+    facts = [str(host["cpu_model"])] if host.get("cpu_model") else []
+    facts += [f"{host['cores']} cores"] if host.get("cores") else []
+    facts += [f"kernel {host['kernel']}"] if host.get("kernel") else []
+    name = str(host.get("hostname") or "unknown host")
+    return name + (f" ({', '.join(facts)})" if facts else "") + (f" [{fingerprint}]" if fingerprint else "")
 
 
 def python_tools() -> dict[str, str]:

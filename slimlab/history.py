@@ -25,6 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
+from .environment import host_fingerprint  # one definition for the index and the rows
 from .errors import SlimlabError
 from .results import MANIFEST, RESULTS, atomic_write_parquet, run_dirs
 from .results_schema import STATUSES
@@ -35,8 +36,6 @@ SCHEDULED = "scheduled"  # DATA/scheduled/<run-id>.json: what a scheduled run di
 
 RUN_STATUSES = ("complete", "interrupted", "failed")
 SOURCES = ("sweep", "schedule")
-# What makes two hosts "the same machine" for a history: not its load or its OS string.
-HOST_FACTS = ("hostname", "cpu_model", "machine", "cores", "kernel", "mem_total_kib")
 
 TOOL = pl.Struct({"name": pl.String, "version": pl.String})
 UTC = pl.Datetime("us", "UTC")
@@ -44,7 +43,7 @@ INDEX_SCHEMA = {
     "run_id": pl.String,
     "spec_hash": pl.String,  # sha256 of the canonical (sorted-key JSON) spec dict
     "spec_name": pl.String,
-    "host_fingerprint": pl.String,  # short sha256 of HOST_FACTS
+    "host_fingerprint": pl.String,  # environment.host_fingerprint: short sha256 of HOST_FACTS
     "hostname": pl.String,
     "tools": pl.List(TOOL),  # the manifest's tool versions (python, polars, toolchain:go, postlink:upx, ...)
     "started_at": UTC,
@@ -64,11 +63,6 @@ INDEX_SCHEMA = {
 
 def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
-
-
-def host_fingerprint(host: dict) -> str:
-    facts = {k: host.get(k) for k in HOST_FACTS}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _time(text: str | None) -> datetime | None:

@@ -415,11 +415,50 @@ def migrate(frame: pl.DataFrame, source: Path | None = None) -> pl.DataFrame:
     return frame.with_columns(missing) if missing else frame
 
 
+def _session_time(text: object) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)  # now_utc() wrote it: UTC
+
+
+def fill_host_fingerprints(frame: pl.DataFrame, manifest: dict) -> pl.DataFrame:
+    """``frame`` (one run's rows) with every null ``host_fingerprint`` filled from the run's
+    manifest: rows written before the column, or by a sweep that measured them where it ran
+    (the client), were measured on the host of the session that wrote them. A row's session is
+    the last one started before its ``measured_at``; a row without that time gets the manifest's
+    own host (the first session's). A manifest without a host record leaves the row null."""
+    if "host_fingerprint" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("host_fingerprint"))
+    if frame.is_empty() or frame["host_fingerprint"].null_count() == 0:
+        return frame
+    from .environment import host_fingerprint
+
+    default = manifest.get("host")
+    sessions = sorted((when, s["host"]) for s in manifest.get("sessions") or []
+                      if isinstance(s, dict) and s.get("host") and (when := _session_time(s.get("started_at"))))
+
+    def fingerprint(measured_at: datetime | None) -> str | None:
+        host = default
+        for started, session_host in sessions:
+            if measured_at is not None and started <= (measured_at if measured_at.tzinfo
+                                                        else measured_at.replace(tzinfo=timezone.utc)):
+                host = session_host
+        return host_fingerprint(host) if isinstance(host, dict) else None
+
+    times = frame["measured_at"].to_list() if "measured_at" in frame.columns else [None] * frame.height
+    filled = pl.Series("_fp", [fingerprint(t) for t in times], dtype=pl.String)
+    return frame.with_columns(pl.col("host_fingerprint").fill_null(filled))
+
+
 def load(path: str | Path | None = None) -> pl.DataFrame:
     """The results of one run directory, or of every run in a data directory, as one frame.
 
-    Runs written by an older schema are migrated on load (see MIGRATIONS)."""
-    frames = [migrate(_read(d, RESULTS, RESULT_SCHEMA), d / RESULTS) for d in run_dirs(path)]
+    Runs written by an older schema are migrated on load (see MIGRATIONS), and rows without a
+    host fingerprint get their session's (fill_host_fingerprints)."""
+    frames = [fill_host_fingerprints(migrate(_read(d, RESULTS, RESULT_SCHEMA), d / RESULTS), _manifest(d))
+              for d in run_dirs(path)]
     return pl.concat(frames, how="diagonal_relaxed")
 
 

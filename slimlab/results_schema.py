@@ -6,7 +6,9 @@ step to ``slimlab.results.MIGRATIONS`` that brings older runs up to date on load
 Version 1 (the first release) had the axes, status, ELF sizes by section group and the timings.
 Version 2 added the post-link, hardening, residue, Go build info and package columns.
 Version 3: ``flags`` and ``build_env`` are lists (argv as run), the ``base`` axis, the
-per-section table ``sections``, and the measurement-noise columns.
+per-section table ``sections``, and the measurement-noise columns. It later gained
+``host_fingerprint`` (a new column, no change of meaning: rows written before it get it on
+load from their run's manifest, see ``slimlab.results.fill_host_fingerprints``).
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("qemu_user_check", pl.String, "with runner qemu-system: the functional checks (plain and crowded "
                                          "environment) also run under QEMU user mode: 'ok' or its status and reason"),
     Column("host", pl.String, "the host that measured the row (its hostname)"),
+    Column("host_fingerprint", pl.String,
+           "environment.host_fingerprint of that host: hostname, CPU model, cores, machine, kernel and memory; "
+           "timings of rows with different fingerprints are never compared (rows written before the column: "
+           "filled on load from the run's manifest)"),
     Column("build_seconds", pl.Float64, "wall time of the compiler run (of the original run when cached)"),
     Column("build_cached", pl.Boolean, "the binary came from the artifact cache"),
     Column("size_bytes", pl.Int64, "file size of the binary as measured (after the post-link chain)"),

@@ -36,10 +36,14 @@ class Row(dict):
             self[key] = value
 
 
-def base_row(run_id: str, variant: Variant, info: ToolchainInfo | None, host: str) -> Row:
+def base_row(run_id: str, variant: Variant, info: ToolchainInfo | None, host: str,
+             fingerprint: str | None = None) -> Row:
     """What every row carries, whatever its status: its axes and where it was measured.
 
-    ``info``: the compiler that builds for the variant's target (a cross gccgo's own)."""
+    ``info``: the compiler that builds for the variant's target (a cross gccgo's own).
+    ``host``/``fingerprint``: the hostname and environment.host_fingerprint of the machine that
+    measures the row (a Dask worker's own when workers measure); None leaves the fingerprint to
+    the loader, which takes the run manifest's host (slimlab.results.fill_host_fingerprints)."""
     from .model import get_chain
 
     row = Row()
@@ -53,6 +57,7 @@ def base_row(run_id: str, variant: Variant, info: ToolchainInfo | None, host: st
         postlink_steps=list(get_chain(variant.postlink).steps),
         emulated=not TARGETS[variant.target].is_native,
         host=host,
+        host_fingerprint=fingerprint,
         measured_at=None,
     )
     return row
