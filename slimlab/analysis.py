@@ -209,8 +209,10 @@ def emulator_memory(row: dict) -> bool:
 
 # Builds and images are answered apart: an image's start is a container start and its size the
 # image's, so a bare binary would dominate every image on the same axes. Emulated timings are
-# not native ones: the emulated flag is part of the group too.
-GROUP = ("run_id", "workload", "target", "emulated", "scope")
+# not native ones: the emulated flag is part of the group too. Nor are one machine's timings
+# another's: rows measured on different hosts (Dask workers measuring what they built) are
+# answered apart too, by host fingerprint (null: not recorded, one host).
+GROUP = ("run_id", "workload", "target", "emulated", "scope", "host_fingerprint")
 OBJECTIVES = ("objective_size", "startup_ms_median", "objective_memory")
 WITHIN_FASTEST = 1.10
 RECOMMENDATION_RULE = (f"the Pareto-frontier build with the smallest size among those whose median start-up is "
@@ -230,7 +232,7 @@ def answer_rows(df: pl.DataFrame) -> pl.DataFrame:
     ``scope`` ("binary" for base none, else "image"), ``objective_size`` (the binary's or the
     image's bytes), ``objective_memory`` (peak RSS; null for QEMU user mode's emulator+program
     figure), ``on_frontier`` (Pareto over the three, per GROUP) and ``recommended``."""
-    needed = {"run_id": pl.String, "emulated": pl.Boolean, "memory_scope": pl.String, "runner": pl.String,
+    needed = {"run_id": pl.String, "emulated": pl.Boolean, "host_fingerprint": pl.String, "host": pl.String, "memory_scope": pl.String, "runner": pl.String,
               "base": pl.String, "image_size_bytes": pl.Int64, "peak_rss_kib_median": pl.Float64, "startup_ms_median": pl.Float64}
     df = df.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in needed.items() if c not in df.columns])
     ok = df.filter(pl.col("status") == "ok").with_columns(
@@ -301,7 +303,7 @@ def conclusions(df: pl.DataFrame) -> pl.DataFrame:
                      "recommended_key": recommended[0] if recommended.len() else None,
                      "rule": RECOMMENDATION_RULE})
     schema = {"run_id": pl.String, "workload": pl.String, "target": pl.String, "emulated": pl.Boolean,
-              "scope": pl.String, "n_ok": pl.Int64, "smallest_key": pl.String, "smallest_bytes": pl.Float64,
+              "scope": pl.String, "host_fingerprint": pl.String, "n_ok": pl.Int64, "smallest_key": pl.String, "smallest_bytes": pl.Float64,
               "fastest_key": pl.String, "fastest_ms": pl.Float64, "lowest_memory_key": pl.String,
               "lowest_memory_kib": pl.Float64, "frontier_keys": pl.List(pl.String), "recommended_key": pl.String,
               "rule": pl.String}
@@ -340,6 +342,12 @@ def compare_metric(metric: Metric, baseline: dict, candidate: dict, baseline_sam
                            n_resamples=n_resamples)
 
 
+def same_host(a: dict, b: dict) -> bool:
+    """Whether two result rows were measured on the same host (equal host fingerprints; two
+    rows that recorded none count as one host), so that their timings may be compared."""
+    return a.get("host_fingerprint") == b.get("host_fingerprint")
+
+
 def changed_axes(baseline: dict, candidate: dict) -> list[str]:
     """The axes in which ``candidate`` differs from ``baseline``: ["profile=stripped", "postlink=upx-9"]."""
     return [f"{c}={candidate.get(c)}" for c in _axis_columns() if candidate.get(c) != baseline.get(c)]
@@ -370,6 +378,7 @@ def parse_baseline(text: str) -> dict[str, str]:
 
 EFFECT_SCHEMA = {
     "run_id": pl.String, "workload": pl.String, "target": pl.String, "emulated": pl.Boolean, "scope": pl.String,
+    "host_fingerprint": pl.String,
     "variant_key": pl.String, "baseline_key": pl.String, "changed": pl.String, "metric": pl.String,
     "baseline_value": pl.Float64, "candidate_value": pl.Float64, "ratio": pl.Float64, "lo": pl.Float64,
     "hi": pl.Float64, "p_value": pl.Float64, "verdict": pl.String, "n_baseline": pl.Int64, "n_candidate": pl.Int64,
@@ -381,7 +390,8 @@ def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, 
     """Each ok build of ``df`` against its baseline: the same run, workload, toolchain, target and
     base, with the axes in ``baseline`` replaced (default DEFAULT_BASELINE: the ``default``
     profile, no post-link chain). One row per (build, metric) that both have (EFFECT_SCHEMA);
-    builds without an ok baseline, and the baselines themselves, give none.
+    builds without an ok baseline, and the baselines themselves, give none. A baseline measured
+    on another host (same_host) is compared on sizes only: its timings are another machine's.
 
     ``keys``: only these variant keys (a comparison's bootstrap costs ~10 ms: compute what is shown).
     ``df`` may be answer_rows' frame already (it is not ranked twice).
@@ -404,6 +414,8 @@ def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, 
         mine, theirs = index.get((run_id, row["variant_key"])), index.get((run_id, base["variant_key"]))
         for metric in METRICS.values():
             if metric.name == "image_size" and row["scope"] != "image":
+                continue
+            if metric.sample is not None and not same_host(base, row):
                 continue
             found = compare_metric(metric, base, row, theirs, mine, factor, n_resamples)
             if found is None:

@@ -17,8 +17,9 @@ import polars as pl
 
 from . import analysis
 from .analysis import FACTOR, METRICS, REGRESSIONS, Comparison, Estimate
+from .environment import host_label
 from .errors import SlimlabError, unknown
-from .results import MANIFEST, load, load_samples
+from .results import MANIFEST, load, load_samples, manifest_hosts
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def compare_runs(a: str | Path, b: str | Path, factor: float = FACTOR, metrics=N
         only = [k for k in mine if k not in set(theirs)]
         if only:
             outcome.notes.append(f"only in {side} ({len(only)}): {_some(only)}")
-    _note_hosts(outcome, dirs)
+    _note_hosts(outcome, [(key, rows[0][key], rows[1][key]) for key in common], dirs)
     return outcome
 
 
@@ -148,6 +149,7 @@ def compare_variants(run: str | Path, key_a: str, key_b: str, factor: float = FA
     _compare(outcome, f"run {run_dir.name}: {', '.join(analysis.changed_axes(row_a, row_b)) or 'same axes'}",
              row_a, row_b, samples.get((row_a["run_id"] or "", key_a)), samples.get((row_b["run_id"] or "", key_b)),
              metrics)
+    _note_hosts(outcome, [(f"{key_a} -> {key_b}", row_a, row_b)], [run_dir])  # workers may have measured them
     return outcome
 
 
@@ -155,11 +157,22 @@ def _some(keys: list[str], shown: int = 4) -> str:
     return ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "") if keys else "none"
 
 
-def _note_hosts(outcome: Outcome, dirs) -> None:
-    hosts = [json.loads((d / MANIFEST).read_text()).get("host", {}) for d in dirs]
-    names = [h.get("hostname") or h.get("name") for h in hosts]
-    if names[0] != names[1]:
-        outcome.notes.append(f"measured on different hosts (A: {names[0]}, B: {names[1]}): timings may differ "
+def _note_hosts(outcome: Outcome, pairs: list[tuple[str, dict, dict]], dirs) -> None:
+    """A note per pair of hosts (by host fingerprint: environment.host_fingerprint) whose rows were
+    compared: two runs on different machines, or, within a run, rows Dask workers measured."""
+    records = manifest_hosts(json.loads((d / MANIFEST).read_text()) for d in dirs)
+    apart: dict[tuple, list[tuple[str, dict, dict]]] = {}
+    for key, row_a, row_b in pairs:
+        if not analysis.same_host(row_a, row_b):
+            apart.setdefault((row_a.get("host_fingerprint"), row_b.get("host_fingerprint")), []).append(
+                (key, row_a, row_b))
+    for (fp_a, fp_b), found in apart.items():
+        keys = [key for key, _, _ in found]
+        _, row_a, row_b = found[0]
+        label_a = host_label(records.get(fp_a) or {"hostname": row_a.get("host")}, fp_a)
+        label_b = host_label(records.get(fp_b) or {"hostname": row_b.get("host")}, fp_b)
+        which = "" if len(keys) == len(pairs) else f" for {len(keys)} of {len(pairs)} variants ({_some(keys)})"
+        outcome.notes.append(f"measured on different hosts (A: {label_a}, B: {label_b}){which}: timings may differ "
                              "for that reason alone")
 
 

@@ -491,6 +491,25 @@ def load_capabilities(path: str | Path | None = None) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
+def manifest_hosts(manifests) -> dict[str, dict]:
+    """host fingerprint -> host record (environment.host) of every host the ``manifests`` name:
+    each run's, each session's, and those a session lists under ``hosts`` (other machines that
+    measured for it, e.g. Dask workers). For naming the hosts of rows by their fingerprint."""
+    from .environment import host_fingerprint
+
+    found: dict[str, dict] = {}
+    for manifest in manifests or []:
+        if not isinstance(manifest, dict):
+            continue
+        sessions = [s for s in manifest.get("sessions") or [] if isinstance(s, dict)]
+        records = [manifest.get("host"), *(s.get("host") for s in sessions),
+                   *(h for s in sessions for h in s.get("hosts") or [])]
+        for record in records:
+            if isinstance(record, dict):
+                found.setdefault(host_fingerprint(record), record)
+    return found
+
+
 def load_manifests(path: str | Path | None = None) -> list[dict]:
     """The manifests of one run or every readable run of a data directory."""
     return [_manifest(d) for d in run_dirs(path)]

@@ -15,6 +15,7 @@ from artifacts import go_program
 import slimlab
 from slimlab import analysis, compare
 from slimlab.cli import main
+from slimlab.environment import host_fingerprint
 from slimlab.errors import SlimlabError
 from slimlab.report.answers import answers_html
 from slimlab.results import MANIFEST, RESULTS, SAMPLES, results_frame
@@ -24,9 +25,12 @@ KEY = "hello|go|default|linux/amd64|none|none"
 OTHER = "hello|go|stripped|linux/amd64|none|none"
 
 
-def write_run(path: Path, variants: dict[str, dict], host: str = "here") -> Path:
+def write_run(path: Path, variants: dict[str, dict], host: str = "here", fingerprints: dict | None = None,
+              worker_hosts: list | None = None) -> Path:
     """A run directory as the store writes it: ``variants`` maps a key to size_bytes, a start-up
-    centre (ms), an RSS (KiB) and optionally a status, each with 30 lognormal samples."""
+    centre (ms), an RSS (KiB) and optionally a status, each with 30 lognormal samples.
+    ``fingerprints``: host fingerprints of rows measured elsewhere (the rest: the loader fills
+    in the manifest's ``host``), whose records a session lists as ``worker_hosts``."""
     path.mkdir(parents=True)
     rows, samples = [], []
     for index, (key, v) in enumerate(variants.items()):
@@ -36,13 +40,16 @@ def write_run(path: Path, variants: dict[str, dict], host: str = "here") -> Path
                      "toolchain": toolchain, "profile": profile, "target": target, "postlink": postlink, "base": base,
                      "status": v.get("status", "ok"), "reason": v.get("reason"), "emulated": False,
                      "memory_scope": "program", "size_bytes": v["size"], "startup_ms_median": float(np.median(ms)),
-                     "peak_rss_kib_median": float(v["kib"]), "flags": [], "build_env": []})
+                     "peak_rss_kib_median": float(v["kib"]), "flags": [], "build_env": [],
+                     "host_fingerprint": (fingerprints or {}).get(key)})
         samples += [{"run_id": path.name, "variant_key": key, "sample_index": i, "startup_ms": float(m),
                      "peak_rss_kib": v["kib"]} for i, m in enumerate(ms)]
     results_frame(rows).write_parquet(path / RESULTS)
     pl.DataFrame(samples, schema=SAMPLE_SCHEMA).write_parquet(path / SAMPLES)
     (path / MANIFEST).write_text(json.dumps({"schema_version": SCHEMA_VERSION, "run_id": path.name,
-                                             "host": {"hostname": host}, "tools": {}}))
+                                             "host": {"hostname": host}, "tools": {},
+                                             "sessions": [{"host": {"hostname": host},
+                                                           "hosts": worker_hosts or []}]}))
     return path
 
 
@@ -70,7 +77,27 @@ def test_a_run_against_an_identical_one_has_no_change_and_exits_0(tmp_path, caps
     assert "no regression beyond x1.05" in out and "!" not in out
     other_host = write_run(tmp_path / "c", BASE, host="elsewhere")
     code, out, _ = run_cli(capsys, a, other_host)
-    assert code == 0 and "note: measured on different hosts (A: here, B: elsewhere)" in out
+    here, elsewhere = (host_fingerprint({"hostname": h}) for h in ("here", "elsewhere"))
+    assert code == 0 and f"note: measured on different hosts (A: here [{here}], B: elsewhere [{elsewhere}])" in out
+    assert "note: measured on different hosts" not in run_cli(capsys, a, b)[1]  # same host: no note
+
+
+@pytest.mark.unit
+def test_rows_of_one_run_measured_on_different_hosts_are_noted(tmp_path, capsys):
+    """Dask workers measuring what they built: the rows of one run carry different fingerprints
+    (the host's full record, from a session's hosts list, names them), and comparing across
+    them says so, between runs as within one."""
+    worker = {"hostname": "worker-2", "cpu_model": "EPYC 7B13", "cores": 4, "kernel": "6.12.1"}
+    a = write_run(tmp_path / "a", BASE)
+    b = write_run(tmp_path / "b", BASE, fingerprints={OTHER: host_fingerprint(worker)}, worker_hosts=[worker])
+    here, theirs = host_fingerprint({"hostname": "here"}), host_fingerprint(worker)
+    code, out, _ = run_cli(capsys, a, b)
+    assert code == 0
+    assert (f"note: measured on different hosts (A: here [{here}], B: worker-2 (EPYC 7B13, 4 cores, kernel 6.12.1) "
+            f"[{theirs}]) for 1 of 2 variants ({OTHER}): timings may differ") in out
+    code, out, _ = run_cli(capsys, b, "--variants", KEY, OTHER)
+    assert code == 0 and f"note: measured on different hosts (A: here [{here}], B: worker-2 (" in out
+    assert "note: measured on different hosts" not in run_cli(capsys, a, "--variants", KEY, OTHER)[1]
 
 
 @pytest.mark.unit
