@@ -12,7 +12,7 @@ section shows the ``slimlab dockerfile`` command that writes it, with its build 
 
 CSS classes (under ``.slimlab-report``): ``answers`` (the section), ``answer`` (one
 workload and target), ``answer-rule``, ``answer-recommended``, ``answer-best``,
-``answer-frontier``, ``answer-effects``, ``answer-note``, ``answer-emulated``, and on each
+``answer-frontier``, ``answer-effects``, ``answer-note``, ``answer-emulated``, ``answer-host``, and on each
 effect's verdict ``effect-better`` / ``effect-worse`` / ``effect-same``.
 """
 
@@ -28,8 +28,10 @@ from pathlib import Path
 import polars as pl
 
 from slimlab import analysis
+from slimlab.environment import host_label
 from slimlab.model import CHAINS
 from slimlab.model.axes import COLUMNS, GO_RELEASE
+from slimlab.results import manifest_hosts
 
 # Effects are bootstrapped only for the builds a block names: the recommended, smallest,
 # fastest and lowest-memory ones and this many frontier builds (smallest first).
@@ -114,14 +116,21 @@ def _added_flags(row: Mapping, base: Mapping | None) -> list[str]:
     return [f for f in row.get("flags") or [] if f not in theirs]
 
 
-def _effect_sentence(row: Mapping, label: str, base: Mapping | None, found: pl.DataFrame) -> str:
+def _effect_sentence(row: Mapping, label: str, base: Mapping | None, found: pl.DataFrame,
+                     hosts: Mapping[str | None, str]) -> str:
     """"`-s -w` (profile=stripped): −34% size (exact), start-up no significant change (...)": the
-    flags the build adds to the baseline's, else its label, then the axes that differ."""
+    flags the build adds to the baseline's, else its label, then the axes that differ; and when
+    the baseline was measured on another host, that its timings were not compared."""
     added = _added_flags(row, base)
     lead = f"{_code(' '.join(added)) if added else _esc(label)} ({_esc(found['changed'][0])})"
     order = {name: i for i, name in enumerate(analysis.METRICS)}
     effects = sorted(found.iter_rows(named=True), key=lambda e: order[e["metric"]])
-    return f"{lead}: " + ", ".join(_metric_phrase(e) for e in effects)
+    sentence = f"{lead}: " + ", ".join(_metric_phrase(e) for e in effects)
+    if base is not None and not analysis.same_host(base, row):
+        theirs = hosts.get(base.get("host_fingerprint")) or "another host"
+        sentence += (f'; <span class="answer-host">start-up and memory not compared: the baseline was measured on '
+                     f"{_esc(theirs)}</span>")
+    return sentence
 
 
 def _tool_versions(manifests: list[Mapping], run_id: str) -> dict[str, str]:
@@ -166,7 +175,7 @@ def _recommended_html(row: Mapping, label: str, manifests: list[Mapping], run_di
     return '<div class="answer-recommended">' + "".join(lines) + "</div>"
 
 
-def _heading(first: Mapping, multi_run: bool) -> str:
+def _heading(first: Mapping, multi_run: bool, hosts: Mapping[str | None, str]) -> str:
     what = "images" if first["scope"] == "image" else "builds"
     text = f"{_esc(first['workload'])} <small>{_esc(first['target'])} · {what}"
     if multi_run:
@@ -174,7 +183,25 @@ def _heading(first: Mapping, multi_run: bool) -> str:
     text += "</small>"
     if first["emulated"]:
         text += ' <span class="answer-emulated">emulated: timings are not native</span>'
+    if len(hosts) > 1:
+        text += (f' <span class="answer-host">measured on {_esc(hosts[first["host_fingerprint"]])}: timings '
+                 "compared within this host only</span>")
     return f"<h3>{text}</h3>"
+
+
+def host_names(df: pl.DataFrame, manifests: list[Mapping]) -> dict[str | None, str]:
+    """host fingerprint -> how the report names that host (unescaped): its record from the
+    manifests (environment.host_label), else the rows' hostname with the fingerprint."""
+    records = manifest_hosts(manifests)
+    names: dict[str | None, str] = {}
+    if "host_fingerprint" not in df.columns:
+        return {None: "unrecorded host"} if df.height else {}
+    hostnames = df["host"] if "host" in df.columns else pl.Series([None] * df.height, dtype=pl.String)
+    for fingerprint, hostname in zip(df["host_fingerprint"], hostnames):
+        if fingerprint not in names:
+            names[fingerprint] = ("unrecorded host" if fingerprint is None else
+                                  host_label(records.get(fingerprint) or {"hostname": hostname}, fingerprint))
+    return names
 
 
 def _median_text(samples: pl.DataFrame | None, run_id: str, key: str, column: str, median: float, unit: str,
@@ -190,11 +217,13 @@ def _median_text(samples: pl.DataFrame | None, run_id: str, key: str, column: st
 
 
 def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows: Mapping, baseline: dict,
-           manifests: list[Mapping], run_dirs, multi_run: bool, samples: pl.DataFrame | None = None) -> str:
+           manifests: list[Mapping], run_dirs, multi_run: bool, samples: pl.DataFrame | None = None,
+           hosts: Mapping[str | None, str] | None = None) -> str:
+    hosts = hosts or {}
     by_key = {r["variant_key"]: r for r in group.iter_rows(named=True)}
     varying = _varying(group)
     label = {k: _label(r, varying) for k, r in by_key.items()}
-    parts = ['<div class="answer">', _heading(group.row(0, named=True), multi_run)]
+    parts = ['<div class="answer">', _heading(group.row(0, named=True), multi_run, hosts)]
     recommended = conclusion["recommended_key"]
     if recommended is not None:
         parts.append(_recommended_html(by_key[recommended], label[recommended], manifests, run_dirs))
@@ -232,7 +261,7 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
         if found.is_empty():
             continue
         base = rows.get((conclusion["run_id"], found["baseline_key"][0]))
-        sentences.append(f"<li>{_effect_sentence(by_key[key], label[key], base, found)}</li>")
+        sentences.append(f"<li>{_effect_sentence(by_key[key], label[key], base, found, hosts)}</li>")
     wanted = ", ".join(f"{k}={v}" for k, v in baseline.items())
     if sentences:
         parts.append(f'<p class="answer-note">Against the same build with {_esc(wanted)}:</p>'
@@ -274,8 +303,11 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
     effects = analysis.effects(ranked, samples, baseline, keys=shown, factor=factor,
                                n_resamples=analysis.SHOWN_RESAMPLES)
     rows = {(r["run_id"], r["variant_key"]): r for r in ranked.iter_rows(named=True)}
+    hosts = host_names(ranked, manifests)
+    apart = (", and rows measured on different hosts apart (one machine's timings are never compared with "
+             "another's)") if len(hosts) > 1 else ""
     head.append(f'<p class="answer-rule">Recommended: {_esc(analysis.RECOMMENDATION_RULE)}. Builds and images are '
-                "answered apart, and emulated targets apart from native ones. A start-up or memory difference is "
+                f"answered apart, and emulated targets apart from native ones{apart}. A start-up or memory difference is "
                 f"called faster/slower (lower/higher) only when a Mann–Whitney U test on the raw samples gives "
                 f"p &lt; {analysis.ALPHA} and the ratio of medians is beyond ×{factor:g}; intervals are 95% "
                 "bootstrap intervals of the ratio; sizes are exact.</p>")
@@ -284,5 +316,6 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
     groups = ranked.partition_by(list(analysis.GROUP), maintain_order=True, as_dict=True)
     for conclusion in conclusions.iter_rows(named=True):
         group = groups[tuple(conclusion[c] for c in analysis.GROUP)]
-        blocks.append(_block(group, conclusion, effects, rows, baseline, manifests, run_dirs, multi_run, samples))
+        blocks.append(_block(group, conclusion, effects, rows, baseline, manifests, run_dirs, multi_run, samples,
+                             hosts))
     return "".join([*head, *blocks, "</section>"])

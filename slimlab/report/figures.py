@@ -147,8 +147,12 @@ def _texts(values: pl.Series) -> np.ndarray:
     return values.cast(pl.String).to_numpy()
 
 
-def facets(data: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
-    """(escaped panel title, rows) per facet, in the frame's order (prep sorts by facet)."""
+def facets(data: pl.DataFrame, timed: bool = False) -> list[tuple[str, pl.DataFrame]]:
+    """(escaped panel title, rows) per facet, in the frame's order (prep sorts by facet).
+    ``timed``: a figure of measurements (start-up, memory) has a panel per measuring host too."""
+    if timed:
+        return [(part["plot_timed_facet"][0], part)
+                for _, part in data.group_by(list(prep.TIMED_FACET_ORDER), maintain_order=True)]
     return [(part["plot_facet"][0], part)
             for _, part in data.group_by(list(prep.FACET_ORDER), maintain_order=True)]
 
@@ -179,8 +183,10 @@ def _facet_axis(part: pl.DataFrame) -> dict:
     return axis
 
 
-def _bar_panels(data: pl.DataFrame, label_column: str = "plot_short") -> list[tuple[str, pl.DataFrame, int]]:
-    return [(title, part, BAR_ROW_PX * max(part[label_column].n_unique(), 2)) for title, part in facets(data)]
+def _bar_panels(data: pl.DataFrame, label_column: str = "plot_short",
+                timed: bool = False) -> list[tuple[str, pl.DataFrame, int]]:
+    return [(title, part, BAR_ROW_PX * max(part[label_column].n_unique(), 2))
+            for title, part in facets(data, timed)]
 
 
 def size_bars(df: pl.DataFrame) -> go.Figure:
@@ -222,14 +228,14 @@ def startup_scatter(df: pl.DataFrame) -> go.Figure:
     Pareto frontier (slimlab.analysis.pareto_mask): the line steps through the variants no
     other beats on size and start-up, which are named; those no other beats once peak memory
     counts too are coloured; the dominated ones are grey. Emulated targets get panels of
-    their own: their milliseconds are QEMU's."""
+    their own: their milliseconds are QEMU's; so does each measuring host."""
     title = ("Size vs start-up of the builds: the Pareto frontier per workload and target (named: no build is "
              "smaller and faster; images: see the container table)")
     data = prep.startup(df)
     if data.is_empty():
         return note_figure(title, "No start-up measurements to show.")
     colors = _colors(df)
-    panels = facets(data)
+    panels = facets(data, timed=True)
     fig = _stacked([(t, SCATTER_FACET_PX) for t, _ in panels], "File size (MiB)")
     shown: set[str] = set()  # each kind of point once in the legend
     for row, (_, part) in enumerate(panels, start=1):
@@ -463,13 +469,13 @@ def rss_bars(df: pl.DataFrame) -> go.Figure:
     if data.is_empty():
         return note_figure(title, "No memory measurements to show.")
     colors = _colors(df)
-    panels = _bar_panels(data)
+    panels = _bar_panels(data, timed=True)
     fig = _stacked([(t, px) for t, _, px in panels], "Peak RSS, median (MiB)")
     for row, (_, part, _) in enumerate(panels, start=1):
         for (emulated,), rows in part.group_by(["plot_emulator_rss"], maintain_order=True):
             fig.add_bar(
                 row=row, col=1, showlegend=False, orientation="h",
-                name=part["plot_facet"][0] + (" (QEMU user mode: includes QEMU)" if emulated else ""),
+                name=part["plot_timed_facet"][0] + (" (QEMU user mode: includes QEMU)" if emulated else ""),
                 y=_texts(rows["plot_short"]), x=_values(rows["plot_rss_mib"]),
                 error_x={"type": "data", "array": _values(rows["plot_rss_half_iqr_mib"])},
                 marker={"color": colors[part["plot_group"][0]],
@@ -536,17 +542,22 @@ def postlink_panel(df: pl.DataFrame) -> go.Figure:
         return note_figure(title, "No post-linked variant with a measured 'none' chain of the same build "
                                   "to compare with (add 'none' to the postlink axis).")
     colors = _colors(df)
-    # A row of panels per target: an emulated CPU's ratios (QEMU unpacking UPX) are not native ones.
-    targets = data.select("plot_emulated", "target").unique(maintain_order=True).sort("plot_emulated", "target")
+    # A row of panels per target: an emulated CPU's ratios (QEMU unpacking UPX) are not native ones;
+    # and per measuring host, when there are several: one machine's ratios are not another's.
+    targets = (data.select("plot_emulated", "target", "plot_host").unique(maintain_order=True)
+               .sort("plot_emulated", "target", "plot_host"))
+    several_hosts = prep.n_hosts(df) > 1
     titles = []
-    for emulated, target in targets.iter_rows():
+    for emulated, target, host in targets.iter_rows():
         name = html.escape(target or "?") + (" (emulated)" if emulated else "")
+        name += f" · measured on {host}" if several_hosts else ""  # plot_host is escaped already
         titles += [f"{name}: start-up (median) vs none", f"{name}: peak RSS (median) vs none"]
     fig = make_subplots(rows=targets.height, cols=2, horizontal_spacing=0.09, subplot_titles=titles,
                         vertical_spacing=0.12 / max(targets.height - 1, 1) if targets.height > 1 else 0.0)
     shown = set()
-    for row, (emulated, target) in enumerate(targets.iter_rows(), start=1):
-        mine = data.filter(pl.col("plot_emulated") == emulated, pl.col("target").eq_missing(target))
+    for row, (emulated, target, host) in enumerate(targets.iter_rows(), start=1):
+        mine = data.filter(pl.col("plot_emulated") == emulated, pl.col("target").eq_missing(target),
+                           pl.col("plot_host") == host)
         for (group, profile, is_upx), part in mine.group_by(["plot_group", "plot_profile", "plot_is_upx"],
                                                             maintain_order=True):
             custom = np.column_stack([_texts(part["plot_label"]),

@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from slimlab.report import figures, prep
-from slimlab.report.answers import answers_html
+from slimlab.report.answers import answers_html, host_names
 from slimlab.results_schema import STATUSES
 
 # Shown first in the table; any other column of the frame follows in frame order.
@@ -46,6 +46,8 @@ TABLE_LEAD_COLUMNS = (
     "peak_rss_kib_iqr",
     "emulated",
     "runner",
+    "host",
+    "host_fingerprint",
 )
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
@@ -89,6 +91,7 @@ CSS = """
 .slimlab-report .answer { border: 1px solid #ddd; border-radius: 4px; padding: 4px 12px; margin: 0.8em 0; }
 .slimlab-report .answer h3 small { color: #666; font-weight: normal; }
 .slimlab-report .answer-emulated { background: #fff3cd; color: #7a5a00; font-size: 0.8em; padding: 1px 6px; }
+.slimlab-report h3 .answer-host { background: #e8eef9; color: #23466e; font-size: 0.8em; padding: 1px 6px; }
 .slimlab-report .answer-recommended { background: #eef7ee; border-left: 4px solid #2ca02c; padding: 2px 10px; }
 .slimlab-report .answer-rule, .slimlab-report .answer-note { color: #555; font-size: 0.9em; }
 .slimlab-report .effect-better { color: #1a7f37; }
@@ -242,6 +245,27 @@ def _emulated_html(df: pl.DataFrame) -> str:
             "and RSS are not native figures, so they have panels of their own in every figure.</p>")
 
 
+HOST_ROWS_LISTED = 12
+
+
+def _hosts_html(df: pl.DataFrame, manifests: list) -> str:
+    """When the rows were measured on more than one host (by fingerprint: Dask workers measuring
+    what they built, or runs from several machines): which, and how the report keeps them apart."""
+    hosts = host_names(df, manifests)
+    if len(hosts) < 2:
+        return ""
+    counts = df.group_by("host_fingerprint").agg(pl.len().alias("n"), pl.col("run_id").drop_nulls().unique().sort())
+    items = "".join(
+        f"<li>{_esc(hosts[r['host_fingerprint']])}: {r['n']:,} row(s)"
+        + (f" (run {_esc(', '.join(r['run_id'][:HOST_ROWS_LISTED]))})" if r["run_id"] else "") + "</li>"
+        for r in counts.sort("n", "host_fingerprint", descending=[True, False], nulls_last=True).iter_rows(named=True))
+    text = (f"The rows were measured on {len(hosts)} hosts (below). One machine's timings are "
+            "not another's, so start-up and memory are compared within a host only: the answers have a block per "
+            "host (a baseline measured elsewhere is compared on size alone), and the start-up, memory and post-link "
+            "figures a panel per host. Sizes do not depend on the host: the size figures compare every row.")
+    return f'<div class="warning hosts"><p>{_esc(text)}</p><ul>{items}</ul></div>'
+
+
 def _failed_html(df: pl.DataFrame, table_id: str) -> str:
     failed = df.filter(pl.col("status").fill_null("?") != "ok")
     if failed.is_empty():
@@ -279,7 +303,8 @@ def _outliers_html(df: pl.DataFrame, samples: pl.DataFrame | None) -> str:
 
 def _warnings_html(df: pl.DataFrame, manifests: list, samples: pl.DataFrame | None, table_id: str) -> str:
     """What makes the figures below less than they seem, first."""
-    body = "".join([_busy_host_html(manifests), _crosscheck_html(df, disagreeing=True), _outliers_html(df, samples),
+    body = "".join([_hosts_html(df, manifests), _busy_host_html(manifests), _crosscheck_html(df, disagreeing=True),
+                    _outliers_html(df, samples),
                     _failed_html(df, table_id), _emulated_html(df)])
     return f'<section class="warnings">{body}</section>' if body else ""
 

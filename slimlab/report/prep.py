@@ -20,6 +20,9 @@ from slimlab.results_schema import RESULT_SCHEMA, STATUSES
 # Figures are faceted by these (and by emulation): within a facet a bar's label leaves them out.
 FACET_COLUMNS = ("workload", "target")
 FACET_ORDER = ("plot_group", "plot_emulated", "target")  # native panels before emulated ones
+# Figures of timings (start-up, memory) are faceted by the measuring host too: one machine's
+# milliseconds are not another's (Dask workers may each measure what they built).
+TIMED_FACET_ORDER = (*FACET_ORDER, "plot_host")
 # Appended, one at a time and only to rows whose label is still ambiguous.
 DISAMBIGUATORS = ("toolchain_version", "flags", "build_env", "run_id", "variant_key")
 LABEL_SEPARATOR = " · "
@@ -99,6 +102,8 @@ def with_labels(df: pl.DataFrame) -> pl.DataFrame:
 
     Also ``plot_tick`` / ``plot_group_name``: the same, shortened for axes and legends
     (not unique; use them as tick text and trace names, never as categories or keys).
+    ``plot_host`` names the measuring host (host_name), and ``plot_timed_facet`` is ``plot_facet``
+    with "measured on <host>" added when the frame's rows come from more than one host.
 
     The label reads "workload · toolchain · profile · target · postlink", plus the UPX
     level and the image base when there is one (every axis of model.axes, in order). Rows that would still share a label (same variant in
@@ -146,12 +151,16 @@ def with_labels(df: pl.DataFrame) -> pl.DataFrame:
     emulated = pl.col("emulated").fill_null(False)
     facet = pl.concat_str([shorten(workload, TICK_MAX_CHARS), pl.col("target").fill_null("?")],
                           separator=LABEL_SEPARATOR)
+    facet = pl.when(emulated).then(pl.concat_str([facet, pl.lit(" (emulated: QEMU figures, compare within this "
+                                                                 "panel only)")])).otherwise(facet)
+    host = host_name()
+    timed_facet = (pl.concat_str([facet, pl.lit(" · measured on "), host]) if n_hosts(df) > 1 else facet)
     return df.with_columns(
         escape_text(short).alias("plot_short"),
         escape_text(shorten(short, TICK_MAX_CHARS)).alias("plot_short_tick"),
-        escape_text(pl.when(emulated).then(pl.concat_str([facet, pl.lit(" (emulated: QEMU figures, "
-                                                                         "compare within this panel only)")]))
-                    .otherwise(facet)).alias("plot_facet"),
+        escape_text(facet).alias("plot_facet"),
+        escape_text(timed_facet).alias("plot_timed_facet"),
+        escape_text(host).alias("plot_host"),
         escape_text(pl.col("plot_label")).alias("plot_label"),
         escape_text(shorten(pl.col("plot_label"), TICK_MAX_CHARS)).alias("plot_tick"),
         escape_text(workload).alias("plot_group"),
@@ -159,6 +168,19 @@ def with_labels(df: pl.DataFrame) -> pl.DataFrame:
         escape_text(pl.col("runner").fill_null("?")).alias("plot_runner"),
         pl.col("emulated").fill_null(False).alias("plot_emulated"),
     ).drop("_raw", "_short")
+
+
+def host_name() -> pl.Expr:
+    """A row's measuring host, unescaped: "hostname [fingerprint]" (environment.host_fingerprint),
+    "unrecorded host" without a fingerprint."""
+    name = pl.col("host").fill_null("?")
+    return (pl.when(pl.col("host_fingerprint").is_null()).then(pl.lit("unrecorded host"))
+            .otherwise(pl.concat_str([name, pl.lit(" ["), pl.col("host_fingerprint"), pl.lit("]")])))
+
+
+def n_hosts(df: pl.DataFrame) -> int:
+    """How many hosts measured the frame's rows (by fingerprint; no fingerprint counts as one)."""
+    return conform(df)["host_fingerprint"].n_unique() if df.height else 0
 
 
 def measured(df: pl.DataFrame) -> pl.DataFrame:
@@ -199,7 +221,7 @@ def startup(df: pl.DataFrame) -> pl.DataFrame:
             # width, not its quartiles, so this is the honest symmetric rendering.
             (pl.col("startup_ms_iqr").fill_null(0.0) / 2).alias("plot_startup_half_iqr"),
         )
-        .sort([*FACET_ORDER, "size_bytes", "plot_label"])
+        .sort([*TIMED_FACET_ORDER, "size_bytes", "plot_label"])
     )
 
 
@@ -216,7 +238,7 @@ def memory(df: pl.DataFrame) -> pl.DataFrame:
             (pl.col("peak_rss_kib_median") / 1024).alias("plot_rss_mib"),
             (pl.col("peak_rss_kib_iqr").fill_null(0.0) / 1024 / 2).alias("plot_rss_half_iqr_mib"),
         )
-        .sort([*FACET_ORDER, "peak_rss_kib_median", "plot_label"])
+        .sort([*TIMED_FACET_ORDER, "peak_rss_kib_median", "plot_label"])
     )
 
 
@@ -245,12 +267,14 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
     df = conform(df)
     bare = df.filter(pl.col("base") == "none", pl.col("status") == "ok").select(
         *IMAGE_MATCH, pl.col("startup_ms_median").alias("_startup0"), pl.col("peak_rss_kib_median").alias("_rss0"),
-        pl.col("runner").alias("_runner0"),
+        pl.col("runner").alias("_runner0"), pl.col("host_fingerprint").alias("_host0"),
     ).unique(list(IMAGE_MATCH), keep="first")
     # Another CPU's container runs under QEMU user mode; its bare build may have run in a
     # full-system guest: a ratio of two emulators' times means nothing, so there is none.
-    alike = (~pl.col("emulated").fill_null(False)
-             | (pl.col("runner").fill_null("").str.strip_prefix("container+") == pl.col("_runner0")))
+    # Nor is there one between two hosts' times.
+    alike = ((~pl.col("emulated").fill_null(False)
+              | (pl.col("runner").fill_null("").str.strip_prefix("container+") == pl.col("_runner0")))
+             & pl.col("host_fingerprint").eq_missing(pl.col("_host0")))
     boxed = with_labels(df).filter(pl.col("image_size_bytes").is_not_null())
     mib = 1024 * 1024
     return (
@@ -264,7 +288,7 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
             pl.when(alike).then(pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
             escape_text(pl.col("base")).alias("plot_base"),
         )
-        .drop("_startup0", "_rss0", "_runner0")
+        .drop("_startup0", "_rss0", "_runner0", "_host0")
         .sort([*FACET_ORDER, "image_size_bytes", "plot_label"])
     )
 
@@ -286,7 +310,7 @@ def cross_cpu(df: pl.DataFrame) -> pl.DataFrame:
     if bare["target"].n_unique() < 2:
         return bare.clear()
     baseline = bare.filter(pl.col("postlink") == "none").select(
-        *CPU_MATCH, pl.col("startup_ms_median").alias("_startup_none"))
+        *CPU_MATCH, pl.col("startup_ms_median").alias("_startup_none"), pl.col("host_fingerprint").alias("_host_none"))
     own_rss = pl.when(pl.col("memory_scope").fill_null("program") == "program").then(pl.col("peak_rss_kib_median"))
     natives = bare.filter(~pl.col("emulated").fill_null(False))["target"]
     native_target = (natives if not natives.is_empty() else bare["target"]).sort().to_list()[0]
@@ -297,19 +321,25 @@ def cross_cpu(df: pl.DataFrame) -> pl.DataFrame:
             escape_text(pl.concat_str(parts, separator=LABEL_SEPARATOR)).alias("plot_variant"),
             escape_text(pl.col("target")).alias("plot_target"),
             (own_rss / 1024).alias("plot_rss_mib"),
-            (pl.col("startup_ms_median") / pl.col("_startup_none")).alias("plot_startup_rel"),
+            # a ratio of one host's times only
+            pl.when(pl.col("host_fingerprint").eq_missing(pl.col("_host_none")))
+            .then(pl.col("startup_ms_median") / pl.col("_startup_none")).alias("plot_startup_rel"),
             *[(pl.col(f"section_{name}_bytes").fill_null(0) / MIB).alias(f"plot_{name}_mib") for name in FILE_SECTIONS],
         )
-        .drop("_startup_none")
+        .drop("_startup_none", "_host_none")
     )
     native = out.filter(pl.col("target") == native_target).select(
-        "run_id", "workload", "toolchain", "profile", "postlink", "base", pl.col("plot_rss_mib").alias("_rss0"))
+        "run_id", "workload", "toolchain", "profile", "postlink", "base", pl.col("plot_rss_mib").alias("_rss0"),
+        pl.col("host_fingerprint").alias("_host0"))
     return (out.join(native, on=["run_id", "workload", "toolchain", "profile", "postlink", "base"], how="left",
                      nulls_equal=True)
-            .with_columns((pl.col("plot_rss_mib") / pl.col("_rss0")).alias("plot_rss_vs_native"))
-            .drop("_rss0")
-            .with_columns(pl.concat_str([pl.col("plot_variant"), pl.col("plot_target")], separator=LABEL_SEPARATOR)
-                          .alias("plot_label"))
+            .with_columns(pl.when(pl.col("host_fingerprint").eq_missing(pl.col("_host0")))
+                          .then(pl.col("plot_rss_mib") / pl.col("_rss0")).alias("plot_rss_vs_native"))
+            .drop("_rss0", "_host0")
+            .with_columns(pl.concat_str([pl.col("plot_variant"), pl.col("plot_target"),
+                                         # one machine's bars beside another's say whose they are
+                                         *([escape_text(host_name())] if n_hosts(df) > 1 else [])],
+                                        separator=LABEL_SEPARATOR).alias("plot_label"))
             .sort(["plot_variant", "target"]))
 
 
@@ -421,7 +451,9 @@ def postlink_costs(df: pl.DataFrame) -> pl.DataFrame:
     ``plot_size_ratio`` = size / size without a chain (the compression ratio),
     ``plot_startup_ratio`` and ``plot_rss_ratio`` the same for the start-up and peak-RSS
     medians; ``plot_startup_delta_ms`` / ``plot_rss_delta_kib`` the differences. Rows
-    whose build has no ok ``none`` row are left out: there is nothing to compare with.
+    whose build has no ok ``none`` row are left out: there is nothing to compare with. A
+    ``none`` row measured on another host gives the size ratio only (its times are another
+    machine's): the timed ratios and differences are null.
     """
     rows = measured(df)
     keys = [text_of(k).fill_null("\0") for k in BUILD_KEYS]
@@ -431,20 +463,22 @@ def postlink_costs(df: pl.DataFrame) -> pl.DataFrame:
         pl.col("size_bytes").alias("_size0"),
         pl.col("startup_ms_median").alias("_startup0"),
         pl.col("peak_rss_kib_median").alias("_rss0"),
+        pl.col("host_fingerprint").alias("_host0"),
     ).unique("_build", keep="first")
     out = rows.filter(pl.col("postlink") != "none").join(base, on="_build", how="inner")
+    same_host = pl.col("host_fingerprint").eq_missing(pl.col("_host0"))
     return (
         out.with_columns(
             (pl.col("size_bytes") / pl.col("_size0")).alias("plot_size_ratio"),
-            (pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
-            (pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
-            (pl.col("startup_ms_median") - pl.col("_startup0")).alias("plot_startup_delta_ms"),
-            (pl.col("peak_rss_kib_median") - pl.col("_rss0")).alias("plot_rss_delta_kib"),
+            pl.when(same_host).then(pl.col("startup_ms_median") / pl.col("_startup0")).alias("plot_startup_ratio"),
+            pl.when(same_host).then(pl.col("peak_rss_kib_median") / pl.col("_rss0")).alias("plot_rss_ratio"),
+            pl.when(same_host).then(pl.col("startup_ms_median") - pl.col("_startup0")).alias("plot_startup_delta_ms"),
+            pl.when(same_host).then(pl.col("peak_rss_kib_median") - pl.col("_rss0")).alias("plot_rss_delta_kib"),
             escape_text(pl.col("postlink")).alias("plot_chain"),
             pl.col("upx_level").is_not_null().alias("plot_is_upx"),
             escape_text(pl.col("profile").fill_null("?")).alias("plot_profile"),
         )
-        .drop("_build", "_size0", "_startup0", "_rss0")
+        .drop("_build", "_size0", "_startup0", "_rss0", "_host0")
         .sort(["plot_group", "plot_profile", "plot_size_ratio"], descending=[False, False, True])
     )
 
