@@ -144,6 +144,13 @@ def test_the_report_warns_names_both_hosts_escaped_and_keeps_their_timings_apart
     assert ("start-up and memory not compared: the baseline was measured on "
             f"{html.escape(host_label(ALPHA, FP_A))}") in answers
     assert not re.search(r"start-up [\d.×%]+ faster", answers)
+    # sizes are the same anywhere: alpha's block names beta's smaller build, beta's block needs not
+    assert answers.count("Smallest on any host: ") == 1
+    assert (f"Smallest on any host: default · upx — 819.2 KiB (file; measured on "
+            f"{html.escape(host_label(BETA, FP_B))}, a size is the same everywhere)") in answers
+    blocks = answers.split('<div class="answer">')[1:]
+    alpha_block = next(b for b in blocks if f"measured on {html.escape(host_label(ALPHA, FP_A))}: timings" in b)
+    assert "Smallest on any host: " in alpha_block
 
 
 @pytest.mark.unit

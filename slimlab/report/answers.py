@@ -218,7 +218,9 @@ def _median_text(samples: pl.DataFrame | None, run_id: str, key: str, column: st
 
 def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows: Mapping, baseline: dict,
            manifests: list[Mapping], run_dirs, multi_run: bool, samples: pl.DataFrame | None = None,
-           hosts: Mapping[str | None, str] | None = None) -> str:
+           hosts: Mapping[str | None, str] | None = None, anywhere: Mapping | None = None) -> str:
+    """One workload, target and host's answers; ``anywhere``: the smallest row of its workload and
+    target on any host (sizes do not depend on the host), named when it is another host's."""
     hosts = hosts or {}
     by_key = {r["variant_key"]: r for r in group.iter_rows(named=True)}
     varying = _varying(group)
@@ -246,6 +248,11 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
              _median_text(samples, conclusion["run_id"], conclusion["lowest_memory_key"], "peak_rss_kib",
                           conclusion["lowest_memory_kib"], "KiB peak RSS", 0))]
     items = [f"<li>{name}: {_esc(label[key])} — {_esc(value)}</li>" for name, key, value in best if key is not None]
+    if anywhere and anywhere["variant_key"] not in by_key and anywhere["objective_size"] is not None:
+        items.insert(1, f"<li>Smallest on any host: {_esc(_label(anywhere, varying))} — "
+                        f"{_esc(_bytes(anywhere['objective_size']))} ({size_word}; measured on "
+                        f"{_esc(hosts.get(anywhere['host_fingerprint']) or 'another host')}, a size is the same "
+                        "everywhere)</li>")
     if conclusion["lowest_memory_key"] is None and group["peak_rss_kib_median"].is_not_null().any():
         items.append("<li>Lowest memory: not stated (QEMU user mode measures the emulator's memory, not the "
                      "program's)</li>")
@@ -314,8 +321,13 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
     multi_run = ranked["run_id"].n_unique() > 1
     blocks = []
     groups = ranked.partition_by(list(analysis.GROUP), maintain_order=True, as_dict=True)
+    # sizes do not depend on the host: each block also names the smallest of its workload and target anywhere
+    hostless = [c for c in analysis.GROUP if c != "host_fingerprint"]
+    smallest = {tuple(r[c] for c in hostless): r for r in ranked.sort([*hostless, "objective_size", "variant_key"],
+                                                                      nulls_last=True)
+                .unique(hostless, keep="first").iter_rows(named=True)}
     for conclusion in conclusions.iter_rows(named=True):
         group = groups[tuple(conclusion[c] for c in analysis.GROUP)]
         blocks.append(_block(group, conclusion, effects, rows, baseline, manifests, run_dirs, multi_run, samples,
-                             hosts))
+                             hosts, smallest.get(tuple(conclusion[c] for c in hostless))))
     return "".join([*head, *blocks, "</section>"])
