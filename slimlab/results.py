@@ -24,7 +24,7 @@ import re
 import secrets
 import unicodedata
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 import polars as pl
@@ -415,12 +415,15 @@ def migrate(frame: pl.DataFrame, source: Path | None = None) -> pl.DataFrame:
     return frame.with_columns(missing) if missing else frame
 
 
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)  # now_utc() wrote it: UTC
+
+
 def _session_time(text: object) -> datetime | None:
     try:
-        when = datetime.fromisoformat(str(text))
+        return _utc(datetime.fromisoformat(str(text)))
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)  # now_utc() wrote it: UTC
 
 
 def fill_host_fingerprints(frame: pl.DataFrame, manifest: dict) -> pl.DataFrame:
@@ -442,8 +445,7 @@ def fill_host_fingerprints(frame: pl.DataFrame, manifest: dict) -> pl.DataFrame:
     def fingerprint(measured_at: datetime | None) -> str | None:
         host = default
         for started, session_host in sessions:
-            if measured_at is not None and started <= (measured_at if measured_at.tzinfo
-                                                        else measured_at.replace(tzinfo=timezone.utc)):
+            if measured_at is not None and started <= _utc(measured_at):
                 host = session_host
         return host_fingerprint(host) if isinstance(host, dict) else None
 

@@ -23,7 +23,6 @@ from slimlab.report.html import render_report_html
 from slimlab.results import RunStore, load
 from slimlab.results_schema import SAMPLE_SCHEMA, SCHEMA_VERSION
 
-
 ALPHA = {"hostname": "alpha", "cpu_model": "EPYC 7B13", "machine": "x86_64", "cores": 2, "kernel": "6.12.1",
          "mem_total_kib": 8_000_000, "loadavg": [0.1, 0.1, 0.1]}
 EVIL = "<script>document.title='PWNED'</script>beta"
@@ -71,8 +70,8 @@ def test_the_fingerprint_is_stable_and_changes_with_any_fact():
 
 def test_this_hosts_fingerprint_is_the_same_in_another_process():
     """No hash seed and no load figures in it: a Dask worker process on this machine agrees."""
-    other = subprocess.run([sys.executable, "-c", "from slimlab.environment import host_fingerprint; "
-                            "print(host_fingerprint())"], capture_output=True, text=True, check=True).stdout.strip()
+    code = "from slimlab.environment import host_fingerprint; print(host_fingerprint())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == host_fingerprint() == host_fingerprint(environment.host())
 
 
