@@ -8,7 +8,8 @@ tolerance or a bound. :func:`check_claims` measures each one on a results frame:
 - Pairs. A comparison pairs every candidate row with the baseline row of the same run that has
   the same value on every other axis (``{postlink = "none"}`` vs ``{postlink = "strip"}``: each
   build with its own stripped copy). Only rows with status ok count; start-up times of emulated
-  rows (QEMU) are left out, they are not native.
+  rows (QEMU) are left out, they are not native, and a timed pair is of rows measured on one host
+  (the same ``host_fingerprint``).
 - Each pair. Sizes are exact: ``analysis.compare_exact``'s ratio, or the plain difference, with
   no interval. Timed metrics go back to the raw samples: ``analysis.compare_samples`` for a ratio
   (its bootstrap interval), :func:`slimlab.analysis.median_difference` for a difference in ms, ``median_ci`` for a
@@ -336,9 +337,13 @@ def _pairs(claim: Claim, df: pl.DataFrame) -> list[tuple[dict | None, dict]]:
     differ = [k for k, _ in claim.baseline]
     keys = ["run_id", *[c for c in COLUMNS if c not in differ and c in rows.columns]]
     base = _selected(rows, claim.baseline)
+    # One machine's timings are not another's (Dask workers measure what they built): a timed
+    # pair is of one host (analysis.same_host: equal fingerprints, or none recorded on either).
+    same_host = claim.metric.kind == "timed" and "host_fingerprint" in rows.columns
     out = []
     for cand in _selected(rows, claim.candidate).iter_rows(named=True):
-        match = base.filter(*[pl.col(k) == cand[k] for k in keys])
+        host = [pl.col("host_fingerprint").eq_missing(pl.lit(cand["host_fingerprint"], pl.String))] if same_host else []
+        match = base.filter(*[pl.col(k) == cand[k] for k in keys], *host)
         if match.height:
             out.append((match.row(0, named=True), cand))
     return out
@@ -382,6 +387,11 @@ def _why_not(claim: Claim, df: pl.DataFrame) -> str:
         if rows.filter(pl.col("status") == "ok", claim.metric.present()).is_empty():
             hint = " (an image is built for a base other than none)" if claim.metric.name.startswith("image") else ""
             return f"{claim.metric.name} is empty on every ok {name}row{hint}"
+    native = _selected(df, claim.where).filter(pl.col("status") == "ok", pl.col("emulated").fill_null(False).not_())
+    if (claim.metric.kind == "timed" and claim.compares and "host_fingerprint" in native.columns
+            and native["host_fingerprint"].n_unique() > 1):
+        return ("no candidate row has a baseline row measured on the same host (host_fingerprint): one machine's "
+                "timings are not compared with another's")
     if claim.metric.name == "startup_ms_median":
         return "only emulated rows: start-up times under QEMU are not native"
     return "no candidate row has a baseline row of the same run and other axes"

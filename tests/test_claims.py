@@ -83,6 +83,24 @@ def test_pairs_share_every_other_axis_so_profiles_are_not_mixed():
 
 
 @pytest.mark.unit
+def test_timed_pairs_are_of_one_host_and_sizes_of_any():
+    """Dask workers measuring what they built: a build and its baseline may have been timed on two
+    machines; their start-up difference would be the machines'. Sizes pair across hosts."""
+    rng = np.random.default_rng(2)
+    df = _frame(_row(size_bytes=1000, startup_ms_median=1.0, host_fingerprint="aaaaaaaaaaaa"),
+                _row(postlink="upx-9", size_bytes=400, startup_ms_median=10.0, host_fingerprint="bbbbbbbbbbbb"))
+    samples = pl.DataFrame(_samples(df["variant_key"][0], rng.normal(1.0, 0.05, 30))
+                           + _samples(df["variant_key"][1], rng.normal(10.0, 0.5, 30)), schema=SAMPLE_SCHEMA)
+    timed = _only(check_claims(df, samples, [UPX_MS]), "upx-ms")
+    assert (timed["verdict"], timed["pairs"]) == (NOT_MEASURED, 0)
+    assert "measured on the same host (host_fingerprint)" in timed["why"]
+    size = {**STRIP, "id": "upx-size", "where": {}, "candidate": {"postlink": "upx-9"}}
+    assert _only(check_claims(df, samples, [size]), "upx-size")["measured"] == pytest.approx(0.4)
+    same = df.with_columns(pl.lit("aaaaaaaaaaaa").alias("host_fingerprint"))
+    assert _only(check_claims(same, samples, [UPX_MS]), "upx-ms")["pairs"] == 1
+
+
+@pytest.mark.unit
 def test_an_absolute_ms_claim_uses_the_difference_of_medians_with_an_interval():
     rng = np.random.default_rng(1)
     base, upx = rng.normal(1.0, 0.05, 30), rng.normal(31.0, 1.0, 30)
