@@ -16,9 +16,11 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from .errors import SlimlabError
@@ -41,6 +43,12 @@ CONNECT_TIMEOUT_S = 10
 # On a shared machine more processes also take a bigger share of the CPUs from the others.
 WORKERS_PER_CPU = 2
 MIN_WORKERS = 2  # a cluster of one CPU still overlaps one variant's waits with another's work
+# A task whose worker died this often is given up, as Dask's distributed.scheduler.allowed-failures (3).
+ALLOWED_FAILURES = 3
+
+
+class WorkerDied(RuntimeError):
+    """The local worker process preparing an item died, each time it was tried."""
 
 
 def default_workers() -> int:
@@ -82,13 +90,15 @@ class SequentialPool(Pool):
             yield self.fn(self.context, self.queue.popleft())
 
 
-# The context of a local worker process, set once by _init_worker (not pickled per task).
+# The context of a local worker process, set once by _init_worker (not pickled per task), and
+# the directory where it notes which task it runs (ProcessPool._blame).
 _CONTEXT: Any = None
+_LEDGER: str | None = None
 
 
-def _init_worker(context: Any) -> None:
-    global _CONTEXT
-    _CONTEXT = context
+def _init_worker(context: Any, ledger: str | None = None) -> None:
+    global _CONTEXT, _LEDGER
+    _CONTEXT, _LEDGER = context, ledger
     # A sweep killed with SIGKILL takes its workers with it: they would otherwise build on
     # for nobody (PR_SET_PDEATHSIG, as the launcher and guests do).
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
@@ -96,62 +106,152 @@ def _init_worker(context: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _call(fn: Callable, item: Any) -> Any:
+def _call(fn: Callable, item: Any, task: int | None = None) -> Any:
+    if _LEDGER is not None and task is not None:  # a plain file: no lock a killed worker could hold
+        Path(_LEDGER, str(task)).write_text(str(os.getpid()))
     return fn(_CONTEXT, item)
 
 
 class ProcessPool(Pool):
-    """A pool of worker processes on this machine (concurrent.futures)."""
+    """A pool of worker processes on this machine (concurrent.futures).
+
+    It holds at most one task per worker, the rest queued here, so the items in flight
+    when a worker dies (killed, out of memory) are known. A dead worker breaks the whole
+    executor: a fresh one takes over and those items run again. The item the dead worker
+    was preparing is blamed; at ALLOWED_FAILURES deaths ``on_error(item, exc)`` is its
+    result instead, as with Dask's scheduler, so every item yields exactly one result.
+    """
 
     name = "local"
 
-    def __init__(self, fn: Callable, context: Any, workers: int) -> None:
-        self.fn, self.workers = fn, workers
+    def __init__(self, fn: Callable, context: Any, workers: int, on_error: Callable | None = None) -> None:
+        self.fn, self.context, self.workers, self.on_error = fn, context, workers, on_error
+        self.queue: deque = deque()
+        self.running: dict[cf.Future, tuple[int, Any]] = {}
+        self.tasks = 0
+        self.deaths: dict[int, int] = {}  # by id(item): items need not be hashable
+        self.restarts = 0
+        self.ledger = tempfile.TemporaryDirectory(prefix="slimlab-pool-")
         # fork: a worker starts with slimlab imported and the context in memory, at once;
         # spawn or forkserver would import slimlab again in each (0.4 s here). The sweep
-        # holds no engine client or lock yet when the pool starts (images are made here).
-        self.executor = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                               initializer=_init_worker, initargs=(context,))
-        self.pending: set[cf.Future] = set()
+        # holds no engine client or lock yet when the pool starts, and no thread.
+        self.executor = self._start("fork")
+        self.processes: dict = {}
+
+    def _start(self, method: str) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method),
+                                      initializer=_init_worker, initargs=(self.context, self.ledger.name))
 
     def submit(self, item: Any) -> None:
-        self.pending.add(self.executor.submit(_call, self.fn, item))
+        self.queue.append(item)
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.queue and len(self.running) < self.workers:
+            item = self.queue.popleft()
+            self.tasks += 1
+            self.running[self.executor.submit(_call, self.fn, item, self.tasks)] = (self.tasks, item)
+        # The worker processes, kept to read their exit codes if one dies (started at the first submit).
+        self.processes.update(getattr(self.executor, "_processes", None) or {})
 
     def results(self) -> Iterator[Any]:
-        while self.pending:
-            done, self.pending = cf.wait(self.pending, return_when=cf.FIRST_COMPLETED)
+        while self.running or self.queue:
+            self._fill()
+            done, _ = cf.wait(self.running, return_when=cf.FIRST_COMPLETED)
+            finished, broken = [], False
             for future in done:
-                yield future.result()
+                try:
+                    finished.append(future.result())
+                    del self.running[future]
+                except cf.process.BrokenProcessPool:
+                    broken = True
+            if broken:
+                finished += self._recover()
+            yield from finished  # the caller may submit meanwhile: the executor is whole again
+
+    def _recover(self) -> list[Any]:
+        """A worker died, and every item in flight failed with it. Start a fresh executor
+        (forkserver: this process may have threads by now, which fork would copy half-way)
+        and run those items again, except one blamed ALLOWED_FAILURES times."""
+        lost = list(self.running.values())
+        self.running.clear()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        blamed = self._blame(lost)
+        self.executor, self.processes = self._start("forkserver"), {}
+        self.restarts += 1
+        given_up = []
+        for task, item in reversed(lost):
+            deaths = self.deaths[id(item)] = self.deaths.get(id(item), 0) + (task in blamed)
+            if deaths >= ALLOWED_FAILURES and self.on_error is not None:
+                given_up.append(self.on_error(item, WorkerDied(
+                    f"a worker process died while preparing it, {deaths} times (killed, or out of memory)")))
+            else:
+                self.queue.appendleft(item)
+        return given_up
+
+    def _blame(self, lost: list[tuple[int, Any]]) -> set[int]:
+        """The tasks whose own worker died. The executor ends the others with SIGTERM once one is
+        gone, so the dead are those that ended otherwise (SIGKILL, a crash); when that cannot be
+        told, every task in flight is suspect, as on a Dask worker."""
+        exits = {process.pid: process.exitcode for process in self.processes.values()}
+        blamed = set()
+        for task, _item in lost:
+            ran_on = Path(self.ledger.name, str(task))
+            pid = int(ran_on.read_text()) if ran_on.is_file() else None
+            if pid is not None and exits.get(pid) not in (-signal.SIGTERM, None):
+                blamed.add(task)
+        return blamed or {task for task, _item in lost}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "restarts": self.restarts}
 
     def close(self, failed: bool = False) -> None:
         if failed:  # interrupted or broken: no task is worth waiting for, and none may outlive the sweep
             for process in list((getattr(self.executor, "_processes", None) or {}).values()):
                 process.kill()
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.ledger.cleanup()
 
 
 class DaskPool(Pool):
     """Items as tasks on a Dask cluster (distributed): its scheduler places them, retries those
     whose worker died (up to its ``allowed-failures``), and ``on_error`` makes a result of a task
-    it gave up on, so every item still yields exactly one result."""
+    it gave up on, so every item still yields exactly one result.
 
-    def __init__(self, fn: Callable, context: Any, client, name: str, on_error: Callable) -> None:
+    ``here(item)``, when given, picks items to run in this process instead, with
+    ``here_fn(context, item)``: those whose work is already done in this machine's cache, so it
+    is not done again anywhere.
+    """
+
+    def __init__(self, fn: Callable, context: Any, client, name: str, on_error: Callable,
+                 here: Callable | None = None, here_fn: Callable | None = None) -> None:
         from distributed import as_completed
 
         self.fn, self.client, self.name, self.on_error = fn, client, name, on_error
+        self.here, self.here_fn, self.local_context = here, here_fn, context
         self.workers = len(client.scheduler_info(n_workers=-1)["workers"])
         # Sent to every worker once, not with each task.
         self.context = client.scatter(context, broadcast=True, hash=False)
         self.pending = as_completed(loop=client.loop, with_results=False)
         self.items: dict[str, Any] = {}
+        self.local: deque = deque()
+        self.kept_here = 0
 
     def submit(self, item: Any) -> None:
+        if self.here is not None and self.here(item):
+            self.local.append(item)
+            return
         future = self.client.submit(self.fn, self.context, item, pure=False)
         self.items[future.key] = item
         self.pending.add(future)
 
     def results(self) -> Iterator[Any]:
-        for future in self.pending:
+        while self.local or not self.pending.is_empty():
+            if self.local:
+                self.kept_here += 1
+                yield self.here_fn(self.local_context, self.local.popleft())
+                continue
+            future = next(self.pending)
             item = self.items.pop(future.key)
             try:
                 yield future.result()
@@ -160,7 +260,7 @@ class DaskPool(Pool):
             future.release()
 
     def describe(self) -> dict:
-        return {**super().describe(), "scheduler": self.client.scheduler.address}
+        return {**super().describe(), "scheduler": self.client.scheduler.address, "prepared_here": self.kept_here}
 
 
 def connect(executor: str, scheduler: str | None, workers: int | None):
@@ -198,17 +298,20 @@ def disconnect(client) -> None:
 
 @contextmanager
 def open_pool(executor: str, fn: Callable, context: Any, workers: int | None = None, client=None,
-              on_error: Callable | None = None) -> Iterator[Pool]:
+              on_error: Callable | None = None, here: Callable | None = None,
+              here_fn: Callable | None = None) -> Iterator[Pool]:
     """The pool for ``executor`` (model.spec.EXECUTORS); ``workers``: the local pool's size;
-    ``client``: connect()'s, for Dask; ``on_error(item, exc)``: the result of a Dask task that failed."""
+    ``client``: connect()'s, for Dask; ``on_error(item, exc)``: the result of an item whose worker
+    died each time it was tried (Dask's KilledWorker, or the local pool's WorkerDied); ``here``,
+    ``here_fn``: Dask's items to run in this process (DaskPool)."""
     if client is not None:
-        yield DaskPool(fn, context, client, executor, on_error)
+        yield DaskPool(fn, context, client, executor, on_error, here, here_fn)
         return
     if executor == "sequential" or (executor == "local" and workers == 1):
         yield SequentialPool(fn, context)
         return
     if executor == "local":
-        pool = ProcessPool(fn, context, workers or default_workers())
+        pool = ProcessPool(fn, context, workers or default_workers(), on_error)
         try:
             yield pool
         except BaseException:
