@@ -109,6 +109,29 @@ def cache_key(workload: Workload, info: ToolchainInfo, argv_tail: list[str], env
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def _planned(workload: Workload, toolchain: Toolchain, info: ToolchainInfo, profile: Profile, target: Target):
+    """The build's binary name, output placeholder, command, environment, C compiler and cache key."""
+    binary_name = Path(workload.name).name or "program"
+    placeholder = Path("/OUT") / binary_name  # the output path must not change the key
+    command = toolchain.build_command(workload.source_dir, profile, target, placeholder)
+    env = build_env(command.env, target)
+    # Go's default C compiler is gcc (`go env CC`); gccgo's cgo code is compiled by it too.
+    c_compiler = c_compiler_identity(env.get("CC") or "gcc") if toolchain.links_libc(env, target) else None
+    return binary_name, placeholder, command, env, c_compiler, cache_key(workload, info, command.argv[1:], env,
+                                                                         target, c_compiler)
+
+
+def cached(workload: Workload, toolchain: Toolchain, info: ToolchainInfo, profile: Profile, target: Target,
+           cache_dir: Path) -> Path | None:
+    """The binary :func:`build` would give from the cache, without building; None when it would build."""
+    info = toolchain.info_for(info, target)
+    if info is None:
+        return None
+    binary_name, *_, key = _planned(workload, toolchain, info, profile, target)
+    entry = cache.entry(cache_dir, "artifacts", key)
+    return entry / binary_name if cache.lookup(entry, binary_name) is not None else None
+
+
 def build(
     workload: Workload,
     toolchain: Toolchain,
@@ -128,13 +151,7 @@ def build(
     if info is None:  # unsupported_reason says so first; this keeps a direct call honest
         reason = toolchain.unsupported_reason(profile, target) or f"{toolchain.name} cannot build for {target.name}"
         return BuildOutcome(False, None, 0.0, False, [], [], reason=reason)
-    binary_name = Path(workload.name).name or "program"
-    placeholder = Path("/OUT") / binary_name  # the output path must not change the key
-    command = toolchain.build_command(workload.source_dir, profile, target, placeholder)
-    env = build_env(command.env, target)
-    # Go's default C compiler is gcc (`go env CC`); gccgo's cgo code is compiled by it too.
-    c_compiler = c_compiler_identity(env.get("CC") or "gcc") if toolchain.links_libc(env, target) else None
-    key = cache_key(workload, info, command.argv[1:], env, target, c_compiler)
+    binary_name, placeholder, command, env, c_compiler, key = _planned(workload, toolchain, info, profile, target)
     entry = cache.entry(cache_dir, "artifacts", key)
     meta = cache.lookup(entry, binary_name)
     if meta is not None:

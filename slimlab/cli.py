@@ -21,7 +21,8 @@ def _cmd_sweep(args) -> None:
         run_id = new_run_id()
         print(f"slimlab: run {run_id} (resume it with --run-id {run_id})", file=sys.stderr)
     run_dir = sweep(args.spec, data_dir=args.data, run_id=run_id, progress=not args.quiet,
-                    executor=args.executor, workers=args.workers, scheduler=args.scheduler)
+                    executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                    measure_on=args.measure_on)
     print(run_dir)  # last line: scripts capture it
 
 
@@ -238,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "dask-local (a Dask LocalCluster on this machine); measurement stays here")
     p.add_argument("--workers", type=int, help="variants prepared at once (default: sized to the machine)")
     p.add_argument("--scheduler", help="a Dask scheduler's address, e.g. tcp://HOST:8786 (implies --executor dask)")
+    p.add_argument("--measure-on", choices=("client", "workers"),
+                   help="where timed starts run (Dask only for workers): client, the default, times every start "
+                        "on this machine; workers: each worker times what it prepared, rows name their host")
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="write a self-contained HTML report")

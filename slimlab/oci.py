@@ -34,6 +34,7 @@ import json
 import os
 import re
 import tarfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +93,13 @@ class Layout:
         if not (self.path / "index.json").exists():
             self._write(self.path / "index.json", _json({"schemaVersion": 2, "mediaType": INDEX, "manifests": []}))
 
+    # The sweep builds images in threads: index.json is read, changed and written by one at a
+    # time (a platform's tag and its index's update together: tagging()).
+    tagging = threading.RLock()
+
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
         tmp.write_bytes(data)
         tmp.replace(path)
 
@@ -118,10 +123,12 @@ class Layout:
         return {d.get("annotations", {}).get(REF_NAME, ""): d for d in index["manifests"]}
 
     def tag(self, ref: str, descriptor: dict) -> None:
-        refs = self.refs()
-        refs[ref] = {**descriptor, "annotations": {REF_NAME: ref}}
-        manifests = [refs[r] for r in sorted(refs)]
-        self._write(self.path / "index.json", _json({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}))
+        with self.tagging:
+            refs = self.refs()
+            refs[ref] = {**descriptor, "annotations": {REF_NAME: ref}}
+            manifests = [refs[r] for r in sorted(refs)]
+            self._write(self.path / "index.json",
+                        _json({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}))
 
 
 def _tar(entries: list[tuple[str, Path | None, int]]) -> bytes:
@@ -197,8 +204,9 @@ def write_platform(layout: Layout, ref: str, base, binary: Path, name: str, targ
     config_desc = layout.put(_json(config), CONFIG)
     manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "config": config_desc, "layers": descriptors}
     descriptor = layout.put(_json(manifest), MANIFEST, platform=platform(target))
-    layout.tag(f"{ref}.{platform_slug(target)}", descriptor)
-    update_index(layout, ref)
+    with layout.tagging:  # another thread's platform of the same index waits, or it could be left out
+        layout.tag(f"{ref}.{platform_slug(target)}", descriptor)
+        update_index(layout, ref)
     return PlatformImage(ref, target.name, descriptor, config_desc["digest"],
                          config_desc["size"] + sum(d["size"] for d in descriptors), tuple(layers),
                          time.perf_counter() - started)

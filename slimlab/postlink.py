@@ -259,6 +259,16 @@ def _run_step(step: Step, src: Path, dst: Path, timeout: float) -> StepRecord:
     return StepRecord(step.name, argv, size_before, dst.stat().st_size, done.seconds, removed, upx_ok)
 
 
+def cached(chain: Chain, binary: Path, cache_dir: Path) -> bool:
+    """Whether :func:`apply` would find ``chain``'s output for ``binary`` in ``cache_dir``'s cache."""
+    if not chain.steps:
+        return True
+    if unsupported_reason(chain, target_of(binary)):
+        return False
+    return cache.lookup(cache.entry(Path(cache_dir), "postlink", _digest(key_material(chain, binary))),
+                        Path(binary).name) is not None
+
+
 def apply(chain: Chain, binary: Path, workdir: Path, cache_dir: Path | None = None,
           timeout: float = 900.0) -> PostlinkOutcome:
     """Run ``chain`` on ``binary``; the result is a new file, the input is left alone.

@@ -15,6 +15,7 @@ resumes.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import copy
 import hashlib
@@ -35,6 +36,7 @@ from . import (bases, buildinfo, cache as cache_, checkenv, engine, environment,
                supply, toolchains, tools)
 from . import executor as executor_
 from .build import build, default_cache_dir
+from .build import cached as cached_build
 from .errors import SlimlabError, ToolError
 from .history import record_run
 from .inspect import build_path_prefixes, inspect
@@ -83,6 +85,8 @@ class Prepared:
     worker: str = ""  # host:pid
     build_key: str | None = None  # the build's artifact cache key
     files: dict[str, bytes] | None = None  # from a worker on another machine: "built", "binary", "sbom"
+    address: str | None = None  # the Dask worker's, when one prepared it
+    on_worker: tuple | None = None  # (address, runner, binary) as that worker has them, kept by the sweep
 
 
 @dataclass
@@ -94,6 +98,8 @@ class _Ready:
     runner: Runner
     binary: Path
     row: Row
+    # measure_on = "workers": the Dask worker that prepared it (its address), with its runner and binary there.
+    on_worker: tuple[str, Runner, Path] | None = None
 
 
 def sweep(
@@ -105,13 +111,14 @@ def sweep(
     executor: str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    measure_on: str | None = None,
 ) -> Path:
     """Run (or resume) a sweep into ``data_dir`` (None: slimlab.results.data_dir()); returns the run
-    directory. ``executor``, ``workers`` and ``scheduler`` override the spec's (model.spec.EXECUTORS):
-    how it runs, not what."""
+    directory. ``executor``, ``workers``, ``scheduler`` and ``measure_on`` override the spec's
+    (model.spec.EXECUTORS, MEASURE_ON): how it runs, not what."""
     data_dir = results_data_dir(data_dir)
     the_plan = plan(spec)
-    the_plan = replace(the_plan, spec=the_plan.spec.with_execution(executor, workers, scheduler))
+    the_plan = replace(the_plan, spec=the_plan.spec.with_execution(executor, workers, scheduler, measure_on))
     check_resumable(Path(data_dir), run_id, the_plan.spec.to_dict())  # before any work: a bad id is bad input
     spec = the_plan.spec
     # A silent scheduler is an error before any work; a LocalCluster starts only when there is work (prepare_all).
@@ -138,7 +145,8 @@ def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bo
     try:
         with tempfile.TemporaryDirectory(prefix="slimlab-postlink-") as workdir:
             preparer = _Preparer(the_plan.spec, found, cache, host["hostname"], store.manifest["run_id"],
-                                 store.run_dir, Path(workdir), sweeper.vulndb(pending))
+                                 store.run_dir, Path(workdir), sweeper.vulndb(pending),
+                                 environment.host_fingerprint(host))
             sweeper.preparer = preparer
             ready = sweeper.prepare_all(pending, progress)
             sweeper.index_rows(ready)
@@ -160,8 +168,7 @@ def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bo
     finally:
         store.close(ended=ended)
         record_run(data_dir, store.run_dir)  # in the runs index, interrupted or not
-        if sweeper.api is not None:
-            sweeper.api.close()
+        sweeper.close()
     if progress:
         print(f"slimlab: {_summary(store.rows.values())}", file=sys.stderr)
     return store.run_dir
@@ -186,17 +193,31 @@ class _Preparer:
     """
 
     def __init__(self, spec: SweepSpec, found: tools.Tools, cache: Path, host: str, run_id: str, run_dir: Path,
-                 workdir: Path, vulndb: str | StageFailure | None) -> None:
+                 workdir: Path, vulndb: str | StageFailure | None, fingerprint: str | None = None) -> None:
         self.spec, self.tools, self.cache, self.host = spec, found, cache, host
+        self.fingerprint = fingerprint  # of the host that measures (environment.host_fingerprint)
         self.run_id, self.run_dir = run_id, run_dir  # SBOMs are written into the run directory
         self.workdir = workdir  # where post-link steps stage their files
         self.vulndb = vulndb
         self.workloads = {name: resolve(name, spec.base_dir) for name in spec.workloads}
         self.token: str | None = None  # Dask: names the file that tells a worker it shares this cache
 
+    def cached_here(self, variant: Variant) -> bool:
+        """Whether this machine's cache holds the variant's build and post-link output: a Dask
+        sweep then prepares it here, and nothing is built again anywhere."""
+        info = self.tools.infos[variant.toolchain]
+        if info is None:
+            return False
+        built = cached_build(self.workloads[variant.workload], self.tools.adapters[variant.toolchain], info,
+                             self.spec.all_profiles()[variant.profile], TARGETS[variant.target], self.cache)
+        try:
+            return built is not None and postlink.cached(get_chain(variant.postlink), built, self.cache)
+        except (OSError, ELFError):
+            return False
+
     def failed(self, variant: Variant, status: str, reason: str) -> Prepared:
         """A variant whose preparation ended before any stage: its row says why."""
-        out = Prepared(variant, base_row(self.run_id, variant, None, self.host), failure=(status, reason))
+        out = Prepared(variant, base_row(self.run_id, variant, None, self.host, self.fingerprint), failure=(status, reason))
         out.started = out.ended = time.time()
         return out
 
@@ -206,7 +227,7 @@ class _Preparer:
         info = self.tools.infos[variant.toolchain]
         if info is not None:  # the compiler that builds for this target (a cross gccgo is its own)
             info = self.tools.adapters[variant.toolchain].info_for(info, TARGETS[variant.target])
-        out = Prepared(variant, base_row(self.run_id, variant, info, self.host))
+        out = Prepared(variant, base_row(self.run_id, variant, info, self.host, self.fingerprint))
         try:
             self._prepare(variant, out)
         except StageFailure as failure:
@@ -345,7 +366,8 @@ def _prepare_remote(preparer: _Preparer, variant: Variant) -> Prepared:
 
     from distributed import get_worker
 
-    worker = f"{socket.gethostname()} ({get_worker().address})"
+    address = get_worker().address
+    worker = f"{socket.gethostname()} ({address})"
     found = _WORKER_TOOLCHAINS.get(variant.toolchain)
     if found is None:
         # Found afresh, as on this worker's PATH (the sweep's adapter holds its own host's paths).
@@ -358,13 +380,13 @@ def _prepare_remote(preparer: _Preparer, variant: Variant) -> Prepared:
                                f"there: {preparer.tools.adapters[variant.toolchain].install_hint()}")
     if preparer.token and (preparer.cache / f".client-{preparer.token}").is_file():
         prepared = preparer.prepare(variant)
-        prepared.worker = worker
+        prepared.worker, prepared.address = worker, address
         return prepared
     with tempfile.TemporaryDirectory(prefix="slimlab-worker-") as tmp:
         here = copy.copy(preparer)
         here.cache, here.run_dir, here.workdir = default_cache_dir(), Path(tmp), Path(tmp)
         prepared = here.prepare(variant)
-        prepared.worker = worker
+        prepared.worker, prepared.address = worker, address
         files = {}
         if prepared.built is not None:
             files["built"] = prepared.built.read_bytes()
@@ -398,6 +420,14 @@ class _Sweeper:
         self.host = host
         self.preparer: _Preparer | None = None  # sweep() sets it, with the post-link work directory
         self.api = None  # the Docker engine's client, on first use
+        self.owns_client = False  # a LocalCluster prepare_all started, kept for measure_on = "workers"
+
+    def close(self) -> None:
+        """The engine's client and a LocalCluster this sweep started, closed."""
+        if self.api is not None:
+            self.api.close()
+        if self.owns_client:
+            executor_.disconnect(self.client)
 
     def _finish(self, row: Row, status: str, reason: str | None = None) -> None:
         row.update(status=status, reason=reason, measured_at=now_utc().isoformat())
@@ -425,8 +455,11 @@ class _Sweeper:
         """Every pending variant prepared by the spec's executor; the ready ones, in plan order.
 
         Variants that share a build (same workload, toolchain, profile and target) wait for
-        the first of them: it builds, they find its artifact cached, as one by one. Rows,
-        package sizes and images are this process's work, as each variant comes back.
+        the first of them: it builds, they find its artifact cached, as one by one; and of
+        those, variants that share a post-link chain wait for the first with it (one UPX run,
+        not one per base). Rows and package sizes are this process's work, as each variant
+        comes back; its image is built and checked in a thread of this process meanwhile
+        (the engine does the work), while the workers prepare the next variants.
         """
         spec, store = self.spec, self.store
         groups: dict[tuple, list[Variant]] = {}
@@ -436,7 +469,7 @@ class _Sweeper:
         ready: list[_Ready] = []
         started = now_utc()
 
-        def lost(variant: Variant, exc: Exception) -> Prepared:  # Dask gave the task up (KilledWorker, ...)
+        def lost(variant: Variant, exc: Exception) -> Prepared:  # the executor gave it up (a worker died)
             return self.preparer.failed(variant, "broken", f"prepare: {type(exc).__name__}: {exc}")
 
         local_cluster = spec.executor == "dask-local" and bool(pending)  # started for this sweep's work only
@@ -444,69 +477,135 @@ class _Sweeper:
         task = _prepare_one if client is None else _prepare_remote
         kind = "sequential" if spec.executor == "dask-local" and not local_cluster else spec.executor  # no work
         with contextlib.ExitStack() as stack:
-            if local_cluster:
+            if local_cluster and spec.measure_on == "workers":  # its workers time what they prepared
+                self.client, self.owns_client = client, True
+            elif local_cluster:
                 stack.callback(executor_.disconnect, client)
             if client is not None:  # a worker that sees this file in the cache shares this machine's files
                 self.preparer.token = os.urandom(8).hex()
                 token = self.cache / f".client-{self.preparer.token}"
                 token.write_text(self.host)
                 stack.callback(token.unlink, missing_ok=True)
-            pool = stack.enter_context(executor_.open_pool(kind, task, self.preparer, spec.workers, client, lost))
-            waiting = {}
+            pool = stack.enter_context(executor_.open_pool(kind, task, self.preparer, spec.workers, client, lost,
+                                                           here=self.preparer.cached_here, here_fn=_prepare_one))
+            waiting: dict[str, list[Variant]] = {}
             for first, *rest in groups.values():
                 pool.submit(first)
                 waiting[first.key] = rest
-            # After the submissions: a local pool forks its workers then, before tqdm's thread exists.
+            # After the submissions: a local pool forks its workers then, before any thread exists.
             bar = tqdm(total=len(pending), desc="build+check", unit="variant", disable=not progress,
                        file=sys.stderr)
+            # Threads, not processes: an image is the engine's work, the SDK's calls wait on it.
+            images = stack.enter_context(cf.ThreadPoolExecutor(max(1, pool.workers), "slimlab-image"))
+            imaging: dict[cf.Future, Prepared] = {}
+
+            def imaged(done) -> None:
+                for future in done:
+                    prepared = imaging.pop(future)
+                    item = self._imaged(prepared, future)
+                    if item is not None:
+                        ready.append(item)
+                    bar.update()
+
             try:
                 for prepared in pool.results():
-                    for follower in waiting.pop(prepared.variant.key, ()):
+                    for follower in self._release(prepared.variant, waiting.pop(prepared.variant.key, ()), waiting):
                         pool.submit(follower)
                     trace(event="prepare", variant=prepared.variant.key, worker=prepared.worker,
                           start=prepared.started, end=prepared.ended)
                     bar.set_postfix_str(prepared.variant.label, refresh=False)
-                    item = self.accept(prepared)
-                    if item is not None:
-                        ready.append(item)
+                    if self.accept(prepared):
+                        if prepared.variant.base == "none":
+                            ready.append(self._ready(prepared))
+                        elif (multi_arch := self._before_image(prepared)) is not None:
+                            imaging[images.submit(self._image_of, prepared, multi_arch)] = prepared
+                            continue
                     bar.update()
+                    imaged([future for future in imaging if future.done()])
+                imaged(cf.wait(imaging).done)
             finally:
                 bar.close()
             described = pool.describe()
         ended = now_utc()
         store.manifest["sessions"][-1]["preparation"] = {
-            **described, "variants": len(pending), "started_at": started.isoformat(), "ended_at": ended.isoformat(),
-            "seconds": round((ended - started).total_seconds(), 3)}
+            **described, "measure_on": spec.measure_on, "variants": len(pending), "started_at": started.isoformat(),
+            "ended_at": ended.isoformat(), "seconds": round((ended - started).total_seconds(), 3)}
         store.write_manifest()
         return sorted(ready, key=lambda item: order[item.variant.key])
 
-    def accept(self, prepared: Prepared) -> _Ready | None:
-        """A variant a worker prepared: its package sizes journaled, its row when it failed, its image
-        made and checked when it has a base; ready to time, or None."""
-        variant, row = prepared.variant, prepared.row
+    @staticmethod
+    def _release(done: Variant, followers, waiting: dict[str, list[Variant]]) -> list[Variant]:
+        """Of the variants waiting for ``done`` (its build is cached now), those to prepare now:
+        every one with its post-link chain (cached too), and the first with each other chain,
+        the rest of which wait for that first."""
+        now: list[Variant] = []
+        by_chain: dict[str, list[Variant]] = {}
+        for variant in followers:
+            if variant.postlink == done.postlink:
+                now.append(variant)
+            else:
+                by_chain.setdefault(variant.postlink, []).append(variant)
+        for first, *rest in by_chain.values():
+            now.append(first)
+            waiting[first.key] = rest
+        return now
+
+    def accept(self, prepared: Prepared) -> bool:
+        """A variant a worker prepared: its files kept, its package sizes journaled, and its row
+        when it failed (False); True when it goes on, to its image or to be timed."""
+        if prepared.address is not None and self.spec.measure_on == "workers":
+            prepared.on_worker = (prepared.address, prepared.runner, prepared.binary)  # before _materialize
         if prepared.files:
             self._materialize(prepared)
         if prepared.packages:
-            self.store.add_packages(variant.key, prepared.packages)
+            self.store.add_packages(prepared.variant.key, prepared.packages)
         if prepared.failure is not None:
-            self._finish(row, *prepared.failure)
+            self._finish(prepared.row, *prepared.failure)
+            return False
+        return True
+
+    def _ready(self, prepared: Prepared, runner: Runner | None = None) -> _Ready:
+        """Ready to time: here, or (measure_on = "workers") on the worker that prepared it, unless
+        it runs in an image (this host's engine) or a full-system guest (booted here)."""
+        on_worker = prepared.on_worker
+        if runner is not None or getattr(prepared.runner, "batch", False):
+            on_worker = None
+        return _Ready(prepared.variant, self.preparer.workloads[prepared.variant.workload], runner or prepared.runner,
+                      prepared.binary, prepared.row, on_worker)
+
+    def _before_image(self, prepared: Prepared) -> bool | None:
+        """What an image needs of this process before a thread builds it: the engine's client and
+        record, QEMU registered for another CPU, and whether it is one platform of several (an OCI
+        index, _multi_arch); None, with the row, when it cannot be had."""
+        try:
+            multi_arch = self._multi_arch(TARGETS[prepared.variant.target])  # before the engine's record: it may register QEMU
+            self._engine()
+        except StageFailure as failure:
+            self._finish(prepared.row, failure.status, failure.reason)
             return None
-        workload = self.preparer.workloads[variant.workload]
-        runner = prepared.runner
-        if variant.base != "none":
-            target = TARGETS[variant.target]
-            try:
-                tag = self._image(variant, workload, target, prepared.built, prepared.binary, row)
-                # Timed like the bare binary, but with `docker run` semantics (measure.container).
-                runner = self._container_runner(workload, tag, target=target)
-            except StageFailure as failure:
-                self._finish(row, failure.status, failure.reason)
-                return None
-            except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
-                self._finish(row, "broken", f"image: {type(exc).__name__}: {exc}")
-                return None
-            row.update(runner=runner.name, emulated=runner.emulated, memory_scope=runner.memory_scope)
-        return _Ready(variant, workload, runner, prepared.binary, row)
+        return multi_arch
+
+    def _image_of(self, prepared: Prepared, multi_arch: bool) -> ContainerRunner:
+        """In an image thread: the variant's image built and checked (its row's columns filled in);
+        the runner that times it."""
+        variant = prepared.variant
+        workload, target = self.preparer.workloads[variant.workload], TARGETS[variant.target]
+        tag = self._image(variant, workload, target, prepared.built, prepared.binary, prepared.row, multi_arch)
+        # Timed like the bare binary, but with `docker run` semantics (measure.container).
+        return self._container_runner(workload, tag, target=target)
+
+    def _imaged(self, prepared: Prepared, future: cf.Future) -> _Ready | None:
+        """An image thread's outcome, journaled here: ready to time, or the row of its failure."""
+        try:
+            runner = future.result()
+        except StageFailure as failure:
+            self._finish(prepared.row, failure.status, failure.reason)
+            return None
+        except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
+            self._finish(prepared.row, "broken", f"image: {type(exc).__name__}: {exc}")
+            return None
+        prepared.row.update(runner=runner.name, emulated=runner.emulated, memory_scope=runner.memory_scope)
+        return self._ready(prepared, runner)
 
     def _materialize(self, prepared: Prepared) -> None:
         """Files a worker on another machine sent back, put where this host measures them: the build
@@ -545,10 +644,11 @@ class _Sweeper:
                 prepared.failure = ("unsupported", runner)
         prepared.files = None
 
-    def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row) -> str:
-        """The binary on its base, built in the engine and checked in containers, plain and hardened."""
-        multi_arch = self._multi_arch(target)  # before the engine's record: it may register QEMU
-        api = self._engine()
+    def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row,
+               multi_arch: bool) -> str:
+        """The binary on its base, built in the engine and checked in containers, plain and hardened
+        (in an image thread: _before_image made the engine's client)."""
+        api = self.api
         layer = _stage("image", bases.base_layer, variant.base, target, self.cache)
         closure = _stage("image", bases.closure, layer, row.get("needed_libs") or (), target)
         if multi_arch:  # one image per platform, and an OCI index over them (slimlab.oci)
@@ -635,14 +735,6 @@ class _Sweeper:
         return self.api
 
     # -- measure ---------------------------------------------------------------------
-    def _samples(self, item: _Ready, runs: int, warmup: int) -> list[Sample]:
-        trace(event="measure", variant=item.variant.key, start=time.time())
-        try:
-            return item.runner.samples(item.workload, item.binary, self.spec.run_timeout_s, runs, warmup=warmup,
-                                       cpu=self.spec.pin_cpu)
-        except STAGE_ERRORS as exc:  # a launcher that failed or got stuck: this variant's problem
-            raise CheckFailure("broken", f"measure: {type(exc).__name__}: {exc}") from exc
-
     def measure(self, ready: list[_Ready], progress: bool) -> None:
         """Timed samples in interleaved rounds until every variant has ``spec.repeats``.
 
@@ -655,6 +747,9 @@ class _Sweeper:
         manifest (this session's "measurement") and are printed.
         """
         spec, store = self.spec, self.store
+        remote = [r for r in ready if r.on_worker is not None]
+        ready = [r for r in ready if r.on_worker is None]
+        self._measure_on_workers(remote, progress)  # first: this host may be one of theirs
         guests = [r for r in ready if getattr(r.runner, "batch", False)]
         ready = [r for r in ready if r not in guests]
         self._guests(guests, progress)
@@ -684,6 +779,72 @@ class _Sweeper:
         store.write_manifest()
         for warning in warnings:
             print(f"slimlab: {warning}", file=sys.stderr)
+
+    def _measure_on_workers(self, items: list[_Ready], progress: bool) -> None:
+        """measure_on = "workers": each Dask worker times the variants it prepared (_measure_remote),
+        every worker at once but one at a time per host, after all preparation. Their samples are
+        journaled here as each worker ends; each row names the host that timed it (host,
+        host_fingerprint), and the manifest keeps each worker's host record, with the noise while
+        it measured, in this session's "hosts".
+        A worker that leaves the cluster before it ends makes its variants' rows say so."""
+        if not items:
+            return
+        store, client = self.store, self.client
+        jobs: dict[str, list[_Ready]] = {}
+        wanted: dict[str, int] = {}
+        for item in items:
+            address, runner, binary = item.on_worker
+            jobs.setdefault(address, []).append(_Ready(item.variant, item.workload, runner, binary, {}))
+            wanted[item.variant.key] = max(0, self._wanted(item) - store.sample_count(item.variant.key))
+        by_key = {item.variant.key: item for item in items}
+        bar = tqdm(total=len(items), desc="measure (on workers)", unit="variant", disable=not progress,
+                   file=sys.stderr)
+        hosts = store.manifest["sessions"][-1].setdefault("hosts", [])  # read by results.manifest_hosts
+        pending = {}
+        for address, batch in jobs.items():
+            pending[client.submit(_measure_remote, self.spec, batch, {j.variant.key: wanted[j.variant.key]
+                                                                        for j in batch},
+                                  workers=[address], allow_other_workers=False, pure=False)] = address
+
+        def lost(address: str, why: str) -> None:
+            for job in jobs[address]:
+                self._finish(by_key[job.variant.key].row, "broken", f"measure on worker {address}: {why}")
+                bar.update()
+
+        while pending:
+            done = [future for future in pending if future.done()]
+            if not done:
+                time.sleep(0.2)  # distributed.wait would need a default client: this one is not
+            for future in done:
+                address = pending.pop(future)
+                try:
+                    out = future.result()
+                except Exception as exc:  # noqa: BLE001 - KilledWorker, the worker's crash: its rows say so
+                    lost(address, f"{type(exc).__name__}: {exc}")
+                    continue
+                hosts.append({**out["host"], "fingerprint": out["fingerprint"], "worker": address, "noise": out["noise"],
+                              "warnings": out["warnings"], "measure_started": out["started"],
+                              "measure_ended": out["ended"]})
+                for job in jobs[address]:
+                    key, item = job.variant.key, by_key[job.variant.key]
+                    first = store.sample_count(key)
+                    for index, sample in enumerate(out["samples"][key]):
+                        store.add_sample(_sample_record(store, key, first + index, sample))
+                    item.row.update(host=out["host"]["hostname"], host_fingerprint=out["fingerprint"])
+                    if key in out["failures"]:
+                        self._finish(item.row, *out["failures"][key])
+                    else:
+                        self._complete(item, out["crosscheck"].get(key, {}))
+                    bar.update()
+            # A task tied to a worker that is gone would wait for it for ever.
+            alive = set(client.scheduler_info(n_workers=-1)["workers"])
+            for future, address in list(pending.items()):
+                if address not in alive:
+                    future.cancel()
+                    del pending[future]
+                    lost(address, "the worker left the cluster before its variants were timed")
+        bar.close()
+        store.write_manifest()
 
     def _guests(self, ready: list[_Ready], progress: bool) -> None:
         """Variants that run in a full-system guest (measure.qemu_system): one boot per target
@@ -731,45 +892,21 @@ class _Sweeper:
                 else:
                     self._complete(item)
 
-    def _crosscheck(self, item: _Ready) -> dict:
-        """hyperfine's figure beside ours (measure.crosscheck); a cross-check that fails leaves
-        the columns empty and the variant's own figures stand."""
-        trace(event="crosscheck", variant=item.variant.key, start=time.time())
-        try:
-            found = crosscheck(item.runner, item.workload, item.binary, self.spec.run_timeout_s, self.spec.pin_cpu)
-        except (CheckFailure, KeyError, ValueError, *STAGE_ERRORS):  # ValueError: hyperfine's JSON
-            return {}
-        return found or {}
-
     def _rounds(self, ready: list[_Ready], bar) -> None:
-        spec, store = self.spec, self.store
-        active = []
-        for item in ready:
-            try:
-                self._samples(item, 0, spec.warmup)  # warm the page cache and CPU state; not recorded
-                active.append(item)
-            except CheckFailure as failure:
-                self._finish(item.row, failure.status, f"warm-up: {failure.reason}")
-        shuffle = random.Random(0)
-        while active:
-            shuffle.shuffle(active)
-            for item in list(active):
-                key = item.variant.key
-                index = store.sample_count(key)
-                runs = min(MEASURE_BURST, self._wanted(item) - index)
-                if runs > 0:
-                    try:
-                        samples = self._samples(item, runs, warmup=1)
-                    except CheckFailure as failure:
-                        active.remove(item)
-                        self._finish(item.row, failure.status, f"samples {index + 1}-{index + runs}: {failure.reason}")
-                        continue
-                    for offset, sample in enumerate(samples):
-                        store.add_sample(_sample_record(store, key, index + offset, sample))
-                    bar.update(len(samples))
-                if store.sample_count(key) >= self._wanted(item):
-                    active.remove(item)
-                    self._complete(item)
+        store = self.store
+
+        def keep(item: _Ready, index: int, samples: list[Sample]) -> None:
+            for offset, sample in enumerate(samples):
+                store.add_sample(_sample_record(store, item.variant.key, index + offset, sample))
+            bar.update(len(samples))
+
+        def finished(item: _Ready, failure: str | None, status: str = "") -> None:
+            if failure is None:
+                self._complete(item)
+            else:
+                self._finish(item.row, status, failure)
+
+        timed_rounds(ready, self.spec, lambda item: store.sample_count(item.variant.key), self._wanted, keep, finished)
 
     def _wanted(self, item: _Ready) -> int:
         """Timed starts this variant gets: ``image_repeats`` for one run in a container."""
@@ -777,8 +914,9 @@ class _Sweeper:
             return self.spec.image_repeats
         return self.spec.repeats
 
-    def _complete(self, item: _Ready) -> None:
-        """A variant with all its samples: its summary, the cross-check, and its row."""
+    def _complete(self, item: _Ready, checked: dict | None = None) -> None:
+        """A variant with all its samples: its summary, the cross-check (``checked``: taken where
+        the samples were), and its row."""
         item.row.update(summary_columns(self.store.samples[item.variant.key][: self._wanted(item)]))
         if item.row.get("memory_scope") == "emulator+program":
             # Under QEMU user mode the peak is QEMU's process, not the program's: it is kept, named
@@ -786,14 +924,102 @@ class _Sweeper:
             item.row["emulator_peak_rss_kib_median"] = item.row["peak_rss_kib_median"]
             item.row.update(peak_rss_kib_median=None, peak_rss_kib_iqr=None, peak_rss_kib_max=None,
                             ready_rss_kib_median=None)
-        item.row.update(self._crosscheck(item))
+        item.row.update(_crosscheck(self.spec, item) if checked is None else checked)
         self._finish(item.row, "ok")
+
+
+def _crosscheck(spec: SweepSpec, item: _Ready) -> dict:
+    """hyperfine's figure beside ours (measure.crosscheck), on the host that took the samples; a
+    cross-check that fails leaves the columns empty and the variant's own figures stand."""
+    trace(event="crosscheck", variant=item.variant.key, start=time.time())
+    try:
+        found = crosscheck(item.runner, item.workload, item.binary, spec.run_timeout_s, spec.pin_cpu)
+    except (CheckFailure, KeyError, ValueError, *STAGE_ERRORS):  # ValueError: hyperfine's JSON
+        return {}
+    return found or {}
+
+
+def _measure_remote(spec: SweepSpec, items: list[_Ready], wanted: dict[str, int]) -> dict:
+    """A Dask task (measure_on = "workers"): the timed starts still ``wanted`` of ``items``, which
+    this worker prepared, paced as the sweep paces its own (timed_rounds), with hyperfine's
+    cross-check. A Dask Lock named by the host's fingerprint keeps the workers of one machine
+    from timing at once. Returns the samples, failures and cross-checks by variant, and the host."""
+    from distributed import Lock
+
+    host = environment.host()
+    fingerprint = environment.host_fingerprint(host)
+    samples: dict[str, list[Sample]] = {item.variant.key: [] for item in items}
+    failures: dict[str, tuple[str, str]] = {}
+    checks: dict[str, dict] = {}
+
+    def keep(item: _Ready, _index: int, taken: list[Sample]) -> None:
+        samples[item.variant.key] += taken
+
+    def finished(item: _Ready, reason: str | None, status: str = "") -> None:
+        if reason is None:
+            checks[item.variant.key] = _crosscheck(spec, item)
+        else:
+            failures[item.variant.key] = (status, reason)
+
+    with Lock(f"slimlab-measure-{fingerprint}"):
+        started, before = time.time(), environment.noise_snapshot()
+        with _sweep_off_cpu(spec.pin_cpu):
+            timed_rounds(items, spec, lambda item: len(samples[item.variant.key]),
+                         lambda item: wanted[item.variant.key], keep, finished)
+        noise = environment.host_noise(before, environment.noise_snapshot())
+    taken = [s.nivcsw for got in samples.values() for s in got]
+    return {"host": host, "fingerprint": fingerprint, "samples": samples, "failures": failures, "crosscheck": checks,
+            "started": started, "ended": time.time(), "noise": noise,
+            "warnings": environment.busy_host_warnings(noise, taken)}
+
+
+def _samples(spec: SweepSpec, item, runs: int, warmup: int) -> list[Sample]:
+    trace(event="measure", variant=item.variant.key, start=time.time(), pid=os.getpid())
+    try:
+        return item.runner.samples(item.workload, item.binary, spec.run_timeout_s, runs, warmup=warmup,
+                                   cpu=spec.pin_cpu)
+    except STAGE_ERRORS as exc:  # a launcher that failed or got stuck: this variant's problem
+        raise CheckFailure("broken", f"measure: {type(exc).__name__}: {exc}") from exc
+
+
+def timed_rounds(items: list, spec: SweepSpec, taken, wanted, keep, finished) -> None:
+    """The pacing of timed starts, wherever they run (the sweep, or a Dask worker measuring what
+    it prepared): one untimed start of each item, then rounds, each visiting every item once in
+    a shuffled order and taking up to MEASURE_BURST starts of it back to back after one untimed
+    start. ``taken(item)``/``wanted(item)``: its samples so far and in all; ``keep(item, index,
+    samples)`` stores a burst; ``finished(item, reason, status)`` ends it (reason None: all
+    taken)."""
+    active = []
+    for item in items:
+        try:
+            _samples(spec, item, 0, spec.warmup)  # warm the page cache and CPU state; not recorded
+            active.append(item)
+        except CheckFailure as failure:
+            finished(item, f"warm-up: {failure.reason}", failure.status)
+    shuffle = random.Random(0)
+    while active:
+        shuffle.shuffle(active)
+        for item in list(active):
+            index = taken(item)
+            runs = min(MEASURE_BURST, wanted(item) - index)
+            if runs > 0:
+                try:
+                    samples = _samples(spec, item, runs, warmup=1)
+                except CheckFailure as failure:
+                    active.remove(item)
+                    finished(item, f"samples {index + 1}-{index + runs}: {failure.reason}", failure.status)
+                    continue
+                keep(item, index, samples)
+            if taken(item) >= wanted(item):
+                active.remove(item)
+                finished(item, None)
 
 
 def trace(**event) -> None:
     """One JSON line in the file $SLIMLAB_TRACE names, when set: when each variant's preparation
     began and ended (on its worker's clock, time.time()) and when each burst of measured starts
-    began, so a test or a curious user can see that no measurement overlapped preparation."""
+    began (and in which process), so a test or a curious user can see that no measurement
+    overlapped preparation, nor another measurement on the same host."""
     path = os.environ.get(TRACE_ENV)
     if path:
         with open(path, "a", encoding="utf-8") as fh:

@@ -4,10 +4,13 @@ rows, and a scheduler that does not answer is refused before any work."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import threading
 import time
 
+import polars as pl
 import psutil
 import pytest
 from conftest import path_without
@@ -15,8 +18,9 @@ from distributed import LocalCluster
 from test_executor import SMALL, comparable
 
 import slimlab
-from slimlab.errors import SlimlabError
-from slimlab.sweep import sweep
+from slimlab import environment
+from slimlab.errors import SlimlabError, SpecError
+from slimlab.sweep import TRACE_ENV, sweep
 
 
 @pytest.fixture
@@ -124,7 +128,8 @@ def test_a_worker_that_does_not_share_the_cache_sends_its_files_to_be_kept_by_ha
 
     sweeper = _Sweeper(the_plan, found, store, ours, "client")
     sweeper.preparer = preparer
-    item = sweeper.accept(prepared)
+    assert sweeper.accept(prepared)
+    item = sweeper._ready(prepared)
     store.close(ended=True)
     assert (ours / "remote") in item.binary.parents
     assert hashlib.sha256(item.binary.read_bytes()).hexdigest() == item.row["binary_sha256"]
@@ -134,3 +139,59 @@ def test_a_worker_that_does_not_share_the_cache_sends_its_files_to_be_kept_by_ha
     again = build(preparer.workloads[variant.workload], found.adapters["go"], found.infos["go"],
                   the_plan.spec.all_profiles()["default"], TARGETS[variant.target], ours, 60)
     assert again.cached and again.binary == prepared.built  # not built again here
+
+
+def test_measured_on_workers_each_times_what_it_prepared_alone_on_its_host(tmp_path, monkeypatch):
+    from distributed import Client
+
+    trace = tmp_path / "trace"
+    monkeypatch.setenv(TRACE_ENV, str(trace))
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                      env={TRACE_ENV: str(trace)}) as cluster:  # the workers write the trace too
+        with Client(cluster, set_as_default=False) as client:
+            pids = client.run(os.getpid)  # worker address -> its process
+        run = sweep(SMALL, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache", progress=False,
+                    executor="dask", scheduler=cluster.scheduler_address, measure_on="workers")
+    df = slimlab.load(run)
+    assert df["status"].to_list() == ["ok"] * 4
+    assert df["host_fingerprint"].to_list() == [environment.host_fingerprint()] * 4  # a LocalCluster: this host
+    assert slimlab.load_samples(run).group_by("variant_key").len()["len"].to_list() == [3] * 4
+    assert df["crosscheck_n"].is_not_null().all(), "hyperfine's cross-check runs where the samples were taken"
+
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    prepared = {e["variant"]: e["worker"] for e in events if e["event"] == "prepare"}
+    measured = sorted((e for e in events if e["event"] == "measure"), key=lambda e: e["start"])
+    assert measured and min(e["start"] for e in measured) >= max(e["end"] for e in events if e["event"] == "prepare")
+    for event in measured:  # timed by the very worker process that prepared it
+        address = prepared[event["variant"]].split("(")[1].rstrip(")")
+        assert event["pid"] == pids[address] != os.getpid()
+    # One host: its workers took turns (a Dask Lock per host fingerprint), never interleaved.
+    order = [e["pid"] for e in measured]
+    turns = 1 + sum(a != b for a, b in zip(order, order[1:]))
+    assert turns == len(set(order)), order
+    session = slimlab.load_manifests(run)[0]["sessions"][-1]
+    assert session["preparation"]["measure_on"] == "workers"
+    assert [h["fingerprint"] for h in session["hosts"]] == [environment.host_fingerprint()] * len(set(order))
+
+
+@pytest.mark.unit
+def test_measure_on_workers_needs_a_dask_cluster(tmp_path):
+    with pytest.raises(SpecError, match="measure_on = \"workers\" is for a Dask cluster"):
+        sweep(SMALL, data_dir=tmp_path, measure_on="workers")
+    with pytest.raises(SpecError, match="did you mean 'workers'"):
+        sweep({**SMALL, "executor": "dask-local", "measure_on": "worker"}, data_dir=tmp_path)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_what_this_machine_has_cached_is_not_sent_to_a_worker(tmp_path, cluster):
+    ours = tmp_path / "ours"
+    sweep(SMALL, data_dir=tmp_path, run_id="first", cache_dir=ours, progress=False, executor="local")
+    # SMALL again, plus a profile not built yet: only its variants go to the cluster.
+    run = sweep({**SMALL, "profiles": ["default", "stripped", "trimmed"]}, data_dir=tmp_path, run_id="second",
+                cache_dir=ours, progress=False, executor="dask", scheduler=cluster.scheduler_address)
+    df = slimlab.load(run)
+    assert df["status"].to_list() == ["ok"] * 6
+    preparation = slimlab.load_manifests(run)[0]["sessions"][-1]["preparation"]
+    assert preparation["prepared_here"] == 4  # SMALL's four, from this machine's cache
+    assert df.filter(pl.col("profile") != "trimmed")["build_cached"].to_list() == [True] * 4
+    assert sorted(df.filter(pl.col("profile") == "trimmed")["build_cached"].to_list()) == [False, True]

@@ -60,12 +60,16 @@ DEFAULT_RUNNER = "qemu-system"
 # executor: where the preparation stages (build, post-link, inspect, image, check) run:
 # "local" (a process pool on this machine), "sequential" (one variant at a time, in this
 # process), "dask" (an existing Dask cluster at ``scheduler``, tcp://HOST:PORT) or
-# "dask-local" (a Dask LocalCluster started for the sweep). Measurement always runs here,
-# after all preparation, alone. How a sweep runs is not what it sweeps: executor, workers
-# and scheduler stay out of to_dict(), so a run resumes under another executor.
+# "dask-local" (a Dask LocalCluster started for the sweep). Measurement runs after all
+# preparation, alone on its host. measure_on: where: "client" (this machine, every timed
+# start on one host, so figures compare) or, with Dask, "workers" (each worker times what it
+# prepared; each row carries its host's fingerprint). How a sweep runs is not what it
+# sweeps: these stay out of to_dict(), so a run resumes under another executor.
 EXECUTORS = ("local", "sequential", "dask", "dask-local")
-EXECUTION_KEYS = ("executor", "workers", "scheduler")
-KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name", "vulndb", "runner", "executor", "scheduler")
+MEASURE_ON = ("client", "workers")
+EXECUTION_KEYS = ("executor", "workers", "scheduler", "measure_on")
+KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name", "vulndb", "runner", "executor", "scheduler",
+              "measure_on")
 # What marks a directory as a Go vulnerability database (https://go.dev/security/vuln/database#api).
 VULNDB_INDEX = ("index/db.json", "index/modules.json")
 
@@ -90,6 +94,7 @@ class SweepSpec:
     workers: int | None = field(default=None, compare=False)
     executor: str = field(default="local", compare=False)
     scheduler: str | None = field(default=None, compare=False)
+    measure_on: str = field(default="client", compare=False)
     base_dir: Path | None = field(default=None, compare=False)  # where relative workload paths start
 
     # -- reading -----------------------------------------------------------------------
@@ -115,9 +120,10 @@ class SweepSpec:
         return dict(self.runners).get(target, DEFAULT_RUNNER)
 
     def with_execution(self, executor: str | None = None, workers: int | None = None,
-                       scheduler: str | None = None) -> SweepSpec:
-        """This spec run another way (the CLI's --executor, --workers, --scheduler), validated alike."""
-        if executor is None and workers is None and scheduler is None:
+                       scheduler: str | None = None, measure_on: str | None = None) -> SweepSpec:
+        """This spec run another way (the CLI's --executor, --workers, --scheduler, --measure-on),
+        validated alike."""
+        if executor is None and workers is None and scheduler is None and measure_on is None:
             return self
         if workers is not None:
             workers = _setting({"workers": workers}, "workers")
@@ -125,7 +131,8 @@ class SweepSpec:
             executor = "dask" if scheduler is not None else self.executor
         if scheduler is None and executor == self.executor:
             scheduler = self.scheduler
-        return replace(self, **_execution(executor, scheduler), workers=workers if workers else self.workers)
+        return replace(self, **_execution(executor, scheduler, measure_on or self.measure_on),
+                       workers=workers if workers else self.workers)
 
     def exclude_rules(self) -> list[dict[str, str]]:
         return [dict(rule) for rule in self.excludes]
@@ -196,7 +203,7 @@ class SweepSpec:
             vulndb=_vulndb(data.get("vulndb"), base_dir),
             runners=_runners(data.get("runner"), _axis(data, "targets", dict(axes)["targets"])),
             base_dir=base_dir,
-            **_execution(data.get("executor", "local"), data.get("scheduler")),
+            **_execution(data.get("executor", "local"), data.get("scheduler"), data.get("measure_on", "client")),
         )
         spec._check_values()
         return spec
@@ -296,10 +303,17 @@ def _runners(value, targets: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((t, r) for t, r in table.items() if r != DEFAULT_RUNNER))
 
 
-def _execution(executor, scheduler) -> dict[str, str | None]:
-    """``executor`` one of EXECUTORS; ``scheduler`` a Dask scheduler's address, for "dask" only."""
+def _execution(executor, scheduler, measure_on="client") -> dict[str, str | None]:
+    """``executor`` one of EXECUTORS; ``scheduler`` a Dask scheduler's address, for "dask" only;
+    ``measure_on`` one of MEASURE_ON, "workers" with Dask only."""
     if executor not in EXECUTORS:
         raise SpecError(f"executor {executor!r}{did_you_mean(executor, EXECUTORS)}; valid: {', '.join(EXECUTORS)}")
+    if measure_on not in MEASURE_ON:
+        raise SpecError(f"measure_on {measure_on!r}{did_you_mean(str(measure_on), MEASURE_ON)}; "
+                        f"valid: {', '.join(MEASURE_ON)}")
+    if measure_on == "workers" and executor not in ("dask", "dask-local"):
+        raise SpecError(f"measure_on = \"workers\" is for a Dask cluster (executor = \"dask\" or \"dask-local\"); "
+                        f"executor {executor!r} prepares on this machine, which measures: use measure_on = \"client\"")
     if scheduler is not None:
         if not isinstance(scheduler, str) or "://" not in scheduler:
             raise SpecError(f"scheduler must be a Dask scheduler's address such as tcp://HOST:8786, got {scheduler!r}")
@@ -308,7 +322,7 @@ def _execution(executor, scheduler) -> dict[str, str | None]:
     elif executor == "dask":
         raise SpecError("executor = \"dask\" needs the cluster's scheduler address: scheduler = \"tcp://HOST:8786\" "
                         "(or --scheduler), or executor = \"dask-local\" to start a cluster on this machine")
-    return {"executor": executor, "scheduler": scheduler}
+    return {"executor": executor, "scheduler": scheduler, "measure_on": measure_on}
 
 
 def _vulndb(value, base_dir: Path | None) -> str | None:

@@ -165,9 +165,16 @@ def _sessions(manifests: list[Mapping[str, Any]]) -> Iterable[tuple[str, Mapping
 
 
 def _busy_host_html(manifests: list[Mapping[str, Any]]) -> str:
-    """The sweep's busy-host warnings (slimlab.environment.busy_host_warnings), per run."""
-    return "".join(f'<p class="warning">Run {run}: {_esc(warning)}</p>'
-                   for run, measured in _sessions(manifests) for warning in measured.get("warnings") or [])
+    """The sweep's busy-host warnings (slimlab.environment.busy_host_warnings), per run, and those
+    of the Dask workers that measured for it (measure_on = "workers"), naming the worker's host."""
+    here = [f'<p class="warning">Run {run}: {_esc(warning)}</p>'
+            for run, measured in _sessions(manifests) for warning in measured.get("warnings") or []]
+    workers = [f'<p class="warning">Run {_esc(manifest.get("run_id") or "?")}, measured on '
+               f'{_esc(host.get("hostname") or "?")} [{_esc(host.get("fingerprint") or "?")}]: {_esc(warning)}</p>'
+               for manifest in manifests for session in manifest.get("sessions") or []
+               for host in session.get("hosts") or [] if isinstance(host, dict)
+               for warning in host.get("warnings") or []]
+    return "".join(here + workers)
 
 
 def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
