@@ -1,20 +1,27 @@
-"""How long slimlab takes for the default sweep, against a plain shell loop doing the same.
+"""How long slimlab takes for a sweep (the default spec, `make demo`'s), against a plain shell loop doing the same.
 
 The shell loop is what a careful person would write by hand: for each variant, `go build`
-with the profile's flags, then the same number of warm-up and timed starts, each under
-`/usr/bin/time -f %M` (and, for the server, polled with curl until /healthz answers).
-Both start with Go's own build cache warm, so the comparison is of the harness, not of
-the compiler. Then slimlab runs again with nothing changed: once resuming the same run
-id (nothing left to do) and once as a new run (every build from slimlab's artifact
-cache, every measurement taken again).
+with the profile's flags; the post-link chain's commands (strip, objcopy, upx) on a copy;
+for an image, `docker build` of the binary on its base (the same base tar slimlab makes,
+ADDed to scratch) on the same engine; then the same number of warm-up and timed starts,
+bare ones under `/usr/bin/time -f %M` (a server polled with curl until its health path
+answers), containers with `docker run`. Another CPU's binaries run under QEMU user mode,
+as a script would run them; slimlab runs them in a full-system guest of that CPU (the
+spec's runner), one boot for all of them. Neither does the capability probes (the spec's
+`probe` is turned off for both): a loop would not.
+
+Both start with Go's build cache and the bases warm (the bases were built into slimlab's
+cache and the engine before), so the comparison is of the harness, not of the compiler
+or of Debian's mirror. Then slimlab runs again with nothing changed: once resuming the
+same run id (nothing left to do) and once as a new run (every build from slimlab's
+artifact cache, every measurement taken again).
 
 Each executor given (default: sequential, local and dask-local: slimlab.executor) runs the
 three sweeps from its own empty artifact cache; the ratios say what preparing variants in
 parallel saves. The time each cold sweep spent preparing (the manifest's) is printed beside.
 
-Usage: python benchmarks/sweep_throughput.py [SPEC] [--executor NAME ...]   (default: the built-in baseline spec)
-The shell loop reproduces builds and native measurements only: a SPEC with post-link
-chains or foreign targets is refused rather than compared unfairly.
+Usage: python benchmarks/sweep_throughput.py [SPEC] [--executor NAME ...]   (default SPEC: default)
+Needs the Docker engine for a spec with images (slimlab engine start).
 Prints the figures; timings on a shared 2-core machine are noisy, compare the ratios.
 """
 
@@ -24,45 +31,103 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from slimlab import SweepSpec, expand, sweep, toolchains, workloads
-from slimlab.model import TARGETS
+from slimlab import SweepSpec, bases, engine, expand, sweep, toolchains, workloads
+from slimlab.build import default_cache_dir
+from slimlab.model import TARGETS, get_chain
+from slimlab.model.chain import STEPS
+from slimlab.postlink import tool_for
 
 
-def shell_loop(spec: SweepSpec, bin_dir: Path) -> str:
-    """A bash script doing the sweep's builds and measurements sequentially."""
-    lines = ["set -u", f"cd {shlex.quote(str(bin_dir))}", "port=41000"]
+def _postlink(chain_name: str, target, built: str, out: str) -> list[str]:
+    """The chain's steps as commands, as slimlab.postlink runs them (objcopy's removals are
+    slimlab's own choice per binary, so the loop uses strip's flags for it: what a script would)."""
+    lines, src = [], built
+    for n, step in enumerate(STEPS[name] for name in get_chain(chain_name).steps):
+        dst = f"{out}.step{n}"
+        tool = tool_for(step.tool, target)
+        if step.tool == "upx":
+            lines.append(f"{tool} {shlex.join(step.args)} -q --no-progress -o {dst} {src} >/dev/null && "
+                         f"{tool} -t {dst} >/dev/null")
+        elif step.tool == "objcopy":
+            lines.append(f"{tool} --strip-all {src} {dst}")
+        else:
+            lines.append(f"{tool} {shlex.join(step.args)} -o {dst} {src}")
+        src = dst
+    lines.append(f"cp {src} {out}")
+    return lines
+
+
+def _starts(wl, prefix: str, runs: int, n: int) -> list[str]:
+    """``runs`` starts of ``prefix`` + the workload's arguments: a CLI to its exit, a server to a healthy answer."""
+    if wl.kind == "cli":
+        args = shlex.join(wl.run_args())
+        return [f"for i in $(seq {runs}); do {prefix} {args} >/dev/null; done"]
+    args = shlex.join(wl.run_args("127.0.0.1:PORT")).replace("PORT", "$port")
+    # A server that could not listen (a port another process holds) exits: start it again
+    # on the next port, rather than polling a dead port for ever.
+    return [
+        f"for i in $(seq {runs}); do",
+        "  while :; do",
+        "    port=$((port+1))",
+        f"    {prefix} {args} & tpid=$!",
+        f"    until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do",
+        "      kill -0 $tpid 2>/dev/null || continue 2; sleep 0.001",
+        "    done",
+        "    pkill -TERM -P $tpid; kill -TERM $tpid 2>/dev/null; wait $tpid; break",
+        "  done",
+        "done",
+    ]
+
+
+def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path) -> str:
+    """A bash script doing the sweep's builds, post-link steps, images and starts one variant at a time."""
+    # The engine's classic builder, as slimlab's SDK build uses (a CLI without buildx needs it too).
+    lines = ["set -u", "export DOCKER_BUILDKIT=0", f"cd {shlex.quote(str(bin_dir))}", "port=41000"]
     for n, v in enumerate(expand(spec)):
         wl = workloads.resolve(v.workload, spec.base_dir)
+        target = TARGETS[v.target]
         cmd = toolchains.get(v.toolchain).build_command(
-            wl.source_dir, spec.all_profiles()[v.profile], TARGETS[v.target], bin_dir / f"bin{n}")
+            wl.source_dir, spec.all_profiles()[v.profile], target, bin_dir / f"built{n}")
         env = " ".join(f"{k}={shlex.quote(val)}" for k, val in cmd.env.items())
         lines.append(f"(cd {shlex.quote(str(cmd.cwd))} && env {env} {shlex.join(cmd.argv)}) || exit 1")
+        lines += _postlink(v.postlink, target, f"built{n}", f"bin{n}")
         runs = spec.warmup + spec.repeats
+        if v.base == "none":
+            emulator = "" if target.is_native else f"{target.qemu} "
+            lines += _starts(wl, f"/usr/bin/time -f %M -a -o rss{n} {emulator}./bin{n}", runs, n)
+            continue
+        layer = bases.base_layer(v.base, target, cache)
+        name = Path(wl.name).name
+        context = bin_dir / f"image{n}"
+        context.mkdir()
+        dockerfile = ["FROM scratch"] + (["ADD base.tar /"] if layer.tar else []) + [
+            f"COPY bin /app/{name}", "USER 65532:65532", f'ENTRYPOINT ["/app/{name}"]']
+        (context / "Dockerfile").write_text("\n".join(dockerfile) + "\n")
+        if layer.tar:
+            shutil.copyfile(layer.tar, context / "base.tar")
+        lines += [f"cp bin{n} image{n}/bin", f"docker build -q -t slimlab-bench/loop:{n} image{n} >/dev/null || exit 1"]
+        runs = spec.warmup + (spec.image_repeats or spec.repeats)
         if wl.kind == "cli":
-            args = shlex.join(wl.run_args())
-            lines.append(f"for i in $(seq {runs}); do /usr/bin/time -f %M -a -o rss{n} ./bin{n} {args} >/dev/null; done")
+            lines += _starts(wl, f"docker run --rm slimlab-bench/loop:{n}", runs, n)
         else:
             args = shlex.join(wl.run_args("127.0.0.1:PORT")).replace("PORT", "$port")
-            # A server that could not listen (a port another process holds) exits: start it again
-            # on the next port, rather than polling a dead port for ever.
             lines += [
                 f"for i in $(seq {runs}); do",
-                "  while :; do",
-                "    port=$((port+1))",
-                f"    /usr/bin/time -f %M -a -o rss{n} ./bin{n} {args} & tpid=$!",
-                f"    until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do",
-                "      kill -0 $tpid 2>/dev/null || continue 2; sleep 0.001",
-                "    done",
-                "    pkill -TERM -P $tpid; wait $tpid; break",
-                "  done",
+                "  port=$((port+1))",
+                f"  cid=$(docker run -d --network host slimlab-bench/loop:{n} {args})",
+                f"  until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do sleep 0.001; done",
+                "  docker stop -t 5 $cid >/dev/null; docker rm $cid >/dev/null",
                 "done",
             ]
+        lines.append(f"docker rmi -f slimlab-bench/loop:{n} >/dev/null")
     return "\n".join(lines) + "\n"
 
 
@@ -81,31 +146,45 @@ def preparation_seconds(run_dir: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("spec", nargs="?", default="baseline")
+    parser.add_argument("spec", nargs="?", default="default")
     parser.add_argument("--executor", action="append", help="repeat it (default: sequential, local, dask-local)")
     args = parser.parse_args()
     spec = SweepSpec.load(args.spec)
+    if spec.probe:
+        print("the capability probes are turned off for both contestants: a loop would not run them")
+        spec = replace(spec, probe=False)
     executors = args.executor or ["sequential", "local", "dask-local"]
-    if set(spec.postlink) != {"none"} or any(not TARGETS[t].is_native for t in spec.targets) or spec.probe:
-        sys.exit("the shell loop reproduces native builds and measurements only: "
-                 "use a spec without post-link chains, foreign targets or probes (e.g. 'baseline')")
     variants = expand(spec)
-    print(f"spec: {len(variants)} variants x {spec.repeats} repeats (+{spec.warmup} warm-up), "
+    print(f"spec {spec.name}: {len(variants)} variants x {spec.repeats} repeats (+{spec.warmup} warm-up), "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    cache = default_cache_dir()
+    if any(v.base != "none" for v in variants):
+        url = engine.status().url
+        if url is None:
+            sys.exit(f"this spec has images: start the engine first ({engine.START_COMMAND})")
+        os.environ["DOCKER_HOST"] = url  # for the loop's docker CLI, and slimlab's
+        for v in variants:  # the bases, warm for both (built once into slimlab's cache)
+            if v.base != "none":
+                bases.base_layer(v.base, TARGETS[v.target], cache)
     with tempfile.TemporaryDirectory(prefix="slimlab-bench-") as tmp:
         tmp = Path(tmp)
         (tmp / "bins").mkdir()
-        script = shell_loop(spec, tmp / "bins")
+        script = shell_loop(spec, tmp / "bins", cache)
         # Warm Go's build cache for both contestants alike.
         for line in script.splitlines():
-            if " build " in line:
+            if " build " in line and not line.startswith("docker"):
                 subprocess.run(["bash", "-c", line], check=True, capture_output=True)
-        shell = timed("plain shell loop (go build + /usr/bin/time + curl)",
+        shell = timed("plain shell loop (go build, post-link, docker build, starts)",
                       lambda: subprocess.run(["bash", "-c", script], check=True, capture_output=True))
         data = tmp / "data"
         figures = {}
         for executor in executors:
-            os.environ["SLIMLAB_CACHE"] = str(tmp / f"cache-{executor}")  # empty: every build runs
+            artifacts = tmp / f"cache-{executor}"  # empty of builds: every build runs
+            artifacts.mkdir()
+            for kept in ("apt", "bases", "bases-resolved", "guest-kernel", "guest-launcher", "launcher"):
+                if (cache / kept).is_dir():  # what was warm for the loop is warm here too
+                    subprocess.run(["cp", "-a", str(cache / kept), str(artifacts / kept)], check=True)
+            os.environ["SLIMLAB_CACHE"] = str(artifacts)
 
             def run(run_id: str, executor=executor) -> None:
                 sweep(spec, data_dir=data, run_id=f"{executor}-{run_id}", progress=False, executor=executor)
