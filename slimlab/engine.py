@@ -205,7 +205,7 @@ def _ask(url: str, timeout: float = 5) -> dict:
             version, info = api.version(), api.info()
         finally:
             api.close()
-    except Exception as exc:  # noqa: BLE001 - refused, not a Docker socket, wrong API, ssh refused us...
+    except Exception as exc:  # refused, not a Docker socket, wrong API, ssh refused us...
         raise ToolError(f"{type(exc).__name__}: {exc}".replace(url, shown(url))) from exc
     return {"version": version.get("Version"), "api": version.get("ApiVersion"), "id": info.get("ID"),
             "name": info.get("Name")}
