@@ -582,7 +582,7 @@ class _Sweeper:
         # Another CPU's container runs under the QEMU registered in binfmt_misc (engine.register_qemu):
         # its timings are emulated, and the launcher's wait4 counts QEMU's memory with the program's.
         foreign = target is not None and not target.is_native
-        self._engine()
+        api = self._engine()
         if not self.engine_found.local:
             found = self.engine_found
             raise StageFailure("unsupported", f"containers are timed, and servers checked, only on an engine on this "
@@ -590,7 +590,7 @@ class _Sweeper:
                                               f"another (its ID answers at none of this machine's sockets), where "
                                               f"slimlab's launcher, bind-mounted from this machine's disk, is not, and "
                                               f"a server listens on that machine's loopback, not this one's")
-        return ContainerRunner(self._engine(), tag, f"/app/{_image_name(workload)}", launcher_path(self.cache),
+        return ContainerRunner(api, tag, f"/app/{_image_name(workload)}", launcher_path(self.cache),
                                name=f"container+{target.qemu}" if foreign else "container", emulated=foreign,
                                memory_scope="emulator+program" if foreign else "program", hardened=hardened)
 

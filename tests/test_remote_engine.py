@@ -20,7 +20,7 @@ from conftest import require
 import slimlab
 from slimlab import engine
 from slimlab.errors import ToolError
-from slimlab.report.html import render_report_html
+from slimlab.report.html import _engine_html, render_report_html
 
 SSHD = "/usr/sbin/sshd"  # Debian's openssh-server (make setup installs it); not on a non-root PATH
 SPEC = {"workloads": ["hello"], "toolchains": ["go"], "profiles": ["default"], "bases": ["scratch"],
@@ -161,3 +161,14 @@ def test_a_password_in_docker_host_is_never_shown(tmp_path, monkeypatch):
     assert "hunter2" not in found.reason
     assert engine.shown("tcp://u:p%40ss@host:2376") == "tcp://u@host:2376"
     assert engine.shown("unix:///run/slimlab/docker.sock") == "unix:///run/slimlab/docker.sock"
+
+
+@pytest.mark.unit
+def test_the_report_names_the_engine_as_text():
+    hostile = "<script>alert(1)</script>"
+    manifest = {"run_id": "r", "sessions": [{"engine": {
+        "url": "ssh://u@h", "docker_host": f"ssh://u@{hostile}", "scheme": "ssh", "id": "A:B", "name": hostile,
+        "this_machine": False, "version": "20.10", "storage_driver": "vfs"}}]}
+    text = _engine_html([manifest])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; (ID A:B)" in text and "<script>" not in text
+    assert "another machine: containers not timed" in text
