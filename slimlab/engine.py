@@ -206,7 +206,10 @@ def _ask(url: str, timeout: float = 5) -> dict:
         finally:
             api.close()
     except Exception as exc:  # refused, not a Docker socket, wrong API, ssh refused us...
-        raise ToolError(f"{type(exc).__name__}: {exc}".replace(url, shown(url))) from exc
+        why = f"{type(exc).__name__}: {exc}".replace(url, shown(url))
+        if "not found in known_hosts" in why:  # paramiko refuses an unknown host; it never asks
+            why += " (check and accept its host key once with: ssh -p PORT USER@HOST)"
+        raise ToolError(why) from exc
     return {"version": version.get("Version"), "api": version.get("ApiVersion"), "id": info.get("ID"),
             "name": info.get("Name")}
 

@@ -154,6 +154,13 @@ def test_an_ssh_engine_that_does_not_answer_makes_image_rows_unsupported_naming_
     assert rows["scratch"]["image_tag"] is None
 
 
+def test_an_unknown_host_key_is_refused_and_says_how_to_accept_it(ssh_url, monkeypatch):
+    (Path(os.environ["HOME"]) / ".ssh" / "known_hosts").write_text("")
+    monkeypatch.setenv("DOCKER_HOST", ssh_url)
+    found = engine.status()
+    assert not found.reachable and "not found in known_hosts" in found.reason and "ssh -p" in found.reason
+
+
 def test_a_password_in_docker_host_is_never_shown(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "ssh://root:hunter2@127.0.0.1:1")
     found = engine.status()  # the SDK refuses the URL itself, quoting it
