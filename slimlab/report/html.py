@@ -199,6 +199,9 @@ def _engine_html(manifests: list[Mapping[str, Any]]) -> str:
                 continue
             where = {True: "this machine", False: "another machine: containers not timed"}.get(
                 found.get("this_machine"), "machine not recorded")
+            if found.get("this_machine") and found.get("scheme") not in (None, "unix"):
+                # Timed by this client's clock around the API calls: each of them crossed the transport.
+                where += f"; container start-up includes API round trips over {found['scheme']}"
             text = (f"images built and run on Docker engine {found.get('version')} "
                     f"({found.get('storage_driver')} storage), {found.get('name') or '?'} (ID {found.get('id') or '?'}), "
                     f"at {found.get('url')} ({where})"
