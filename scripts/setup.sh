@@ -65,6 +65,23 @@ apt_install() {
     quiet apt-get install -y --no-install-recommends "$@"
 }
 
+# Keep package scripts from starting the services they ship (dockerd, containerd, sshd),
+# unless a policy is already in place (removed again by release_services or on_exit).
+hold_services() {
+    if [ ! -e "$POLICY_RC" ]; then
+        printf '#!/bin/sh\n# temporary, from slimlab scripts/setup.sh\nexit 101\n' >"$POLICY_RC"
+        chmod 755 "$POLICY_RC"
+        POLICY_ADDED=1
+    fi
+}
+
+release_services() {
+    if [ "$POLICY_ADDED" -eq 1 ]; then
+        rm -f "$POLICY_RC"
+        POLICY_ADDED=0
+    fi
+}
+
 pkg_installed() {
     local status
     status="$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)"
@@ -208,18 +225,22 @@ upx_version="$(upx --version 2>/dev/null | sed -n 1p)" || die "'upx --version' d
 if ! pkg_installed docker.io && ! command -v dockerd >/dev/null 2>&1; then
     need_root "install docker.io"
     say "installing docker.io (engine not started)"
-    # Keep the package scripts from starting dockerd/containerd, unless a
-    # policy is already in place (removed again by on_exit).
-    if [ ! -e "$POLICY_RC" ]; then
-        printf '#!/bin/sh\n# temporary, from slimlab scripts/setup.sh\nexit 101\n' >"$POLICY_RC"
-        chmod 755 "$POLICY_RC"
-        POLICY_ADDED=1
-    fi
+    hold_services
     apt_install docker.io ca-certificates xz-utils
-    if [ "$POLICY_ADDED" -eq 1 ]; then
-        rm -f "$POLICY_RC"
-        POLICY_ADDED=0
-    fi
+    release_services
+    did_something=1
+fi
+
+# ------------------------------------------------------------- OpenSSH server
+# tests/test_remote_engine.py runs an sshd of its own (its own config, host key and port) to
+# reach the engine through DOCKER_HOST=ssh://, as a remote machine's. Only installed: the
+# package's own service is not started here (as for docker.io).
+if ! pkg_installed openssh-server; then
+    need_root "install openssh-server"
+    say "installing openssh-server (its service not started)"
+    hold_services
+    apt_install openssh-server
+    release_services
     did_something=1
 fi
 

@@ -1,7 +1,11 @@
 """The Docker engine's lifecycle: use one that answers, or start Debian's dockerd and own it.
 
 An engine that already answers (``DOCKER_HOST``, slimlab's own socket, or the default
-``/var/run/docker.sock``) is used as it is and never stopped. Otherwise, as root,
+``/var/run/docker.sock``) is used as it is and never stopped. ``DOCKER_HOST``, when set,
+is the only place looked at, as for the docker CLI: it chooses where images are built and
+run, so one that does not answer is an error naming it, never a quiet fall back to this
+machine's engine. It may name another machine: ``ssh://user@host[:port]`` goes through
+the docker SDK's paramiko transport (see ``client``), ``tcp://`` directly. Otherwise, as root,
 ``start`` runs Debian's ``dockerd`` (package docker.io) with the flags this kind of
 machine needs (vfs storage, no iptables, no bridge), its data under ``ENGINE_HOME`` and
 its socket under ``RUN_DIR``, waits until it answers and writes down its pid: ``stop``
@@ -27,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -58,7 +63,21 @@ class EngineStatus:
     api_version: str | None  # e.g. "1.41"
     reason: str | None = None  # why it is not reachable, and how to start one
     # binfmt_misc entry -> its flags ("OPF"), for each foreign CPU's QEMU; "" when not registered
+    # Of this machine's binfmt_misc; () for an engine on another machine, whose own is not readable from here.
     binfmt: tuple[tuple[str, str], ...] = ()
+    engine_id: str | None = None  # the engine's own ID (docker info): the same whichever URL reaches it
+    name: str | None = None  # the host name the engine reports (docker info's Name)
+    local: bool | None = None  # it runs on this machine (see _local); None when it does not answer
+
+    @property
+    def scheme(self) -> str | None:
+        """How it is reached: unix, tcp, ssh, ..."""
+        return urllib.parse.urlsplit(self.url).scheme if self.url else None
+
+    def record(self) -> dict:
+        """What a run's manifest says of the engine: where it was asked for and reached, and whose it is."""
+        return {"url": shown(self.url), "docker_host": shown(os.environ.get("DOCKER_HOST")), "scheme": self.scheme,
+                "id": self.engine_id, "name": self.name, "this_machine": self.local}
 
     def foreign_ready(self, qemu_entry: str) -> bool:
         """Containers of that CPU run: its QEMU entry is registered with the fix-binary flag."""
@@ -68,9 +87,21 @@ class EngineStatus:
         if not self.reachable:
             return f"no Docker engine: {self.reason}"
         whose = f"started by slimlab (pid {self.pid})" if self.owned else "not started by slimlab: left alone"
+        where = "on this machine" if self.local else f"on another machine ({self.name})"
         emulators = ", ".join(f"{name} ({flags or 'not registered'})" for name, flags in self.binfmt)
-        return (f"Docker engine {self.version} (API {self.api_version}) at {self.url}, {whose}"
+        if not self.local:
+            emulators = "unknown (binfmt_misc of the engine's machine is not readable from here)"
+        return (f"Docker engine {self.version} (API {self.api_version}) at {shown(self.url)}, {where}, {whose}"
                 + (f"; foreign CPUs via binfmt_misc: {emulators}" if emulators else ""))
+
+
+def shown(url: str | None) -> str | None:
+    """``url`` fit to print and record: a password in it (ssh://user:secret@host) left out."""
+    parts = urllib.parse.urlsplit(url or "")
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{userinfo.split(':', 1)[0]}@{hostport}").geturl()
 
 
 def qemu_entries() -> tuple[str, ...]:
@@ -151,29 +182,48 @@ def _write(path: Path, text: str) -> None:
 
 
 def _candidates() -> list[str]:
-    """Where an engine may answer, in the order the docker CLI and SDK would look, plus ours."""
-    urls = []
+    """Where an engine may answer: $DOCKER_HOST alone when it is set (as the docker CLI and SDK
+    would), else slimlab's own socket and the default one."""
     if os.environ.get("DOCKER_HOST"):
-        urls.append(os.environ["DOCKER_HOST"])
-    urls += [f"unix://{SOCKET}", f"unix://{DEFAULT_SOCKET}"]
-    return list(dict.fromkeys(urls))
+        return [os.environ["DOCKER_HOST"]]
+    return [f"unix://{SOCKET}", f"unix://{DEFAULT_SOCKET}"]
 
 
-def _ask(url: str, timeout: float = 5) -> tuple[str, str] | None:
-    """(version, API version) of the engine at ``url``, or None when nothing answers there."""
+def _ask(url: str, timeout: float = 5) -> dict:
+    """The engine at ``url``: version, API version, ID and Name; ToolError saying why nothing answers there.
+
+    An ssh:// URL needs the paramiko package (the docker SDK's ssh transport): it connects as
+    ``~/.ssh/config`` and the keys or agent there allow, and refuses a host that is not in
+    ``~/.ssh/known_hosts`` (never prompts, never adds it)."""
     import docker  # the SDK is heavy: only engine work imports it
 
     if url.startswith("unix://") and not Path(url.removeprefix("unix://")).exists():
-        return None
+        raise ToolError(f"{url.removeprefix('unix://')} does not exist")
     try:
         api = docker.DockerClient(base_url=url, version="auto", timeout=timeout)
         try:
-            info = api.version()
+            version, info = api.version(), api.info()
         finally:
             api.close()
-    except Exception:  # noqa: BLE001 - refused, not a Docker socket, wrong API, ...: not an engine here
-        return None
-    return info.get("Version"), info.get("ApiVersion")
+    except Exception as exc:  # refused, not a Docker socket, wrong API, ssh refused us...
+        why = f"{type(exc).__name__}: {exc}".replace(url, shown(url))
+        if "not found in known_hosts" in why:  # paramiko refuses an unknown host; it never asks
+            why += " (check and accept its host key once with: ssh -p PORT USER@HOST)"
+        raise ToolError(why) from exc
+    return {"version": version.get("Version"), "api": version.get("ApiVersion"), "id": info.get("ID"),
+            "name": info.get("Name")}
+
+
+def _local(url: str, engine_id: str | None) -> bool:
+    """Is the engine at ``url`` on this machine? Containers timed by slimlab need it to be: the
+    launcher is bind-mounted from this machine's disk, servers are polled on its loopback and
+    their memory read from its /proc. A unix socket is a file here. Any other URL (tcp://,
+    ssh://, even to 127.0.0.1, which a tunnel may forward anywhere) is, only when the same
+    engine (its ID) also answers at one of this machine's sockets; the engine's host Name is no
+    proof (containers and cloned machines share names)."""
+    if urllib.parse.urlsplit(url).scheme in ("unix", "http+unix"):
+        return True
+    return engine_id is not None and any(_id_at(f"unix://{path}") == engine_id for path in (SOCKET, DEFAULT_SOCKET))
 
 
 def _owner() -> dict | None:
@@ -194,16 +244,35 @@ def _owner() -> dict | None:
 
 def status() -> EngineStatus:
     owner = _owner()
+    tried = []
     for url in _candidates():
-        answer = _ask(url)
-        if answer:
-            owned = owner is not None and url == f"unix://{owner['socket']}"
-            return EngineStatus(True, url, owned, owner["pid"] if owned else None, *answer, binfmt=binfmt_state())
-    if shutil.which("dockerd") is None:
+        try:
+            found = _ask(url)
+        except ToolError as exc:
+            tried.append((shown(url), str(exc)))
+            continue
+        local = _local(url, found["id"])
+        ours = f"unix://{owner['socket']}" if owner else None
+        # Ours however it is reached (ssh:// to this machine too): the same engine as at our socket.
+        owned = ours is not None and (url == ours or (local and _id_at(ours) == found["id"]))
+        return EngineStatus(True, url, owned, owner["pid"] if owned else None, found["version"], found["api"],
+                            binfmt=binfmt_state() if local else (), engine_id=found["id"], name=found["name"],
+                            local=local)
+    host = os.environ.get("DOCKER_HOST")
+    if host and not host.startswith("unix://"):  # another machine's engine: this one's dockerd is no remedy
+        reason = f"DOCKER_HOST={shown(host)} does not answer: {tried[0][1]}; unset DOCKER_HOST to use this machine's engine"
+    elif shutil.which("dockerd") is None:
         reason = f"dockerd is not installed; install it with: {INSTALL_HINT}, then: {START_COMMAND}"
     else:
-        reason = f"none answers at {', '.join(_candidates())}; start one with: {START_COMMAND}"
+        reason = f"none answers at {'; '.join(f'{url} ({why})' for url, why in tried)}; start one with: {START_COMMAND}"
     return EngineStatus(False, None, False, None, None, None, reason)
+
+
+def _id_at(url: str) -> str | None:
+    try:
+        return _ask(url)["id"]
+    except ToolError:
+        return None
 
 
 def start(timeout_s: float = 60) -> EngineStatus:
@@ -215,6 +284,8 @@ def start(timeout_s: float = 60) -> EngineStatus:
     with open(RUN_DIR / "start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         found = _start_locked(timeout_s)
+        if not found.local:  # another machine's engine: registering QEMU here would do nothing for it
+            return found
         try:
             register_qemu()
         except ToolError as exc:
@@ -227,9 +298,15 @@ def _start_locked(timeout_s: float) -> EngineStatus:
     found = status()
     if found.reachable:
         return found
+    host = os.environ.get("DOCKER_HOST")
+    if host and not host.startswith("unix://"):
+        raise ToolError(found.reason)
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         raise ToolError(f"no Docker engine and no dockerd to start one; install it with: {INSTALL_HINT}")
+    if host and host != f"unix://{SOCKET}":  # it would start where DOCKER_HOST does not look
+        raise ToolError(f"DOCKER_HOST={shown(host)} does not answer, and slimlab starts an engine only at unix://{SOCKET}: "
+                        f"unset DOCKER_HOST (or set it to that), then run {START_COMMAND}")
     if os.geteuid() != 0:
         raise ToolError(f"no Docker engine answers, and starting dockerd needs root: run as root {START_COMMAND}")
     RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -247,9 +324,13 @@ def _start_locked(timeout_s: float) -> EngineStatus:
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
             break
-        answer = _ask(f"unix://{SOCKET}", timeout=2)
+        try:
+            answer = _ask(f"unix://{SOCKET}", timeout=2)
+        except ToolError:
+            answer = None
         if answer:
-            return EngineStatus(True, f"unix://{SOCKET}", True, daemon.pid, *answer)
+            return EngineStatus(True, f"unix://{SOCKET}", True, daemon.pid, answer["version"], answer["api"],
+                                engine_id=answer["id"], name=answer["name"], local=True)
         time.sleep(0.25)
     _terminate(daemon.pid, 10)
     OWNER.unlink(missing_ok=True)
@@ -297,11 +378,19 @@ def stop(timeout_s: float = 30) -> bool:
     return True
 
 
-def client(timeout_s: float = 120):
-    """A docker SDK client for the engine that answers; ToolError naming how to start one."""
+def client(timeout_s: float = 120, found: EngineStatus | None = None):
+    """A docker SDK client for the engine that answers (``found``, or the one status() finds);
+    ToolError naming how to start one.
+
+    ssh:// goes through paramiko, the SDK's default, not ``use_ssh_client`` (the ssh binary): the
+    SDK reads the binary's pipes blocking, so its timeouts never fire (a wait(timeout=2) on a
+    container that never exits was still blocked after 30 s, where paramiko's raised after 2 s);
+    it starts one ssh, one handshake, per connection and never reaps them (40 zombies after 8
+    containers here); and ssh's errors go to the terminal instead of into the exception a row's
+    reason quotes. paramiko holds one connection, a channel per request, and says what was refused."""
     import docker
 
-    found = status()
+    found = found or status()
     if not found.reachable:
         raise ToolError(found.reason)
     return docker.DockerClient(base_url=found.url, version="auto", timeout=timeout_s)

@@ -420,6 +420,7 @@ class _Sweeper:
         self.host = host
         self.preparer: _Preparer | None = None  # sweep() sets it, with the post-link work directory
         self.api = None  # the Docker engine's client, on first use
+        self.engine_found: engine.EngineStatus | None = None  # where that engine is (set with api)
         self.owns_client = False  # a LocalCluster prepare_all started, kept for measure_on = "workers"
 
     def close(self) -> None:
@@ -578,8 +579,8 @@ class _Sweeper:
         record, QEMU registered for another CPU, and whether it is one platform of several (an OCI
         index, _multi_arch); None, with the row, when it cannot be had."""
         try:
-            multi_arch = self._multi_arch(TARGETS[prepared.variant.target])  # before the engine's record: it may register QEMU
             self._engine()
+            multi_arch = self._multi_arch(TARGETS[prepared.variant.target])  # where the engine is decides
         except StageFailure as failure:
             self._finish(prepared.row, failure.status, failure.reason)
             return None
@@ -681,18 +682,30 @@ class _Sweeper:
         # Another CPU's container runs under the QEMU registered in binfmt_misc (engine.register_qemu):
         # its timings are emulated, and the launcher's wait4 counts QEMU's memory with the program's.
         foreign = target is not None and not target.is_native
-        return ContainerRunner(self._engine(), tag, f"/app/{_image_name(workload)}", launcher_path(self.cache),
+        api = self._engine()
+        if not self.engine_found.local:
+            found = self.engine_found
+            raise StageFailure("unsupported", f"containers are timed, and servers checked, only on an engine on this "
+                                              f"machine: the one at {engine.shown(found.url)} ({found.name}) is on "
+                                              f"another (its ID answers at none of this machine's sockets), where "
+                                              f"slimlab's launcher, bind-mounted from this machine's disk, is not, and "
+                                              f"a server listens on that machine's loopback, not this one's")
+        return ContainerRunner(api, tag, f"/app/{_image_name(workload)}", launcher_path(self.cache),
                                name=f"container+{target.qemu}" if foreign else "container", emulated=foreign,
                                memory_scope="emulator+program" if foreign else "program", hardened=hardened)
 
     def _multi_arch(self, target) -> bool:
         """Images of a sweep with several targets (or of another CPU) go through slimlab.oci; containers of
         another CPU need its QEMU registered with the fix-binary flag, which `slimlab engine start` does."""
-        if not target.is_native:
+        # The engine's own machine's binfmt_misc is not readable from here: on another machine the
+        # container check says whether a foreign program runs.
+        if not target.is_native and self.engine_found.local:
             entry = target.qemu.removesuffix("-static")
             if "F" not in dict(engine.binfmt_state()).get(entry, ""):
                 with contextlib.suppress(SlimlabError):  # not root: the row says what to run
                     engine.register_qemu()
+                self.store.manifest["sessions"][-1]["engine"]["binfmt"] = dict(engine.binfmt_state())
+                self.store.write_manifest()
             if "F" not in dict(engine.binfmt_state()).get(entry, ""):
                 raise StageFailure("unsupported", f"containers of {target.name} need {entry} registered in "
                                                   f"binfmt_misc with the fix-binary flag (F): {engine.START_COMMAND}")
@@ -718,18 +731,23 @@ class _Sweeper:
         """The engine's SDK client, found once per sweep; without one, image rows are unsupported."""
         if self.api is None:
             try:
-                api = engine.client()
+                found = engine.status()
+                api = engine.client(found=found)
                 info = api.info()
-                image.remove_leftovers(api)  # containers a killed sweep left behind
+                # Containers a killed sweep left behind: their label names the sweep's host and pid, this
+                # client's, so this works on another machine's engine too.
+                image.remove_leftovers(api)
             except Exception as exc:  # noqa: BLE001 - DockerException, requests' errors: no engine for us
                 raise StageFailure("unsupported", f"{type(exc).__name__}: {exc}") from exc
-            self.api = api
+            self.api, self.engine_found = api, found
             # Container figures depend on the engine: with vfs storage every container copies
-            # its whole image, so a bigger base starts slower than it would on overlay2.
+            # its whole image, so a bigger base starts slower than it would on overlay2. Where it
+            # is (DOCKER_HOST, this machine or another) says whether its containers were timed.
             self.store.manifest["sessions"][-1]["engine"] = {
-                "url": engine.status().url, "version": info.get("ServerVersion"),
+                **found.record(), "version": info.get("ServerVersion"),
                 "storage_driver": info.get("Driver"), "cgroup_version": info.get("CgroupVersion"),
-                "binfmt": dict(engine.binfmt_state()),  # QEMU entries and flags: foreign containers need F
+                # QEMU entries and flags: foreign containers need F; unknown for another machine's engine
+                "binfmt": dict(found.binfmt) if found.local else None,
             }
             self.store.write_manifest()
         return self.api

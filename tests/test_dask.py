@@ -81,8 +81,9 @@ def test_a_worker_without_the_toolchain_gives_unsupported_rows_naming_it(tmp_pat
     path = path_without({"go"}, tmp_path / "bin")
     with LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None,
                       env={"PATH": path}) as bare:
-        run = sweep(SMALL, data_dir=tmp_path, run_id="r", progress=False, executor="dask",
-                    scheduler=bare.scheduler_address)
+        # An empty cache here: what this machine has built already would be prepared here (cached_here).
+        run = sweep(SMALL, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache", progress=False,
+                    executor="dask", scheduler=bare.scheduler_address)
         address = next(iter(bare.scheduler_info["workers"]))
     df = slimlab.load(run)
     assert df["status"].to_list() == ["unsupported"] * 4

@@ -199,6 +199,27 @@ def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
+def _engine_html(manifests: list[Mapping[str, Any]]) -> str:
+    """Per run: the Docker engine its images were built and run on, and whether it was this machine's."""
+    parts = []
+    for manifest in manifests:
+        for session in manifest.get("sessions") or []:
+            found = session.get("engine")
+            if not found:
+                continue
+            where = {True: "this machine", False: "another machine: containers not timed"}.get(
+                found.get("this_machine"), "machine not recorded")
+            if found.get("this_machine") and found.get("scheme") not in (None, "unix"):
+                # Timed by this client's clock around the API calls: each of them crossed the transport.
+                where += f"; container start-up includes API round trips over {found['scheme']}"
+            text = (f"images built and run on Docker engine {found.get('version')} "
+                    f"({found.get('storage_driver')} storage), {found.get('name') or '?'} (ID {found.get('id') or '?'}), "
+                    f"at {found.get('url')} ({where})"
+                    + (f", DOCKER_HOST={found['docker_host']}" if found.get("docker_host") else ""))
+            parts.append(f'<p class="note">Run {_esc(manifest.get("run_id") or "?")}: {_esc(text)}.</p>')
+    return "".join(parts)
+
+
 CROSSCHECK_TOLERANCE = 0.05  # within 5% of hyperfine -N: agreement
 
 
@@ -318,7 +339,7 @@ def _warnings_html(df: pl.DataFrame, manifests: list, samples: pl.DataFrame | No
 
 def _environment_html(df: pl.DataFrame, manifests: list) -> str:
     """The environment, tool versions, spec and measurement set-up: folded, at the end."""
-    inner = _measurement_html(manifests) + _crosscheck_html(df, disagreeing=False) + _manifest_html(manifests)
+    inner = _measurement_html(manifests) + _engine_html(manifests) + _crosscheck_html(df, disagreeing=False) + _manifest_html(manifests)
     if not inner:
         return ""
     return ('<details class="environment"><summary><h2>Environment, tool versions, spec and measurement '
