@@ -217,7 +217,8 @@ class _Preparer:
 
     def failed(self, variant: Variant, status: str, reason: str) -> Prepared:
         """A variant whose preparation ended before any stage: its row says why."""
-        out = Prepared(variant, base_row(self.run_id, variant, None, self.host, self.fingerprint), failure=(status, reason))
+        out = Prepared(variant, base_row(self.run_id, variant, None, self.host, self.fingerprint),
+                       failure=(status, reason))
         out.started = out.ended = time.time()
         return out
 
