@@ -87,8 +87,9 @@ def _starts(wl, prefix: str, runs: int, n: int) -> list[str]:
     ]
 
 
-def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path) -> str:
-    """A bash script doing the sweep's builds, post-link steps, images and starts one variant at a time."""
+def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path, starts: bool = True) -> str:
+    """A bash script doing the sweep's builds, post-link steps, images and (``starts``) starts one
+    variant at a time."""
     # The engine's classic builder, as slimlab's SDK build uses (a CLI without buildx needs it too).
     lines = ["set -u", "export DOCKER_BUILDKIT=0", f"cd {shlex.quote(str(bin_dir))}", "port=41000"]
     for n, v in enumerate(expand(spec)):
@@ -99,7 +100,7 @@ def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path) -> str:
         env = " ".join(f"{k}={shlex.quote(val)}" for k, val in cmd.env.items())
         lines.append(f"(cd {shlex.quote(str(cmd.cwd))} && env {env} {shlex.join(cmd.argv)}) || exit 1")
         lines += _postlink(v.postlink, target, f"built{n}", f"bin{n}")
-        runs = spec.warmup + spec.repeats
+        runs = (spec.warmup + spec.repeats) * starts
         if v.base == "none":
             emulator = "" if target.is_native else f"{target.qemu} "
             lines += _starts(wl, f"/usr/bin/time -f %M -a -o rss{n} {emulator}./bin{n}", runs, n)
@@ -114,7 +115,7 @@ def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path) -> str:
         if layer.tar:
             shutil.copyfile(layer.tar, context / "base.tar")
         lines += [f"cp bin{n} image{n}/bin", f"docker build -q -t slimlab-bench/loop:{n} image{n} >/dev/null || exit 1"]
-        runs = spec.warmup + (spec.image_repeats or spec.repeats)
+        runs = (spec.warmup + (spec.image_repeats or spec.repeats)) * starts
         if wl.kind == "cli":
             lines += _starts(wl, f"docker run --rm slimlab-bench/loop:{n}", runs, n)
         else:
@@ -123,7 +124,10 @@ def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path) -> str:
                 f"for i in $(seq {runs}); do",
                 "  port=$((port+1))",
                 f"  cid=$(docker run -d --network host slimlab-bench/loop:{n} {args})",
-                f"  until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do sleep 0.001; done",
+                # A server that cannot start (a dynamic binary on scratch) exits: stop polling it.
+                f"  until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do",
+                "    [ \"$(docker inspect -f '{{.State.Running}}' $cid)\" = true ] || break; sleep 0.001",
+                "  done",
                 "  docker stop -t 5 $cid >/dev/null; docker rm $cid >/dev/null",
                 "done",
             ]
@@ -176,6 +180,11 @@ def main() -> None:
                 subprocess.run(["bash", "-c", line], check=True, capture_output=True)
         shell = timed("plain shell loop (go build, post-link, docker build, starts)",
                       lambda: subprocess.run(["bash", "-c", script], check=True, capture_output=True))
+        # The loop's preparation alone (no starts): what slimlab's executor parallelises.
+        (tmp / "bins-prep").mkdir()
+        prep_script = shell_loop(spec, tmp / "bins-prep", cache, starts=False)
+        shell_prep = timed("  the same loop without its starts (preparation only)",
+                           lambda: subprocess.run(["bash", "-c", prep_script], check=True, capture_output=True))
         data = tmp / "data"
         figures = {}
         for executor in executors:
@@ -194,7 +203,8 @@ def main() -> None:
             again = timed("  again, new run id (cached builds, re-measure)", lambda: run("b"))
             figures[executor] = (cold, resume, again, preparation_seconds(data / "runs" / f"{executor}-a"))
     for executor, (cold, resume, again, prepared) in figures.items():
-        print(f"{executor}: cold / shell loop {cold / shell:.2f} (preparing {prepared:.1f} s of {cold:.1f} s), "
+        print(f"{executor}: cold / shell loop {cold / shell:.2f} (preparing {prepared:.1f} s of {cold:.1f} s; "
+              f"preparation / the loop's {prepared / shell_prep:.2f}), "
               f"new run / shell loop {again / shell:.2f}, resume / cold {resume / cold:.3f}")
     if "sequential" in figures:
         for executor, (cold, *_rest) in figures.items():

@@ -171,13 +171,14 @@ class ProcessPool(Pool):
 
     def _recover(self) -> list[Any]:
         """A worker died, and every item in flight failed with it. Start a fresh executor
-        (forkserver: this process may have threads by now, which fork would copy half-way)
+        (spawn: this process may have threads by now, which fork would copy half-way; and a
+        spawned worker is this process's child, so PR_SET_PDEATHSIG still ties it to the sweep)
         and run those items again, except one blamed ALLOWED_FAILURES times."""
         lost = list(self.running.values())
         self.running.clear()
         self.executor.shutdown(wait=True, cancel_futures=True)
         blamed = self._blame(lost)
-        self.executor, self.processes = self._start("forkserver"), {}
+        self.executor, self.processes = self._start("spawn"), {}
         self.restarts += 1
         given_up = []
         for task, item in reversed(lost):

@@ -111,19 +111,25 @@ def redis_server():
     server = subprocess.Popen([server_path, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail(f"redis-server did not come up on 127.0.0.1:{port}", pytrace=False)
-                time.sleep(0.05)
+        wait_for_port(port, server, lambda: f"redis-server did not come up on 127.0.0.1:{port}")
         yield port
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, why, timeout_s: float = 10) -> None:
+    """Until something listens on 127.0.0.1:``port``; the test fails with ``why()`` when ``process``
+    ends or ``timeout_s`` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail(why(), pytrace=False)
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

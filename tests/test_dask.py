@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -196,3 +199,40 @@ def test_what_this_machine_has_cached_is_not_sent_to_a_worker(tmp_path, cluster)
     assert preparation["prepared_here"] == 4  # SMALL's four, from this machine's cache
     assert df.filter(pl.col("profile") != "trimmed")["build_cached"].to_list() == [True] * 4
     assert sorted(df.filter(pl.col("profile") == "trimmed")["build_cached"].to_list()) == [False, True]
+
+
+def test_an_interrupted_dask_client_resumes_and_reuses_what_workers_built(tmp_path, cluster):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('workloads = ["hello", "httpd"]\nprofiles = ["default", "stripped", "trimmed", "static"]\n'
+                    'postlink = ["none", "strip"]\nrepeats = 2\nwarmup = 0\n')
+    data, run_dir, cache = tmp_path / "data", tmp_path / "data" / "runs" / "r", tmp_path / "cache"
+    argv = [sys.executable, "-m", "slimlab.cli", "sweep", str(spec), "--data", str(data), "--run-id", "r", "-q",
+            "--scheduler", cluster.scheduler_address]
+    env = {**os.environ, "SLIMLAB_CACHE": str(cache)}  # empty: every build runs
+
+    def built() -> int:  # complete entries of the artifact cache: builds the workers finished
+        return sum(1 for _ in (cache / "artifacts").glob("*/[!.]*/meta.json"))
+
+    client = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while built() < 2:
+        assert client.poll() is None, "the sweep ended before it could be killed: " + client.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    client.send_signal(signal.SIGKILL)
+    client.wait()
+    session = json.loads((run_dir / "manifest.json").read_text())["sessions"][-1]
+    assert "preparation" not in session, "killed after preparation: too late to test this"
+    from distributed import Client
+
+    with Client(cluster, set_as_default=False) as watcher:  # tasks running at the kill end, for nobody
+        while any(watcher.processing().values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    before = built()
+
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    df = slimlab.load(run_dir)
+    assert df.height == 16 and df["variant_key"].n_unique() == 16 and df["status"].to_list() == ["ok"] * 16
+    compiled = df.filter(~pl.col("build_cached")).height
+    assert 2 <= before < 8 and compiled == 8 - before  # only the builds not finished before the kill ran again

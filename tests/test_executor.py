@@ -3,6 +3,7 @@ measurement never overlaps it, and a sweep killed while its workers build resume
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -124,41 +125,54 @@ def test_how_a_sweep_runs_is_not_part_of_its_spec():
     assert spec == slimlab.SweepSpec.load(SMALL)  # the same sweep: a run resumes under either
 
 
-def _kill_workers_running(names: set[str], stop: threading.Event, deadline_s: float, limit: int | None = None,
-                          marker: str | None = None) -> list[int]:
-    """SIGKILL this process's pool workers while one runs a process named in ``names`` (whose
-    command line holds ``marker``, when given), up to ``limit`` times; the pids killed."""
+@contextlib.contextmanager
+def killing_workers(names: set[str], deadline_s: float, limit: int | None = None, marker: str | None = None):
+    """Meanwhile, a thread SIGKILLs this process's pool workers while one runs a process named in
+    ``names`` (whose command line holds ``marker``, when given), up to ``limit`` times; yields
+    the list of pids it killed, complete once the block ends."""
     killed: list[int] = []
-    deadline = time.monotonic() + deadline_s
-    while not stop.is_set() and time.monotonic() < deadline and (limit is None or len(killed) < limit):
-        for worker in psutil.Process().children():
-            try:
-                busy = [p for p in worker.children(recursive=True) if p.name() in names
-                        and (marker is None or any(marker in arg for arg in p.cmdline()))]
-            except psutil.NoSuchProcess:
-                continue
-            if busy and worker.pid not in killed:
-                worker.kill()
-                killed.append(worker.pid)
-                break
-        time.sleep(0.005)
-    return killed
+    stop = threading.Event()
+
+    def worker_running(process: psutil.Process) -> psutil.Process | None:
+        """The pool worker (a Python process below this one) that ``process`` runs for."""
+        for parent in process.parents():
+            if parent.pid == os.getpid():
+                return None
+            if parent.name().startswith("python"):
+                return parent
+        return None
+
+    def kill() -> None:
+        deadline = time.monotonic() + deadline_s
+        while not stop.is_set() and time.monotonic() < deadline and (limit is None or len(killed) < limit):
+            for process in psutil.Process().children(recursive=True):
+                try:
+                    if process.name() not in names or (marker and not any(marker in a for a in process.cmdline())):
+                        continue
+                    worker = worker_running(process)
+                except psutil.NoSuchProcess:
+                    continue
+                if worker is not None and worker.pid not in killed:
+                    worker.kill()
+                    killed.append(worker.pid)
+                    break
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        yield killed
+    finally:
+        stop.set()
+        killer.join()
 
 
 def test_a_local_worker_killed_while_building_loses_no_variant(tmp_path):
     spec = {**SMALL, "workloads": ["hello", "httpd"], "profiles": ["default", "stripped", "trimmed", "static"]}
-    stop = threading.Event()
-    found: dict = {}
-    killer = threading.Thread(target=lambda: found.setdefault(
-        "killed", _kill_workers_running({"go", "compile", "link"}, stop, 120, limit=1)))
-    killer.start()
-    try:
+    with killing_workers({"go", "compile", "link"}, 120, limit=1) as killed:
         run = sweep(spec, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache", progress=False,
                     executor="local", workers=2)
-    finally:
-        stop.set()
-        killer.join()
-    assert len(found["killed"]) == 1, "no worker was caught building"
+    assert len(killed) == 1, "no worker was caught building"
     df = slimlab.load(run)
     assert df.height == 16 and df["variant_key"].n_unique() == 16  # each variant once: none lost, none twice
     assert df["status"].to_list() == ["ok"] * 16, df.filter(df["status"] != "ok")["reason"].to_list()
@@ -170,20 +184,12 @@ def test_a_variant_whose_local_worker_dies_each_time_becomes_a_row_saying_so(tmp
     # The go command of one workload only is killed with its worker, every time it is tried.
     doomed = go_program(tmp_path, "doomed", 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hi") }\n')
     spec = {**SMALL, "workloads": ["hello", str(doomed)], "profiles": ["default"], "postlink": ["none"]}
-    stop = threading.Event()
-    found: dict = {}
-    killer = threading.Thread(target=lambda: found.setdefault(
-        "killed", _kill_workers_running({"go", "compile", "link"}, stop, 240, marker="doomed")))
-    killer.start()
-    try:
+    with killing_workers({"go", "compile", "link"}, 240, marker="doomed") as killed:
         run = sweep(spec, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache", progress=False,
                     executor="local", workers=2)
-    finally:
-        stop.set()
-        killer.join()
     df = slimlab.load(run).sort("workload")
     assert df.height == 2
-    assert len(found["killed"]) == executor_.ALLOWED_FAILURES
+    assert len(killed) == executor_.ALLOWED_FAILURES
     doomed_row = df.filter(pl.col("workload") == str(doomed)).row(0, named=True)
     assert doomed_row["status"] == "broken"
     assert "worker process died while preparing it, 3 times" in doomed_row["reason"]

@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import require, wait_for_port
 
 import slimlab
 from slimlab import engine
@@ -71,15 +70,7 @@ def ssh_url(docker_engine, tmp_path, monkeypatch):
     log = open(tmp_path / "sshd.log", "wb")  # noqa: SIM115 - closed after the sshd stopped
     sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", str(server / "sshd_config")], stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or sshd.poll() is not None:
-                    pytest.fail(f"sshd did not come up: {(tmp_path / 'sshd.log').read_text()}", pytrace=False)
-                time.sleep(0.05)
+        wait_for_port(port, sshd, lambda: f"sshd did not come up: {(tmp_path / 'sshd.log').read_text()}")
         # Go keeps its caches where they are: only ssh's files move to the new HOME.
         for name in ("GOCACHE", "GOMODCACHE", "GOPATH"):
             monkeypatch.setenv(name, subprocess.run(["go", "env", name], capture_output=True, text=True,
