@@ -197,9 +197,11 @@ class ProcessPool(Pool):
         exits = {process.pid: process.exitcode for process in self.processes.values()}
         blamed = set()
         for task, _item in lost:
-            ran_on = Path(self.ledger.name, str(task))
-            pid = int(ran_on.read_text()) if ran_on.is_file() else None
-            if pid is not None and exits.get(pid) not in (-signal.SIGTERM, None):
+            try:
+                pid = int(Path(self.ledger.name, str(task)).read_text())
+            except (OSError, ValueError):  # never started, or killed while noting it
+                continue
+            if exits.get(pid) not in (-signal.SIGTERM, None):
                 blamed.add(task)
         return blamed or {task for task, _item in lost}
 
