@@ -44,19 +44,26 @@ class Metric:
     unit: str
     scale: float = 1.0  # column value * scale = the value shown, in ``unit``
     spread: str | None = None  # an IQR column: the bar's error bar is ± half of it
+    timed: bool = False  # a figure of the host that measured it: never compared across hosts unsaid
 
 
 METRICS: dict[str, Metric] = {
     "size": Metric("size_bytes", "Binary size", "MiB", 1 / MIB),
-    "startup": Metric("startup_ms_median", "Start-up, median", "ms", spread="startup_ms_iqr"),
-    "peak_rss": Metric("peak_rss_kib_median", "Peak RSS, median", "MiB", 1 / 1024, spread="peak_rss_kib_iqr"),
-    "cpu": Metric("cpu_ms_median", "CPU time per start, median", "ms"),
+    "startup": Metric("startup_ms_median", "Start-up, median", "ms", spread="startup_ms_iqr", timed=True),
+    "peak_rss": Metric("peak_rss_kib_median", "Peak RSS, median", "MiB", 1 / 1024, spread="peak_rss_kib_iqr",
+                       timed=True),
+    "cpu": Metric("cpu_ms_median", "CPU time per start, median", "ms", timed=True),
     "image_size": Metric("image_size_bytes", "Image size", "MiB", 1 / MIB),
     "image_compressed": Metric("image_compressed_bytes", "Image size, compressed", "MiB", 1 / MIB),
-    "container_peak": Metric("cgroup_peak_kib_median", "Container memory peak, median", "MiB", 1 / 1024),
+    "container_peak": Metric("cgroup_peak_kib_median", "Container memory peak, median", "MiB", 1 / 1024,
+                             timed=True),
     "build_time": Metric("build_seconds", "Build time", "s"),
 }
 RUN = "run_id"  # a filter, colour and facet too when there are several runs
+# The host that measured a row ("name [fingerprint]"): an axis too when rows come from several
+# (Dask's measure_on = "workers", or runs of several machines); timings are faceted by it then.
+HOST = "measured_on"
+LABELS = {RUN: "Run", HOST: "Host"}  # the axes that are not the spec's
 ALL = ""  # a filter's value for "every value"
 ALL_LABEL = "(all)"
 NONE_LABEL = "none"
@@ -70,11 +77,19 @@ TABLE_COLUMNS = (RUN, *(a.column for a in AXES), "status")
 
 def _frame(source) -> pl.DataFrame:
     if isinstance(source, pl.DataFrame):
-        return prep.conform(source)
+        return _with_host(prep.conform(source))
     paths = [source] if source is None or isinstance(source, (str, Path)) else list(source)  # None: the data dir
     if not paths:
         raise SlimlabError("no run given: pass a run directory, a data directory, or a list of them")
-    return prep.conform(pl.concat([load(p) for p in paths], how="diagonal_relaxed"))
+    return _with_host(prep.conform(pl.concat([load(p) for p in paths], how="diagonal_relaxed")))
+
+
+def _with_host(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with HOST: the host that measured each row, by name and fingerprint."""
+    parts = [pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, pl.String)
+             for c in ("host", "host_fingerprint")]
+    return frame.with_columns(pl.concat_str([parts[0].fill_null("?"), pl.lit(" ["), parts[1].fill_null("?"),
+                                             pl.lit("]")]).alias(HOST))
 
 
 def _shorten(text: str, max_chars: int) -> str:
@@ -106,7 +121,7 @@ class Explorer:
 
     def __init__(self, source, metric: str = "size", color: str | None = "workload", facet: str | None = None,
                  filters: Mapping[str, str] | None = None, out_dir: str | Path = "figures") -> None:
-        self.axes = [RUN, *(a.column for a in AXES)]  # the run is an axis only with several runs (below)
+        self.axes = [RUN, HOST, *(a.column for a in AXES)]  # run and host: axes only when several (below)
         # Names first, before the runs are read: a typo costs nothing.
         self.metric = self._check_metric(metric)
         self.color = self._check_axis(color, "colour-by axis")
@@ -114,8 +129,9 @@ class Explorer:
         for column in filters or {}:
             self._check_axis(column, "filter axis")
         self.df = _frame(source)
-        if self.df[RUN].n_unique() <= 1 and RUN not in (self.color, self.facet, *(filters or {})):
-            self.axes.remove(RUN)
+        for column in (RUN, HOST):
+            if self.df[column].n_unique() <= 1 and column not in (self.color, self.facet, *(filters or {})):
+                self.axes.remove(column)
         self.filters: dict[str, str | None] = dict.fromkeys(self.axes)
         for column, value in (filters or {}).items():
             values = self._values(column, self.df)
@@ -194,7 +210,8 @@ class Explorer:
                                  spread.alias("plot_spread"))
         # A bar is named by the axes that still vary in the view (a filter or the facet
         # fixes the others); the run, then the variant key, when that is not enough.
-        varying = [c for c in self.axes if c != self.facet and data[c].n_unique() > 1] or ["workload"]
+        facet = self._facet_of(data)
+        varying = [c for c in self.axes if c != facet and data[c].n_unique() > 1] or ["workload"]
         parts = [pl.col(c).cast(pl.String).fill_null("?") for c in varying]
         label = pl.concat_str(parts, separator=prep.LABEL_SEPARATOR)
         data = data.with_columns(label.alias("plot_raw"))
@@ -210,10 +227,16 @@ class Explorer:
             prep.escape_text(prep.shorten(pl.col("plot_raw"), prep.TICK_MAX_CHARS)).alias("plot_tick"),
         ).sort("plot_value", "plot_label")
 
+    def _facet_of(self, data: pl.DataFrame) -> str | None:
+        """The facet: the chosen one, or the host when a timing's rows come from several hosts
+        (one panel each, never one scale for figures of different machines unsaid)."""
+        if self.facet is None and METRICS[self.metric].timed and data[HOST].n_unique() > 1:
+            return HOST
+        return self.facet
+
     def title(self) -> str:
         metric = METRICS[self.metric]
-        chosen = [f"{BY_COLUMN[c].label if c in BY_COLUMN else 'Run'} {v}" for c, v in self.filters.items()
-                  if v is not None]
+        chosen = [f"{self._axis_label(c)} {v}" for c, v in self.filters.items() if v is not None]
         return f"{metric.title} ({metric.unit})" + (f": {', '.join(chosen)}" if chosen else "")
 
     def figure(self) -> go.Figure:
@@ -231,18 +254,18 @@ class Explorer:
             fig.update_yaxes(visible=False)
             fig.update_layout(title={"text": title, "x": 0.01}, template="plotly_white", height=260)
             return fig
-        facets = self._values(self.facet, data) if self.facet else [None]
-        counts = [data.height if f is None else data.filter(pl.col(self.facet) == f).height for f in facets]
+        facet = self._facet_of(data)
+        facets = self._values(facet, data) if facet else [None]
+        counts = [data.height if f is None else data.filter(pl.col(facet) == f).height for f in facets]
         height = BASE_HEIGHT_PX + BAR_ROW_PX * sum(counts) + FACET_GAP_PX * (len(facets) - 1)
         fig = make_subplots(
             rows=len(facets), cols=1, row_heights=[max(n, 1) for n in counts],
             vertical_spacing=FACET_GAP_PX / height if len(facets) > 1 else 0.0,
-            subplot_titles=[html.escape(f"{BY_COLUMN[self.facet].label if self.facet in BY_COLUMN else 'Run'} "
-                                        f"{f}") for f in facets] if self.facet else None,
+            subplot_titles=[html.escape(f"{self._axis_label(facet)} {f}") for f in facets] if facet else None,
         )
         seen: set[str] = set()
-        for row, facet in enumerate(facets, start=1):
-            part = data if facet is None else data.filter(pl.col(self.facet) == facet)
+        for row, value_of in enumerate(facets, start=1):
+            part = data if value_of is None else data.filter(pl.col(facet) == value_of)
             groups = [(None, part)] if self.color is None else [
                 (v, part.filter(pl.col(self.color) == v)) for v in self._values(self.color, part)]
             for value, bars in groups:
@@ -274,7 +297,7 @@ class Explorer:
     def _axis_label(self, column: str | None) -> str:
         if column is None:
             return ""
-        return BY_COLUMN[column].label if column in BY_COLUMN else "Run"
+        return BY_COLUMN[column].label if column in BY_COLUMN else LABELS[column]
 
     def table_html(self) -> str:
         """The selected rows as an HTML table, every value escaped."""

@@ -92,7 +92,7 @@ def test_bad_names_are_refused_with_the_valid_ones():
         Explorer(df, metric="sise")
     with pytest.raises(SpecError, match=r"colour-by axis 'profil' \(did you mean 'profile'\?\)"):
         Explorer(df, color="profil")
-    with pytest.raises(SpecError, match=r"facet-by axis 'cpu'.*valid: run_id, workload, toolchain, profile, target"):
+    with pytest.raises(SpecError, match=r"facet-by axis 'cpu'.*valid: run_id, measured_on, workload, toolchain, profile, target"):
         Explorer(df, facet="cpu")
     with pytest.raises(SpecError, match=r"unknown workload 'c'; valid: a, b"):
         Explorer(df, filters={"workload": "c"})
@@ -135,6 +135,27 @@ def test_several_runs_are_an_axis_and_tell_bars_apart():
     assert sorted(t.name for t in fig.data) == ["r1", "r2"] and len(set(labels)) == 4
     explorer.select(run_id="r2")
     assert bars(explorer.figure()) == 2 and "Run r2" in explorer.title()
+
+
+@pytest.mark.unit
+def test_timings_of_several_hosts_are_never_on_one_scale():
+    two = pl.concat([frame(SMALL[:4]).with_columns(pl.lit("ci-a").alias("host"), pl.lit("aaa").alias("host_fingerprint")),
+                     frame(SMALL[:2]).with_columns(pl.lit(HOSTILE).alias("host"), pl.lit("bbb").alias("host_fingerprint"),
+                                                   pl.col("startup_ms_median") * 3)])
+    explorer = Explorer(two, metric="startup")
+    assert "measured_on" in explorer.axes and explorer.options("measured_on") == [f"{HOSTILE} [bbb]", "ci-a [aaa]"]
+    fig = explorer.figure()
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == [f"Host {html.escape(HOSTILE)} [bbb]", "Host ci-a [aaa]"]  # a panel per host, escaped
+    axes = {t.xaxis for t in fig.data}
+    assert len(axes) == 2 and bars(fig) == 6
+    # Sizes are the same wherever measured: one panel, the host in no bar's name.
+    sizes = Explorer(two, metric="size").figure()
+    assert not sizes.layout.annotations and {t.xaxis for t in sizes.data} == {"x"}
+    explorer.select(measured_on="ci-a [aaa]")
+    assert not explorer.figure().layout.annotations and "Host ci-a [aaa]" in explorer.title()
+    one = Explorer(frame(SMALL[:2]).with_columns(pl.lit("h").alias("host")), metric="startup")
+    assert "measured_on" not in one.axes  # one host: not an axis
 
 
 @pytest.mark.unit
