@@ -861,7 +861,7 @@ class _Sweeper:
                 if address not in alive:
                     future.cancel()
                     del pending[future]
-                    lost(address, "the worker left the cluster before its variants were timed")
+                    lost(address, "the worker left the cluster before it had timed them all")
         bar.close()
         store.write_manifest()
 

@@ -236,3 +236,39 @@ def test_an_interrupted_dask_client_resumes_and_reuses_what_workers_built(tmp_pa
     assert df.height == 16 and df["variant_key"].n_unique() == 16 and df["status"].to_list() == ["ok"] * 16
     compiled = df.filter(~pl.col("build_cached")).height
     assert 2 <= before < 8 and compiled == 8 - before  # only the builds not finished before the kill ran again
+
+
+def test_a_worker_lost_while_measuring_gives_rows_saying_so(tmp_path, monkeypatch):
+    trace = tmp_path / "trace"
+    monkeypatch.setenv(TRACE_ENV, str(trace))
+    spec = {**SMALL, "repeats": 40}
+    done: dict = {}
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                      env={TRACE_ENV: str(trace)}) as cluster:
+        def run() -> None:
+            try:
+                done["run"] = sweep(spec, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache",
+                                    progress=False, executor="dask", scheduler=cluster.scheduler_address,
+                                    measure_on="workers")
+            except Exception as exc:  # noqa: BLE001 - reported below
+                done["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        killed = None
+        deadline = time.monotonic() + 120
+        while killed is None and thread.is_alive() and time.monotonic() < deadline:
+            measuring = [json.loads(line) for line in (trace.read_text().splitlines() if trace.exists() else [])
+                         if '"measure"' in line and '"pid"' in line]
+            if measuring:
+                killed = measuring[0]["pid"]
+                os.kill(killed, signal.SIGKILL)  # the worker timing its variants
+            time.sleep(0.01)
+        thread.join(300)
+    assert killed is not None, "no worker was caught measuring"
+    assert "error" not in done, done.get("error")
+    df = slimlab.load(done["run"])
+    assert df.height == 4 and df["variant_key"].n_unique() == 4
+    lost = df.filter(pl.col("status") == "broken")
+    assert lost.height >= 1 and all("left the cluster before it had timed them all" in r for r in lost["reason"])
+    assert df.filter(pl.col("status") == "ok").height == 4 - lost.height
