@@ -4,6 +4,8 @@ rows, and a scheduler that does not answer is refused before any work."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -24,6 +26,26 @@ import slimlab
 from slimlab import environment
 from slimlab.errors import SlimlabError, SpecError
 from slimlab.sweep import TRACE_ENV, sweep
+
+
+@contextlib.contextmanager
+def sweeping(spec, **options):
+    """sweep(spec, **options) in a thread while the block runs; yields (done, thread): ``done``
+    gets "run" (the run directory) or "error" by the time the block has ended and the sweep with it."""
+    done: dict = {}
+
+    def run() -> None:
+        try:
+            done["run"] = sweep(spec, **options)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            done["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield done, thread
+    finally:
+        thread.join(300)
 
 
 @pytest.fixture
@@ -48,31 +70,21 @@ def test_a_dask_cluster_gives_the_local_executors_rows(tmp_path, cluster):
 
 def test_a_worker_killed_while_building_loses_no_variant(tmp_path, cluster):
     spec = {**SMALL, "workloads": ["hello", "httpd"], "profiles": ["default", "stripped", "trimmed", "static"]}
-    done: dict = {}
-
-    def run() -> None:
-        try:
-            done["run"] = sweep(spec, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache", progress=False,
-                                executor="dask", scheduler=cluster.scheduler_address)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            done["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    killed = None
-    deadline = time.monotonic() + 120
-    while killed is None and thread.is_alive() and time.monotonic() < deadline:
-        for worker in psutil.Process().children():  # the cluster's worker processes (the nannies are threads here)
-            try:
-                building = any(p.name() in ("go", "compile", "link") for p in worker.children(recursive=True))
-            except psutil.NoSuchProcess:
-                continue
-            if building:
-                worker.kill()
-                killed = worker
-                break
-        time.sleep(0.01)
-    thread.join(300)
+    with sweeping(spec, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache", progress=False,
+                  executor="dask", scheduler=cluster.scheduler_address) as (done, thread):
+        killed = None
+        deadline = time.monotonic() + 120
+        while killed is None and thread.is_alive() and time.monotonic() < deadline:
+            for worker in psutil.Process().children():  # the cluster's workers (the nannies are threads here)
+                try:
+                    building = any(p.name() in ("go", "compile", "link") for p in worker.children(recursive=True))
+                except psutil.NoSuchProcess:
+                    continue
+                if building:
+                    worker.kill()
+                    killed = worker
+                    break
+            time.sleep(0.01)
     assert killed is not None, "no worker was caught building"
     assert "error" not in done, done.get("error")
     df = slimlab.load(done["run"])
@@ -171,7 +183,7 @@ def test_measured_on_workers_each_times_what_it_prepared_alone_on_its_host(tmp_p
         assert event["pid"] == pids[address] != os.getpid()
     # One host: its workers took turns (a Dask Lock per host fingerprint), never interleaved.
     order = [e["pid"] for e in measured]
-    turns = 1 + sum(a != b for a, b in zip(order, order[1:]))
+    turns = 1 + sum(a != b for a, b in itertools.pairwise(order))
     assert turns == len(set(order)), order
     session = slimlab.load_manifests(run)[0]["sessions"][-1]
     assert session["preparation"]["measure_on"] == "workers"
@@ -242,19 +254,10 @@ def test_a_worker_lost_while_measuring_gives_rows_saying_so(tmp_path, monkeypatc
     trace = tmp_path / "trace"
     monkeypatch.setenv(TRACE_ENV, str(trace))
     spec = {**SMALL, "repeats": 40}
-    done: dict = {}
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
-                      env={TRACE_ENV: str(trace)}) as cluster:
-        def run() -> None:
-            try:
-                done["run"] = sweep(spec, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache",
-                                    progress=False, executor="dask", scheduler=cluster.scheduler_address,
-                                    measure_on="workers")
-            except Exception as exc:  # noqa: BLE001 - reported below
-                done["error"] = exc
-
-        thread = threading.Thread(target=run)
-        thread.start()
+                      env={TRACE_ENV: str(trace)}) as cluster, \
+            sweeping(spec, data_dir=tmp_path, run_id="r", cache_dir=tmp_path / "cache", progress=False,
+                     executor="dask", scheduler=cluster.scheduler_address, measure_on="workers") as (done, thread):
         killed = None
         deadline = time.monotonic() + 120
         while killed is None and thread.is_alive() and time.monotonic() < deadline:
@@ -264,7 +267,6 @@ def test_a_worker_lost_while_measuring_gives_rows_saying_so(tmp_path, monkeypatc
                 killed = measuring[0]["pid"]
                 os.kill(killed, signal.SIGKILL)  # the worker timing its variants
             time.sleep(0.01)
-        thread.join(300)
     assert killed is not None, "no worker was caught measuring"
     assert "error" not in done, done.get("error")
     df = slimlab.load(done["run"])
