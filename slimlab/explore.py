@@ -85,11 +85,8 @@ def _frame(source) -> pl.DataFrame:
 
 
 def _with_host(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with HOST: the host that measured each row, by name and fingerprint."""
-    parts = [pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, pl.String)
-             for c in ("host", "host_fingerprint")]
-    return frame.with_columns(pl.concat_str([parts[0].fill_null("?"), pl.lit(" ["), parts[1].fill_null("?"),
-                                             pl.lit("]")]).alias(HOST))
+    """``frame`` (conformed) with HOST: the host that measured each row, as the report names it."""
+    return frame.with_columns(prep.host_name().alias(HOST))
 
 
 def _shorten(text: str, max_chars: int) -> str:

@@ -207,3 +207,14 @@ def test_post_link_ratios_are_taken_within_a_host(two_hosts):
     titles = [a.text for a in fig.layout.annotations]
     assert any(f"measured on alpha [{FP_A}]" in t for t in titles)
     assert any(html.escape(EVIL) in t for t in titles) and not any(EVIL in t for t in titles)
+
+
+@pytest.mark.unit
+def test_a_dask_workers_busy_host_warning_names_that_host():
+    from slimlab.report.html import _busy_host_html
+
+    worker = {"hostname": "<b>w1</b>", "cpu_model": "EPYC", "cores": 4, "kernel": "6.1", "fingerprint": "f00d",
+              "warnings": ["Warning: the host was busy while measuring (load average 9.0 on 4 cores)."]}
+    shown = _busy_host_html([{"run_id": "r", "sessions": [{"hosts": [worker]}]}])
+    assert html.escape(host_label(worker, "f00d")) in shown and "<b>w1</b>" not in shown
+    assert "load average 9.0 on 4 cores" in shown

@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from slimlab.environment import host_label
 from slimlab.report import figures, prep
 from slimlab.report.answers import answers_html, host_names
 from slimlab.results_schema import STATUSES
@@ -170,7 +171,7 @@ def _busy_host_html(manifests: list[Mapping[str, Any]]) -> str:
     here = [f'<p class="warning">Run {run}: {_esc(warning)}</p>'
             for run, measured in _sessions(manifests) for warning in measured.get("warnings") or []]
     workers = [f'<p class="warning">Run {_esc(manifest.get("run_id") or "?")}, measured on '
-               f'{_esc(host.get("hostname") or "?")} [{_esc(host.get("fingerprint") or "?")}]: {_esc(warning)}</p>'
+               f'{_esc(host_label(host, host.get("fingerprint")))}: {_esc(warning)}</p>'
                for manifest in manifests for session in manifest.get("sessions") or []
                for host in session.get("hosts") or [] if isinstance(host, dict)
                for warning in host.get("warnings") or []]
