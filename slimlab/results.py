@@ -438,16 +438,20 @@ def fill_host_fingerprints(frame: pl.DataFrame, manifest: dict) -> pl.DataFrame:
         return frame
     from .environment import host_fingerprint
 
-    default = manifest.get("host")
-    sessions = sorted((when, s["host"]) for s in manifest.get("sessions") or []
-                      if isinstance(s, dict) and s.get("host") and (when := _session_time(s.get("started_at"))))
+    def of(host) -> str | None:
+        return host_fingerprint(host) if isinstance(host, dict) else None
+
+    default = of(manifest.get("host"))
+    sessions = sorted(((when, of(s["host"])) for s in manifest.get("sessions") or []
+                       if isinstance(s, dict) and s.get("host") and (when := _session_time(s.get("started_at")))),
+                      key=lambda session: session[0])
 
     def fingerprint(measured_at: datetime | None) -> str | None:
-        host = default
-        for started, session_host in sessions:
+        found = default
+        for started, session_fingerprint in sessions:
             if measured_at is not None and started <= _utc(measured_at):
-                host = session_host
-        return host_fingerprint(host) if isinstance(host, dict) else None
+                found = session_fingerprint
+        return found
 
     times = frame["measured_at"].to_list() if "measured_at" in frame.columns else [None] * frame.height
     filled = pl.Series("_fp", [fingerprint(t) for t in times], dtype=pl.String)

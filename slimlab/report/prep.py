@@ -178,6 +178,12 @@ def host_name() -> pl.Expr:
             .otherwise(pl.concat_str([name, pl.lit(" ["), pl.col("host_fingerprint"), pl.lit("]")])))
 
 
+def same_host_as(column: str) -> pl.Expr:
+    """Whether a row was measured on the host whose fingerprint ``column`` holds (a baseline's,
+    joined in): only then are their timings compared (analysis.same_host, for frames)."""
+    return pl.col("host_fingerprint").eq_missing(pl.col(column))
+
+
 def n_hosts(df: pl.DataFrame) -> int:
     """How many hosts measured the frame's rows (by fingerprint; no fingerprint counts as one)."""
     return conform(df)["host_fingerprint"].n_unique() if df.height else 0
@@ -274,7 +280,7 @@ def images(df: pl.DataFrame) -> pl.DataFrame:
     # Nor is there one between two hosts' times.
     alike = ((~pl.col("emulated").fill_null(False)
               | (pl.col("runner").fill_null("").str.strip_prefix("container+") == pl.col("_runner0")))
-             & pl.col("host_fingerprint").eq_missing(pl.col("_host0")))
+             & same_host_as("_host0"))
     boxed = with_labels(df).filter(pl.col("image_size_bytes").is_not_null())
     mib = 1024 * 1024
     return (
@@ -322,7 +328,7 @@ def cross_cpu(df: pl.DataFrame) -> pl.DataFrame:
             escape_text(pl.col("target")).alias("plot_target"),
             (own_rss / 1024).alias("plot_rss_mib"),
             # a ratio of one host's times only
-            pl.when(pl.col("host_fingerprint").eq_missing(pl.col("_host_none")))
+            pl.when(same_host_as("_host_none"))
             .then(pl.col("startup_ms_median") / pl.col("_startup_none")).alias("plot_startup_rel"),
             *[(pl.col(f"section_{name}_bytes").fill_null(0) / MIB).alias(f"plot_{name}_mib") for name in FILE_SECTIONS],
         )
@@ -333,7 +339,7 @@ def cross_cpu(df: pl.DataFrame) -> pl.DataFrame:
         pl.col("host_fingerprint").alias("_host0"))
     return (out.join(native, on=["run_id", "workload", "toolchain", "profile", "postlink", "base"], how="left",
                      nulls_equal=True)
-            .with_columns(pl.when(pl.col("host_fingerprint").eq_missing(pl.col("_host0")))
+            .with_columns(pl.when(same_host_as("_host0"))
                           .then(pl.col("plot_rss_mib") / pl.col("_rss0")).alias("plot_rss_vs_native"))
             .drop("_rss0", "_host0")
             .with_columns(pl.concat_str([pl.col("plot_variant"), pl.col("plot_target"),
@@ -466,7 +472,7 @@ def postlink_costs(df: pl.DataFrame) -> pl.DataFrame:
         pl.col("host_fingerprint").alias("_host0"),
     ).unique("_build", keep="first")
     out = rows.filter(pl.col("postlink") != "none").join(base, on="_build", how="inner")
-    same_host = pl.col("host_fingerprint").eq_missing(pl.col("_host0"))
+    same_host = same_host_as("_host0")
     return (
         out.with_columns(
             (pl.col("size_bytes") / pl.col("_size0")).alias("plot_size_ratio"),
