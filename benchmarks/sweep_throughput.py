@@ -65,7 +65,7 @@ def _postlink(chain_name: str, target, built: str, out: str) -> list[str]:
     return lines
 
 
-def _starts(wl, prefix: str, runs: int, n: int) -> list[str]:
+def _starts(wl, prefix: str, runs: int) -> list[str]:
     """``runs`` starts of ``prefix`` + the workload's arguments: a CLI to its exit, a server to a healthy answer."""
     if wl.kind == "cli":
         args = shlex.join(wl.run_args())
@@ -103,7 +103,7 @@ def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path, starts: bool = True)
         runs = (spec.warmup + spec.repeats) * starts
         if v.base == "none":
             emulator = "" if target.is_native else f"{target.qemu} "
-            lines += _starts(wl, f"/usr/bin/time -f %M -a -o rss{n} {emulator}./bin{n}", runs, n)
+            lines += _starts(wl, f"/usr/bin/time -f %M -a -o rss{n} {emulator}./bin{n}", runs)
             continue
         layer = bases.base_layer(v.base, target, cache)
         name = Path(wl.name).name
@@ -117,7 +117,7 @@ def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path, starts: bool = True)
         lines += [f"cp bin{n} image{n}/bin", f"docker build -q -t slimlab-bench/loop:{n} image{n} >/dev/null || exit 1"]
         runs = (spec.warmup + (spec.image_repeats or spec.repeats)) * starts
         if wl.kind == "cli":
-            lines += _starts(wl, f"docker run --rm slimlab-bench/loop:{n}", runs, n)
+            lines += _starts(wl, f"docker run --rm slimlab-bench/loop:{n}", runs)
         else:
             args = shlex.join(wl.run_args("127.0.0.1:PORT")).replace("PORT", "$port")
             lines += [
