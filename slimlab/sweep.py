@@ -841,8 +841,8 @@ class _Sweeper:
                 except Exception as exc:  # noqa: BLE001 - KilledWorker, the worker's crash: its rows say so
                     lost(address, f"{type(exc).__name__}: {exc}")
                     continue
-                hosts.append({**out["host"], "fingerprint": out["fingerprint"], "worker": address, "noise": out["noise"],
-                              "warnings": out["warnings"], "measure_started": out["started"],
+                hosts.append({**out["host"], "fingerprint": out["fingerprint"], "worker": address,
+                              "noise": out["noise"], "warnings": out["warnings"], "measure_started": out["started"],
                               "measure_ended": out["ended"]})
                 for job in jobs[address]:
                     key, item = job.variant.key, by_key[job.variant.key]
