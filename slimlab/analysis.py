@@ -35,6 +35,24 @@ SMALLER, LARGER, FASTER, SLOWER, LOWER, HIGHER = "smaller", "larger", "faster", 
 NO_CHANGE = "no significant change"
 TOO_FEW = "too few samples"
 MIN_SAMPLES = 3  # per side, for an interval or a test to mean anything
+# A timing verdict that noise could explain is not a verdict: "inconclusive (why)". Every place
+# that states one (answers, compare, claims, explorer) uses these words.
+INCONCLUSIVE = "inconclusive"
+SAME_BINARY = "same binary"  # identical shipped bytes: any timing difference between them is noise
+
+
+def inconclusive(why: str) -> str:
+    """The verdict "inconclusive (why)"."""
+    return f"{INCONCLUSIVE} ({why})"
+
+
+HOST_BUSY = inconclusive("host busy")
+PRECISION_NOT_REACHED = inconclusive("precision not reached")
+VFS_STORAGE = inconclusive("vfs")
+
+
+def is_inconclusive(verdict: str | None) -> bool:
+    return bool(verdict) and verdict.startswith(INCONCLUSIVE)
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,37 @@ def compare_samples(baseline: Sequence[float], candidate: Sequence[float], *, lo
     return Comparison(ratio, lo, hi, p_value, verdict, int(a.size), int(b.size))
 
 
+# a wall-time verdict and the CPU-time verdict that agrees with it
+_AGREEING_CPU = {FASTER: LOWER, SLOWER: HIGHER}
+
+
+def guard_timing(wall: Comparison, *, cpu: Comparison | None = None, busy: bool = False,
+                 precision_reached: bool = True, same_binary: bool = False, vfs: bool = False) -> Comparison:
+    """``wall`` (a start-up comparison) with its verdict made honest about what noise could explain:
+
+    - the same shipped bytes on both sides: SAME_BINARY, whatever the samples say (an A/A pair);
+    - a side whose timings did not reach the stated precision: PRECISION_NOT_REACHED;
+    - container starts on a vfs engine compared across bases: VFS_STORAGE (vfs copies the base);
+    - on a busy host, a faster/slower verdict stands only when CPU time moved the same way
+      (``cpu``'s verdict lower/higher), else HOST_BUSY.
+
+    A "no significant change" or "too few samples" verdict is kept (except for the same binary):
+    those already claim nothing."""
+    from dataclasses import replace
+
+    if same_binary:
+        return replace(wall, verdict=SAME_BINARY)
+    if wall.verdict not in (FASTER, SLOWER, LOWER, HIGHER):
+        return wall
+    if not precision_reached:
+        return replace(wall, verdict=PRECISION_NOT_REACHED)
+    if vfs:
+        return replace(wall, verdict=VFS_STORAGE)
+    if busy and (cpu is None or cpu.verdict != _AGREEING_CPU.get(wall.verdict, wall.verdict)):
+        return replace(wall, verdict=HOST_BUSY)
+    return wall
+
+
 def compare_exact(baseline: float | None, candidate: float | None, *, lower_is: str = SMALLER,
                   higher_is: str = LARGER, factor: float = 1.0) -> Comparison | None:
     """Two exact figures (file or image sizes): the ratio is the answer, no test needed.
@@ -193,6 +242,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("image_size", "image size", "bytes", "image_size_bytes", None, SMALLER, LARGER),
     Metric("startup", "start-up", "ms", "startup_ms_median", "startup_ms", FASTER, SLOWER),
     Metric("peak_rss", "peak RSS", "KiB", "peak_rss_kib_median", "peak_rss_kib", LOWER, HIGHER),
+    # user + system CPU time of the program: not inflated by waiting for a CPU on a busy host
+    Metric("cpu", "CPU time", "ms", "cpu_ms_median", "cpu_ms", LOWER, HIGHER),
 )}
 REGRESSIONS = frozenset({LARGER, SLOWER, HIGHER})  # verdicts that mean "worse"
 EMULATOR_SCOPE = "emulator+program"  # QEMU user mode's RSS is QEMU's: never a program's memory

@@ -7,7 +7,8 @@ run, so one that does not answer is an error naming it, never a quiet fall back 
 machine's engine. It may name another machine: ``ssh://user@host[:port]`` goes through
 the docker SDK's paramiko transport (see ``client``), ``tcp://`` directly. Otherwise, as root,
 ``start`` runs Debian's ``dockerd`` (package docker.io) with the flags this kind of
-machine needs (vfs storage, no iptables, no bridge), its data under ``ENGINE_HOME`` and
+machine needs (overlay2 storage where the kernel and the data directory's file system take
+it, as production engines use, else vfs; no iptables, no bridge), its data under ``ENGINE_HOME`` and
 its socket under ``RUN_DIR``, waits until it answers and writes down its pid: ``stop``
 stops only an engine whose pid slimlab wrote down, so it can never take down a user's.
 
@@ -44,8 +45,15 @@ RUN_DIR = Path(os.environ.get("SLIMLAB_ENGINE_RUN", "/run/slimlab"))
 SOCKET = RUN_DIR / "docker.sock"
 OWNER = RUN_DIR / "owner.json"  # {"pid": ..., "socket": ...}: written only by start()
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
-DOCKERD_FLAGS = ("--storage-driver=vfs", "--iptables=false", "--ip-masq=false", "--bridge=none")
-START_COMMAND = "slimlab engine start   (as root; runs: dockerd " + " ".join(DOCKERD_FLAGS) + ")"
+DOCKERD_FLAGS = ("--iptables=false", "--ip-masq=false", "--bridge=none")
+START_COMMAND = "slimlab engine start   (as root; runs: dockerd --storage-driver=overlay2 " + " ".join(DOCKERD_FLAGS) + ")"
+# vfs copies an image's whole root file system for every container, so container start-up
+# grows with the base's file count (hello on a distroless-like base: 4.1 s on vfs, 0.41 s on
+# overlay2 here): a figure of the test engine, not of the image. overlay2 wherever it works.
+PRODUCTION_DRIVER = "overlay2"
+FALLBACK_DRIVER = "vfs"
+# overlayfs cannot have its upper directory on these (nor on another overlay, as in a container)
+_NO_OVERLAY_UPPER = frozenset({"overlay", "aufs", "nfs", "nfs4", "cifs", "smb3", "fuse", "ecryptfs"})
 INSTALL_HINT = "apt-get install docker.io   (make setup installs it)"
 MIN_API = (1, 41)  # what Debian 12's docker.io 20.10 speaks
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
@@ -294,6 +302,57 @@ def start(timeout_s: float = 60) -> EngineStatus:
         return replace(found, binfmt=binfmt_state())
 
 
+@dataclass(frozen=True)
+class DriverChoice:
+    """The storage driver ``start`` gives dockerd, and why (what the probe found)."""
+
+    driver: str
+    reason: str
+
+
+def _mount_fstype(path: Path) -> str | None:
+    """The file system type of the mount that holds ``path`` (/proc/self/mounts, longest prefix)."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    target, best = str(path.resolve()), (None, -1)
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount = fields[1].replace("\\040", " ")
+        if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) > best[1]:
+            best = (fields[2], len(mount))
+    return best[0]
+
+
+def storage_driver(home: Path | None = None) -> DriverChoice:
+    """overlay2 when the kernel knows overlayfs (/proc/filesystems, after ``modprobe overlay``
+    where it is a module) and the engine's data directory sits on a file system overlayfs takes
+    as its upper layer; vfs otherwise, with the reason."""
+    home = home or ENGINE_HOME
+    known = _kernel_filesystems()
+    if "overlay" not in known and shutil.which("modprobe"):
+        subprocess.run(["modprobe", "overlay"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        known = _kernel_filesystems()
+    if "overlay" not in known:
+        return DriverChoice(FALLBACK_DRIVER, "the kernel has no overlay file system (not in /proc/filesystems, "
+                                             "and modprobe overlay did not add it)")
+    probe = home if home.exists() else next((p for p in home.parents if p.exists()), Path("/"))
+    fstype = _mount_fstype(probe)
+    if fstype in _NO_OVERLAY_UPPER:
+        return DriverChoice(FALLBACK_DRIVER, f"{home} is on {fstype}, which overlayfs cannot use as its upper layer")
+    return DriverChoice(PRODUCTION_DRIVER, f"the kernel has overlay and {home} is on {fstype or 'an unknown file system'}")
+
+
+def _kernel_filesystems() -> set[str]:
+    try:
+        return {line.split()[-1] for line in Path("/proc/filesystems").read_text().splitlines() if line.strip()}
+    except OSError:
+        return set()
+
+
 def _start_locked(timeout_s: float) -> EngineStatus:
     found = status()
     if found.reachable:
@@ -312,13 +371,18 @@ def _start_locked(timeout_s: float) -> EngineStatus:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     ENGINE_HOME.mkdir(parents=True, exist_ok=True)
     log_path = ENGINE_HOME / "dockerd.log"
-    argv = [dockerd, *DOCKERD_FLAGS, f"--data-root={ENGINE_HOME / 'data'}", f"--exec-root={RUN_DIR / 'exec'}",
+    driver = storage_driver(ENGINE_HOME)
+    if driver.driver != PRODUCTION_DRIVER:
+        print(f"slimlab: the engine uses {driver.driver} storage ({driver.reason}): container start-up figures will "
+              "not be representative of a production engine", file=sys.stderr)
+    argv = [dockerd, f"--storage-driver={driver.driver}", *DOCKERD_FLAGS, f"--data-root={ENGINE_HOME / 'data'}", f"--exec-root={RUN_DIR / 'exec'}",
             f"--pidfile={RUN_DIR / 'docker.pid'}", "-H", f"unix://{SOCKET}"]
     with open(log_path, "ab") as log:
         # Its own session: the engine outlives the command that started it (`slimlab engine
         # start` returns), and an interrupted sweep does not take it down.
         daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     OWNER.write_text(json.dumps({"pid": daemon.pid, "socket": str(SOCKET), "argv": argv,
+                                 "storage_driver": driver.driver, "storage_driver_reason": driver.reason,
                                  "started_at": time.time()}))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

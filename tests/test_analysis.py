@@ -25,6 +25,31 @@ def noisy(center: float, n: int = 30, spread: float = 0.01, seed: int = 0) -> np
     return center * np.random.default_rng(seed).lognormal(0, spread, n)
 
 
+# -- guard_timing: verdicts noise could explain are inconclusive ---------------------------------
+@pytest.mark.unit
+def test_a_busy_host_keeps_a_wall_time_verdict_only_when_cpu_time_agrees():
+    wall = analysis.compare_samples(noisy(10.0, seed=1), noisy(12.0, seed=2))
+    assert wall.verdict == SLOWER
+    more_cpu = analysis.compare_samples(noisy(5.0, seed=3), noisy(6.0, seed=4), lower_is=LOWER, higher_is="higher")
+    same_cpu = analysis.compare_samples(noisy(5.0, seed=3), noisy(5.0, seed=4), lower_is=LOWER, higher_is="higher")
+    assert analysis.guard_timing(wall).verdict == SLOWER  # a quiet host: the test decides
+    assert analysis.guard_timing(wall, busy=True, cpu=more_cpu).verdict == SLOWER
+    assert analysis.guard_timing(wall, busy=True, cpu=same_cpu).verdict == analysis.HOST_BUSY
+    assert analysis.guard_timing(wall, busy=True).verdict == analysis.HOST_BUSY  # no CPU time to agree
+    assert analysis.is_inconclusive(analysis.HOST_BUSY) and not analysis.is_inconclusive(SLOWER)
+
+
+@pytest.mark.unit
+def test_the_same_binary_is_never_faster_than_itself_and_imprecise_or_vfs_timings_decide_nothing():
+    wall = analysis.compare_samples(noisy(10.0, seed=1), noisy(12.0, seed=2))
+    assert analysis.guard_timing(wall, same_binary=True).verdict == analysis.SAME_BINARY
+    assert analysis.guard_timing(wall, precision_reached=False).verdict == analysis.PRECISION_NOT_REACHED
+    assert analysis.guard_timing(wall, vfs=True).verdict == analysis.VFS_STORAGE
+    same = analysis.compare_samples(noisy(10.0, seed=1), noisy(10.0, seed=2))
+    assert analysis.guard_timing(same, busy=True, precision_reached=False).verdict == NO_CHANGE
+    assert analysis.guard_timing(same, same_binary=True).verdict == analysis.SAME_BINARY
+
+
 # -- compare_samples: the verdict rule -----------------------------------------------------------
 @pytest.mark.unit
 def test_a_20_percent_shift_is_called_slower_and_its_interval_holds_the_truth():

@@ -201,7 +201,7 @@ def test_a_real_run_against_itself_is_no_change(real_runs):
     done = cli(real_runs["small"], real_runs["small"])
     assert done.returncode == 0, done.stdout + done.stderr
     lines = compare.frame(compare.compare_runs(real_runs["small"], real_runs["small"]))
-    assert lines.height == 2 * 3 and set(lines["verdict"]) == {analysis.NO_CHANGE}
+    assert lines.height == 2 * 4 and set(lines["verdict"]) == {analysis.NO_CHANGE}  # size, start-up, RSS, CPU
     assert (lines["ratio"] == 1.0).all()
 
 
