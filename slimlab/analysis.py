@@ -131,11 +131,14 @@ def _ratio_of_medians(baseline, candidate, axis=-1):
 
 def compare_samples(baseline: Sequence[float], candidate: Sequence[float], *, lower_is: str = FASTER,
                     higher_is: str = SLOWER, factor: float = FACTOR, alpha: float = ALPHA,
-                    confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES) -> Comparison | None:
+                    confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
+                    interval: bool = True) -> Comparison | None:
     """Timed samples of a candidate against a baseline's; None when either side has none.
 
     ``lower_is``/``higher_is`` name the verdicts (faster/slower for time, lower/higher for memory).
     ``n_resamples`` sets the interval's precision only: the verdict comes from the test.
+    ``interval`` False: the verdict and ratio alone (lo = hi = ratio), without the bootstrap that
+    costs ~5 ms where the test costs ~0.3: for decisions and tables that show no interval.
     """
     from scipy.stats import bootstrap, mannwhitneyu
 
@@ -149,9 +152,12 @@ def compare_samples(baseline: Sequence[float], candidate: Sequence[float], *, lo
         lo = hi = ratio
         p_value = 1.0 if np.median(a) == np.median(b) else 0.0
     else:
-        result = bootstrap((a, b), _ratio_of_medians, confidence_level=confidence, n_resamples=n_resamples,
-                           method="percentile", vectorized=True, rng=np.random.default_rng(SEED))
-        lo, hi = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        if interval:
+            result = bootstrap((a, b), _ratio_of_medians, confidence_level=confidence, n_resamples=n_resamples,
+                               method="percentile", vectorized=True, rng=np.random.default_rng(SEED))
+            lo, hi = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        else:
+            lo = hi = ratio
         p_value = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
     if p_value < alpha and (ratio > factor or ratio < 1 / factor):
         verdict = lower_is if ratio < 1 else higher_is
@@ -265,10 +271,16 @@ def emulator_memory(row: dict) -> bool:
 # answered apart too, by host fingerprint (null: not recorded, one host).
 GROUP = ("run_id", "workload", "target", "emulated", "scope", "host_fingerprint")
 OBJECTIVES = ("objective_size", "startup_ms_median", "objective_memory")
-WITHIN_FASTEST = 1.10
-RECOMMENDATION_RULE = (f"the Pareto-frontier build with the smallest size among those whose median start-up is "
-                       f"within {WITHIN_FASTEST - 1:.0%} of the fastest")
+RANK_BY = {"startup": METRICS["startup"], "cpu": METRICS["cpu"]}
+RECOMMENDATION_RULE = ("the smallest working build that is not significantly slower to start than the fastest "
+                       "(the effects' rule: Mann–Whitney p < {alpha} and beyond ×{factor:g}; a verdict that noise "
+                       "could explain counts as not slower); ties in size go to the lower memory")
 DEFAULT_BASELINE = {"profile": "default", "postlink": "none"}
+
+
+def recommendation_rule(factor: float = FACTOR, rank_by: str = "startup") -> str:
+    text = RECOMMENDATION_RULE.format(alpha=ALPHA, factor=factor)
+    return text if rank_by == "startup" else text.replace("slower to start", "higher in CPU time at start-up")
 
 
 def _axis_columns() -> tuple[str, ...]:
@@ -277,15 +289,102 @@ def _axis_columns() -> tuple[str, ...]:
     return COLUMNS
 
 
-def answer_rows(df: pl.DataFrame) -> pl.DataFrame:
+# -- what a user may require of the recommended build ------------------------------------------
+@dataclass(frozen=True)
+class Requirement:
+    name: str  # as --require spells it
+    doc: str
+    takes_value: bool = False
+
+
+REQUIREMENTS: dict[str, Requirement] = {r.name: r for r in (
+    Requirement("no-upx", "no UPX step in its post-link chain"),
+    Requirement("static", "a static executable (no interpreter, no shared libraries)"),
+    Requirement("works-on", "the same build (profile, toolchain, chain) also works on that target, e.g. "
+                            "works-on=linux/arm64", takes_value=True),
+)}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What the recommended build must satisfy, and what 'fast' means."""
+
+    require: tuple[tuple[str, str | None], ...] = ()  # (name, value) pairs: ("works-on", "linux/arm64")
+    max_startup_ms: float | None = None  # its median start-up (of rank_by's metric) at most this
+    rank_by: str = "startup"  # "startup" (wall time) or "cpu" (CPU time, which waiting does not inflate)
+
+    def describe(self) -> str:
+        parts = [f"{n}={v}" if v is not None else n for n, v in self.require]
+        if self.max_startup_ms is not None:
+            parts.append(f"median {RANK_BY[self.rank_by].label} ≤ {self.max_startup_ms:g} ms")
+        return ", ".join(parts)
+
+
+def parse_constraints(require=(), max_startup_ms: float | None = None, rank_by: str = "startup") -> Constraints:
+    """Constraints from the command line's words (``--require no-upx --require works-on=linux/arm64``);
+    SpecError with a did-you-mean for anything unknown."""
+    from .errors import SpecError, unknown
+    from .model.target import TARGETS
+
+    pairs = []
+    for item in require or ():
+        for word in (w.strip() for w in str(item).split(",")):
+            if not word:
+                continue
+            name, sep, value = word.partition("=")
+            if name not in REQUIREMENTS:
+                raise unknown("requirement", name, REQUIREMENTS)
+            if REQUIREMENTS[name].takes_value != bool(sep):
+                raise SpecError(f"requirement {name!r} " + (f"takes a value: {name}=VALUE" if REQUIREMENTS[name].takes_value
+                                                           else "takes no value"))
+            if name == "works-on" and value not in TARGETS:
+                raise unknown("target", value, TARGETS)
+            pairs.append((name, value if sep else None))
+    if rank_by not in RANK_BY:
+        raise unknown("ranking metric", rank_by, RANK_BY)
+    if max_startup_ms is not None and not max_startup_ms > 0:
+        raise SpecError(f"--max-startup-ms is a positive number of milliseconds, not {max_startup_ms}")
+    return Constraints(tuple(pairs), max_startup_ms, rank_by)
+
+
+def _meets(df: pl.DataFrame, constraints: Constraints, everything: pl.DataFrame) -> pl.Series:
+    """True for the rows of ``df`` that satisfy ``constraints``' requirements (not the timing bound)."""
+    keep = pl.Series([True] * df.height)
+    for name, value in constraints.require:
+        if name == "no-upx":
+            steps = df["postlink_steps"] if "postlink_steps" in df.columns else df["postlink"].str.split("+")
+            keep &= pl.Series([not any("upx" in str(s) for s in (v or [])) for v in steps.to_list()])
+        elif name == "static":
+            column = df["is_static"] if "is_static" in df.columns else pl.Series([None] * df.height)
+            keep &= column.fill_null(False)
+        elif name == "works-on":
+            same = ("run_id", "workload", "toolchain", "profile", "postlink")
+            there = everything.filter((pl.col("target") == value) & (pl.col("status") == "ok"))
+            found = {tuple(r[c] for c in same) for r in there.select(same).iter_rows(named=True)}
+            keep &= pl.Series([tuple(r[c] for c in same) in found for r in df.select(same).iter_rows(named=True)])
+    return keep
+
+
+def answer_rows(df: pl.DataFrame, samples: pl.DataFrame | None = None, *, constraints: Constraints | None = None,
+                factor: float = FACTOR, busy_runs=frozenset(), vfs_runs=frozenset()) -> pl.DataFrame:
     """The ok rows of ``df`` with what the answers rank them by, sorted by group then size:
 
     ``scope`` ("binary" for base none, else "image"), ``objective_size`` (the binary's or the
     image's bytes), ``objective_memory`` (peak RSS; null for QEMU user mode's emulator+program
-    figure), ``on_frontier`` (Pareto over the three, per GROUP) and ``recommended``."""
-    needed = {"run_id": pl.String, "emulated": pl.Boolean, "host_fingerprint": pl.String, "host": pl.String, "memory_scope": pl.String, "runner": pl.String,
-              "base": pl.String, "image_size_bytes": pl.Int64, "peak_rss_kib_median": pl.Float64, "startup_ms_median": pl.Float64}
+    figure), ``on_frontier`` (Pareto over the three, per GROUP), ``eligible`` (meets the
+    constraints), ``vs_fastest`` (the verdict of its start-up against the group's fastest eligible
+    build, after guard_timing: ``busy_runs`` are runs measured on a busy host, ``vfs_runs`` runs
+    whose containers ran on vfs storage) and ``recommended``.
+
+    Without ``samples`` a build counts as not slower when its median is within ``factor`` of the
+    fastest's (there is nothing to test)."""
+    constraints = constraints or Constraints()
+    needed = {"run_id": pl.String, "emulated": pl.Boolean, "host_fingerprint": pl.String, "host": pl.String,
+              "memory_scope": pl.String, "runner": pl.String, "base": pl.String, "image_size_bytes": pl.Int64,
+              "peak_rss_kib_median": pl.Float64, "startup_ms_median": pl.Float64, "cpu_ms_median": pl.Float64,
+              "binary_sha256": pl.String, "precision_reached": pl.Boolean, "is_static": pl.Boolean}
     df = df.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in needed.items() if c not in df.columns])
+    everything = df.with_columns(pl.col("run_id").fill_null(""))
     ok = df.filter(pl.col("status") == "ok").with_columns(
         pl.col("run_id").fill_null(""),
         pl.col("emulated").fill_null(False),
@@ -300,32 +399,124 @@ def answer_rows(df: pl.DataFrame) -> pl.DataFrame:
                             pl.lit(False)))
         .then(None).otherwise(pl.col("peak_rss_kib_median")).alias("objective_memory"),
     ).sort([*GROUP, "objective_size", "variant_key"], nulls_last=True)
+    index = sample_index(samples)
     parts = []
     for group in ok.partition_by(list(GROUP), maintain_order=True):
         # An objective nobody in the group has (memory under QEMU user mode) is left out,
         # rather than leaving the group without a frontier.
         objectives = [c for c in OBJECTIVES if group[c].is_not_null().any()]
         front = pareto_mask(group, objectives) if objectives else pl.Series([False] * group.height)
-        group = group.with_columns(front.alias("on_frontier"))
-        parts.append(group.with_columns(pl.Series("recommended", _recommended(group))))
+        group = group.with_columns(front.alias("on_frontier"), _meets(group, constraints, everything).alias("eligible"))
+        verdicts, picked = _recommend(group, index, constraints, factor, busy_runs, vfs_runs)
+        parts.append(group.with_columns(pl.Series("vs_fastest", verdicts, dtype=pl.String),
+                                        pl.Series("recommended", picked, dtype=pl.Boolean)))
     if not parts:
-        return ok.with_columns(pl.lit(False).alias("on_frontier"), pl.lit(False).alias("recommended"))
+        return ok.with_columns(pl.lit(False).alias("on_frontier"), pl.lit(False).alias("eligible"),
+                               pl.lit(None, dtype=pl.String).alias("vs_fastest"), pl.lit(False).alias("recommended"))
     return pl.concat(parts, how="vertical_relaxed")
 
 
-def _recommended(group: pl.DataFrame) -> list[bool]:
-    """RECOMMENDATION_RULE over one group (frontier computed, sorted by size): one True at most."""
-    picked = [False] * group.height
-    start = group["startup_ms_median"]
-    if start.is_null().all():  # nothing timed: the smallest frontier build
-        candidates = [i for i, f in enumerate(group["on_frontier"]) if f]
-    else:
-        limit = start.min() * WITHIN_FASTEST
-        candidates = [i for i, (f, s) in enumerate(zip(group["on_frontier"], start))
-                      if f and s is not None and s <= limit]
-    if candidates:  # the group is sorted by size (nulls last), then key: the first is the smallest
-        picked[candidates[0]] = True
-    return picked
+def same_binary(a: dict, b: dict) -> bool:
+    """Two rows ship the same bytes to the same runner (an A/A pair: timing differences are noise)."""
+    return (a.get("binary_sha256") is not None and a.get("binary_sha256") == b.get("binary_sha256")
+            and a.get("runner") == b.get("runner") and a.get("target") == b.get("target")
+            and (a.get("base") or "none") == (b.get("base") or "none"))
+
+
+def _binaries(rows: list[dict]) -> list[list[int]]:
+    """Row indices grouped by shipped binary (same_binary), in row order: one timing each."""
+    groups: list[list[int]] = []
+    for i, row in enumerate(rows):
+        for members in groups:
+            if same_binary(rows[members[0]], row):
+                members.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
+
+
+def _pooled(index: dict, rows: list[dict], members: list[int], column: str) -> np.ndarray | None:
+    found = [index.get((rows[i]["run_id"], rows[i]["variant_key"]), {}).get(column) for i in members]
+    found = [f for f in found if f is not None and len(f)]
+    return np.concatenate(found) if found else None
+
+
+def _recommend(group: pl.DataFrame, index: dict, constraints: Constraints, factor: float, busy_runs,
+               vfs_runs) -> tuple[list[str | None], list[bool]]:
+    """Each row's verdict against the fastest eligible build, and the recommendation (one True at
+    most): the smallest eligible build not significantly slower than the fastest; ties in size go
+    to the lower memory, then the lower median, then the key. ``group`` is sorted by size.
+
+    Rows that ship the same bytes (same_binary) are one binary: their samples are pooled and they
+    share one verdict, so noise between two measurements of one file cannot split them."""
+    metric = RANK_BY[constraints.rank_by]
+    rows = group.to_dicts()
+    verdicts: list[str | None] = [None] * len(rows)
+    picked = [False] * len(rows)
+    eligible = [i for i, r in enumerate(rows) if r["eligible"]]
+    if constraints.max_startup_ms is not None:
+        eligible = [i for i in eligible if rows[i][metric.column] is not None
+                    and rows[i][metric.column] <= constraints.max_startup_ms]
+    if not eligible:
+        return verdicts, picked
+    binaries = [[i for i in members if i in eligible] for members in _binaries(rows)]
+    binaries = [members for members in binaries if members]
+    timed = [m for m in binaries if any(rows[i][metric.column] is not None for i in m)]
+
+    def median(members: list[int]) -> float:
+        pooled = _pooled(index, rows, members, metric.sample)
+        if pooled is not None:
+            return float(np.median(pooled))
+        return float(np.median([rows[i][metric.column] for i in members if rows[i][metric.column] is not None]))
+
+    as_fast = eligible
+    if timed:
+        medians = {id(m): median(m) for m in timed}
+        fastest = min(timed, key=lambda m: (medians[id(m)], rows[m[0]]["variant_key"]))
+        as_fast = []
+        for members in timed:
+            if members is fastest:
+                verdict = "fastest"
+            else:
+                verdict = _pooled_verdict(metric, rows, fastest, members, index, factor, busy_runs, vfs_runs,
+                                          medians[id(fastest)], medians[id(members)])
+            for i in members:
+                verdicts[i] = verdict
+            if verdict not in (SLOWER, HIGHER):
+                as_fast += members
+
+    def order(i: int):
+        r = rows[i]
+        return (r["objective_size"] if r["objective_size"] is not None else float("inf"),
+                r["objective_memory"] if r["objective_memory"] is not None else float("inf"),
+                r[metric.column] if r[metric.column] is not None else float("inf"), r["variant_key"])
+
+    picked[min(as_fast, key=order)] = True
+    return verdicts, picked
+
+
+def _pooled_verdict(metric: Metric, rows: list[dict], fastest: list[int], members: list[int], index: dict,
+                    factor: float, busy_runs, vfs_runs, fastest_median: float, median: float) -> str:
+    """One binary's timing against the fastest binary's, pooled over their rows, after guard_timing."""
+    a, b = _pooled(index, rows, fastest, metric.sample), _pooled(index, rows, members, metric.sample)
+    if a is None or b is None:  # no samples: medians within the factor
+        return NO_CHANGE if not fastest_median or median / fastest_median <= factor else metric.higher_is
+    found = compare_samples(a, b, lower_is=metric.lower_is, higher_is=metric.higher_is, factor=factor,
+                            interval=False)
+    if found is None:
+        return NO_CHANGE
+    both = [rows[i] for i in (*fastest, *members)]
+    busy = metric.name == "startup" and any(r["run_id"] in busy_runs for r in both)
+    cpu = None
+    if busy:
+        ca, cb = _pooled(index, rows, fastest, "cpu_ms"), _pooled(index, rows, members, "cpu_ms")
+        if ca is not None and cb is not None:
+            cpu = compare_samples(ca, cb, lower_is=LOWER, higher_is=HIGHER, factor=factor, interval=False)
+    vfs = (rows[members[0]].get("scope") == "image" and rows[members[0]].get("base") != rows[fastest[0]].get("base")
+           and any(r["run_id"] in vfs_runs for r in both))
+    reached = all(r.get("precision_reached") is not False for r in both)
+    return guard_timing(found, cpu=cpu, busy=busy, precision_reached=reached, vfs=vfs).verdict
 
 
 def _best(group: pl.DataFrame, column: str) -> tuple[str | None, float | None]:
@@ -333,7 +524,7 @@ def _best(group: pl.DataFrame, column: str) -> tuple[str | None, float | None]:
     return (found["variant_key"][0], found[column][0]) if found.height else (None, None)
 
 
-def conclusions(df: pl.DataFrame) -> pl.DataFrame:
+def conclusions(df: pl.DataFrame, rule: str | None = None) -> pl.DataFrame:
     """One row per GROUP of ``df``'s ok rows: the smallest (``objective_size``: the binary, or
     the image for scope "image"), the fastest to start, the lowest memory, the frontier's
     variant keys (smallest first), the recommended build and the rule that picked it.
@@ -345,19 +536,23 @@ def conclusions(df: pl.DataFrame) -> pl.DataFrame:
         smallest, smallest_bytes = _best(group, "objective_size")
         fastest, fastest_ms = _best(group, "startup_ms_median")
         lowest, lowest_kib = _best(group, "objective_memory")
-        recommended = group.filter(pl.col("recommended"))["variant_key"]
+        chosen = group.filter(pl.col("recommended"))
+        recommended = chosen["variant_key"]
+        # the answer rests on a comparison noise could explain: the pick's own verdict against the fastest
+        shaky = chosen["vs_fastest"].to_list()[0] if chosen.height and "vs_fastest" in chosen.columns else None
         rows.append({**{c: first[c] for c in GROUP}, "n_ok": group.height,
                      "smallest_key": smallest, "smallest_bytes": smallest_bytes,
                      "fastest_key": fastest, "fastest_ms": fastest_ms,
                      "lowest_memory_key": lowest, "lowest_memory_kib": lowest_kib,
                      "frontier_keys": group.filter(pl.col("on_frontier"))["variant_key"].to_list(),
                      "recommended_key": recommended[0] if recommended.len() else None,
-                     "rule": RECOMMENDATION_RULE})
+                     "recommended_vs_fastest": shaky,
+                     "rule": rule or recommendation_rule()})
     schema = {"run_id": pl.String, "workload": pl.String, "target": pl.String, "emulated": pl.Boolean,
               "scope": pl.String, "host_fingerprint": pl.String, "n_ok": pl.Int64, "smallest_key": pl.String, "smallest_bytes": pl.Float64,
               "fastest_key": pl.String, "fastest_ms": pl.Float64, "lowest_memory_key": pl.String,
               "lowest_memory_kib": pl.Float64, "frontier_keys": pl.List(pl.String), "recommended_key": pl.String,
-              "rule": pl.String}
+              "recommended_vs_fastest": pl.String, "rule": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -375,7 +570,7 @@ def sample_index(samples: pl.DataFrame | None) -> dict[tuple[str, str], dict[str
 
 def compare_metric(metric: Metric, baseline: dict, candidate: dict, baseline_samples: dict | None = None,
                    candidate_samples: dict | None = None, factor: float = FACTOR,
-                   n_resamples: int = N_RESAMPLES) -> Comparison | None:
+                   n_resamples: int = N_RESAMPLES, interval: bool = True) -> Comparison | None:
     """``candidate``'s row against ``baseline``'s (result rows as dicts) on one metric; None
     when either lacks it. Exact figures: compare_exact (any byte counts); timed ones:
     compare_samples on the raw samples under ``factor``. Peak RSS of QEMU user mode
@@ -390,7 +585,7 @@ def compare_metric(metric: Metric, baseline: dict, candidate: dict, baseline_sam
     if a is None or b is None:
         return None
     return compare_samples(a, b, lower_is=metric.lower_is, higher_is=metric.higher_is, factor=factor,
-                           n_resamples=n_resamples)
+                           n_resamples=n_resamples, interval=interval)
 
 
 def same_host(a: dict, b: dict) -> bool:
@@ -437,14 +632,19 @@ EFFECT_SCHEMA = {
 
 
 def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, str] | None = None,
-            keys=None, factor: float = FACTOR, n_resamples: int = N_RESAMPLES) -> pl.DataFrame:
+            keys=None, factor: float = FACTOR, n_resamples: int = N_RESAMPLES, *, intervals: bool = True,
+            busy_runs=frozenset(), vfs_runs=frozenset()) -> pl.DataFrame:
     """Each ok build of ``df`` against its baseline: the same run, workload, toolchain, target and
     base, with the axes in ``baseline`` replaced (default DEFAULT_BASELINE: the ``default``
     profile, no post-link chain). One row per (build, metric) that both have (EFFECT_SCHEMA);
     builds without an ok baseline, and the baselines themselves, give none. A baseline measured
     on another host (same_host) is compared on sizes only: its timings are another machine's.
 
-    ``keys``: only these variant keys (a comparison's bootstrap costs ~10 ms: compute what is shown).
+    ``keys``: only these variant keys (a comparison's bootstrap costs ~10 ms: compute what is shown);
+    ``intervals`` False: verdicts and ratios without bootstrap intervals (tables of every build).
+    Timing verdicts pass guard_timing: the same binary, a side short of its precision, container
+    starts across bases on vfs (``vfs_runs``), and on a busy host (``busy_runs``) a start-up
+    difference that CPU time does not confirm are not verdicts.
     ``df`` may be answer_rows' frame already (it is not ranked twice).
     """
     baseline = check_baseline(baseline)
@@ -463,14 +663,26 @@ def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, 
             continue
         changed = ", ".join(changed_axes(base, row))
         mine, theirs = index.get((run_id, row["variant_key"])), index.get((run_id, base["variant_key"]))
+        found_by: dict[str, Comparison] = {}
         for metric in METRICS.values():
             if metric.name == "image_size" and row["scope"] != "image":
                 continue
             if metric.sample is not None and not same_host(base, row):
                 continue
-            found = compare_metric(metric, base, row, theirs, mine, factor, n_resamples)
-            if found is None:
-                continue
+            found = compare_metric(metric, base, row, theirs, mine, factor, n_resamples, interval=intervals)
+            if found is not None:
+                found_by[metric.name] = found
+        twins = same_binary(base, row)
+        reached = base.get("precision_reached") is not False and row.get("precision_reached") is not False
+        for name, found in list(found_by.items()):
+            if name == "startup":
+                found_by[name] = guard_timing(
+                    found, cpu=found_by.get("cpu"), busy=run_id in busy_runs, precision_reached=reached,
+                    same_binary=twins, vfs=run_id in vfs_runs and base.get("base") != row.get("base"))
+            elif METRICS[name].sample is not None and twins:
+                found_by[name] = guard_timing(found, same_binary=True)
+        for name, found in found_by.items():
+            metric = METRICS[name]
             rows.append({**{c: row[c] for c in GROUP}, "variant_key": row["variant_key"],
                          "baseline_key": base["variant_key"], "changed": changed, "metric": metric.name,
                          "baseline_value": base[metric.column], "candidate_value": row[metric.column],

@@ -33,7 +33,9 @@ from pathlib import Path
 from . import cache, proc
 from .errors import ToolError
 from .model import TARGETS, Target, target_for_elf_machine
-from .model.chain import CHAINS, STEPS, UPX_STEPS, Chain, Step, get_chain  # noqa: F401 - the grammar, re-exported
+from .model.chain import (  # noqa: F401 - the grammar and the objcopy step's sections, re-exported
+    CHAINS, OBJCOPY_DELIBERATELY_KEPT, OBJCOPY_KEEP, OBJCOPY_REMOVE, STEPS, UPX_STEPS, Chain, Step, get_chain,
+)
 
 UPX_INSTALL_HINT = (
     "run `make setup` (it installs upx-ucl from Debian bookworm-backports), or by hand: "
@@ -42,27 +44,6 @@ UPX_INSTALL_HINT = (
     "apt-get install -t bookworm-backports upx-ucl"
 )
 BINUTILS_INSTALL_HINT = "apt-get install binutils"
-
-# Sections the ``objcopy`` step removes, besides what ``--strip-all`` drops (.symtab,
-# .strtab and the DWARF .debug_* sections). The list is explicit so a reader knows what
-# is gone; the step records the names it actually removed from each file.
-OBJCOPY_REMOVE: dict[str, str] = {
-    ".comment": "compiler and linker version strings",
-    ".note.*": "ELF notes: Go and GNU build IDs, ABI tag, gold version, SystemTap probes",
-    ".gnu_debuglink": "pointer to a separate debug file",
-    ".gnu_debugaltlink": "pointer to a separate debug file",
-    ".gnu.build.attributes": "annobin build notes",
-    ".go_export": "gccgo's package export data, read only by the compiler",
-}
-# Matched by a pattern above but kept: the loader or kernel reads them.
-OBJCOPY_KEEP: dict[str, str] = {
-    ".note.gnu.property": "CET/BTI properties the kernel and ld.so read (PT_GNU_PROPERTY)",
-}
-# Kept although no Go program reads it at run time: `go version -m`, govulncheck and SBOM
-# scanners identify a binary's modules by its .go.buildinfo, and it is only ~1 KiB.
-# (Listed here so that the choice is visible; the step never touches it.)
-OBJCOPY_DELIBERATELY_KEPT = (".go.buildinfo",)
-
 
 # -- tools -----------------------------------------------------------------------------
 def _install_hint(tool: str) -> str:

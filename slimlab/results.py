@@ -516,6 +516,38 @@ def manifest_hosts(manifests) -> dict[str, dict]:
     return found
 
 
+def busy_run_ids(manifests) -> set[str]:
+    """The runs whose measurement ran on a busy host: a session of theirs (or a worker that
+    measured for it) carries a busy-host warning (environment.busy_host_warnings)."""
+    found = set()
+    for manifest in manifests or []:
+        if not isinstance(manifest, dict):
+            continue
+        for session in manifest.get("sessions") or []:
+            if not isinstance(session, dict):
+                continue
+            measured = session.get("measurement") or {}
+            workers = [h for h in session.get("hosts") or [] if isinstance(h, dict)]
+            if (isinstance(measured, dict) and measured.get("warnings")) or any(h.get("warnings") for h in workers):
+                found.add(str(manifest.get("run_id") or ""))
+    return found
+
+
+def vfs_run_ids(manifests) -> set[str]:
+    """The runs whose containers ran on an engine with vfs storage (a session's ``engine``
+    record): vfs copies an image's whole file system per container, so their container start-up
+    grows with the base and is not what a production (overlay2) engine shows."""
+    found = set()
+    for manifest in manifests or []:
+        if not isinstance(manifest, dict):
+            continue
+        for session in manifest.get("sessions") or []:
+            engine = session.get("engine") if isinstance(session, dict) else None
+            if isinstance(engine, dict) and engine.get("storage_driver") == "vfs":
+                found.add(str(manifest.get("run_id") or ""))
+    return found
+
+
 def load_manifests(path: str | Path | None = None) -> list[dict]:
     """The manifests of one run or every readable run of a data directory."""
     return [_manifest(d) for d in run_dirs(path)]

@@ -242,12 +242,12 @@ def test_the_report_states_effects_against_the_baseline_and_factor_given_on_the_
         return text[text.index('<section class="answers">'):text.index("</section>", text.index('class="answers"'))]
 
     default = answers()
-    assert "Against the same build with profile=default, postlink=none" in default
+    assert "against the same build with profile=default, postlink=none" in default
     assert "start-up no significant change" in default
     assert "start-up 3% slower" in answers("--factor", "1.02")
     # against the stripped build, the default one is the candidate: larger
     flipped = answers("--baseline", "profile=stripped")
-    assert "Against the same build with profile=stripped" in flipped and "+54% size" in flipped
+    assert "against the same build with profile=stripped" in flipped and "+54% size" in flipped
     capsys.readouterr()
     assert main(["report", str(run), "--out", str(out), "--baseline", "profil=stripped"]) == 2
     assert "did you mean 'profile'" in capsys.readouterr().err

@@ -12,8 +12,9 @@ section shows the ``slimlab dockerfile`` command that writes it, with its build 
 
 CSS classes (under ``.slimlab-report``): ``answers`` (the section), ``answer`` (one
 workload and target), ``answer-rule``, ``answer-recommended``, ``answer-best``,
-``answer-frontier``, ``answer-effects``, ``answer-note``, ``answer-emulated``, ``answer-host``, and on each
-effect's verdict ``effect-better`` / ``effect-worse`` / ``effect-same``.
+``answer-frontier``, ``answer-techniques`` (the table of every build against its baseline),
+``answer-effects``, ``answer-note``, ``answer-inconclusive``, ``answer-emulated``, ``answer-host``, and on each
+effect's verdict ``effect-better`` / ``effect-worse`` / ``effect-same`` / ``effect-inconclusive``.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from pathlib import Path
 
 import polars as pl
 
-from slimlab import analysis
+from slimlab import analysis, buildline
 from slimlab.environment import host_label
 from slimlab.model import CHAINS
 from slimlab.model.axes import COLUMNS, GO_RELEASE
-from slimlab.results import manifest_hosts
+from slimlab.errors import SlimlabError
+from slimlab.results import busy_run_ids, manifest_hosts, vfs_run_ids
 
 # Effects are bootstrapped only for the builds a block names: the recommended, smallest,
 # fastest and lowest-memory ones and this many frontier builds (smallest first).
@@ -87,6 +89,8 @@ def _p(value: float | None) -> str:
 
 
 def _verdict_class(verdict: str) -> str:
+    if analysis.is_inconclusive(verdict):
+        return "effect-inconclusive"
     if verdict in BETTER:
         return "effect-better"
     return "effect-worse" if verdict in analysis.REGRESSIONS else "effect-same"
@@ -100,7 +104,7 @@ def _metric_phrase(effect: Mapping) -> str:
         text = f"{metric.label} unchanged (exact)" if ratio == 1 else f"{_percent(ratio)} {metric.label} (exact)"
         return f'<span class="{css}">{_esc(text)}</span>'
     interval = f"ratio {ratio:.2f} [{effect['lo']:.2f}, {effect['hi']:.2f}]"
-    if verdict == analysis.TOO_FEW:
+    if verdict == analysis.TOO_FEW or analysis.is_inconclusive(verdict) or verdict == analysis.SAME_BINARY:
         text = f"{metric.label}: {verdict} (ratio {ratio:.2f})"
     elif verdict == analysis.NO_CHANGE:
         text = f"{metric.label} {verdict} ({interval}, {_p(effect['p_value'])})"
@@ -140,18 +144,41 @@ def _tool_versions(manifests: list[Mapping], run_id: str) -> dict[str, str]:
     return {}
 
 
-def _recommended_html(row: Mapping, label: str, manifests: list[Mapping], run_dirs: Mapping[str, str] | None) -> str:
+def _workdir(row: Mapping) -> str | None:
+    """The workload's source directory on this machine, for the build line's ``cd``."""
+    from slimlab.workloads import builtin_names, resolve
+
+    name = str(row.get("workload") or "")
+    try:
+        if name in builtin_names() or Path(name).is_dir():
+            return str(resolve(name).source_dir)
+    except SlimlabError:
+        pass
+    return None
+
+
+def _build_lines(row: Mapping, settings: dict | None) -> list[str]:
+    """The list items that say how to rebuild ``row``: the shell line, or why there is none."""
+    if not buildline.is_gc(row) and "gccgo" not in (row.get("flags") or []):
+        return [f"<li>toolchain: {_esc(row.get('toolchain_version') or row.get('toolchain'))}</li>"]
+    try:
+        line = buildline.build_line(dict(row), settings, _workdir(row))
+    except SlimlabError as exc:
+        return [f"<li>build line: not written ({_esc(exc)})</li>"]
+    where = f" in {_code(line.workdir)}" if line.workdir else " in the workload's source directory"
+    items = [f"<li>build{where}: {_code(line.build_shell())}"
+             f" ({_esc(row.get('toolchain_version') or row.get('toolchain'))})</li>"]
+    if line.postlink:
+        items.append("<li>then: " + " ".join(_code(step) for step in line.postlink_shell())
+                     + f" (ships {_code(line.output)})</li>")
+    return items
+
+
+def _recommended_html(row: Mapping, label: str, manifests: list[Mapping], run_dirs: Mapping[str, str] | None,
+                      settings: dict | None = None, vs_fastest: str | None = None) -> str:
     lines = [f"<p><b>Recommended:</b> {_esc(label)}</p>", "<ul>"]
     flags = list(row.get("flags") or [])
-    env = list(row.get("build_env") or [])
-    # Go's own toolchain (go, go1.X.Y) builds with `go build`; the others' commands differ.
-    go = str(row.get("toolchain")) == "go" or bool(GO_RELEASE.match(str(row.get("toolchain"))))
-    build = shlex.join([*env, "go", "build", *flags, "."]) if go else None
-    toolchain = _esc(row.get("toolchain_version") or row.get("toolchain"))
-    if build:
-        lines.append(f"<li>build: {_code(build)} ({toolchain})</li>")
-    else:
-        lines.append(f"<li>toolchain: {toolchain}{'; environment: ' + _code(' '.join(env)) if env else ''}</li>")
+    lines += _build_lines(row, settings)
     # argv words as the build ran them: one list item per word, whatever a shell would make of them
     lines.append(f"<li>flags as argv: {_code(json.dumps(flags))}</li>")
     steps = list(row.get("postlink_steps") or [])
@@ -172,6 +199,10 @@ def _recommended_html(row: Mapping, label: str, manifests: list[Mapping], run_di
         lines.append(f"<li>image on {_esc(row['base'])}: {_bytes(row.get('image_size_bytes'))}; its Dockerfile and "
                      f"build context: {_code(command)}</li>")
     lines.append("</ul>")
+    if analysis.is_inconclusive(vs_fastest):
+        lines.append(f'<p class="answer-inconclusive">This answer rests on an inconclusive comparison: its start-up '
+                     f"against the fastest build is {_esc(vs_fastest)}. A quieter host, or more starts, would "
+                     "decide it.</p>")
     return '<div class="answer-recommended">' + "".join(lines) + "</div>"
 
 
@@ -216,19 +247,82 @@ def _median_text(samples: pl.DataFrame | None, run_id: str, key: str, column: st
     return f"{median:,.{digits}f} {unit} median [{found.lo:,.{digits}f}, {found.hi:,.{digits}f}], n = {found.n}"
 
 
+def _delta(effect: Mapping | None) -> str:
+    """One table cell: the change with its verdict ("−34%", "+3% no significant change", "11.5× slower")."""
+    if effect is None:
+        return ""
+    verdict, ratio = effect["verdict"], effect["ratio"]
+    css = _verdict_class(verdict)
+    if effect["p_value"] is None and effect["n_baseline"] == 1:  # exact
+        text = "same" if ratio == 1 else _percent(ratio)
+    elif verdict in analysis.REGRESSIONS or verdict in BETTER:
+        text = f"{_amount(ratio)} {verdict}"
+    else:
+        text = f"{_percent(ratio)} ({verdict})"
+    return f'<span class="{css}">{_esc(text)}</span>'
+
+
+def _reason(text: str | None, limit: int = 160) -> str:
+    text = " ".join(str(text or "").split())
+    short = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f'<span title="{_esc(text)}">{_esc(short)}</span>'
+
+
+TABLE_METRICS = (("size", "Δ size"), ("image_size", "Δ image"), ("startup", "Δ start-up"), ("cpu", "Δ CPU"),
+                 ("peak_rss", "Δ memory"))
+
+
+def _technique_table(group: pl.DataFrame, failed: list[Mapping], table: pl.DataFrame, label: Mapping[str, str],
+                     varying: list[str], recommended: str | None, baseline: Mapping[str, str]) -> str:
+    """Every build of the block against its baseline (the effects' rule, no intervals), and every
+    build of it that does not work, with why: what each technique buys and what it costs."""
+    by_key = {k: {e["metric"]: e for e in part.iter_rows(named=True)}
+              for (k,), part in table.partition_by("variant_key", as_dict=True).items()} if table.height else {}
+    present = set(table["metric"]) if table.height else set()
+    # a metric no build of the block has against its baseline (memory under QEMU user mode) has no column
+    metrics = [(m, h) for m, h in TABLE_METRICS if m in present or (m == "size" and not present)]
+    head = "".join(f"<th>{_esc(h)}</th>" for h in ("build", "against", *(h for _, h in metrics), "works"))
+    body = []
+    for row in group.sort("objective_size", "variant_key", nulls_last=True).iter_rows(named=True):
+        key = row["variant_key"]
+        found = by_key.get(key, {})
+        is_baseline = all(row.get(a) == v for a, v in baseline.items())
+        against = ("baseline" if is_baseline else
+                   _esc(next(iter(found.values()))["changed"]) if found else "no baseline in this block")
+        mark = " ★" if key == recommended else ""
+        cells = "".join(f"<td>{_delta(found.get(m))}</td>" for m, _ in metrics)
+        works = "works" if not row.get("same_binary_as") else f"works (same binary as {_esc(row['same_binary_as'])})"
+        body.append(f"<tr><td>{_esc(label[key])}{mark}</td><td>{against}</td>{cells}<td>{works}</td></tr>")
+    for row in failed:
+        blanks = "".join("<td></td>" for _ in metrics)
+        status = row.get("status") or "failed"
+        body.append(f'<tr class="answer-failed"><td>{_esc(_label(row, varying))}</td><td></td>{blanks}'
+                    f'<td class="effect-worse">{_esc(status)}: {_reason(row.get("reason"))}</td></tr>')
+    return (f'<table class="answer-techniques"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+
 def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows: Mapping, baseline: dict,
            manifests: list[Mapping], run_dirs, multi_run: bool, samples: pl.DataFrame | None = None,
-           hosts: Mapping[str | None, str] | None = None, anywhere: Mapping | None = None) -> str:
+           hosts: Mapping[str | None, str] | None = None, anywhere: Mapping | None = None,
+           table: pl.DataFrame | None = None, failed: list[Mapping] = (), settings=None) -> str:
     """One workload, target and host's answers; ``anywhere``: the smallest row of its workload and
-    target on any host (sizes do not depend on the host), named when it is another host's."""
+    target on any host (sizes do not depend on the host), named when it is another host's;
+    ``table``: every build's effects (no intervals); ``failed``: the block's rows that do not work;
+    ``settings``: variant key -> its build's recorded settings (for the build line)."""
     hosts = hosts or {}
     by_key = {r["variant_key"]: r for r in group.iter_rows(named=True)}
-    varying = _varying(group)
+    varying = _varying(pl.concat([group.select(COLUMNS), *(pl.DataFrame([dict(f)]).select(COLUMNS) for f in failed)],
+                                 how="vertical_relaxed") if failed else group)
     label = {k: _label(r, varying) for k, r in by_key.items()}
     parts = ['<div class="answer">', _heading(group.row(0, named=True), multi_run, hosts)]
     recommended = conclusion["recommended_key"]
     if recommended is not None:
-        parts.append(_recommended_html(by_key[recommended], label[recommended], manifests, run_dirs))
+        parts.append(_recommended_html(by_key[recommended], label[recommended], manifests, run_dirs,
+                                       (settings or {}).get(recommended), conclusion.get("recommended_vs_fastest")))
+    elif group.height:
+        parts.append('<p class="answer-note">No build meets the constraints: nothing to recommend.</p>')
+    if table is not None:
+        parts.append(_technique_table(group, list(failed), table, label, varying, recommended, baseline))
     size_word = "image" if conclusion["scope"] == "image" else "file"
     smallest = by_key.get(conclusion["smallest_key"]) or {}
     libraries = ""
@@ -271,8 +365,9 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
         sentences.append(f"<li>{_effect_sentence(by_key[key], label[key], base, found, hosts)}</li>")
     wanted = ", ".join(f"{k}={v}" for k, v in baseline.items())
     if sentences:
-        parts.append(f'<p class="answer-note">Against the same build with {_esc(wanted)}:</p>'
-                     f'<ul class="answer-effects">{"".join(sentences)}</ul>')
+        parts.append(f'<details class="answer-intervals"><summary>The builds named above against the same build with '
+                     f'{_esc(wanted)}, with 95% intervals</summary><ul class="answer-effects">{"".join(sentences)}'
+                     "</ul></details>")
     elif group.filter(*(pl.col(a) == v for a, v in baseline.items())).is_empty():
         parts.append(f'<p class="answer-note">No effects stated: no working build with {_esc(wanted)} to compare '
                      "against in this block.</p>")
@@ -289,45 +384,94 @@ def _shown(conclusion: Mapping) -> list[str]:
     return list(dict.fromkeys(k for k in keys if k is not None))
 
 
+# A table row per build costs a Mann-Whitney test per metric (~0.3 ms): a block of more builds
+# than this lists the named and frontier builds and the failures only, and says so.
+TABLE_LIMIT = 60
+
+
 def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list[Mapping] | Mapping | None,
                  baseline: Mapping[str, str] | None = None, *, factor: float = analysis.FACTOR,
-                 run_dirs: Mapping[str, str | Path] | None = None) -> str:
+                 run_dirs: Mapping[str, str | Path] | None = None,
+                 constraints: analysis.Constraints | None = None) -> str:
     """The answers section (HTML fragment) for a results frame and its samples.
 
     ``baseline``: axis values the effects are stated against (default: profile ``default``,
     post-link ``none``; everything else the build's own). ``run_dirs``: run id -> run
     directory, for the ``slimlab dockerfile`` command line (default ``data/runs/<run id>``).
+    ``constraints``: what the recommended build must satisfy, and what it is ranked by
+    (analysis.parse_constraints: ``--require``, ``--max-startup-ms``, ``--rank-by``).
     """
     baseline = analysis.check_baseline(baseline)
+    constraints = constraints or analysis.Constraints()
     manifests = [manifests] if isinstance(manifests, Mapping) else list(manifests or [])
-    ranked = analysis.answer_rows(df)
+    busy, vfs = busy_run_ids(manifests), vfs_run_ids(manifests)
+    ranked = analysis.answer_rows(df, samples, constraints=constraints, factor=factor, busy_runs=busy, vfs_runs=vfs)
     head = ['<section class="answers">', "<h2>Answers</h2>"]
     if ranked.is_empty():
         return "".join([*head, ('<p class="answer-note">No build worked: nothing to recommend (see the failed '
                                  "rows).</p></section>")])
-    conclusions = analysis.conclusions(ranked)
+    rule = analysis.recommendation_rule(factor, constraints.rank_by)
+    conclusions = analysis.conclusions(ranked, rule)
     shown = [k for c in conclusions.iter_rows(named=True) for k in _shown(c)]
     effects = analysis.effects(ranked, samples, baseline, keys=shown, factor=factor,
-                               n_resamples=analysis.SHOWN_RESAMPLES)
+                               n_resamples=analysis.SHOWN_RESAMPLES, busy_runs=busy, vfs_runs=vfs)
+    groups = ranked.partition_by(list(analysis.GROUP), maintain_order=True, as_dict=True)
+    listed = set(shown)
+    for group in groups.values():
+        if group.height <= TABLE_LIMIT:
+            listed.update(group["variant_key"])
+    table = analysis.effects(ranked, samples, baseline, keys=listed, factor=factor, intervals=False,
+                             busy_runs=busy, vfs_runs=vfs)
     rows = {(r["run_id"], r["variant_key"]): r for r in ranked.iter_rows(named=True)}
+    every = df.to_dicts()
+    settings = {r["variant_key"]: buildline.settings_for(every, r) for r in ranked.iter_rows(named=True)
+                if r["recommended"]}
+    failed = _failed_by_block(df)
     hosts = host_names(ranked, manifests)
     apart = (", and rows measured on different hosts apart (one machine's timings are never compared with "
              "another's)") if len(hosts) > 1 else ""
-    head.append(f'<p class="answer-rule">Recommended: {_esc(analysis.RECOMMENDATION_RULE)}. Builds and images are '
+    required = f" Constraints: {_esc(constraints.describe())}." if constraints.describe() else ""
+    head.append(f'<p class="answer-rule">Recommended: {_esc(rule)}.{required} Builds and images are '
                 f"answered apart, and emulated targets apart from native ones{apart}. A start-up or memory difference is "
                 f"called faster/slower (lower/higher) only when a Mann–Whitney U test on the raw samples gives "
-                f"p &lt; {analysis.ALPHA} and the ratio of medians is beyond ×{factor:g}; intervals are 95% "
-                "bootstrap intervals of the ratio; sizes are exact.</p>")
+                f"p &lt; {analysis.ALPHA} and the ratio of medians is beyond ×{factor:g}; on a busy host a start-up "
+                "difference also needs CPU time to agree, byte-identical builds are one binary, and a timing short of "
+                "its stated precision decides nothing (each reads &quot;inconclusive (why)&quot;); intervals are 95% "
+                "bootstrap intervals of the ratio; sizes are exact. The build lines name the target, cgo and the Go "
+                "release, and run in a clean environment (<code>env -i</code>).</p>")
     multi_run = ranked["run_id"].n_unique() > 1
     blocks = []
-    groups = ranked.partition_by(list(analysis.GROUP), maintain_order=True, as_dict=True)
     # sizes do not depend on the host: each block also names the smallest of its workload and target anywhere
     hostless = [c for c in analysis.GROUP if c != "host_fingerprint"]
     smallest = {tuple(r[c] for c in hostless): r for r in ranked.sort([*hostless, "objective_size", "variant_key"],
                                                                       nulls_last=True)
                 .unique(hostless, keep="first").iter_rows(named=True)}
     for conclusion in conclusions.iter_rows(named=True):
-        group = groups[tuple(conclusion[c] for c in analysis.GROUP)]
+        key = tuple(conclusion[c] for c in analysis.GROUP)
+        group = groups[key]
+        mine = table.filter(pl.col("variant_key").is_in(group["variant_key"].to_list())
+                            & (pl.col("run_id") == conclusion["run_id"]))
+        if group.height > TABLE_LIMIT:
+            keep = set(_shown(conclusion))
+            group_shown = group.filter(pl.col("variant_key").is_in(list(keep)))
+        else:
+            group_shown = group
+        block_failed = failed.get((conclusion["run_id"], conclusion["workload"], conclusion["target"],
+                                   conclusion["scope"]), [])
         blocks.append(_block(group, conclusion, effects, rows, baseline, manifests, run_dirs, multi_run, samples,
-                             hosts, smallest.get(tuple(conclusion[c] for c in hostless))))
+                             hosts, smallest.get(tuple(conclusion[c] for c in hostless)),
+                             table=mine if group_shown is group else mine.filter(
+                                 pl.col("variant_key").is_in(group_shown["variant_key"].to_list())),
+                             failed=block_failed, settings=settings))
     return "".join([*head, *blocks, "</section>"])
+
+
+def _failed_by_block(df: pl.DataFrame) -> dict[tuple, list[dict]]:
+    """(run id, workload, target, scope) -> the rows there that are not ok."""
+    found: dict[tuple, list[dict]] = {}
+    if "status" not in df.columns:
+        return found
+    for row in df.filter(pl.col("status") != "ok").iter_rows(named=True):
+        scope = "binary" if (row.get("base") or "none") == "none" else "image"
+        found.setdefault((row.get("run_id") or "", row["workload"], row["target"], scope), []).append(row)
+    return found
