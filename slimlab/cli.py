@@ -40,10 +40,11 @@ def _cmd_report(args) -> None:
     from .report import export_path_figures, write_path_report
     from .report.export import check_formats, chromium
 
-    from .analysis import parse_baseline
+    from .analysis import parse_baseline, parse_constraints
 
     path = Path(args.path)
-    choices = {"baseline": parse_baseline(args.baseline) if args.baseline else None, "factor": args.factor}
+    choices = {"baseline": parse_baseline(args.baseline) if args.baseline else None, "factor": args.factor,
+               "constraints": parse_constraints(args.require, args.max_startup_ms, args.rank_by)}
     if args.factor is not None and args.factor < 1:
         raise SlimlabError(f"--factor is a ratio of at least 1 (1.05: a 5% change counts), not {args.factor}")
     if args.figures:  # bad input and a missing browser are refused before any work
@@ -254,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factor", type=float,
                    help="a start-up or memory change counts only beyond this ratio either way (default 1.05, as "
                         "asv compare), and only when Mann-Whitney U gives p < 0.01")
+    p.add_argument("--require", action="append", default=[], metavar="WHAT",
+                   help="what the recommended build must be (repeat it, or join with ','): no-upx; static; "
+                        "works-on=TARGET (the same build also works there, e.g. works-on=linux/arm64)")
+    p.add_argument("--max-startup-ms", type=float, metavar="MS",
+                   help="recommend only builds whose median start-up (of --rank-by) is at most this")
+    p.add_argument("--rank-by", choices=("startup", "cpu"), default="startup",
+                   help="what 'as fast as the fastest' is judged on: wall-clock start-up (default) or CPU time, "
+                        "which waiting for a CPU on a busy host does not inflate")
     p.add_argument("--trends", action="store_true",
                    help="add the history of a data directory's runs: change points and what changed at each")
     p.add_argument("--figures", metavar="DIR", help="also write every figure there, for papers (kaleido + chromium)")

@@ -403,3 +403,16 @@ def test_a_dynamic_smallest_build_says_which_libraries_it_loads():
         .cast(pl.Int64).alias("needed_libs_bytes"))
     text = html.unescape(answers_html(df, samples, []))
     assert "(file); it loads 1 shared library (libgo.so.21: 60.00 MiB with theirs)" in text
+
+
+@pytest.mark.unit
+def test_report_constraints_from_the_command_line_are_checked_before_any_work(tmp_path, capsys):
+    from slimlab.cli import main
+
+    out = tmp_path / "never.html"
+    assert main(["report", str(tmp_path / "no-such-run"), "--out", str(out), "--require", "no-upx,works-on=linux/arm46"]) == 2
+    assert "did you mean 'linux/arm64'" in capsys.readouterr().err and not out.exists()
+    args = build_parser().parse_args(["report", "r", "--out", "o", "--require", "static", "--require", "no-upx",
+                                      "--max-startup-ms", "5", "--rank-by", "cpu"])
+    assert analysis.parse_constraints(args.require, args.max_startup_ms, args.rank_by) == analysis.Constraints(
+        (("static", None), ("no-upx", None)), 5.0, "cpu")

@@ -477,13 +477,15 @@ def render_report_fragment(
     factor: float | None = None,
     run_dirs: Mapping[str, str | Path] | None = None,
     sections: Sequence[Callable[[bool], str]] = (),
+    constraints: Any = None,
     load_warnings: Sequence[str] = (),
 ) -> str:
     """The report as one <div> (with its own <style>), for embedding in a page or notebook.
 
     In reading order: the header, warnings (files the loaders skipped, a busy host, outliers,
     failed rows), the answers (answers.answers_html: what to pick per workload, effects against
-    ``baseline``, a change counting beyond ``factor``), the figures, extra ``sections``, every row,
+    ``baseline``, a change counting beyond ``factor``; the recommendation under ``constraints``,
+    slimlab.analysis.parse_constraints), the figures, extra ``sections``, every row,
     and the environment folded at the end. ``run_dirs`` (run id -> its directory) makes the
     answers' ``slimlab dockerfile`` command lines name the real run directories.
 
@@ -517,7 +519,7 @@ def render_report_fragment(
             header,
             *(f'<p class="warning">Skipped: {_esc(w)}</p>' for w in load_warnings),
             _warnings_html(conformed, manifests, samples, table_id),
-            answers_html(conformed, samples, manifests, baseline=baseline, run_dirs=run_dirs,
+            answers_html(conformed, samples, manifests, baseline=baseline, run_dirs=run_dirs, constraints=constraints,
                          **({"factor": factor} if factor is not None else {})),
             "<h2>Figures</h2>",
             figures_part,
