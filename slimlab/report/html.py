@@ -330,12 +330,29 @@ def _outliers_html(df: pl.DataFrame, samples: pl.DataFrame | None) -> str:
             f"<ul>{items}</ul></details></div>")
 
 
-def _warnings_html(df: pl.DataFrame, manifests: list, samples: pl.DataFrame | None, table_id: str) -> str:
-    """What makes the figures below less than they seem, first."""
-    body = "".join([_hosts_html(df, manifests), _busy_host_html(manifests), _crosscheck_html(df, disagreeing=True),
-                    _outliers_html(df, samples),
-                    _failed_html(df, table_id), _emulated_html(df)])
-    return f'<section class="warnings">{body}</section>' if body else ""
+def _warnings_html(df: pl.DataFrame, manifests: list, samples: pl.DataFrame | None, table_id: str,
+                   load_warnings: Sequence[str] = ()) -> str:
+    """What makes the figures below less than they seem: one line on the first screen that names
+    each warning and counts them, unfolding to the warnings themselves."""
+    failed = df.filter(pl.col("status").fill_null("?") != "ok").height
+    emulated = int(df["emulated"].fill_null(False).sum()) if "emulated" in df.columns else 0
+    outliers = prep.outliers(df, samples).height
+    parts = [
+        (f"{len(load_warnings)} file(s) skipped", "".join(f'<p class="warning">Skipped: {_esc(w)}</p>'
+                                                          for w in load_warnings)),
+        ("rows from several hosts", _hosts_html(df, manifests)),
+        ("the host was busy while measuring", _busy_host_html(manifests)),
+        ("start-up disagrees with hyperfine", _crosscheck_html(df, disagreeing=True)),
+        (f"outliers in {outliers:,} variant(s)", _outliers_html(df, samples) if outliers else ""),
+        (f"{failed:,} row(s) not ok", _failed_html(df, table_id)),
+        (f"{emulated:,} emulated row(s)", _emulated_html(df)),
+    ]
+    found = [(title, body) for title, body in parts if body]
+    if not found:
+        return ""
+    summary = f"{len(found)} warning{'s' if len(found) > 1 else ''}: " + "; ".join(title for title, _ in found)
+    return (f'<details class="warnings"><summary class="warning">{_esc(summary)}</summary>'
+            f'{"".join(body for _, body in found)}</details>')
 
 
 def _environment_html(df: pl.DataFrame, manifests: list) -> str:
@@ -517,8 +534,7 @@ def render_report_fragment(
             '<div class="slimlab-report">',
             f"<style>{CSS}</style>",
             header,
-            *(f'<p class="warning">Skipped: {_esc(w)}</p>' for w in load_warnings),
-            _warnings_html(conformed, manifests, samples, table_id),
+            _warnings_html(conformed, manifests, samples, table_id, load_warnings),
             answers_html(conformed, samples, manifests, baseline=baseline, run_dirs=run_dirs, constraints=constraints,
                          **({"factor": factor} if factor is not None else {})),
             "<h2>Figures</h2>",
