@@ -109,9 +109,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("cpu_ms_median", "timed", "ms", "cpu_ms", timing=True),
 )}
 CPU_SAMPLE = METRICS["cpu_ms_median"].sample
-EXPECT_KEYS = ("ratio", "ratio_min", "ratio_max", "difference", "difference_min", "difference_max", "direction",
-               "value", "min", "max", "equals", "tolerance")
-CLAIM_KEYS = ("id", "claim", "source", "metric", "where", "conditions", "baseline", "candidate", "expect", "note")
+EXPECT_KEYS = ("ratio", "ratio_min", "ratio_max", "difference", "difference_min", "difference_max",
+               "direction", "value", "min", "max", "equals", "tolerance")
+CLAIM_KEYS = ("id", "claim", "source", "metric", "where", "conditions", "baseline", "candidate", "expect",
+              "note")
 DIRECTIONS = ("lower", "higher")
 # Row properties a claim may be conditioned on, beyond the axes (all true or false).
 CONDITIONS = {
@@ -150,7 +151,8 @@ class Claim:
         where = ", ".join(f"{k}={'|'.join(v)}" for k, v in self.where)
         if not self.compares:
             return where
-        sides = " -> ".join(", ".join("|".join(v) for _, v in side) for side in (self.baseline, self.candidate))
+        sides = " -> ".join(", ".join("|".join(v) for _, v in side)
+                            for side in (self.baseline, self.candidate))
         axes = "/".join(dict.fromkeys(k for k, _ in (*self.baseline, *self.candidate)))
         return f"{axes} {sides}" + (f" ({where})" if where else "")
 
@@ -186,7 +188,8 @@ def load_claims(source: str | Path | Sequence[Mapping] | None = None) -> list[Cl
                         "a claims file holds [[claim]] tables only")
     tables = data.get("claim")
     if not isinstance(tables, list) or not tables:
-        raise SpecError(f"{label}: no claims: write each as a [[claim]] table with keys {', '.join(CLAIM_KEYS)}")
+        raise SpecError(f"{label}: no claims: write each as a [[claim]] table with keys "
+                        f"{', '.join(CLAIM_KEYS)}")
     # Axis values are checked as a spec's are (model.axes): built-in profiles, known chains, bases.
     spec = SweepSpec.from_dict({"workloads": ["hello"]}, base_dir=base_dir)
     claims = [_claim(table, f"{label}: claim {i + 1}", spec) for i, table in enumerate(tables)]
@@ -203,7 +206,8 @@ def _claim(table: Any, at: str, spec: SweepSpec) -> Claim:
     at = f"{at} ({table['id']!r})" if isinstance(table.get("id"), str) else at
     for key in table:
         if key not in CLAIM_KEYS:
-            raise SpecError(f"{at}: unknown key {key!r}{did_you_mean(key, CLAIM_KEYS)}; valid: {', '.join(CLAIM_KEYS)}")
+            raise SpecError(f"{at}: unknown key {key!r}{did_you_mean(key, CLAIM_KEYS)}; "
+                            f"valid: {', '.join(CLAIM_KEYS)}")
     for key in ("id", "claim", "metric", "expect"):
         if key not in table:
             raise SpecError(f"{at}: missing {key!r}")
@@ -261,8 +265,8 @@ def _conditions(table: Any, at: str, metric: Metric) -> tuple[tuple[str, bool], 
         if not isinstance(value, bool):
             raise SpecError(f"{at}: {key} = {value!r}: a condition is true or false")
     if table.get("emulated") and metric.kind == "timed":
-        raise SpecError(f"{at}: emulated = true with the timed metric {metric.name}: timings under QEMU are the "
-                        "emulator's, a timed claim is checked on native rows only")
+        raise SpecError(f"{at}: emulated = true with the timed metric {metric.name}: timings under QEMU "
+                        "are the emulator's, a timed claim is checked on native rows only")
     return tuple(sorted(table.items()))
 
 
@@ -287,14 +291,15 @@ def _expect(expect: Any, at: str, metric: Metric, compares: bool):
               "value": ("value", "min", "max", "equals")}
     scales = [s for s, keys in groups.items() if any(k in expect for k in keys)]
     if len(scales) != 1:
-        raise SpecError(f"{at}: expect needs exactly one of: ratio[_min/_max], difference[_min/_max], direction "
-                        f"(a comparison), or value, min/max, equals (the rows' own figure); got {sorted(expect)}")
+        raise SpecError(f"{at}: expect needs exactly one of: ratio[_min/_max], difference[_min/_max], "
+                        "direction (a comparison), or value, min/max, equals (the rows' own figure); "
+                        f"got {sorted(expect)}")
     scale = scales[0]
     if compares != (scale != "value"):
         raise SpecError(f"{at}: expect.{next(k for k in expect if k in groups[scale])} "
                         + ("compares rows: give baseline and candidate" if not compares else
-                           "is about the rows' own figure: leave out baseline and candidate, or expect a ratio "
-                           "or difference"))
+                           "is about the rows' own figure: leave out baseline and candidate, or expect a "
+                           "ratio or difference"))
     if (metric.kind == "flag") != ("equals" in expect):
         raise SpecError(f"{at}: " + (f"metric {metric.name} is true or false: expect = {{ equals = true }}"
                                      if metric.kind == "flag" else f"expect.equals is for flag metrics "
@@ -312,13 +317,14 @@ def _expect(expect: Any, at: str, metric: Metric, compares: bool):
     if "direction" in expect:
         direction = expect["direction"]
         if direction not in DIRECTIONS or len(expect) > 1:
-            raise SpecError(f"{at}: {unknown('direction', direction, DIRECTIONS)}" if direction not in DIRECTIONS
-                            else f"{at}: expect.direction stands alone")
+            raise SpecError(f"{at}: {unknown('direction', direction, DIRECTIONS)}"
+                            if direction not in DIRECTIONS else f"{at}: expect.direction stands alone")
         # Timed figures move by noise: "higher" means beyond analysis.FACTOR, as the report's
         # comparisons call a change; an exact size is higher by a byte.
         factor = analysis.FACTOR if metric.kind == "timed" else 1.0
-        return (scale, 0.0, 1 / factor, True, f"lower (ratio < {1 / factor:.3g})") if direction == "lower" else \
-            (scale, factor, math.inf, True, f"higher (ratio > {factor:.3g})")
+        if direction == "lower":
+            return scale, 0.0, 1 / factor, True, f"lower (ratio < {1 / factor:.3g})"
+        return scale, factor, math.inf, True, f"higher (ratio > {factor:.3g})"
     centre = _number(expect, centre_key, at)
     if centre is not None:
         if any(k in expect for k in groups[scale] if k != centre_key):
@@ -346,7 +352,8 @@ def _setting(column: str, name: str) -> pl.Expr:
             .list.first().str.split_exact("=", 1).struct.field("field_1"))
 
 
-def _runs(manifests: Sequence[Mapping] | None) -> tuple[set[str], set[tuple[str, str]], set[str], dict[str, str]]:
+def _runs(manifests: Sequence[Mapping] | None
+          ) -> tuple[set[str], set[tuple[str, str]], set[str], dict[str, str]]:
     """From the runs' manifests: the runs measured on a busy host, (run, host fingerprint) of
     the Dask workers that were busy, the runs whose engine stored images with vfs, and each
     host fingerprint's CPU (uname -m)."""
@@ -410,7 +417,8 @@ def _conditioned(claim: Claim, rows: pl.DataFrame) -> pl.DataFrame:
     wanted = dict(claim.conditions)
     if claim.metric.kind == "timed":
         wanted.setdefault("emulated", False)
-    return rows.filter(*[pl.col(f"_{k}").eq_missing(pl.lit(v)) for k, v in wanted.items()]) if wanted else rows
+    kept = [pl.col(f"_{k}").eq_missing(pl.lit(v)) for k, v in wanted.items()]
+    return rows.filter(*kept) if kept else rows
 
 
 # -- measuring -----------------------------------------------------------------------------
@@ -429,7 +437,8 @@ class Measured:
 
 def _figure(row: dict, metric: Metric) -> float | None:
     if metric.name == "shipped_bytes":
-        return None if row.get("size_bytes") is None else row["size_bytes"] + (row.get("needed_libs_bytes") or 0)
+        size = row.get("size_bytes")
+        return None if size is None else size + (row.get("needed_libs_bytes") or 0)
     value = row.get(metric.name)
     return None if value is None else float(value)
 
@@ -500,8 +509,8 @@ def _measure_pair(claim: Claim, base: dict | None, cand: dict, label: str,
         value = cand.get(metric.name)
         if value is None:
             return f"no {metric.name}"
-        return Measured(float(value), float(value), float(value), HOLDS if float(value) == claim.lo else OPPOSITE,
-                        label)
+        value = float(value)
+        return Measured(value, value, value, HOLDS if value == claim.lo else OPPOSITE, label)
     if metric.kind == "exact":
         b, c = (_figure(base, metric) if base else None), _figure(cand, metric)
         if c is None or (base and b is None):
@@ -551,7 +560,8 @@ def _pairs(claim: Claim, rows: pl.DataFrame) -> list[tuple[dict | None, dict]]:
     timed = claim.metric.kind == "timed"
     out = []
     for cand in _selected(rows, claim.candidate).iter_rows(named=True):
-        host = [pl.col("host_fingerprint").eq_missing(pl.lit(cand["host_fingerprint"], pl.String))] if timed else []
+        host = [pl.col("host_fingerprint").eq_missing(pl.lit(cand["host_fingerprint"], pl.String))
+                ] if timed else []
         match = base.filter(*[pl.col(k).eq_missing(cand[k]) for k in keys], *host)
         if match.height:
             out.append((match.row(0, named=True), cand))
@@ -577,12 +587,13 @@ def _condition_misses(claim: Claim, rows: pl.DataFrame) -> str:
         missed = rows.filter(pl.col(f"_{key}").eq_missing(pl.lit(value)).not_())
         if missed.height:
             first = missed.row(0, named=True)
-            what = {"cgo": f"CGO_ENABLED={'1' if first['_cgo'] else '0' if first['_cgo'] is False else 'unknown'}",
-                    "cross_build": "a cross build" if first["_cross_build"] else "a native build"
-                    if first["_cross_build"] is False else "built where, unknown",
-                    "emulated": "run under QEMU" if first["_emulated"] else "run natively"
-                    if first["_emulated"] is False else "never run"}[key]
-            out.append(f"{key}={str(value).lower()} left out {missed.height} (e.g. {first['variant_key']}: {what})")
+            found = first[f"_{key}"]
+            what = {"cgo": ("CGO_ENABLED=1", "CGO_ENABLED=0", "cgo unknown (no build info)"),
+                    "cross_build": ("a cross build", "a native build", "built where, unknown"),
+                    "emulated": ("run under QEMU", "run natively", "never run")}[key]
+            what = what[0] if found else what[1] if found is False else what[2]
+            out.append(f"{key}={str(value).lower()} left out {missed.height} "
+                       f"(e.g. {first['variant_key']}: {what})")
     return "; ".join(out)
 
 
@@ -616,7 +627,7 @@ def _why_not(claim: Claim, df: pl.DataFrame, scoped: pl.DataFrame) -> tuple[str,
     absent = _absent(claim, df)
     if absent:
         return absent
-    sides = [("", ())] if not claim.compares else [("baseline ", claim.baseline), ("candidate ", claim.candidate)]
+    sides = [("baseline ", claim.baseline), ("candidate ", claim.candidate)] if claim.compares else [("", ())]
     for name, side in sides:
         rows = _selected(scoped, side)
         if rows.is_empty():
@@ -630,16 +641,18 @@ def _why_not(claim: Claim, df: pl.DataFrame, scoped: pl.DataFrame) -> tuple[str,
         kept = _conditioned(claim, ok)
         if kept.is_empty():
             if claim.metric.kind == "timed" and ok["_emulated"].fill_null(False).all():
-                return "emulated only", (f"every ok {name}row ran under QEMU: its timings are the emulator's, "
-                                         "not the program's")
-            return "outside its conditions", f"no ok {name}row meets the conditions: {_condition_misses(claim, ok)}"
+                return "emulated only", (f"every ok {name}row ran under QEMU: its timings are the "
+                                         "emulator's, not the program's")
+            return "outside its conditions", (f"no ok {name}row meets the conditions: "
+                                              f"{_condition_misses(claim, ok)}")
         if kept.filter(claim.metric.present()).is_empty():
-            hint = " (an image is built for a base other than none)" if claim.metric.name.startswith("image") else ""
+            image = claim.metric.name.startswith("image")
+            hint = " (an image is built for a base other than none)" if image else ""
             return "no figure", f"{claim.metric.name} is empty on every ok {name}row{hint}"
     kept = _conditioned(claim, scoped.filter(pl.col("status") == "ok"))
     if claim.metric.kind == "timed" and claim.compares and kept["host_fingerprint"].n_unique() > 1:
-        return "another host", ("no candidate row has a baseline row measured on the same host (host_fingerprint): "
-                                "one machine's timings are not compared with another's")
+        return "another host", ("no candidate row has a baseline row measured on the same host "
+                                "(host_fingerprint): one machine's timings are not compared with another's")
     return "no pair", "no candidate row has a baseline row of the same run and other axes"
 
 
@@ -696,26 +709,23 @@ def _line(claim: Claim, scope: dict, measured: list[Measured], why: tuple[str, s
     else:  # several runs, or several chains the claim names: each shown, the line's figure pooled
         value = _pool([m.value for m in measured], claim.scale) if claim.metric.kind != "flag" else None
         lo, hi = min(m.lo for m in measured), max(m.hi for m in measured)
-        text = "; ".join(f"{m.label}: {_measured_text(claim, m)}" + (f" ({m.verdict})" if len(verdicts) > 1 else "")
-                         for m in measured)
-    why = {HOLDS: f"within the claim ({claim.claimed})",
+        text = "; ".join(f"{m.label}: {_measured_text(claim, m)}"
+                         + (f" ({m.verdict})" if len(verdicts) > 1 else "") for m in measured)
+    flag = claim.metric.kind == "flag"
+    why = {HOLDS: f"as claimed ({claim.claimed})" if flag else f"within the claim ({claim.claimed})",
            LARGER: f"beyond the claim ({claim.claimed}) in its direction",
            SMALLER: f"short of the claim ({claim.claimed})",
-           OPPOSITE: f"the other way from the claim ({claim.claimed})"}.get(verdict)
-    if why is None and claim.metric.kind == "flag":
-        why = f"the claim is {claim.claimed}"
-    if verdict == STRADDLES:
-        why = f"the interval straddles an end of the claim ({claim.claimed}): more repeats would tell"
-    elif verdict == analysis.HOST_BUSY:
-        why = "the host was busy while measuring and CPU time does not give the same verdict"
-    elif verdict == analysis.PRECISION_NOT_REACHED:
-        why = "a side's start-up timings did not reach the spec's precision"
-    elif verdict == analysis.VFS_STORAGE:
-        why = "container start-up on a vfs engine grows with the base's files: not what overlay2 gives"
-    elif verdict == PAIRS_DISAGREE:
-        why = f"its {len(measured)} pairs give different verdicts against the claim ({claim.claimed})"
-    if verdict == OPPOSITE and claim.metric.kind == "flag":
-        why = f"the claim is {claim.claimed}"
+           OPPOSITE: f"the claim is {claim.claimed}" if flag else
+                     f"the other way from the claim ({claim.claimed})",
+           STRADDLES: f"the interval straddles an end of the claim ({claim.claimed}): more repeats would "
+                      "tell",
+           analysis.HOST_BUSY: "the host was busy while measuring and CPU time does not give the same "
+                               "verdict",
+           analysis.PRECISION_NOT_REACHED: "a side's start-up timings did not reach the spec's precision",
+           analysis.VFS_STORAGE: "container start-up on a vfs engine grows with the base's files: not what "
+                                 "overlay2 gives",
+           PAIRS_DISAGREE: f"its {len(measured)} pairs give different verdicts against the claim "
+                           f"({claim.claimed})"}.get(verdict, "")
     notes = [m.note for m in measured if m.note] + notes
     return {**out, "measured": value, "lo": lo, "hi": hi, "measured_text": text,
             "pairs_holding": sum(m.verdict == HOLDS for m in measured), "verdict": verdict,
@@ -723,7 +733,8 @@ def _line(claim: Claim, scope: dict, measured: list[Measured], why: tuple[str, s
 
 
 def _label(claim: Claim, cand: dict, varying: Sequence[str]) -> str:
-    axes = [k for k, v in claim.candidate if len(v) > 1] + [k for k in varying if k not in dict(claim.candidate)]
+    chosen = dict(claim.candidate)
+    axes = [*(k for k, v in chosen.items() if len(v) > 1), *(k for k in varying if k not in chosen)]
     return ", ".join(f"{k}={cand[k]}" for k in dict.fromkeys(axes)) or cand["variant_key"]
 
 
@@ -807,7 +818,7 @@ def _lines(claim: Claim, df: pl.DataFrame, rows: pl.DataFrame, split: Sequence[s
             else:
                 measured.append(found)
         host = (cands[0].get("host") or fingerprint) if len(hosts) > 1 else None
-        why = ("too few samples", "; ".join(notes)) if not measured else None
+        why = ("no usable samples", "; ".join(notes)) if not measured else None
         lines.append(_line(claim, _scope(first, split, by, host), measured, why,
                            (notes if measured else []) + failures))
     return lines
@@ -824,7 +835,8 @@ COLOURS = {HOLDS: "#176b2c", LARGER: "#b00020", SMALLER: "#b00020", OPPOSITE: "#
 def claims_html(table: pl.DataFrame) -> str:
     """The claims table as an HTML table; every cell escaped (workload names are user input)."""
     optional = ("host", "group")
-    columns = [c for c in TABLE_COLUMNS if c in table.columns and not (c in optional and table[c].is_null().all())]
+    columns = [c for c in TABLE_COLUMNS
+               if c in table.columns and not (c in optional and table[c].is_null().all())]
     # Inline alignment: Jupyter's own table rules (cells right-aligned) outrank a class selector.
     cell = 'style="text-align:left;vertical-align:top;padding:2px 6px"'
     head = "".join(f"<th {cell}>{html.escape(c.replace('_text', ''))}</th>" for c in columns)
