@@ -486,19 +486,25 @@ def _same_binary(base: dict | None, cand: dict) -> bool:
                                     for k in ("binary_sha256", "runner", "target"))
 
 
-def _busy_verdict(claim: Claim, verdict: str, b: dict, c: dict) -> str:
+def _busy_verdict(claim: Claim, verdict: str, b: dict, c: dict) -> tuple[str, str]:
     """A wall-time verdict on a busy host stands when CPU time agrees: the shared direction rule
-    (analysis.guard_timing) and the same verdict on the CPU-time samples; else HOST_BUSY."""
+    (analysis.guard_timing) and the same verdict on the CPU-time samples; else HOST_BUSY. With
+    a note of what CPU time gave."""
     cpu = _estimate(claim, b.get(CPU_SAMPLE, []), c.get(CPU_SAMPLE, []))
-    if isinstance(cpu, str) or _band_verdict(claim, cpu[1], cpu[2]) != verdict:
-        return analysis.HOST_BUSY
+    if isinstance(cpu, str):
+        return analysis.HOST_BUSY, f"on a busy host, CPU time: {cpu}"
+    cpu_verdict = _band_verdict(claim, cpu[1], cpu[2])
+    cpu_text = _measured_text(claim, Measured(*cpu, cpu_verdict, ""))
+    note = f"on a busy host, CPU time: {cpu_text} ({cpu_verdict})"
+    if cpu_verdict != verdict:
+        return analysis.HOST_BUSY, note
     if claim.compares:
         wall = analysis.compare_samples(b[claim.metric.sample], c[claim.metric.sample])
         cpu_cmp = analysis.compare_samples(b[CPU_SAMPLE], c[CPU_SAMPLE], lower_is=analysis.LOWER,
                                            higher_is=analysis.HIGHER)
         if wall and analysis.is_inconclusive(analysis.guard_timing(wall, cpu=cpu_cmp, busy=True).verdict):
-            return analysis.HOST_BUSY
-    return verdict
+            return analysis.HOST_BUSY, note
+    return verdict, note
 
 
 def _measure_pair(claim: Claim, base: dict | None, cand: dict, label: str,
@@ -534,7 +540,7 @@ def _measure_pair(claim: Claim, base: dict | None, cand: dict, label: str,
     if isinstance(found, str):
         return f"{found} of {metric.sample}"
     value, lo, hi = found
-    verdict = _band_verdict(claim, lo, hi)
+    verdict, note = _band_verdict(claim, lo, hi), ""
     rows = [r for r in (base, cand) if r is not None]
     if analysis.is_inconclusive(verdict):
         pass
@@ -544,8 +550,8 @@ def _measure_pair(claim: Claim, base: dict | None, cand: dict, label: str,
           and "none" not in (base.get("base"), cand.get("base")) and any(r["_vfs"] for r in rows)):
         verdict = analysis.VFS_STORAGE
     elif metric.wall and any(r["_busy"] for r in rows):
-        verdict = _busy_verdict(claim, verdict, theirs, mine)
-    return Measured(value, lo, hi, verdict, label)
+        verdict, note = _busy_verdict(claim, verdict, theirs, mine)
+    return Measured(value, lo, hi, verdict, label, note)
 
 
 def _pairs(claim: Claim, rows: pl.DataFrame) -> list[tuple[dict | None, dict]]:

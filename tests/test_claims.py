@@ -459,6 +459,7 @@ def test_on_a_busy_host_a_start_up_verdict_needs_cpu_time_to_agree():
     waited = _timed((_row(), base), (_row(postlink="upx-9"), upx), cpu_shift=0.0)
     busy = _only(check_claims(*waited, [UPX_MS], manifests=BUSY), "upx-ms")
     assert busy["verdict"] == analysis.HOST_BUSY and analysis.is_inconclusive(busy["verdict"])
+    assert "on a busy host, CPU time: " in busy["why"] and f"({SMALLER})" in busy["why"]  # what CPU gave
     assert _only(check_claims(*waited, [UPX_MS], manifests=[{"run_id": "r", "sessions": [{}]}]),
                  "upx-ms")["verdict"] == HOLDS  # a quiet host: the wall-time verdict stands
     # CPU time itself is judged without the rule: it is what a busy host does not inflate.
