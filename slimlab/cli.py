@@ -210,16 +210,10 @@ def _cmd_schedule(args) -> int:
 
 
 def _cmd_claims(args) -> None:
-    import polars as pl
-
-    from .claims import brief_and, check_claims
-    from .results import load, load_samples
+    from .claims import brief_and, check_path, claims_text
 
     claims = brief_and(args.claims_file)  # checked before the results are read
-    table = check_claims(load(args.path), load_samples(args.path), claims, by=args.by)
-    columns = [c for c in ("id", "group", "claimed", "measured_text", "verdict", "why") if args.by or c != "group"]
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=200, tbl_width_chars=250, tbl_hide_dataframe_shape=True):
-        print(table.select(columns))
+    print(claims_text(check_path(args.path, claims, by=args.by)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a run directory, or a data directory (all its runs)")
     p.add_argument("--claims-file",
                    help="your claims: a TOML file of [[claim]] tables, checked after the brief's (slimlab/claims.toml)")
-    p.add_argument("--by", choices=AXIS_COLUMNS, help="a row per value of this axis (default: one row per claim)")
+    p.add_argument("--by", choices=AXIS_COLUMNS,
+                   help="also a line per value of this axis (always: one per claim, workload and target)")
     p.set_defaults(func=_cmd_claims)
 
     p = sub.add_parser("run", help="execute a notebook with papermill and export it to HTML")
