@@ -68,7 +68,7 @@ def test_report_reads_warnings_answers_figures_rows_then_the_folded_environment(
 
     def answers(df, samples, manifests, baseline=None, **options):
         calls.append((df.height, samples.height, len(manifests), baseline))
-        assert options == {"run_dirs": None}  # no factor given: the answers' own default
+        assert options == {"run_dirs": None, "constraints": None}  # no factor given: the answers' own default
         return '<section id="the-answers"></section>'
 
     monkeypatch.setattr(report_html, "answers_html", answers)
@@ -76,7 +76,7 @@ def test_report_reads_warnings_answers_figures_rows_then_the_folded_environment(
     text = render_report_html(hostile_frame, "t", busy_manifest("the host was busy"), samples=samples,
                               baseline="default")
     assert calls == [(4, 90, 1, "default")]  # the answers get the samples, manifests and baseline
-    marks = ["<h1>t</h1>", '<section class="warnings">', "the host was busy", "Statistical outliers",
+    marks = ["<h1>t</h1>", '<details class="warnings">', "the host was busy", "Statistical outliers",
              '<section id="the-answers">', "<h2>Figures</h2>", "<h2 id=\"slimlab-rows-", '<details class="environment">']
     places = [text.index(m) for m in marks]
     assert places == sorted(places), list(zip(marks, places))
@@ -88,7 +88,10 @@ def test_report_reads_warnings_answers_figures_rows_then_the_folded_environment(
 @pytest.mark.unit
 def test_warnings_name_outliers_and_failed_rows_and_link_to_the_table(hostile_frame):
     text = render_report_html(hostile_frame, "t", samples=samples_for(hostile_frame, {"k-hostile"}))
-    warnings = text[text.index('<section class="warnings">'):text.index("<h2>Figures</h2>")]
+    warnings = text[text.index('<details class="warnings">'):text.index("<h2>Figures</h2>")]
+    # one line on the first screen names and counts them; the warnings themselves unfold from it
+    summary = re.search(r'<summary class="warning">([^<]+)</summary>', warnings).group(1)
+    assert summary == "3 warnings: outliers in 1 variant(s); 1 row(s) not ok; 1 emulated row(s)"
     assert "Statistical outliers were detected in the start-up samples of 1 variant(s)" in warnings
     assert "modified Z-score" in warnings
     # The variant is named, escaped, with its count: one start 20x slower of 30.
