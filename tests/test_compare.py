@@ -61,7 +61,7 @@ def write_run(path: Path, variants: dict[str, dict], host: str = "here", fingerp
     pl.DataFrame(samples, schema=SAMPLE_SCHEMA).write_parquet(path / SAMPLES)
     session = {"host": {"hostname": host}, "hosts": worker_hosts or []}
     if load is not None:
-        noise = {"seconds": 10.0, "cores": 2, "loadavg_before": [load, load, load], "loadavg_after": [load] * 3,
+        noise = {"seconds": 10.0, "cores": 2, "loadavg_before": [load] * 3, "loadavg_after": [load] * 3,
                  "busy_pct": 90.0, "steal_pct": 0.0, "cpu_pressure_pct": 12.0}
         session["measurement"] = {"noise": noise, "warnings": busy_host_warnings(noise)}
     (path / MANIFEST).write_text(json.dumps({"schema_version": SCHEMA_VERSION, "run_id": path.name,
@@ -196,8 +196,9 @@ SHA = "5" * 64
 
 def upx_run(path: Path, ms: float, cpu: float, seed: int, **values) -> Path:
     """Issue 17's case: one upx-9 build, start-up ``ms`` and CPU time ``cpu`` per start."""
-    return write_run(path, {UPX: {"size": 800_000, "kib": 1900, "ms": ms, "cpu": cpu, "seed": seed,
-                                  **{k: v for k, v in values.items() if k != "load"}}}, load=values.get("load"))
+    load = values.pop("load", None)
+    variant = {"size": 800_000, "kib": 1900, "ms": ms, "cpu": cpu, "seed": seed, **values}
+    return write_run(path, {UPX: variant}, load=load)
 
 
 def verdicts(outcome) -> dict[str, str]:
@@ -258,7 +259,8 @@ def test_rows_short_of_their_precision_are_inconclusive(tmp_path, capsys):
     assert found["startup"] == found["cpu"] == analysis.PRECISION_NOT_REACHED
     assert "precision (±3%) reached by 1 of 1 timed rows" in out  # A
     assert "precision (±3%) reached by 0 of 1 timed rows, not by 1" in out  # B
-    assert "precision reached: unknown (not recorded)" in run_cli(capsys, a, upx_run(tmp_path / "d", 30, 12, 3))[1]
+    unrecorded = upx_run(tmp_path / "d", 30.0, 12.3, 3)
+    assert "precision reached: unknown (not recorded)" in run_cli(capsys, a, unrecorded)[1]
 
 
 @pytest.mark.unit
@@ -330,7 +332,10 @@ def test_a_real_run_against_itself_is_no_change(real_runs):
     done = cli(real_runs["small"], real_runs["small"])
     assert done.returncode == 0, done.stdout + done.stderr
     lines = compare.frame(compare.compare_runs(real_runs["small"], real_runs["small"]))
-    assert lines.height == 2 * 4 and set(lines["verdict"]) == {analysis.NO_CHANGE}  # size, start-up, RSS, CPU
+    assert lines.height == 2 * 4  # size, start-up, RSS, CPU
+    timed = pl.col("metric").is_in(["startup", "peak_rss", "cpu"])
+    assert set(lines.filter(~timed)["verdict"]) == {analysis.NO_CHANGE}
+    assert set(lines.filter(timed)["verdict"]) == {analysis.SAME_BINARY}  # its own bytes, of course
     assert (lines["ratio"] == 1.0).all()
 
 
@@ -342,6 +347,32 @@ def test_a_real_run_whose_binaries_grew_fails_the_gate(real_runs):
     flagged = [line for line in done.stdout.splitlines() if line.startswith("!")]
     assert len(flagged) == 2 and all("larger" in line for line in flagged)
     assert cli(real_runs["big"], real_runs["small"], "--metric", "size").returncode == 0  # shrinking is fine
+
+
+def test_two_runs_of_one_spec_with_a_core_kept_busy_pass_the_gate(tmp_path):
+    """Issue 17's goal: `slimlab compare A A'` of two runs of the same spec exits 0 on a busy
+    machine. One core is kept busy (a spin loop) through both sweeps."""
+    spec = {"workloads": ["hello"], "profiles": ["default", "stripped"], "postlink": ["none", "upx-9"],
+            "repeats": 8, "warmup": 1}
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        runs = [slimlab.sweep(spec, data_dir=tmp_path / "data", run_id=name, progress=False)
+                for name in ("a", "b")]
+        done = cli(*runs)
+        as_json = cli(*runs, "--format", "json")
+    finally:
+        spin.kill()
+        spin.wait(timeout=30)
+    frames = [slimlab.load(run).sort("variant_key") for run in runs]
+    assert frames[0]["status"].to_list() == ["ok"] * 4, frames[0].select("variant_key", "status", "reason")
+    assert frames[0]["binary_sha256"].to_list() == frames[1]["binary_sha256"].to_list()  # the premise: A/A
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads(as_json.stdout)
+    assert as_json.returncode == 0 == found["exit_code"] and found["regressions"] == 0
+    timed = [line for line in found["lines"] if line["metric"] in ("startup", "cpu")]
+    assert len(timed) == 8 and all(line["verdict"] == analysis.SAME_BINARY for line in timed)
+    assert all(side["hosts"] for side in (found["a"], found["b"]))  # each run's noise is stated
 
 
 def test_answers_on_a_real_run_state_what_stripping_saves(real_runs):
