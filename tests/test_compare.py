@@ -265,13 +265,16 @@ def test_rows_short_of_their_precision_are_inconclusive(tmp_path, capsys):
 
 @pytest.mark.unit
 def test_what_counts_as_the_same_binary():
-    row = {"binary_sha256": SHA, "target": "linux/amd64", "base": "none", "runner": "native", "emulated": False}
+    row = {"binary_sha256": SHA, "target": "linux/amd64", "base": "none", "runner": "native",
+           "emulated": False}
     assert compare.same_binary(row, dict(row))
     assert not compare.same_binary(row, {**row, "binary_sha256": "6" * 64})
-    assert not compare.same_binary({**row, "binary_sha256": None}, {**row, "binary_sha256": None})  # unrecorded
+    unrecorded = {**row, "binary_sha256": None}
+    assert not compare.same_binary(unrecorded, dict(unrecorded))
     assert not compare.same_binary(row, {**row, "base": "scratch"})  # a bare start against a container's
     image = {**row, "base": "scratch", "image_tag": "slimlab/x:1"}
-    assert compare.same_binary(image, dict(image)) and compare.same_binary(image, {**image, "image_tag": None})
+    assert compare.same_binary(image, dict(image))
+    assert compare.same_binary(image, {**image, "image_tag": None})  # not recorded on one side
     assert not compare.same_binary(image, {**image, "image_tag": "slimlab/x:2"})  # another image
 
 
@@ -290,8 +293,8 @@ def test_json_and_markdown_for_ci(tmp_path, capsys):
     assert found["a"]["precision"] == {"reached": 0, "not_reached": 0, "unknown": 1, "targets": []}
     size = next(line for line in found["lines"] if line["metric"] == "size")
     assert size["regressed"] and size["verdict"] == analysis.LARGER and size["ratio"] == pytest.approx(1.1)
-    assert set(size) == {"key", "metric", "unit", "a", "b", "ratio", "lo", "hi", "p_value", "verdict", "regressed",
-                         "inconclusive", "same_binary"} and size["a"]["median"] == 2_000_000
+    assert set(size) == {"key", "metric", "unit", "a", "b", "ratio", "lo", "hi", "p_value", "verdict",
+                         "regressed", "inconclusive", "same_binary"} and size["a"]["median"] == 2_000_000
     code, out, _ = run_cli(capsys, a, b, "--format", "markdown")
     assert code == 1
     table = [line for line in out.splitlines() if line.startswith("| ")]

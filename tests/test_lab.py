@@ -158,13 +158,16 @@ def test_timings_of_several_hosts_are_never_on_one_scale():
     assert "measured_on" not in one.axes  # one host: not an axis
 
 
-KINDS = [
-    {"workload": "a", "profile": "default", "size_bytes": 4 << 20, "startup_ms_median": 1.7, "cpu_ms_median": 1.2},
-    {"workload": "a", "profile": "stripped", "size_bytes": 3 << 20, "startup_ms_median": 1.8, "cpu_ms_median": 1.3},
-    {"workload": "a", "profile": "default", "target": "linux/arm64", "emulated": True, "runner": "qemu-aarch64-static",
-     "size_bytes": 4 << 20, "startup_ms_median": 150.0, "cpu_ms_median": 140.0},
-    {"workload": "a", "profile": "default", "base": "scratch", "size_bytes": 4 << 20, "startup_ms_median": 390.0,
-     "cpu_ms_median": 1.4},
+KINDS = [  # one workload, each kind of run: native, under QEMU, in a container, both
+    {"workload": "a", "profile": "default", "size_bytes": 4 << 20, "startup_ms_median": 1.7,
+     "cpu_ms_median": 1.2},
+    {"workload": "a", "profile": "stripped", "size_bytes": 3 << 20, "startup_ms_median": 1.8,
+     "cpu_ms_median": 1.3},
+    {"workload": "a", "profile": "default", "target": "linux/arm64", "emulated": True,
+     "runner": "qemu-aarch64-static", "size_bytes": 4 << 20, "startup_ms_median": 150.0,
+     "cpu_ms_median": 140.0},
+    {"workload": "a", "profile": "default", "base": "scratch", "size_bytes": 4 << 20,
+     "startup_ms_median": 390.0, "cpu_ms_median": 1.4},
     {"workload": "a", "profile": "default", "base": "scratch", "target": "linux/arm64", "emulated": True,
      "size_bytes": 4 << 20, "startup_ms_median": 3966.0, "cpu_ms_median": 150.0},
 ]
