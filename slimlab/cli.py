@@ -166,6 +166,7 @@ def _cmd_dockerfile(args) -> None:
 def _cmd_compare(args) -> int:
     from . import compare
 
+    render = compare.RENDERERS[compare.check_format(args.format)]  # refused before any work
     if args.variants:
         if args.b is not None:
             raise SlimlabError("give one run with --variants KEY1 KEY2, or two runs without it")
@@ -174,8 +175,8 @@ def _cmd_compare(args) -> int:
         raise SlimlabError("give two run directories (slimlab compare A B), or one run and --variants KEY1 KEY2")
     else:
         outcome = compare.compare_runs(args.a, args.b, factor=args.factor, metrics=args.metric)
-    print(compare.render(outcome))
-    return 1 if outcome.regressions else 0
+    print(render(outcome))
+    return outcome.exit_code  # 1 for a real regression only: an inconclusive verdict never fails a gate
 
 
 def _cmd_schedule(args) -> int:
@@ -264,14 +265,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a format for --figures: svg, pdf or png (repeat it; default: svg and pdf)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("compare", help="two runs (or two variants of one run) side by side; exit 1 on a regression")
+    p = sub.add_parser("compare", help="two runs (or two variants of one run) side by side; exit 1 on a "
+                                       "regression (never on an inconclusive verdict)")
     p.add_argument("a", help="run directory A (the baseline)")
     p.add_argument("b", nargs="?", help="run directory B (compared against A)")
     p.add_argument("--variants", nargs=2, metavar=("KEY1", "KEY2"), help="two variant keys of run A: KEY2 against KEY1")
     p.add_argument("--factor", type=float, default=1.05,
                    help="a change counts only beyond this ratio either way (default 1.05, as asv compare)")
     p.add_argument("--metric", action="append",
-                   help="compare only this metric: size, image_size, startup or peak_rss (repeatable; default: all)")
+                   help="compare only this metric: size, image_size, startup, peak_rss or cpu (repeatable; "
+                        "default: all)")
+    p.add_argument("--format", default="text",
+                   help="text (a terminal table, the default), markdown (a CI comment: a table) or json "
+                        "(machine-readable, stable keys)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("claims", help="check the research brief's claims (or yours) against a run")

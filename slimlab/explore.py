@@ -8,6 +8,10 @@ a scheduled run) widgets would be dead references in the executed notebook, so t
 default view is shown as a plain figure instead, as text/html, which nbconvert keeps
 (see slimlab.report.html.display_report).
 
+Native, emulated (QEMU) and container timings are never drawn on one axis: a timing metric
+is faceted by the kind of run (KIND) on top of any chosen facet, and by the measuring host
+when several measured, and an emulated panel says so in its title.
+
 Every label that comes from the data (workload paths, run ids, reasons) stays text: in
 the figure it is escaped with prep.escape_text (plotly renders a subset of HTML in
 labels and turns entities back into characters), in the table with html.escape, and in
@@ -63,30 +67,44 @@ RUN = "run_id"  # a filter, colour and facet too when there are several runs
 # The host that measured a row ("name [fingerprint]"): an axis too when rows come from several
 # (Dask's measure_on = "workers", or runs of several machines); timings are faceted by it then.
 HOST = "measured_on"
-LABELS = {RUN: "Run", HOST: "Host"}  # the axes that are not the spec's
+# How a row's timings were taken: natively, under QEMU, in a container (under QEMU too for
+# another CPU's image). Each kind's figures are its own scale: a timing is faceted by it.
+KIND = "kind"
+KINDS = ("native", "emulated", "container", "container, emulated")  # panels in this order
+EMULATED_MARK = " (QEMU: not native timings)"
+LABELS = {RUN: "Run", HOST: "Host", KIND: "Kind"}  # the axes that are not the spec's
 ALL = ""  # a filter's value for "every value"
 ALL_LABEL = "(all)"
 NONE_LABEL = "none"
 PALETTE = qualitative.Plotly
 BAR_ROW_PX = 24
 BASE_HEIGHT_PX = 150
-FACET_GAP_PX = 60
+FACET_GAP_PX = 84  # room for an axis title, then the next panel's title
 TABLE_MAX_ROWS = 200
-TABLE_COLUMNS = (RUN, *(a.column for a in AXES), "status")
+TABLE_COLUMNS = (RUN, *(a.column for a in AXES), KIND, "status")
 
 
 def _frame(source) -> pl.DataFrame:
     if isinstance(source, pl.DataFrame):
-        return _with_host(prep.conform(source))
+        return _with_derived(prep.conform(source))
     paths = [source] if source is None or isinstance(source, (str, Path)) else list(source)  # None: the data dir
     if not paths:
         raise SlimlabError("no run given: pass a run directory, a data directory, or a list of them")
-    return _with_host(prep.conform(pl.concat([load(p) for p in paths], how="diagonal_relaxed")))
+    return _with_derived(prep.conform(pl.concat([load(p) for p in paths], how="diagonal_relaxed")))
 
 
-def _with_host(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` (conformed) with HOST: the host that measured each row, as the report names it."""
-    return frame.with_columns(prep.host_name().alias(HOST))
+def kind() -> pl.Expr:
+    """A row's KIND: "native", "emulated", "container" or "container, emulated"."""
+    emulated = pl.col("emulated").fill_null(False)
+    container = pl.col("base").fill_null("none") != "none"
+    return (pl.when(container & emulated).then(pl.lit(KINDS[3])).when(container).then(pl.lit(KINDS[2]))
+            .when(emulated).then(pl.lit(KINDS[1])).otherwise(pl.lit(KINDS[0])))
+
+
+def _with_derived(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (conformed) with HOST, the host that measured each row as the report names it,
+    and KIND."""
+    return frame.with_columns(prep.host_name().alias(HOST), kind().alias(KIND))
 
 
 def _shorten(text: str, max_chars: int) -> str:
@@ -118,7 +136,8 @@ class Explorer:
 
     def __init__(self, source, metric: str = "size", color: str | None = "workload", facet: str | None = None,
                  filters: Mapping[str, str] | None = None, out_dir: str | Path = "figures") -> None:
-        self.axes = [RUN, HOST, *(a.column for a in AXES)]  # run and host: axes only when several (below)
+        # run, host and kind: axes only when several (below)
+        self.axes = [RUN, HOST, *(a.column for a in AXES), KIND]
         # Names first, before the runs are read: a typo costs nothing.
         self.metric = self._check_metric(metric)
         self.color = self._check_axis(color, "colour-by axis")
@@ -126,7 +145,7 @@ class Explorer:
         for column in filters or {}:
             self._check_axis(column, "filter axis")
         self.df = _frame(source)
-        for column in (RUN, HOST):
+        for column in (RUN, HOST, KIND):
             if self.df[column].n_unique() <= 1 and column not in (self.color, self.facet, *(filters or {})):
                 self.axes.remove(column)
         self.filters: dict[str, str | None] = dict.fromkeys(self.axes)
@@ -205,10 +224,10 @@ class Explorer:
         spread = (pl.col(metric.spread).fill_null(0.0) / 2 * metric.scale) if metric.spread else pl.lit(0.0)
         data = data.with_columns((pl.col(metric.column) * metric.scale).alias("plot_value"),
                                  spread.alias("plot_spread"))
-        # A bar is named by the axes that still vary in the view (a filter or the facet
-        # fixes the others); the run, then the variant key, when that is not enough.
-        facet = self._facet_of(data)
-        varying = [c for c in self.axes if c != facet and data[c].n_unique() > 1] or ["workload"]
+        # A bar is named by the axes that still vary in the view (a filter or the facets
+        # fix the others); the run, then the variant key, when that is not enough.
+        facets = self._facets_of(data)
+        varying = [c for c in self.axes if c not in facets and data[c].n_unique() > 1] or ["workload"]
         parts = [pl.col(c).cast(pl.String).fill_null("?") for c in varying]
         label = pl.concat_str(parts, separator=prep.LABEL_SEPARATOR)
         data = data.with_columns(label.alias("plot_raw"))
@@ -224,12 +243,37 @@ class Explorer:
             prep.escape_text(prep.shorten(pl.col("plot_raw"), prep.TICK_MAX_CHARS)).alias("plot_tick"),
         ).sort("plot_value", "plot_label")
 
-    def _facet_of(self, data: pl.DataFrame) -> str | None:
-        """The facet: the chosen one, or the host when a timing's rows come from several hosts
-        (one panel each, never one scale for figures of different machines unsaid)."""
-        if self.facet is None and METRICS[self.metric].timed and data[HOST].n_unique() > 1:
-            return HOST
-        return self.facet
+    def _facets_of(self, data: pl.DataFrame) -> list[str]:
+        """The columns the figure is split by: the chosen facet and, for a timing, the host when
+        the rows come from several and the kind (never one scale for figures of different
+        machines, or of native, emulated and container runs)."""
+        facets = [self.facet] if self.facet else []
+        if METRICS[self.metric].timed:
+            if HOST not in facets and data[HOST].n_unique() > 1:
+                facets.append(HOST)
+            if KIND not in facets:
+                facets.append(KIND)
+        return facets
+
+    def _panels(self, data: pl.DataFrame, facets: list[str]) -> list[tuple]:
+        """The facet values that occur together, one tuple per panel: in each facet's order, kinds
+        in KINDS' order (native first), a null last."""
+        def order(panel: tuple) -> tuple:
+            return tuple((value is None, KINDS.index(value) if column == KIND else 0, value or "")
+                         for column, value in zip(facets, panel))
+
+        return sorted(data.select(facets).unique().rows(), key=order) if facets else [()]
+
+    def _panel_title(self, facets: list[str], panel: tuple, show_kind: bool) -> str:
+        """A panel's title, unescaped: "Workload a · emulated (QEMU: not native timings)"."""
+        parts = []
+        for column, value in zip(facets, panel):
+            if column == KIND:
+                if show_kind:
+                    parts.append(value + (EMULATED_MARK if "emulated" in value else ""))
+            else:
+                parts.append(f"{self._axis_label(column)} {'–' if value is None else value}")
+        return " · ".join(parts)
 
     def title(self) -> str:
         metric = METRICS[self.metric]
@@ -251,18 +295,23 @@ class Explorer:
             fig.update_yaxes(visible=False)
             fig.update_layout(title={"text": title, "x": 0.01}, template="plotly_white", height=260)
             return fig
-        facet = self._facet_of(data)
-        facets = self._values(facet, data) if facet else [None]
-        counts = [data.height if f is None else data.filter(pl.col(facet) == f).height for f in facets]
-        height = BASE_HEIGHT_PX + BAR_ROW_PX * sum(counts) + FACET_GAP_PX * (len(facets) - 1)
+        facets = self._facets_of(data)
+        panels = self._panels(data, facets)
+        parts = [data.filter(*(pl.col(c).eq_missing(v) for c, v in zip(facets, panel))) if facets else data
+                 for panel in panels]
+        # The kind is said when it is chosen, when kinds differ, or when the one kind is not native.
+        kinds = {panel[facets.index(KIND)] for panel in panels} if KIND in facets else set()
+        show_kind = self.facet == KIND or len(kinds) > 1 or bool(kinds - {KINDS[0]})
+        titles = [self._panel_title(facets, panel, show_kind) for panel in panels]
+        counts = [part.height for part in parts]
+        height = BASE_HEIGHT_PX + BAR_ROW_PX * sum(counts) + FACET_GAP_PX * (len(panels) - 1)
         fig = make_subplots(
-            rows=len(facets), cols=1, row_heights=[max(n, 1) for n in counts],
-            vertical_spacing=FACET_GAP_PX / height if len(facets) > 1 else 0.0,
-            subplot_titles=[html.escape(f"{self._axis_label(facet)} {f}") for f in facets] if facet else None,
+            rows=len(panels), cols=1, row_heights=[max(n, 1) for n in counts],
+            vertical_spacing=FACET_GAP_PX / height if len(panels) > 1 else 0.0,
+            subplot_titles=[html.escape(t) for t in titles] if any(titles) else None,
         )
         seen: set[str] = set()
-        for row, value_of in enumerate(facets, start=1):
-            part = data if value_of is None else data.filter(pl.col(facet) == value_of)
+        for row, part in enumerate(parts, start=1):
             groups = [(None, part)] if self.color is None else [
                 (v, part.filter(pl.col(self.color) == v)) for v in self._values(self.color, part)]
             for value, bars in groups:

@@ -158,6 +158,53 @@ def test_timings_of_several_hosts_are_never_on_one_scale():
     assert "measured_on" not in one.axes  # one host: not an axis
 
 
+KINDS = [  # one workload, each kind of run: native, under QEMU, in a container, both
+    {"workload": "a", "profile": "default", "size_bytes": 4 << 20, "startup_ms_median": 1.7,
+     "cpu_ms_median": 1.2},
+    {"workload": "a", "profile": "stripped", "size_bytes": 3 << 20, "startup_ms_median": 1.8,
+     "cpu_ms_median": 1.3},
+    {"workload": "a", "profile": "default", "target": "linux/arm64", "emulated": True,
+     "runner": "qemu-aarch64-static", "size_bytes": 4 << 20, "startup_ms_median": 150.0,
+     "cpu_ms_median": 140.0},
+    {"workload": "a", "profile": "default", "base": "scratch", "size_bytes": 4 << 20,
+     "startup_ms_median": 390.0, "cpu_ms_median": 1.4},
+    {"workload": "a", "profile": "default", "base": "scratch", "target": "linux/arm64", "emulated": True,
+     "size_bytes": 4 << 20, "startup_ms_median": 3966.0, "cpu_ms_median": 150.0},
+]
+
+
+@pytest.mark.unit
+def test_native_emulated_and_container_timings_never_share_an_axis():
+    """Issue 17 item 6: start-up of native (1.7 ms), QEMU (150 ms) and container runs (up to
+    3,966 ms) on one linear axis. Each kind is a panel of its own, native first, emulated marked."""
+    for metric in ("startup", "cpu"):
+        fig = Explorer(frame(KINDS), metric=metric).figure()
+        titles = [a.text for a in fig.layout.annotations]
+        assert titles == ["native", "emulated (QEMU: not native timings)", "container",
+                          "container, emulated (QEMU: not native timings)"], (metric, titles)
+        by_axis = {}
+        for trace in fig.data:
+            by_axis.setdefault(trace.xaxis, []).extend(trace.x)
+        assert len(by_axis) == 4 and sorted(len(v) for v in by_axis.values()) == [1, 1, 1, 2]
+        native = by_axis["x"]  # the first panel's axis holds only the native bars
+        assert sorted(native) == ([1.7, 1.8] if metric == "startup" else [1.2, 1.3])
+    # A facet the user chose is split by kind too; the bars need not say the kind then.
+    fig = Explorer(frame(KINDS), metric="startup", facet="target").figure()
+    assert [a.text for a in fig.layout.annotations] == [
+        "Target linux/amd64 · native", "Target linux/amd64 · container",
+        "Target linux/arm64 · emulated (QEMU: not native timings)",
+        "Target linux/arm64 · container, emulated (QEMU: not native timings)"]
+    # One kind left by a filter: one panel, marked when it is emulated, unmarked when native.
+    explorer = Explorer(frame(KINDS), metric="startup", filters={"kind": "emulated"})
+    assert [a.text for a in explorer.figure().layout.annotations] == ["emulated (QEMU: not native timings)"]
+    explorer.select(kind="native")
+    assert not explorer.figure().layout.annotations and {t.xaxis for t in explorer.figure().data} == {"x"}
+    # Sizes are the same figure whatever runs them: one panel, unless asked for a panel per kind.
+    assert not Explorer(frame(KINDS), metric="size").figure().layout.annotations
+    assert len(Explorer(frame(KINDS), metric="size", facet="kind").figure().layout.annotations) == 4
+    assert "kind" in Explorer(frame(KINDS)).axes and "kind" not in Explorer(frame(SMALL[:4])).axes
+
+
 @pytest.mark.unit
 def test_selection_with_nothing_to_plot_says_so():
     explorer = Explorer(frame(SMALL), metric="peak_rss")
