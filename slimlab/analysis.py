@@ -416,11 +416,21 @@ def answer_rows(df: pl.DataFrame, samples: pl.DataFrame | None = None, *, constr
     return pl.concat(parts, how="vertical_relaxed")
 
 
+SAME_RUN_AXES = ("target", "base", "runner", "emulated")
+IMAGE_IDENTITY = ("image_tag", "oci_manifest_digest")
+
+
 def same_binary(a: dict, b: dict) -> bool:
-    """Two rows ship the same bytes to the same runner (an A/A pair: timing differences are noise)."""
-    return (a.get("binary_sha256") is not None and a.get("binary_sha256") == b.get("binary_sha256")
-            and a.get("runner") == b.get("runner") and a.get("target") == b.get("target")
-            and (a.get("base") or "none") == (b.get("base") or "none"))
+    """Whether two result rows shipped the same bytes, run the same way: equal ``binary_sha256``
+    (recorded), the same target, base, runner and emulation, and for images the same image where
+    both rows recorded its identity (IMAGE_IDENTITY). Their timings can differ by noise only: an
+    A/A pair."""
+    sha = a.get("binary_sha256")
+    if not sha or sha != b.get("binary_sha256"):
+        return False
+    if any(a.get(c) != b.get(c) for c in SAME_RUN_AXES):
+        return False
+    return all(a.get(c) is None or b.get(c) is None or a.get(c) == b.get(c) for c in IMAGE_IDENTITY)
 
 
 def _binaries(rows: list[dict]) -> list[list[int]]:

@@ -482,8 +482,7 @@ def _estimate(claim: Claim, b: Sequence[float], c: Sequence[float]) -> tuple[flo
 
 
 def _same_binary(base: dict | None, cand: dict) -> bool:
-    return base is not None and all(base.get(k) is not None and base.get(k) == cand.get(k)
-                                    for k in ("binary_sha256", "runner", "target"))
+    return base is not None and analysis.same_binary(base, cand)
 
 
 def _busy_verdict(claim: Claim, verdict: str, b: dict, c: dict) -> tuple[str, str]:

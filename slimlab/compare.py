@@ -32,8 +32,6 @@ FORMATS = ("text", "markdown", "json")
 JSON_VERSION = 1  # bump when a key of render_json's object is renamed, removed or changes meaning
 # What makes two rows' shipped bytes one thing: the binary, run the same way; for an image,
 # the image too where both rows recorded it (its tag names what decides its content).
-SAME_RUN_AXES = ("target", "base", "runner", "emulated")
-IMAGE_IDENTITY = ("image_tag", "oci_manifest_digest")
 
 
 @dataclass(frozen=True)
@@ -116,16 +114,7 @@ def _manifest(run_dir: Path) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def same_binary(a: dict, b: dict) -> bool:
-    """Whether two result rows shipped the same bytes, run the same way: equal ``binary_sha256``
-    (recorded), the same target, base, runner and emulation, and for images the same image where
-    both rows recorded its identity (IMAGE_IDENTITY). Their timings can differ by noise only."""
-    sha = a.get("binary_sha256")
-    if not sha or sha != b.get("binary_sha256"):
-        return False
-    if any(a.get(c) != b.get(c) for c in SAME_RUN_AXES):
-        return False
-    return all(a.get(c) is None or b.get(c) is None or a.get(c) == b.get(c) for c in IMAGE_IDENTITY)
+same_binary = analysis.same_binary
 
 
 def _timed(row: dict) -> bool:
