@@ -32,13 +32,32 @@ class Setting:
     optional: bool = False  # may be left unset (None)
 
 
+# How many timed starts a variant gets: adaptive sampling by default. Every variant gets
+# min_repeats; after each round, those whose median start-up is not yet known to within
+# ±precision (the 95% bootstrap interval's wider half over the median) get another burst,
+# up to max_repeats or until their starts took variant_budget_s. The defaults come from the
+# default spec on a shared 2-core host (README, "Start-up and memory"): a verdict at
+# analysis.FACTOR 1.05 needs intervals of about ±2.5% on each side; 10 starts give most
+# native and emulated variants ±1-3%, the noisy ones (servers, containers) need 20-60.
+# The budget is per variant, not for the whole measurement: a slow variant (a container, an
+# emulated server) then cannot take the time of the others, and the cost of a sweep stays
+# proportional to its variants. ``repeats`` is the old fixed count (min = max = repeats), and
+# ``image_repeats`` the same for container variants only.
 SETTINGS: dict[str, Setting] = {
-    "repeats": Setting(20, int, 1, 100_000, "timed starts per variant"),
+    "repeats": Setting(None, int, 1, 100_000, "a fixed number of timed starts per variant (min_repeats = "
+                                              "max_repeats = repeats); unset: adaptive sampling", optional=True),
+    "precision": Setting(0.025, float, 0.001, 1.0, "the target: the 95% bootstrap interval of each variant's "
+                                                   "median start-up within ±precision of the median (0.025: ±2.5%)"),
+    "min_repeats": Setting(10, int, 3, 100_000, "timed starts every variant gets, whatever its interval"),
+    "max_repeats": Setting(60, int, 3, 100_000, "timed starts no variant goes beyond, reached or not"),
+    "variant_budget_s": Setting(30.0, float, 0.1, 86_400, "a variant takes no more starts past min_repeats "
+                                                          "once its timed starts took this long in all"),
     "warmup": Setting(2, int, 0, 1000, "untimed starts before them"),
     "build_timeout_s": Setting(900.0, float, 1, 86_400, "a build (or post-link step) that takes longer fails"),
     "run_timeout_s": Setting(10.0, float, 0.1, 3600, "a start that takes longer is killed: status timeout"),
-    "image_repeats": Setting(None, int, 1, 100_000, "timed container starts per image variant (default: "
-                                                    "repeats); each costs hundreds of ms", optional=True),
+    "image_repeats": Setting(None, int, 1, 100_000, "a fixed number of timed container starts per image variant "
+                                                    "(default: as the other variants); each costs hundreds of ms",
+                             optional=True),
     "pin_cpu": Setting(None, int, 0, 4095, "run the launcher and the measured program on this CPU only, "
                                            "and the sweep on the others", optional=True),
     "workers": Setting(None, int, 1, 4096, "variants prepared at once by the local executor (default: sized "
@@ -75,9 +94,25 @@ VULNDB_INDEX = ("index/db.json", "index/modules.json")
 
 
 @dataclass(frozen=True)
+class SamplingRule:
+    """How many timed starts one variant gets: at least ``min_repeats``; more, a burst at a time,
+    while its median's interval is wider than ±``precision`` (relative), up to ``max_repeats`` or
+    until its starts took ``budget_s`` (None: no budget; min == max: a fixed count)."""
+
+    min_repeats: int
+    max_repeats: int
+    precision: float
+    budget_s: float | None
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     axes: tuple[tuple[str, tuple[str, ...]], ...]  # (axis key, its values), in AXES order
-    repeats: int = 20
+    repeats: int | None = None
+    precision: float = 0.025
+    min_repeats: int = 10
+    max_repeats: int = 60
+    variant_budget_s: float = 30.0
     warmup: int = 2
     build_timeout_s: float = 900.0
     run_timeout_s: float = 10.0
@@ -114,6 +149,13 @@ class SweepSpec:
         if self.all_packages:
             profiles = {name: replace(p, all_packages=True) for name, p in profiles.items()}
         return profiles
+
+    def sampling(self, container: bool = False) -> SamplingRule:
+        """How many timed starts a variant gets (``container``: one timed in a container)."""
+        fixed = self.image_repeats if container and self.image_repeats is not None else self.repeats
+        if fixed is not None:
+            return SamplingRule(fixed, fixed, self.precision, None)
+        return SamplingRule(self.min_repeats, self.max_repeats, self.precision, self.variant_budget_s)
 
     def runner_of(self, target: str) -> str:
         """The runner the spec names for a foreign ``target`` (RUNNERS)."""
@@ -186,6 +228,7 @@ class SweepSpec:
                                 f"e.g. {ax.key} = [\"hello\"]")
             axes.append((ax.key, tuple(_axis(data, ax.key, ax.default))))
         settings = {name: _setting(data, name) for name in SETTINGS}
+        _check_sampling(data, settings)
         for name in TOGGLES:
             if not isinstance(data.get(name, False), bool):
                 raise SpecError(f"{name} must be true or false, got {data[name]!r}")
@@ -284,6 +327,17 @@ def _setting(data: dict, name: str):
     if not setting.low <= value <= setting.high:
         raise SpecError(f"{name} must be between {setting.low:g} and {setting.high:g}, got {value!r}")
     return kind(value)
+
+
+def _check_sampling(data: dict, settings: dict) -> None:
+    """``repeats`` is a fixed count: with min_repeats or max_repeats too, which one holds is unclear."""
+    both = [name for name in ("min_repeats", "max_repeats") if name in data]
+    if settings["repeats"] is not None and both:
+        raise SpecError(f"repeats (a fixed count) and {' and '.join(both)} (adaptive sampling) exclude each other: "
+                        f"give repeats alone, or min_repeats/max_repeats with precision")
+    if settings["min_repeats"] > settings["max_repeats"]:
+        raise SpecError(f"min_repeats ({settings['min_repeats']}) must not exceed max_repeats "
+                        f"({settings['max_repeats']})")
 
 
 def _runners(value, targets: list[str]) -> tuple[tuple[str, str], ...]:
