@@ -50,7 +50,7 @@ SETTINGS: dict[str, Setting] = {
                                                    "median start-up within ±precision of the median (0.025: ±2.5%)"),
     "min_repeats": Setting(10, int, 3, 100_000, "timed starts every variant gets, whatever its interval"),
     "max_repeats": Setting(60, int, 3, 100_000, "timed starts no variant goes beyond, reached or not"),
-    "variant_budget_s": Setting(30.0, float, 0.1, 86_400, "a variant takes no more starts past min_repeats "
+    "variant_budget_s": Setting(5.0, float, 0.1, 86_400, "a variant takes no more starts past min_repeats "
                                                           "once its timed starts took this long in all"),
     "warmup": Setting(2, int, 0, 1000, "untimed starts before them"),
     "build_timeout_s": Setting(900.0, float, 1, 86_400, "a build (or post-link step) that takes longer fails"),
@@ -63,6 +63,7 @@ SETTINGS: dict[str, Setting] = {
     "workers": Setting(None, int, 1, 4096, "variants prepared at once by the local executor (default: sized "
                                           "to the machine, see slimlab.executor)", optional=True),
 }
+ADAPTIVE_KEYS = ("min_repeats", "max_repeats", "variant_budget_s")  # what a fixed ``repeats`` sets aside
 # all_packages: every build rebuilds all packages (go build -a);
 # probe: also run the capability probes (slimlab.probe) with the spec's toolchains.
 TOGGLES = ("all_packages", "probe")
@@ -112,7 +113,7 @@ class SweepSpec:
     precision: float = 0.025
     min_repeats: int = 10
     max_repeats: int = 60
-    variant_budget_s: float = 30.0
+    variant_budget_s: float = 5.0
     warmup: int = 2
     build_timeout_s: float = 900.0
     run_timeout_s: float = 10.0
@@ -209,6 +210,13 @@ class SweepSpec:
             # Likewise the file's runner table, for targets the override no longer lists.
             kept = _axis(given, "targets", ())
             data["runner"] = {t: r for t, r in data["runner"].items() if t in kept}
+        # A fixed count given over the file's adaptive bounds (or the other way round) replaces them.
+        if "repeats" in given:
+            for name in ADAPTIVE_KEYS[:2]:
+                if name not in given:
+                    data.pop(name, None)
+        elif any(name in given for name in ADAPTIVE_KEYS[:2]):
+            data.pop("repeats", None)
         data.update(given)
         return cls.from_dict(data, base_dir=base_dir)
 
@@ -270,6 +278,9 @@ class SweepSpec:
         out: dict[str, Any] = {key: list(values) for key, values in self.axes}
         out.update({name: getattr(self, name) for name in (*SETTINGS, *TOGGLES)
                     if getattr(self, name) is not None and name not in EXECUTION_KEYS})
+        if self.repeats is not None:  # a fixed count: the adaptive bounds do not apply
+            for name in ADAPTIVE_KEYS:
+                out.pop(name)
         out["custom_profiles"] = {
             name: {k: v for k, v in asdict(p).items() if k != "name"} for name, p in self.custom_profiles.items()
         }
