@@ -6,9 +6,10 @@ for an image, `docker build` of the binary on its base (the same base tar slimla
 ADDed to scratch) on the same engine; then the spec's warm-up starts and a fixed 20 timed
 ones (LOOP_REPEATS: what slimlab took before it sampled to a precision), bare ones under
 `/usr/bin/time -f %M` (a server polled with curl until its health path answers), containers
-with `docker run`, each start's wall time taken from bash's $EPOCHREALTIME. Another CPU's binaries run under QEMU user mode,
-as a script would run them; slimlab runs them in a full-system guest of that CPU (the
-spec's runner), one boot for all of them. Neither does the capability probes (the spec's
+with `docker run`, each start's wall time taken from bash's $EPOCHREALTIME. Another CPU's
+binaries run under QEMU user mode, as a script would run them; slimlab runs them in a
+full-system guest of that CPU (the spec's runner), one boot for all of them (a few, when
+adaptive sampling asks for more starts). Neither does the capability probes (the spec's
 `probe` is turned off for both): a loop would not.
 
 Both start with Go's build cache and the bases warm (the bases were built into slimlab's
@@ -72,10 +73,15 @@ def _postlink(chain_name: str, target, built: str, out: str) -> list[str]:
     return lines
 
 
+def _clock(times: str | None) -> tuple[str, str]:
+    """Shell commands around one start that append its begin and end to ``times`` (no-ops without)."""
+    return ("t0=$EPOCHREALTIME", f'echo "$t0 $EPOCHREALTIME" >> {times}') if times else (":", ":")
+
+
 def _starts(wl, prefix: str, runs: int, times: str | None = None) -> list[str]:
     """``runs`` starts of ``prefix`` + the workload's arguments: a CLI to its exit, a server to a
     healthy answer; with ``times``, each start's begin and end (bash's $EPOCHREALTIME) appended to it."""
-    begin, end = ("t0=$EPOCHREALTIME", f'echo "$t0 $EPOCHREALTIME" >> {times}') if times else (":", ":")
+    begin, end = _clock(times)
     if wl.kind == "cli":
         args = shlex.join(wl.run_args())
         return [f"for i in $(seq {runs}); do {begin}; {prefix} {args} >/dev/null; {end}; done"]
@@ -127,7 +133,7 @@ def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path, starts: bool = True)
             shutil.copyfile(layer.tar, context / "base.tar")
         lines += [f"cp bin{n} image{n}/bin", f"docker build -q -t slimlab-bench/loop:{n} image{n} >/dev/null || exit 1"]
         for runs, times in ((spec.warmup, None), (LOOP_REPEATS, f"times{n}")) if starts else ():
-            begin, end = ("t0=$EPOCHREALTIME", f'echo "$t0 $EPOCHREALTIME" >> {times}') if times else (":", ":")
+            begin, end = _clock(times)
             if wl.kind == "cli":
                 lines += _starts(wl, f"docker run --rm slimlab-bench/loop:{n}", runs, times)
                 continue

@@ -532,7 +532,8 @@ def manifest_noise_floors(manifests) -> dict[str, dict]:
         if not isinstance(manifest, dict):
             continue
         for session in manifest.get("sessions") or []:
-            floor = (session.get("measurement") or {}).get("noise_floor") if isinstance(session, dict) else None
+            measured = session.get("measurement") if isinstance(session, dict) else None
+            floor = measured.get("noise_floor") if isinstance(measured, dict) else None
             if isinstance(floor, dict) and floor.get("pairs"):
                 found[str(manifest.get("run_id"))] = floor
     return found

@@ -132,7 +132,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("startup_n", pl.Int64, "timed starts behind the figures below"),
     Column("startup_ms_median", pl.Float64,
            "median start-up: CLI spawn to exit, server spawn to first healthy answer (launcher-timed)"),
-    Column("startup_ms_ci_low", pl.Float64, "low end of the 95% percentile-bootstrap interval of that median"),
+    Column("startup_ms_ci_low", pl.Float64, "low end of the 95% percentile-bootstrap interval of the median"),
     Column("startup_ms_ci_high", pl.Float64, "high end of that interval"),
     Column("startup_precision", pl.Float64,
            "the precision the start-up median reached: the wider half of its 95% interval over the median "
@@ -140,8 +140,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("precision_target", pl.Float64, "the spec's precision: the half-width sampling aimed for"),
     Column("precision_reached", pl.Boolean,
            "startup_precision is within precision_target; false: max_repeats or the variant's time budget "
-           "(variant_budget_s) ended its sampling first (or repeats fixed its count), and its timing verdicts "
-           "are inconclusive (precision not reached); the status stays ok"),
+           "(variant_budget_s) ended its sampling first (or repeats fixed its count), and its timing "
+           "verdicts are inconclusive (precision not reached); the status stays ok"),
     Column("same_binary_as", pl.String,
            "the variant_key of the variant whose timed starts this row shares: the same shipped bytes "
            "(binary_sha256), runner, target and image are one measurement; its samples are copied under "

@@ -788,12 +788,14 @@ class _Sweeper:
                 self._complete(item)
             ready = []
         if ready:
-            bar = tqdm(total=len(ready), desc="measure", unit="variant", disable=not progress, file=sys.stderr)
+            bar = tqdm(total=len(ready), desc="measure", unit="variant", disable=not progress,
+                       file=sys.stderr)
             started = now_utc()  # after every preparation ended (prepare_all): nothing else runs now
             with _sweep_off_cpu(spec.pin_cpu):
                 try:
-                    calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu, launcher=launcher_path(self.cache))
-                except STAGE_ERRORS as exc:  # the figures still stand; the manifest says why this one is missing
+                    calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu,
+                                                     launcher=launcher_path(self.cache))
+                except STAGE_ERRORS as exc:  # the figures still stand; the manifest says why one is missing
                     calibration = {"error": f"{type(exc).__name__}: {exc}"}
                 before = environment.noise_snapshot()
                 self._rounds(ready, bar)
@@ -802,8 +804,8 @@ class _Sweeper:
             taken = [s.get("nivcsw") for r in ready for s in store.samples.get(r.variant.key, [])]
             warnings = environment.busy_host_warnings(noise, taken)
             store.manifest["sessions"][-1]["measurement"] = {
-                "launcher_overhead": calibration, "noise": noise, "warnings": warnings, "pin_cpu": spec.pin_cpu,
-                "burst": MEASURE_BURST, "started_at": started.isoformat(),
+                "launcher_overhead": calibration, "noise": noise, "warnings": warnings,
+                "pin_cpu": spec.pin_cpu, "burst": MEASURE_BURST, "started_at": started.isoformat(),
             }
             for warning in warnings:
                 print(f"slimlab: {warning}", file=sys.stderr)
@@ -831,16 +833,16 @@ class _Sweeper:
 
         first: dict[tuple, str] = {}
         for key, row in self.store.rows.items():  # finished in an earlier session, timed here
-            found = identity(row.get("binary_sha256"), row.get("runner"), row.get("target"), row.get("image_tag"),
-                             None)
+            found = identity(row.get("binary_sha256"), row.get("runner"), row.get("target"),
+                             row.get("image_tag"), None)
             if row.get("status") == "ok" and not row.get("same_binary_as") and row.get("host") == self.host \
                     and found is not None:
                 first.setdefault(found, key)
         measured, copies = [], []
         for item in ready:
             row = item.row
-            found = identity(row.get("binary_sha256"), row.get("runner"), item.variant.target, row.get("image_tag"),
-                             item.on_worker[0] if item.on_worker else None)
+            found = identity(row.get("binary_sha256"), row.get("runner"), item.variant.target,
+                             row.get("image_tag"), item.on_worker[0] if item.on_worker else None)
             if found is not None and found in first:
                 copies.append((item, first[found]))
                 continue
@@ -963,7 +965,7 @@ class _Sweeper:
                 try:
                     result = items[0].runner.measure_batch(jobs, self.spec.run_timeout_s, self.spec.warmup,
                                                            MEASURE_BURST, keep, cpu=self.spec.pin_cpu)
-                except STAGE_ERRORS as exc:  # the guest could not be made or run: every variant of it says why
+                except STAGE_ERRORS as exc:  # no guest could be made or run: each of its variants says why
                     # A kernel or busybox that cannot be had (no Debian mirror, no cross compiler) is
                     # this host's limit, as a missing QEMU is; anything else broke while running.
                     status = "unsupported" if isinstance(exc, ToolError) else "broken"
@@ -998,7 +1000,8 @@ class _Sweeper:
             finished(item, failure, status)
             bar.update()
 
-        timed_rounds(ready, self.spec, lambda item: store.sample_count(item.variant.key), self._more, keep, ended)
+        timed_rounds(ready, self.spec, lambda item: store.sample_count(item.variant.key), self._more, keep,
+                     ended)
 
     def _rule(self, item: _Ready) -> SamplingRule:
         """The variant's sampling rule: a container's may differ (``image_repeats``)."""

@@ -18,7 +18,8 @@ TWIN = {"strip": True, "trimpath": True, "empty_buildid": True, "description": "
 def test_identical_binaries_are_timed_once_and_share_their_samples(tmp_path, monkeypatch):
     trace = tmp_path / "trace.jsonl"
     monkeypatch.setenv(TRACE_ENV, str(trace))
-    spec = {"workloads": ["hello"], "profiles": ["default", "trimmed", "twin"], "custom_profiles": {"twin": TWIN},
+    spec = {"workloads": ["hello"], "profiles": ["default", "trimmed", "twin"],
+            "custom_profiles": {"twin": TWIN},
             "min_repeats": 10, "max_repeats": 20, "precision": 0.5, "warmup": 0}
     run = slimlab.sweep(spec, data_dir=tmp_path / "data", progress=False)
     df = slimlab.load(run).sort("profile")
@@ -39,10 +40,11 @@ def test_identical_binaries_are_timed_once_and_share_their_samples(tmp_path, mon
     for column in ("startup_n", "startup_ms_median", "startup_precision", "cpu_ms_median", "crosscheck_n"):
         assert twin[column] == trimmed[column], column
     # ±50% is reached by any 10 starts of hello: every variant stopped at min_repeats.
-    assert (df["startup_n"] == 10).all() and df["precision_reached"].all() and (df["precision_target"] == 0.5).all()
+    assert (df["startup_n"] == 10).all() and df["precision_reached"].all()
+    assert (df["precision_target"] == 0.5).all()
     (manifest,) = slimlab.load_manifests(run)
     floor = manifest["sessions"][-1]["measurement"]["noise_floor"]
-    assert floor["pairs"] == 2 and floor["abs_change_median"] is not None  # the two binaries timed, 2 bursts each
+    assert floor["pairs"] == 2 and floor["abs_change_median"] is not None  # 2 binaries, 2 bursts each
     assert manifest_noise_floors([manifest])[manifest["run_id"]] == floor
 
 

@@ -12,6 +12,6 @@ from .variant import Plan, Variant, expand, plan
 
 __all__ = [
     "AXES", "BUILTIN_PROFILES", "BY_COLUMN", "BY_KEY", "CHAINS", "COLUMNS", "SETTINGS", "STEPS", "TARGETS",
-    "Axis", "Chain", "Plan", "Profile", "SamplingRule", "Step", "SweepSpec", "Target", "Variant", "axis", "custom_profile",
-    "expand", "get_chain", "plan", "target_for_elf_machine",
+    "Axis", "Chain", "Plan", "Profile", "SamplingRule", "Step", "SweepSpec", "Target", "Variant", "axis",
+    "custom_profile", "expand", "get_chain", "plan", "target_for_elf_machine",
 ]

@@ -44,10 +44,12 @@ class Setting:
 # proportional to its variants. ``repeats`` is the old fixed count (min = max = repeats), and
 # ``image_repeats`` the same for container variants only.
 SETTINGS: dict[str, Setting] = {
-    "repeats": Setting(None, int, 1, 100_000, "a fixed number of timed starts per variant (min_repeats = "
-                                              "max_repeats = repeats); unset: adaptive sampling", optional=True),
+    "repeats": Setting(None, int, 1, 100_000, "a fixed number of timed starts per variant "
+                                              "(min_repeats = max_repeats = repeats); unset: adaptive",
+                       optional=True),
     "precision": Setting(0.025, float, 0.001, 1.0, "the target: the 95% bootstrap interval of each variant's "
-                                                   "median start-up within ±precision of the median (0.025: ±2.5%)"),
+                                                   "median start-up within ±precision of the median "
+                                                   "(0.025: ±2.5%)"),
     "min_repeats": Setting(10, int, 3, 100_000, "timed starts every variant gets, whatever its interval"),
     "max_repeats": Setting(60, int, 3, 100_000, "timed starts no variant goes beyond, reached or not"),
     "variant_budget_s": Setting(5.0, float, 0.1, 86_400, "a variant takes no more starts past min_repeats "
@@ -55,8 +57,9 @@ SETTINGS: dict[str, Setting] = {
     "warmup": Setting(2, int, 0, 1000, "untimed starts before them"),
     "build_timeout_s": Setting(900.0, float, 1, 86_400, "a build (or post-link step) that takes longer fails"),
     "run_timeout_s": Setting(10.0, float, 0.1, 3600, "a start that takes longer is killed: status timeout"),
-    "image_repeats": Setting(None, int, 1, 100_000, "a fixed number of timed container starts per image variant "
-                                                    "(default: as the other variants); each costs hundreds of ms",
+    "image_repeats": Setting(None, int, 1, 100_000, "a fixed number of timed container starts per image "
+                                                    "variant (default: as the other variants); each costs "
+                                                    "hundreds of ms",
                              optional=True),
     "pin_cpu": Setting(None, int, 0, 4095, "run the launcher and the measured program on this CPU only, "
                                            "and the sweep on the others", optional=True),
@@ -344,8 +347,8 @@ def _check_sampling(data: dict, settings: dict) -> None:
     """``repeats`` is a fixed count: with min_repeats or max_repeats too, which one holds is unclear."""
     both = [name for name in ("min_repeats", "max_repeats") if name in data]
     if settings["repeats"] is not None and both:
-        raise SpecError(f"repeats (a fixed count) and {' and '.join(both)} (adaptive sampling) exclude each other: "
-                        f"give repeats alone, or min_repeats/max_repeats with precision")
+        raise SpecError(f"repeats (a fixed count) and {' and '.join(both)} (adaptive sampling) exclude each "
+                        f"other: give repeats alone, or min_repeats/max_repeats with precision")
     if settings["min_repeats"] > settings["max_repeats"]:
         raise SpecError(f"min_repeats ({settings['min_repeats']}) must not exceed max_repeats "
                         f"({settings['max_repeats']})")
