@@ -35,10 +35,13 @@ class Setting:
 # How many timed starts a variant gets: adaptive sampling by default. Every variant gets
 # min_repeats; after each round, those whose median start-up is not yet known to within
 # ±precision (the 95% bootstrap interval's wider half over the median) get another burst,
-# up to max_repeats or until their starts took variant_budget_s. The defaults come from the
-# default spec on a shared 2-core host (README, "Start-up and memory"): a verdict at
-# analysis.FACTOR 1.05 needs intervals of about ±2.5% on each side; 10 starts give most
-# native and emulated variants ±1-3%, the noisy ones (servers, containers) need 20-60.
+# up to max_repeats or until their starts took variant_budget_s. Why these defaults: a verdict
+# at analysis.FACTOR 1.05 needs each median within about ±2.5%; 10 starts are two bursts, the
+# least an A/A split of alternate bursts and a bootstrap need; 60 (3x the old fixed 20) bounds a
+# noisy variant; 5 s stops a container (0.1-0.4 s a start) at 15-50 starts. On the default spec
+# on a 2-core host at load 6-15, no variant reached ±2.5% (median ±26% after up to 60 starts,
+# against ±35% for the old fixed 20): there the rule spends max_repeats and the rows say
+# precision_reached false (README, "Start-up and memory").
 # The budget is per variant, not for the whole measurement: a slow variant (a container, an
 # emulated server) then cannot take the time of the others, and the cost of a sweep stays
 # proportional to its variants. ``repeats`` is the old fixed count (min = max = repeats), and
