@@ -9,6 +9,7 @@ import polars as pl
 
 import slimlab
 from slimlab.results import manifest_noise_floors
+from slimlab.sampling import relative_precision
 from slimlab.sweep import TRACE_ENV
 
 # trimmed's intents under another name: the same go build, so the same bytes (-trimpath, -buildid=).
@@ -36,12 +37,17 @@ def test_identical_binaries_are_timed_once_and_share_their_samples(tmp_path, mon
     assert samples.select("variant_key", "sample_index").is_duplicated().sum() == 0
     mine = {key: samples.filter(pl.col("variant_key") == key).sort("sample_index")["startup_ms"].to_list()
             for key in (trimmed["variant_key"], twin["variant_key"])}
-    assert mine[twin["variant_key"]] == mine[trimmed["variant_key"]] and len(mine[twin["variant_key"]]) == 10
+    assert mine[twin["variant_key"]] == mine[trimmed["variant_key"]]
     for column in ("startup_n", "startup_ms_median", "startup_precision", "cpu_ms_median", "crosscheck_n"):
         assert twin[column] == trimmed[column], column
-    # ±50% is reached by any 10 starts of hello: every variant stopped at min_repeats.
-    assert (df["startup_n"] == 10).all() and df["precision_reached"].all()
-    assert (df["precision_target"] == 0.5).all()
+    # A variant went past min_repeats only when its first 10 starts had not reached ±50%.
+    for row in rows.values():
+        starts = samples.filter(pl.col("variant_key") == row["variant_key"]).sort("sample_index")
+        starts = starts["startup_ms"]
+        assert row["startup_n"] == len(starts) and 10 <= row["startup_n"] <= 20
+        assert row["precision_target"] == 0.5
+        assert row["precision_reached"] == (row["startup_precision"] <= 0.5)
+        assert row["startup_n"] == 10 or relative_precision(starts[:10].to_list()) > 0.5
     (manifest,) = slimlab.load_manifests(run)
     floor = manifest["sessions"][-1]["measurement"]["noise_floor"]
     assert floor["pairs"] == 2 and floor["abs_change_median"] is not None  # 2 binaries, 2 bursts each
