@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from slimlab import SweepSpec, sweep
+from slimlab.model.spec import ADAPTIVE_KEYS  # a fixed repeats replaces them
 
 SIZES = (1, 2, 3, 4)
 GOMAXPROCS = (None, "1")
@@ -35,7 +36,8 @@ def specs(names: list[str]) -> dict[str, SweepSpec]:
 
 
 def prepare_seconds(spec: SweepSpec, workers: int, gomaxprocs: str | None, tmp: Path, n: int) -> float:
-    spec = SweepSpec.from_dict({**spec.to_dict(), "repeats": 1, "warmup": 0})
+    spec = SweepSpec.from_dict({**{k: v for k, v in spec.to_dict().items() if k not in ADAPTIVE_KEYS},
+                                "repeats": 1, "warmup": 0})
     os.environ["SLIMLAB_CACHE"] = str(tmp / f"cache{n}")  # empty: every build and post-link step runs
     if gomaxprocs is None:
         os.environ.pop("GOMAXPROCS", None)

@@ -3,11 +3,13 @@
 The shell loop is what a careful person would write by hand: for each variant, `go build`
 with the profile's flags; the post-link chain's commands (strip, objcopy, upx) on a copy;
 for an image, `docker build` of the binary on its base (the same base tar slimlab makes,
-ADDed to scratch) on the same engine; then the same number of warm-up and timed starts,
-bare ones under `/usr/bin/time -f %M` (a server polled with curl until its health path
-answers), containers with `docker run`. Another CPU's binaries run under QEMU user mode,
-as a script would run them; slimlab runs them in a full-system guest of that CPU (the
-spec's runner), one boot for all of them. Neither does the capability probes (the spec's
+ADDed to scratch) on the same engine; then the spec's warm-up starts and a fixed 20 timed
+ones (LOOP_REPEATS: what slimlab took before it sampled to a precision), bare ones under
+`/usr/bin/time -f %M` (a server polled with curl until its health path answers), containers
+with `docker run`, each start's wall time taken from bash's $EPOCHREALTIME. Another CPU's
+binaries run under QEMU user mode, as a script would run them; slimlab runs them in a
+full-system guest of that CPU (the spec's runner), one boot for all of them (a few, when
+adaptive sampling asks for more starts). Neither does the capability probes (the spec's
 `probe` is turned off for both): a loop would not.
 
 Both start with Go's build cache and the bases warm (the bases were built into slimlab's
@@ -19,6 +21,9 @@ artifact cache, every measurement taken again).
 Each executor given (default: sequential, local and dask-local: slimlab.executor) runs the
 three sweeps from its own empty artifact cache; the ratios say what preparing variants in
 parallel saves. The time each cold sweep spent preparing (the manifest's) is printed beside.
+Beside the time ratio, the precision each side reached per variant: the wider half of the 95%
+bootstrap interval of its median start-up over the median (slimlab.sampling.relative_precision),
+slimlab's from its row, the loop's from its own 20 starts computed the same way.
 
 Usage: python benchmarks/sweep_throughput.py [SPEC] [--executor NAME ...]   (default SPEC: default)
 Needs the Docker engine for a spec with images (slimlab engine start).
@@ -44,6 +49,9 @@ from slimlab.build import default_cache_dir
 from slimlab.model import TARGETS, get_chain
 from slimlab.model.chain import STEPS
 from slimlab.postlink import tool_for
+from slimlab.sampling import relative_precision
+
+LOOP_REPEATS = 20  # the loop's timed starts per variant, fixed
 
 
 def _postlink(chain_name: str, target, built: str, out: str) -> list[str]:
@@ -65,11 +73,18 @@ def _postlink(chain_name: str, target, built: str, out: str) -> list[str]:
     return lines
 
 
-def _starts(wl, prefix: str, runs: int) -> list[str]:
-    """``runs`` starts of ``prefix`` + the workload's arguments: a CLI to its exit, a server to a healthy answer."""
+def _clock(times: str | None) -> tuple[str, str]:
+    """Shell commands around one start that append its begin and end to ``times`` (no-ops without)."""
+    return ("t0=$EPOCHREALTIME", f'echo "$t0 $EPOCHREALTIME" >> {times}') if times else (":", ":")
+
+
+def _starts(wl, prefix: str, runs: int, times: str | None = None) -> list[str]:
+    """``runs`` starts of ``prefix`` + the workload's arguments: a CLI to its exit, a server to a
+    healthy answer; with ``times``, each start's begin and end (bash's $EPOCHREALTIME) appended to it."""
+    begin, end = _clock(times)
     if wl.kind == "cli":
         args = shlex.join(wl.run_args())
-        return [f"for i in $(seq {runs}); do {prefix} {args} >/dev/null; done"]
+        return [f"for i in $(seq {runs}); do {begin}; {prefix} {args} >/dev/null; {end}; done"]
     args = shlex.join(wl.run_args("127.0.0.1:PORT")).replace("PORT", "$port")
     # A server that could not listen (a port another process holds) exits: start it again
     # on the next port, rather than polling a dead port for ever.
@@ -77,10 +92,11 @@ def _starts(wl, prefix: str, runs: int) -> list[str]:
         f"for i in $(seq {runs}); do",
         "  while :; do",
         "    port=$((port+1))",
-        f"    {prefix} {args} & tpid=$!",
+        f"    {begin}; {prefix} {args} & tpid=$!",
         f"    until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do",
         "      kill -0 $tpid 2>/dev/null || continue 2; sleep 0.001",
         "    done",
+        f"    {end}",
         "    pkill -TERM -P $tpid; kill -TERM $tpid 2>/dev/null; wait $tpid; break",
         "  done",
         "done",
@@ -100,10 +116,11 @@ def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path, starts: bool = True)
         env = " ".join(f"{k}={shlex.quote(val)}" for k, val in cmd.env.items())
         lines.append(f"(cd {shlex.quote(str(cmd.cwd))} && env {env} {shlex.join(cmd.argv)}) || exit 1")
         lines += _postlink(v.postlink, target, f"built{n}", f"bin{n}")
-        runs = (spec.warmup + spec.repeats) * starts
         if v.base == "none":
             emulator = "" if target.is_native else f"{target.qemu} "
-            lines += _starts(wl, f"/usr/bin/time -f %M -a -o rss{n} {emulator}./bin{n}", runs)
+            prefix = f"/usr/bin/time -f %M -a -o rss{n} {emulator}./bin{n}"
+            if starts:
+                lines += _starts(wl, prefix, spec.warmup) + _starts(wl, prefix, LOOP_REPEATS, f"times{n}")
             continue
         layer = bases.base_layer(v.base, target, cache)
         name = Path(wl.name).name
@@ -115,19 +132,21 @@ def shell_loop(spec: SweepSpec, bin_dir: Path, cache: Path, starts: bool = True)
         if layer.tar:
             shutil.copyfile(layer.tar, context / "base.tar")
         lines += [f"cp bin{n} image{n}/bin", f"docker build -q -t slimlab-bench/loop:{n} image{n} >/dev/null || exit 1"]
-        runs = (spec.warmup + (spec.image_repeats or spec.repeats)) * starts
-        if wl.kind == "cli":
-            lines += _starts(wl, f"docker run --rm slimlab-bench/loop:{n}", runs)
-        else:
+        for runs, times in ((spec.warmup, None), (LOOP_REPEATS, f"times{n}")) if starts else ():
+            begin, end = _clock(times)
+            if wl.kind == "cli":
+                lines += _starts(wl, f"docker run --rm slimlab-bench/loop:{n}", runs, times)
+                continue
             args = shlex.join(wl.run_args("127.0.0.1:PORT")).replace("PORT", "$port")
             lines += [
                 f"for i in $(seq {runs}); do",
                 "  port=$((port+1))",
-                f"  cid=$(docker run -d --network host slimlab-bench/loop:{n} {args})",
+                f"  {begin}; cid=$(docker run -d --network host slimlab-bench/loop:{n} {args})",
                 # A server that cannot start (a dynamic binary on scratch) exits: stop polling it.
                 f"  until curl -sf http://127.0.0.1:$port{wl.health_path} >/dev/null; do",
                 "    [ \"$(docker inspect -f '{{.State.Running}}' $cid)\" = true ] || break; sleep 0.001",
                 "  done",
+                f"  {end}",
                 "  docker stop -t 5 $cid >/dev/null; docker rm $cid >/dev/null",
                 "done",
             ]
@@ -148,6 +167,41 @@ def preparation_seconds(run_dir: Path) -> float:
     return json.loads((run_dir / "manifest.json").read_text())["sessions"][0]["preparation"]["seconds"]  # not the resume's
 
 
+def loop_startups(bin_dir: Path, variants) -> dict[str, list[float]]:
+    """The loop's timed starts per variant key, in ms, from its times files."""
+    out = {}
+    for n, v in enumerate(variants):
+        file = bin_dir / f"times{n}"
+        lines = file.read_text().split("\n") if file.is_file() else []
+        out[v.key] = [(float(end) - float(begin)) * 1000 for begin, end in (ln.split() for ln in lines if ln)]
+    return out
+
+
+def print_precision(loop: dict[str, list[float]], data: Path, run_id: str) -> None:
+    """Per variant, the precision each side reached and its starts; then how often slimlab's was at
+    least as good. A variant that failed on either side has no precision there."""
+    import slimlab
+
+    rows = {r["variant_key"]: r for r in slimlab.load(data / "runs" / run_id).iter_rows(named=True)}
+    print(f"precision reached (±, the 95% interval of the median start-up over the median), run {run_id}:")
+    print(f"  {'variant':<52} {'loop':>14} {'slimlab':>14}")
+    better = compared = 0
+    for key, starts in loop.items():
+        ours = rows.get(key, {})
+        theirs = relative_precision(starts) if len(starts) >= 3 else None
+        mine = ours.get("startup_precision") if ours.get("status") == "ok" else None
+
+        def shown(value, n) -> str:
+            return "-" if value is None else f"{value:6.1%} (n={n:>2})"
+
+        same = f"  same binary as {ours['same_binary_as']}" if ours.get("same_binary_as") else ""
+        print(f"  {key:<52} {shown(theirs, len(starts)):>14} {shown(mine, ours.get('startup_n')):>14}{same}")
+        if theirs is not None and mine is not None:
+            compared += 1
+            better += mine <= theirs
+    print(f"  slimlab's precision at least as good as the loop's on {better} of {compared} variants")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("spec", nargs="?", default="default")
@@ -159,8 +213,11 @@ def main() -> None:
         spec = replace(spec, probe=False)
     executors = args.executor or ["sequential", "local", "dask-local"]
     variants = expand(spec)
-    print(f"spec {spec.name}: {len(variants)} variants x {spec.repeats} repeats (+{spec.warmup} warm-up), "
-          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    rule = spec.sampling()
+    counts = (f"{spec.repeats} repeats" if spec.repeats else
+              f"{rule.min_repeats}-{rule.max_repeats} starts to ±{rule.precision:.1%}")
+    print(f"spec {spec.name}: {len(variants)} variants x {counts} (+{spec.warmup} warm-up; the loop: "
+          f"{LOOP_REPEATS}), {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     cache = default_cache_dir()
     if any(v.base != "none" for v in variants):
         url = engine.status().url
@@ -202,6 +259,9 @@ def main() -> None:
             resume = timed("  again, same run id (resume, nothing to do)", lambda: run("a"))
             again = timed("  again, new run id (cached builds, re-measure)", lambda: run("b"))
             figures[executor] = (cold, resume, again, preparation_seconds(data / "runs" / f"{executor}-a"))
+        loop = loop_startups(tmp / "bins", variants)
+        for executor in figures:
+            print_precision(loop, data, f"{executor}-a")
     for executor, (cold, resume, again, prepared) in figures.items():
         print(f"{executor}: cold / shell loop {cold / shell:.2f} (preparing {prepared:.1f} s of {cold:.1f} s; "
               f"preparation / the loop's {prepared / shell_prep:.2f}), "

@@ -551,3 +551,21 @@ def vfs_run_ids(manifests) -> set[str]:
 def load_manifests(path: str | Path | None = None) -> list[dict]:
     """The manifests of one run or every readable run of a data directory."""
     return [_manifest(d) for d in run_dirs(path)]
+
+
+def manifest_noise_floors(manifests) -> dict[str, dict]:
+    """run id -> the A/A noise floor its measurement observed (the latest session that measured):
+    ``pairs`` (binaries whose samples were split in two halves of alternate bursts), the median
+    and the 95th percentile of |ratio - 1| between the halves (``abs_change_median``,
+    ``abs_change_p95``), and ``false_verdicts``, the halves a faster/slower verdict called apart
+    (slimlab.sampling.noise_floor). Runs measured before it was recorded are left out."""
+    found: dict[str, dict] = {}
+    for manifest in manifests or []:
+        if not isinstance(manifest, dict):
+            continue
+        for session in manifest.get("sessions") or []:
+            measured = session.get("measurement") if isinstance(session, dict) else None
+            floor = measured.get("noise_floor") if isinstance(measured, dict) else None
+            if isinstance(floor, dict) and floor.get("pairs"):
+                found[str(manifest.get("run_id"))] = floor
+    return found

@@ -8,7 +8,9 @@ Version 2 added the post-link, hardening, residue, Go build info and package col
 Version 3: ``flags`` and ``build_env`` are lists (argv as run), the ``base`` axis, the
 per-section table ``sections``, and the measurement-noise columns. It later gained
 ``host_fingerprint`` (a new column, no change of meaning: rows written before it get it on
-load from their run's manifest, see ``slimlab.results.fill_host_fingerprints``).
+load from their run's manifest, see ``slimlab.results.fill_host_fingerprints``), and the
+precision columns (``startup_precision``, ``precision_target``, ``precision_reached``, the
+median's interval) and ``same_binary_as``: new columns, null in rows written before them.
 """
 
 from __future__ import annotations
@@ -130,6 +132,20 @@ COLUMNS: tuple[Column, ...] = (
     Column("startup_n", pl.Int64, "timed starts behind the figures below"),
     Column("startup_ms_median", pl.Float64,
            "median start-up: CLI spawn to exit, server spawn to first healthy answer (launcher-timed)"),
+    Column("startup_ms_ci_low", pl.Float64, "low end of the 95% percentile-bootstrap interval of the median"),
+    Column("startup_ms_ci_high", pl.Float64, "high end of that interval"),
+    Column("startup_precision", pl.Float64,
+           "the precision the start-up median reached: the wider half of its 95% interval over the median "
+           "(0.02: known to ±2%), over all the variant's samples"),
+    Column("precision_target", pl.Float64, "the spec's precision: the half-width sampling aimed for"),
+    Column("precision_reached", pl.Boolean,
+           "startup_precision is within precision_target; false: max_repeats or the variant's time budget "
+           "(variant_budget_s) ended its sampling first (or repeats fixed its count), and its timing "
+           "verdicts are inconclusive (precision not reached); the status stays ok"),
+    Column("same_binary_as", pl.String,
+           "the variant_key of the variant whose timed starts this row shares: the same shipped bytes "
+           "(binary_sha256), runner, target and image are one measurement; its samples are copied under "
+           "this row's key; null: timed itself"),
     Column("startup_ms_iqr", pl.Float64, "interquartile range of the start-up samples"),
     Column("startup_ms_min", pl.Float64, "fastest start-up sample"),
     Column("startup_ms_max", pl.Float64, "slowest start-up sample"),

@@ -43,11 +43,12 @@ from .inspect import build_path_prefixes, inspect
 from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
 from .measure.container import ContainerRunner
 from .measure.crosscheck import crosscheck
-from .model import TARGETS, Plan, SweepSpec, Variant, get_chain
+from .model import TARGETS, Plan, SamplingRule, SweepSpec, Variant, get_chain
 from .model import plan
 from .progress import tqdm  # widgets in JupyterLab, lines under papermill
 from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
 from .results import data_dir as results_data_dir
+from .sampling import next_burst, noise_floor, precision_columns, projected_starts
 from .rows import (Row, base_row, build_columns, container_columns, image_columns, index_columns, inspect_columns,
                    oci_columns, postlink_columns, sbom_columns, summary_columns, vuln_columns)
 from .workloads import Workload, resolve
@@ -60,6 +61,10 @@ STAGE_STATUS = {"build": "build_failed", "postlink": "postlink_failed", "inspect
 STAGE_ERRORS = (SlimlabError, OSError, ELFError, subprocess.SubprocessError, UnicodeError)
 # Starts of one variant taken back to back per round (after one untimed start).
 MEASURE_BURST = 5
+# Boots of a full-system guest per target at most: its plan is fixed when the guest is made, so
+# adaptive sampling decides between boots (the first takes min_repeats, the next what the
+# interval projects, the last corrects a projection that fell short).
+GUEST_BOOTS = 3
 TRACE_ENV = "SLIMLAB_TRACE"  # see trace()
 
 
@@ -755,49 +760,110 @@ class _Sweeper:
 
     # -- measure ---------------------------------------------------------------------
     def measure(self, ready: list[_Ready], progress: bool) -> None:
-        """Timed samples in interleaved rounds until every variant has ``spec.repeats``.
+        """Timed samples in interleaved rounds, each variant until its sampling rule is met
+        (spec.sampling: min_repeats, then bursts while its interval is wider than the precision
+        target, up to max_repeats or its time budget).
 
-        Each round visits every variant once, in a shuffled order, and takes up to
-        MEASURE_BURST starts of it back to back after one untimed start: hyperfine's pacing.
-        On a busy host starts spaced apart wait less for a CPU than back-to-back ones
-        (see measure.samples._cli), so single interleaved starts read up to 0.4x
-        hyperfine's median there; bursts agree with it (tests/test_measure.py). What the
-        host did meanwhile, the launcher's own cost and any busy-host warning go into the
-        manifest (this session's "measurement") and are printed.
+        Each round visits every variant still short of its rule once, in a shuffled order, and
+        takes up to MEASURE_BURST starts of it back to back after one untimed start: hyperfine's
+        pacing. On a busy host starts spaced apart wait less for a CPU than back-to-back ones
+        (see measure.samples._cli), so single interleaved starts read up to 0.4x hyperfine's
+        median there; bursts agree with it (tests/test_measure.py). Variants whose shipped bytes
+        are the same (_one_per_binary) are timed once. What the host did meanwhile, the
+        launcher's own cost, any busy-host warning and the A/A noise floor go into the manifest
+        (this session's "measurement") and are printed.
         """
         spec, store = self.spec, self.store
+        ready, copies = self._one_per_binary(ready)
         remote = [r for r in ready if r.on_worker is not None]
         ready = [r for r in ready if r.on_worker is None]
         self._measure_on_workers(remote, progress)  # first: this host may be one of theirs
         guests = [r for r in ready if getattr(r.runner, "batch", False)]
         ready = [r for r in ready if r not in guests]
         self._guests(guests, progress)
-        todo = sum(self._wanted(r) - min(store.sample_count(r.variant.key), self._wanted(r)) for r in ready)
-        if not todo:
+        measured = [*remote, *guests, *ready]
+        if not any(self._more(r) for r in ready):
             # Killed after a variant's last samples and before its row: finish it from them.
             for item in ready:
                 self._complete(item)
-            return
-        bar = tqdm(total=todo, desc="measure", unit="run", disable=not progress, file=sys.stderr)
-        started = now_utc()  # after every preparation ended (prepare_all): nothing else runs now
-        with _sweep_off_cpu(spec.pin_cpu):
-            try:
-                calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu, launcher=launcher_path(self.cache))
-            except STAGE_ERRORS as exc:  # the figures still stand; the manifest says why this one is missing
-                calibration = {"error": f"{type(exc).__name__}: {exc}"}
-            before = environment.noise_snapshot()
-            self._rounds(ready, bar)
-            noise = environment.host_noise(before, environment.noise_snapshot())
-        bar.close()
-        taken = [s.get("nivcsw") for r in ready for s in store.samples.get(r.variant.key, [])]
-        warnings = environment.busy_host_warnings(noise, taken)
-        store.manifest["sessions"][-1]["measurement"] = {
-            "launcher_overhead": calibration, "noise": noise, "warnings": warnings, "pin_cpu": spec.pin_cpu,
-            "burst": MEASURE_BURST, "started_at": started.isoformat(),
-        }
+            ready = []
+        if ready:
+            bar = tqdm(total=len(ready), desc="measure", unit="variant", disable=not progress,
+                       file=sys.stderr)
+            started = now_utc()  # after every preparation ended (prepare_all): nothing else runs now
+            with _sweep_off_cpu(spec.pin_cpu):
+                try:
+                    calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu,
+                                                     launcher=launcher_path(self.cache))
+                except STAGE_ERRORS as exc:  # the figures still stand; the manifest says why one is missing
+                    calibration = {"error": f"{type(exc).__name__}: {exc}"}
+                before = environment.noise_snapshot()
+                self._rounds(ready, bar)
+                noise = environment.host_noise(before, environment.noise_snapshot())
+            bar.close()
+            taken = [s.get("nivcsw") for r in ready for s in store.samples.get(r.variant.key, [])]
+            warnings = environment.busy_host_warnings(noise, taken)
+            store.manifest["sessions"][-1]["measurement"] = {
+                "launcher_overhead": calibration, "noise": noise, "warnings": warnings,
+                "pin_cpu": spec.pin_cpu, "burst": MEASURE_BURST, "started_at": started.isoformat(),
+            }
+            for warning in warnings:
+                print(f"slimlab: {warning}", file=sys.stderr)
+        for item, first in copies:
+            self._copy(item, first)
+        ok = [r.variant.key for r in measured if store.rows.get(r.variant.key, {}).get("status") == "ok"]
+        floor = noise_floor({key: [s["startup_ms"] for s in store.samples.get(key, [])] for key in ok},
+                            MEASURE_BURST)
+        store.manifest["sessions"][-1].setdefault("measurement", {})["noise_floor"] = floor
         store.write_manifest()
-        for warning in warnings:
-            print(f"slimlab: {warning}", file=sys.stderr)
+        if progress and floor["pairs"]:
+            print(f"slimlab: A/A noise floor over {floor['pairs']} binaries (their samples split in halves): "
+                  f"|ratio - 1| median {floor['abs_change_median']:.3f}, 95th percentile "
+                  f"{floor['abs_change_p95']:.3f}; {floor['false_verdicts']} called faster or slower",
+                  file=sys.stderr)
+
+    def _one_per_binary(self, ready: list[_Ready]) -> tuple[list[_Ready], list[tuple[_Ready, str]]]:
+        """The variants to time, and the others with the key of the one whose samples they share:
+        variants whose shipped binary has the same sha256, run by the same runner for the same
+        target (for images, in the same image; with measure_on = "workers", on the same worker)
+        are one measurement. The first in plan order is timed; a variant of a resumed run whose
+        twin finished in an earlier session shares that one's samples."""
+        def identity(sha: str | None, runner: str | None, target: str, tag: str | None, where: str | None):
+            return None if not sha else (sha, runner, target, tag, where)
+
+        first: dict[tuple, str] = {}
+        for key, row in self.store.rows.items():  # finished in an earlier session, timed here
+            found = identity(row.get("binary_sha256"), row.get("runner"), row.get("target"),
+                             row.get("image_tag"), None)
+            if row.get("status") == "ok" and not row.get("same_binary_as") and row.get("host") == self.host \
+                    and found is not None:
+                first.setdefault(found, key)
+        measured, copies = [], []
+        for item in ready:
+            row = item.row
+            found = identity(row.get("binary_sha256"), row.get("runner"), item.variant.target,
+                             row.get("image_tag"), item.on_worker[0] if item.on_worker else None)
+            if found is not None and found in first:
+                copies.append((item, first[found]))
+                continue
+            if found is not None:
+                first[found] = item.variant.key
+            measured.append(item)
+        return measured, copies
+
+    def _copy(self, item: _Ready, first: str) -> None:
+        """A variant whose binary ``first`` was timed for: its samples copied under its own key (the
+        report and compare look samples up by variant), its figures those of ``first``."""
+        store, done = self.store, self.store.rows[first]
+        item.row["same_binary_as"] = first
+        if done["status"] != "ok":
+            self._finish(item.row, done["status"], f"same binary as {first}: {done.get('reason')}")
+            return
+        have = store.sample_count(item.variant.key)
+        for sample in store.samples.get(first, [])[have:]:
+            store.add_sample({**sample, "variant_key": item.variant.key})
+        item.row.update(host=done.get("host"), host_fingerprint=done.get("host_fingerprint"))
+        self._complete(item, {k: v for k, v in done.items() if k.startswith("crosscheck_")})
 
     def _measure_on_workers(self, items: list[_Ready], progress: bool) -> None:
         """measure_on = "workers": each Dask worker times the variants it prepared (_measure_remote),
@@ -810,18 +876,18 @@ class _Sweeper:
             return
         store, client = self.store, self.client
         jobs: dict[str, list[_Ready]] = {}
-        wanted: dict[str, int] = {}
+        stored: dict[str, list[float]] = {}  # a resumed variant's samples: the worker decides from them too
         for item in items:
             address, runner, binary = item.on_worker
             jobs.setdefault(address, []).append(_Ready(item.variant, item.workload, runner, binary, {}))
-            wanted[item.variant.key] = max(0, self._wanted(item) - store.sample_count(item.variant.key))
+            stored[item.variant.key] = self._startups(item.variant.key)
         by_key = {item.variant.key: item for item in items}
         bar = tqdm(total=len(items), desc="measure (on workers)", unit="variant", disable=not progress,
                    file=sys.stderr)
         hosts = store.manifest["sessions"][-1].setdefault("hosts", [])  # read by results.manifest_hosts
         pending = {}
         for address, batch in jobs.items():
-            pending[client.submit(_measure_remote, self.spec, batch, {j.variant.key: wanted[j.variant.key]
+            pending[client.submit(_measure_remote, self.spec, batch, {j.variant.key: stored[j.variant.key]
                                                                         for j in batch},
                                   workers=[address], allow_other_workers=False, pure=False)] = address
 
@@ -867,45 +933,51 @@ class _Sweeper:
 
     def _guests(self, ready: list[_Ready], progress: bool) -> None:
         """Variants that run in a full-system guest (measure.qemu_system): one boot per target
-        checks and measures every one of them still lacking samples, in the order _rounds
-        takes them; each sample is stored as its step ends, so a resumed sweep boots only for
-        the starts still missing. What the boot was goes into the manifest ("guests")."""
+        checks and measures every one of them still short of its sampling rule, in the order
+        _rounds takes them; each sample is stored as its step ends, so a resumed sweep boots only
+        for the starts still missing. A guest runs a plan fixed when it boots, so the rule is
+        applied between boots (sampling.projected_starts), up to GUEST_BOOTS per target. What
+        each boot was goes into the manifest ("guests")."""
         from .measure.qemu_system import BatchResult, Job
 
         store = self.store
         by_target: dict[str, list[_Ready]] = {}
         for item in ready:
-            if store.sample_count(item.variant.key) >= self._wanted(item):
-                self._complete(item)  # killed after its last sample and before its row
-            else:
-                by_target.setdefault(item.variant.target, []).append(item)
+            by_target.setdefault(item.variant.target, []).append(item)
         for target, items in by_target.items():
-            first = {item.variant.key: store.sample_count(item.variant.key) for item in items}
-            jobs = [Job(item.variant.key, item.workload, item.binary, self._wanted(item) - first[item.variant.key])
-                    for item in items]
-            bar = tqdm(total=sum(j.runs for j in jobs), desc=f"measure {target} (guest)", unit="run",
-                       disable=not progress, file=sys.stderr)
+            failed: dict[str, CheckFailure] = {}
+            for _boot in range(GUEST_BOOTS):
+                first = {item.variant.key: store.sample_count(item.variant.key) for item in items}
+                jobs = [Job(item.variant.key, item.workload, item.binary, runs) for item in items
+                        if item.variant.key not in failed
+                        and (runs := projected_starts(self._rule(item), self._startups(item.variant.key),
+                                                      MEASURE_BURST))]
+                if not jobs:
+                    break
+                bar = tqdm(total=sum(j.runs for j in jobs), desc=f"measure {target} (guest)", unit="run",
+                           disable=not progress, file=sys.stderr)
 
-            def keep(key: str, index: int, sample: Sample, first=first, bar=bar) -> None:
-                store.add_sample(_sample_record(store, key, first[key] + index, sample))
-                bar.update()
+                def keep(key: str, index: int, sample: Sample, first=first, bar=bar) -> None:
+                    store.add_sample(_sample_record(store, key, first[key] + index, sample))
+                    bar.update()
 
-            trace(event="guest", target=target, start=time.time())
-            try:
-                result = items[0].runner.measure_batch(jobs, self.spec.run_timeout_s, self.spec.warmup,
-                                                       MEASURE_BURST, keep, cpu=self.spec.pin_cpu)
-            except STAGE_ERRORS as exc:  # the guest could not be made or run: every variant of it says why
-                # A kernel or busybox that cannot be had (no Debian mirror, no cross compiler) is
-                # this host's limit, as a missing QEMU is; anything else broke while running.
-                status = "unsupported" if isinstance(exc, ToolError) else "broken"
-                failure = CheckFailure(status, f"measure: {type(exc).__name__}: {exc}")
-                result = BatchResult(failures={item.variant.key: failure for item in items})
-            bar.close()
-            if result.boot:
-                store.manifest["sessions"][-1].setdefault("guests", []).append(result.boot)
-                store.write_manifest()
+                trace(event="guest", target=target, start=time.time())
+                try:
+                    result = items[0].runner.measure_batch(jobs, self.spec.run_timeout_s, self.spec.warmup,
+                                                           MEASURE_BURST, keep, cpu=self.spec.pin_cpu)
+                except STAGE_ERRORS as exc:  # no guest could be made or run: each of its variants says why
+                    # A kernel or busybox that cannot be had (no Debian mirror, no cross compiler) is
+                    # this host's limit, as a missing QEMU is; anything else broke while running.
+                    status = "unsupported" if isinstance(exc, ToolError) else "broken"
+                    failure = CheckFailure(status, f"measure: {type(exc).__name__}: {exc}")
+                    result = BatchResult(failures={job.key: failure for job in jobs})
+                bar.close()
+                failed.update(result.failures)
+                if result.boot:
+                    store.manifest["sessions"][-1].setdefault("guests", []).append(result.boot)
+                    store.write_manifest()
             for item in items:
-                failure = result.failures.get(item.variant.key)
+                failure = failed.get(item.variant.key)
                 if failure is not None:
                     self._finish(item.row, failure.status, failure.reason)
                 else:
@@ -917,7 +989,6 @@ class _Sweeper:
         def keep(item: _Ready, index: int, samples: list[Sample]) -> None:
             for offset, sample in enumerate(samples):
                 store.add_sample(_sample_record(store, item.variant.key, index + offset, sample))
-            bar.update(len(samples))
 
         def finished(item: _Ready, failure: str | None, status: str = "") -> None:
             if failure is None:
@@ -925,18 +996,30 @@ class _Sweeper:
             else:
                 self._finish(item.row, status, failure)
 
-        timed_rounds(ready, self.spec, lambda item: store.sample_count(item.variant.key), self._wanted, keep, finished)
+        def ended(item: _Ready, failure: str | None, status: str = "") -> None:
+            finished(item, failure, status)
+            bar.update()
 
-    def _wanted(self, item: _Ready) -> int:
-        """Timed starts this variant gets: ``image_repeats`` for one run in a container."""
-        if isinstance(item.runner, ContainerRunner) and self.spec.image_repeats is not None:
-            return self.spec.image_repeats
-        return self.spec.repeats
+        timed_rounds(ready, self.spec, lambda item: store.sample_count(item.variant.key), self._more, keep,
+                     ended)
+
+    def _rule(self, item: _Ready) -> SamplingRule:
+        """The variant's sampling rule: a container's may differ (``image_repeats``)."""
+        return _rule_of(self.spec, item.runner)
+
+    def _startups(self, key: str) -> list[float]:
+        return [s["startup_ms"] for s in self.store.samples.get(key, [])]
+
+    def _more(self, item: _Ready) -> int:
+        """Timed starts the variant takes next, from all its samples so far (0: it has enough)."""
+        return next_burst(self._rule(item), self._startups(item.variant.key), MEASURE_BURST)
 
     def _complete(self, item: _Ready, checked: dict | None = None) -> None:
-        """A variant with all its samples: its summary, the cross-check (``checked``: taken where
-        the samples were), and its row."""
-        item.row.update(summary_columns(self.store.samples[item.variant.key][: self._wanted(item)]))
+        """A variant with all its samples: its summary and the precision it reached (over every
+        sample it has), the cross-check (``checked``: taken where the samples were), and its row."""
+        samples = self.store.samples.get(item.variant.key, [])
+        item.row.update(summary_columns(samples))
+        item.row.update(precision_columns(self._rule(item), [s["startup_ms"] for s in samples]))
         if item.row.get("memory_scope") == "emulator+program":
             # Under QEMU user mode the peak is QEMU's process, not the program's: it is kept, named
             # so, and never shown as the program's memory (a qemu-system guest gives that).
@@ -958,9 +1041,14 @@ def _crosscheck(spec: SweepSpec, item: _Ready) -> dict:
     return found or {}
 
 
-def _measure_remote(spec: SweepSpec, items: list[_Ready], wanted: dict[str, int]) -> dict:
-    """A Dask task (measure_on = "workers"): the timed starts still ``wanted`` of ``items``, which
-    this worker prepared, paced as the sweep paces its own (timed_rounds), with hyperfine's
+def _rule_of(spec: SweepSpec, runner) -> SamplingRule:
+    return spec.sampling(container=isinstance(runner, ContainerRunner))
+
+
+def _measure_remote(spec: SweepSpec, items: list[_Ready], stored: dict[str, list[float]]) -> dict:
+    """A Dask task (measure_on = "workers"): the timed starts ``items`` (which this worker
+    prepared) still need by the spec's sampling rule, deciding from their ``stored`` start-ups
+    and what it takes, paced as the sweep paces its own (timed_rounds), with hyperfine's
     cross-check. A Dask Lock named by the host's fingerprint keeps the workers of one machine
     from timing at once. Returns the samples, failures and cross-checks by variant, and the host."""
     from distributed import Lock
@@ -974,6 +1062,10 @@ def _measure_remote(spec: SweepSpec, items: list[_Ready], wanted: dict[str, int]
     def keep(item: _Ready, _index: int, taken: list[Sample]) -> None:
         samples[item.variant.key] += taken
 
+    def more(item: _Ready) -> int:
+        startups = stored.get(item.variant.key, []) + [s.startup_ms for s in samples[item.variant.key]]
+        return next_burst(_rule_of(spec, item.runner), startups, MEASURE_BURST)
+
     def finished(item: _Ready, reason: str | None, status: str = "") -> None:
         if reason is None:
             checks[item.variant.key] = _crosscheck(spec, item)
@@ -983,8 +1075,7 @@ def _measure_remote(spec: SweepSpec, items: list[_Ready], wanted: dict[str, int]
     with Lock(f"slimlab-measure-{fingerprint}"):
         started, before = time.time(), environment.noise_snapshot()
         with _sweep_off_cpu(spec.pin_cpu):
-            timed_rounds(items, spec, lambda item: len(samples[item.variant.key]),
-                         lambda item: wanted[item.variant.key], keep, finished)
+            timed_rounds(items, spec, lambda item: len(samples[item.variant.key]), more, keep, finished)
         noise = environment.host_noise(before, environment.noise_snapshot())
     taken = [s.nivcsw for got in samples.values() for s in got]
     return {"host": host, "fingerprint": fingerprint, "samples": samples, "failures": failures, "crosscheck": checks,
@@ -1001,13 +1092,14 @@ def _samples(spec: SweepSpec, item, runs: int, warmup: int) -> list[Sample]:
         raise CheckFailure("broken", f"measure: {type(exc).__name__}: {exc}") from exc
 
 
-def timed_rounds(items: list, spec: SweepSpec, taken, wanted, keep, finished) -> None:
+def timed_rounds(items: list, spec: SweepSpec, taken, more, keep, finished) -> None:
     """The pacing of timed starts, wherever they run (the sweep, or a Dask worker measuring what
-    it prepared): one untimed start of each item, then rounds, each visiting every item once in
-    a shuffled order and taking up to MEASURE_BURST starts of it back to back after one untimed
-    start. ``taken(item)``/``wanted(item)``: its samples so far and in all; ``keep(item, index,
-    samples)`` stores a burst; ``finished(item, reason, status)`` ends it (reason None: all
-    taken)."""
+    it prepared): one untimed start of each item, then rounds, each visiting every item still
+    wanting starts once in a shuffled order and taking its next burst (up to MEASURE_BURST
+    starts back to back after one untimed start). ``taken(item)``: its samples so far;
+    ``more(item)``: the starts it takes next, 0 once it has enough (sampling.next_burst);
+    ``keep(item, index, samples)`` stores a burst; ``finished(item, reason, status)`` ends it
+    (reason None: it has enough)."""
     active = []
     for item in items:
         try:
@@ -1019,19 +1111,19 @@ def timed_rounds(items: list, spec: SweepSpec, taken, wanted, keep, finished) ->
     while active:
         shuffle.shuffle(active)
         for item in list(active):
-            index = taken(item)
-            runs = min(MEASURE_BURST, wanted(item) - index)
-            if runs > 0:
-                try:
-                    samples = _samples(spec, item, runs, warmup=1)
-                except CheckFailure as failure:
-                    active.remove(item)
-                    finished(item, f"samples {index + 1}-{index + runs}: {failure.reason}", failure.status)
-                    continue
-                keep(item, index, samples)
-            if taken(item) >= wanted(item):
+            runs = more(item)
+            if runs <= 0:
                 active.remove(item)
                 finished(item, None)
+                continue
+            index = taken(item)
+            try:
+                samples = _samples(spec, item, runs, warmup=1)
+            except CheckFailure as failure:
+                active.remove(item)
+                finished(item, f"samples {index + 1}-{index + runs}: {failure.reason}", failure.status)
+                continue
+            keep(item, index, samples)
 
 
 def trace(**event) -> None:
