@@ -170,12 +170,24 @@ def compare_samples(baseline: Sequence[float], candidate: Sequence[float], *, lo
 _AGREEING_CPU = {FASTER: LOWER, SLOWER: HIGHER}
 
 
+def precision_of(*rows: dict) -> tuple[bool, float | None]:
+    """Whether every row reached its stated precision (a row that does not say: reached), and the
+    change the pair can resolve: the sum of the rows' reached relative half-widths
+    (``startup_precision``; None when one is missing)."""
+    reached = all(r.get("precision_reached") is not False for r in rows)
+    widths = [r.get("startup_precision") for r in rows]
+    return reached, (None if any(w is None for w in widths) else float(sum(widths)))
+
+
 def guard_timing(wall: Comparison, *, cpu: Comparison | None = None, busy: bool = False,
-                 precision_reached: bool = True, same_binary: bool = False, vfs: bool = False) -> Comparison:
+                 precision_reached: bool = True, resolution: float | None = None, same_binary: bool = False,
+                 vfs: bool = False) -> Comparison:
     """``wall`` (a start-up comparison) with its verdict made honest about what noise could explain:
 
     - the same shipped bytes on both sides: SAME_BINARY, whatever the samples say (an A/A pair);
-    - a side whose timings did not reach the stated precision: PRECISION_NOT_REACHED;
+    - a side whose timings did not reach the stated precision: PRECISION_NOT_REACHED, unless the
+      change is beyond what the reached precision can resolve (``resolution``, precision_of: the
+      sides' half-widths added; an 11x slower UPX start is a finding at ±20%, a 3% one is not);
     - container starts on a vfs engine compared across bases: VFS_STORAGE (vfs copies the base);
     - on a busy host, a faster/slower verdict stands only when CPU time moved the same way
       (``cpu``'s verdict lower/higher), else HOST_BUSY.
@@ -188,7 +200,7 @@ def guard_timing(wall: Comparison, *, cpu: Comparison | None = None, busy: bool 
         return replace(wall, verdict=SAME_BINARY)
     if wall.verdict not in (FASTER, SLOWER, LOWER, HIGHER):
         return wall
-    if not precision_reached:
+    if not precision_reached and (resolution is None or abs(wall.ratio - 1) <= resolution):
         return replace(wall, verdict=PRECISION_NOT_REACHED)
     if vfs:
         return replace(wall, verdict=VFS_STORAGE)
@@ -525,8 +537,8 @@ def _pooled_verdict(metric: Metric, rows: list[dict], fastest: list[int], member
             cpu = compare_samples(ca, cb, lower_is=LOWER, higher_is=HIGHER, factor=factor, interval=False)
     vfs = (rows[members[0]].get("scope") == "image" and rows[members[0]].get("base") != rows[fastest[0]].get("base")
            and any(r["run_id"] in vfs_runs for r in both))
-    reached = all(r.get("precision_reached") is not False for r in both)
-    return guard_timing(found, cpu=cpu, busy=busy, precision_reached=reached, vfs=vfs).verdict
+    reached, resolution = precision_of(*both)
+    return guard_timing(found, cpu=cpu, busy=busy, precision_reached=reached, resolution=resolution, vfs=vfs).verdict
 
 
 def _best(group: pl.DataFrame, column: str) -> tuple[str | None, float | None]:
@@ -683,11 +695,12 @@ def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, 
             if found is not None:
                 found_by[metric.name] = found
         twins = same_binary(base, row)
-        reached = base.get("precision_reached") is not False and row.get("precision_reached") is not False
+        reached, resolution = precision_of(base, row)
         for name, found in list(found_by.items()):
             if name == "startup":
                 found_by[name] = guard_timing(
                     found, cpu=found_by.get("cpu"), busy=run_id in busy_runs, precision_reached=reached,
+                    resolution=resolution,
                     same_binary=twins, vfs=run_id in vfs_runs and base.get("base") != row.get("base"))
             elif METRICS[name].sample is not None and twins:
                 found_by[name] = guard_timing(found, same_binary=True)

@@ -384,7 +384,8 @@ def _described(df: pl.DataFrame, manifests: Sequence[Mapping] | None) -> pl.Data
     ``_emulated``, ``_precision_reached``, ``_busy``, ``_vfs`` (null where it cannot be told)."""
     busy, busy_workers, vfs, machines = _runs(manifests)
     need = {"build_env": pl.List(pl.String), "build_settings": pl.List(pl.String), "emulated": pl.Boolean,
-            "host_fingerprint": pl.String, "run_id": pl.String, "precision_reached": pl.Boolean}
+            "host_fingerprint": pl.String, "run_id": pl.String, "precision_reached": pl.Boolean,
+            "startup_precision": pl.Float64}
     df = df.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in need.items() if c not in df.columns])
     target_cpu = pl.col("target").replace_strict({n: t.machine for n, t in TARGETS.items()}, default=None,
                                                  return_dtype=pl.String)
@@ -543,7 +544,7 @@ def _measure_pair(claim: Claim, base: dict | None, cand: dict, label: str,
     rows = [r for r in (base, cand) if r is not None]
     if analysis.is_inconclusive(verdict):
         pass
-    elif metric.timing and not all(r["_precision_reached"] for r in rows):
+    elif metric.timing and _unresolved(rows, theirs.get(metric.sample, []), mine.get(metric.sample, [])):
         verdict = analysis.PRECISION_NOT_REACHED
     elif (metric.wall and base is not None and base.get("base") != cand.get("base")
           and "none" not in (base.get("base"), cand.get("base")) and any(r["_vfs"] for r in rows)):
@@ -551,6 +552,19 @@ def _measure_pair(claim: Claim, base: dict | None, cand: dict, label: str,
     elif metric.wall and any(r["_busy"] for r in rows):
         verdict, note = _busy_verdict(claim, verdict, theirs, mine)
     return Measured(value, lo, hi, verdict, label, note)
+
+
+def _unresolved(rows: list[dict], base_samples, cand_samples) -> bool:
+    """A timing short of its stated precision decides nothing, unless the change is beyond what
+    the precision it reached resolves (analysis.precision_of, as analysis.guard_timing)."""
+    reached, resolution = analysis.precision_of(*({"precision_reached": r["_precision_reached"],
+                                                   "startup_precision": r.get("startup_precision")} for r in rows))
+    if reached:
+        return False
+    base, cand = np.asarray(base_samples, dtype=float), np.asarray(cand_samples, dtype=float)
+    if resolution is None or not base.size or not cand.size or np.median(base) == 0:
+        return True
+    return abs(float(np.median(cand) / np.median(base)) - 1) <= resolution
 
 
 def _pairs(claim: Claim, rows: pl.DataFrame) -> list[tuple[dict | None, dict]]:

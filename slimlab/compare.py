@@ -160,7 +160,7 @@ def _estimate(metric: analysis.Metric, row: dict, samples: dict | None) -> Estim
 
 
 def _guarded(name: str, found: Comparison, cpu: Comparison | None, *, same: bool, busy: bool,
-             precision_reached: bool) -> Comparison:
+             precision_reached: bool, resolution: float | None = None) -> Comparison:
     """``found`` (metric ``name``) with analysis.guard_timing's honesty: any timed figure of the same
     bytes is SAME_BINARY; a start-up or CPU verdict of a row short of its precision is
     PRECISION_NOT_REACHED; start-up on a busy host needs CPU time to agree (CPU time is the referee
@@ -170,9 +170,10 @@ def _guarded(name: str, found: Comparison, cpu: Comparison | None, *, same: bool
     if same:
         return analysis.guard_timing(found, same_binary=True)
     if name == "startup":
-        return analysis.guard_timing(found, cpu=cpu, busy=busy, precision_reached=precision_reached)
+        return analysis.guard_timing(found, cpu=cpu, busy=busy, precision_reached=precision_reached,
+                                     resolution=resolution)
     if name == "cpu":
-        return analysis.guard_timing(found, precision_reached=precision_reached)
+        return analysis.guard_timing(found, precision_reached=precision_reached, resolution=resolution)
     return found
 
 
@@ -189,7 +190,7 @@ def _compare(outcome: Outcome, key: str, row_a: dict, row_b: dict, samples_a: di
     emulated = (bool(row_a.get("emulated")), bool(row_b.get("emulated")))
     same = same_binary(row_a, row_b)
     # a row that does not say (written before the column): unknown, so not held against it
-    precision_reached = all(row.get("precision_reached") is not False for row in (row_a, row_b))
+    precision_reached, resolution = analysis.precision_of(row_a, row_b)
 
     def compared(name: str) -> Comparison | None:
         return analysis.compare_metric(METRICS[name], row_a, row_b, samples_a, samples_b, outcome.factor,
@@ -205,7 +206,8 @@ def _compare(outcome: Outcome, key: str, row_a: dict, row_b: dict, samples_a: di
         found = cpu if name == "cpu" and cpu is not None else compared(name)
         if found is None:
             continue
-        found = _guarded(name, found, cpu, same=same, busy=busy, precision_reached=precision_reached)
+        found = _guarded(name, found, cpu, same=same, busy=busy, precision_reached=precision_reached,
+                         resolution=resolution)
         regressed = found.verdict in REGRESSIONS and found.ratio > outcome.factor
         outcome.lines.append(Line(key, name, _estimate(metric, row_a, samples_a),
                                   _estimate(metric, row_b, samples_b), found, regressed,
