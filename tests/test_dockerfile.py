@@ -221,8 +221,8 @@ def test_an_arm64_export_cross_compiles_the_rows_binary_and_runs_under_qemu(arm6
     assert postlink.target_of(binary) == TARGETS["linux/arm64"]
     api = builder[0]
     # The legacy builder (the SDK's) labels a scratch-based image with the engine's CPU; BuildKit would not.
-    log.info("%s: image config says %s; docker build %.1f s", key, api.images.get(built.tag).attrs["Architecture"],
-             built.seconds)
+    architecture = api.images.get(built.tag).attrs["Architecture"]
+    log.info("%s: image config says %s; docker build %.1f s", key, architecture, built.seconds)
     for hardened in (False, True):  # under qemu-aarch64 where this machine is another CPU
         ran = image.run_container(api, built.tag, [], {}, 60, hardened=hardened)
         assert (ran.exit_code, ran.stdout) == (0, "hello from slimlab\n"), ran
@@ -259,8 +259,9 @@ def _altered_run(run, tmp_path, key: str, **columns):
     copy = tmp_path / "runs" / "altered"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("oci", "sbom"))
     frame = pl.read_parquet(copy / "results.parquet")
+    mine = pl.col("variant_key") == key
     changed = frame.with_columns(
-        *(pl.when(pl.col("variant_key") == key).then(pl.lit(v, dtype=frame.schema[c])).otherwise(pl.col(c)).alias(c)
+        *(pl.when(mine).then(pl.lit(v, dtype=frame.schema[c])).otherwise(pl.col(c)).alias(c)
           for c, v in columns.items()))
     changed.write_parquet(copy / "results.parquet")
     return copy
@@ -276,7 +277,8 @@ def _altered_run(run, tmp_path, key: str, **columns):
     ({"build_settings": ["-trimpath=true", "CGO_ENABLED=0", "GOARCH=amd64", "GOOS=linux"]},
      r"build info says .*'GOARCH': 'amd64'.* which is not linux/arm64"),
 ])
-def test_what_cannot_be_written_right_is_refused_before_anything_is_written(arm64_run, tmp_path, columns, message):
+def test_what_cannot_be_written_right_is_refused_before_anything_is_written(arm64_run, tmp_path, columns,
+                                                                           message):
     run = _altered_run(arm64_run, tmp_path, ARM64_BARE, **columns)
     out = tmp_path / "export"
     with pytest.raises(SlimlabError, match=message):
