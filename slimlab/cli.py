@@ -147,8 +147,8 @@ def _cmd_dockerfile(args) -> None:
     from .dockerfile import export
 
     done = export(args.run_dir, args.variant_key, args.base, args.out, modules=args.modules)
-    print(f"{done.dockerfile} ({done.context_bytes} bytes of context; builder stage: {done.builder}; "
-          f"modules: {done.modules})")
+    print(f"{done.dockerfile} ({done.context_bytes} bytes of context; for {done.platform}; builder stage: "
+          f"{done.builder}; modules: {done.modules})")
     for difference in done.differences:
         print(f"note: the binary will not be slimlab's: {difference}", file=sys.stderr)
     if args.local_builder:  # no registry: a builder image from this machine's own Go
@@ -160,7 +160,9 @@ def _cmd_dockerfile(args) -> None:
             made = local_builder(done.go_version, api)
         finally:
             api.close()
-        print(f"build it with: docker build --build-arg BUILDER={made.tag} -t NAME {done.out}")
+        print(f"build it with: docker build --build-arg BUILDER={made.tag} -t NAME {done.out}\n"
+              f"(the legacy builder, DOCKER_BUILDKIT=0, also needs "
+              f"--build-arg BUILDPLATFORM={made.platform})")
 
 
 def _cmd_compare(args) -> int:
@@ -312,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", help="write the heatmap to this self-contained HTML file")
     p.set_defaults(func=_cmd_probe)
 
-    p = sub.add_parser("dockerfile", help="write a multi-stage Dockerfile and build context for one variant")
+    p = sub.add_parser("dockerfile", help="write a multi-stage Dockerfile and build context for one variant "
+                                          "(its target's platform, cross-compiled on the building machine)")
     p.add_argument("run_dir", help="a run directory (DATA/runs/<run-id>)")
     p.add_argument("variant_key", help="the variant's key, e.g. 'hello|go|static|linux/amd64|none|scratch'")
     p.add_argument("--base", help="scratch, static or busybox (default: the variant's own)")

