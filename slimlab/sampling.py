@@ -5,7 +5,7 @@ synthetic streams). A variant's precision is the wider half of the 95% bootstrap
 its median start-up over the median (analysis.median_ci): 0.02 means the median is known to
 ±2%. A variant stops once that is within its rule's target (model.SamplingRule) and it has
 ``min_repeats`` starts, or at ``max_repeats``, or once past ``min_repeats`` its starts took
-the rule's budget.
+the rule's budget or its interval shows the target out of reach (OUT_OF_REACH).
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ import numpy as np
 
 from .analysis import FASTER, SLOWER, SHOWN_RESAMPLES, compare_samples, median_ci
 from .model import SamplingRule
+
+# Past min_repeats, a variant whose interval projects (a half-width shrinks about as 1/sqrt(n))
+# to need more than this many times max_repeats stops: on a busy host the target is out of
+# reach, and more starts there cost time without deciding anything (its row says "not reached").
+OUT_OF_REACH = 2.0
 
 
 def relative_precision(startup_ms: Sequence[float]) -> float | None:
@@ -43,7 +48,11 @@ def next_burst(rule: SamplingRule, startup_ms: Sequence[float], burst: int) -> i
     if rule.budget_s is not None and sum(v for v in startup_ms if v is not None) / 1000 >= rule.budget_s:
         return 0
     reached = relative_precision(startup_ms)
-    return 0 if reached is not None and reached <= rule.precision else more
+    if reached is None or reached <= rule.precision:
+        return 0
+    if taken * (reached / rule.precision) ** 2 > OUT_OF_REACH * rule.max_repeats:
+        return 0
+    return more
 
 
 def projected_starts(rule: SamplingRule, startup_ms: Sequence[float], burst: int) -> int:

@@ -39,14 +39,22 @@ def test_a_noisy_stream_goes_on_and_max_repeats_caps_it():
     moderate = sample_until_done(RULE, stream(2.0, 0.08, 200, seed=1))
     assert RULE.min_repeats < moderate < RULE.max_repeats  # more than the minimum, and it got there
     assert sampling.relative_precision(stream(2.0, 0.08, 200, seed=1)[:moderate]) <= RULE.precision
-    wild = stream(2.0, 0.6, 200, seed=2)
-    assert sample_until_done(RULE, wild) == RULE.max_repeats  # never reaches ±2.5%: capped
-    assert sampling.precision_columns(RULE, wild[:60])["precision_reached"] is False
+    hard = stream(2.0, 0.1, 200, seed=0)
+    hard_taken = sample_until_done(RULE, hard)
+    assert hard_taken == RULE.max_repeats  # within reach by its projection, yet not there at 60: capped
+    assert sampling.precision_columns(RULE, hard[:60])["precision_reached"] is False
+
+
+@pytest.mark.unit
+def test_a_target_far_out_of_reach_stops_at_min_repeats():
+    wild = stream(2.0, 0.6, 200, seed=2)  # a busy host: ±20% after 10 starts would need ~600
+    assert sample_until_done(RULE, wild) == RULE.min_repeats
+    assert sampling.precision_columns(RULE, wild[:10])["precision_reached"] is False
 
 
 @pytest.mark.unit
 def test_the_time_budget_ends_sampling_past_min_repeats_only():
-    slow = stream(400.0, 0.3, 200, seed=3)  # container-like: 0.4 s a start, noisy
+    slow = stream(400.0, 0.1, 200, seed=0)  # container-like: 0.4 s a start, noisy
     budget = SamplingRule(10, 60, 0.025, budget_s=6.0)
     taken = sample_until_done(budget, slow)
     assert 10 < taken < 60 and sum(slow[:taken]) / 1000 >= 6.0 and sum(slow[:taken - 5]) / 1000 < 6.0
@@ -115,7 +123,8 @@ def test_timed_rounds_stop_each_variant_by_its_own_interval():
                  lambda item: sampling.next_burst(spec.sampling(), got[item.variant.key], MEASURE_BURST),
                  keep, lambda item, reason, status="": done.setdefault(item.variant.key, reason))
     assert done == {"stable": None, "noisy": None, "wild": None}
-    assert len(got["stable"]) == spec.min_repeats and len(got["wild"]) == spec.max_repeats
+    # the wild one's interval after its first starts puts the target far out of reach: it stops there
+    assert len(got["stable"]) == spec.min_repeats and len(got["wild"]) == spec.min_repeats
     assert spec.min_repeats < len(got["noisy"]) < spec.max_repeats
     assert set(order[:6]) == set(items)  # interleaved: every variant had its bursts in the first rounds
 
