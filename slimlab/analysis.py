@@ -49,6 +49,7 @@ def inconclusive(why: str) -> str:
 HOST_BUSY = inconclusive("host busy")
 PRECISION_NOT_REACHED = inconclusive("precision not reached")
 VFS_STORAGE = inconclusive("vfs")
+WITHIN_NOISE_FLOOR = inconclusive("within the A/A noise floor")
 
 
 def is_inconclusive(verdict: str | None) -> bool:
@@ -181,7 +182,7 @@ def precision_of(*rows: dict) -> tuple[bool, float | None]:
 
 def guard_timing(wall: Comparison, *, cpu: Comparison | None = None, busy: bool = False,
                  precision_reached: bool = True, resolution: float | None = None, same_binary: bool = False,
-                 vfs: bool = False) -> Comparison:
+                 vfs: bool = False, noise_floor: float | None = None) -> Comparison:
     """``wall`` (a start-up comparison) with its verdict made honest about what noise could explain:
 
     - the same shipped bytes on both sides: SAME_BINARY, whatever the samples say (an A/A pair);
@@ -189,6 +190,8 @@ def guard_timing(wall: Comparison, *, cpu: Comparison | None = None, busy: bool 
       change is beyond what the reached precision can resolve (``resolution``, precision_of: the
       sides' half-widths added; an 11x slower UPX start is a finding at ±20%, a 3% one is not);
     - container starts on a vfs engine compared across bases: VFS_STORAGE (vfs copies the base);
+    - a change no larger than ``noise_floor`` (|ratio - 1| that A/A halves of one binary's own
+      samples reached in this run: sampling.noise_floors) is WITHIN_NOISE_FLOOR;
     - on a busy host, a faster/slower verdict stands only when CPU time moved the same way
       (``cpu``'s verdict lower/higher), else HOST_BUSY.
 
@@ -204,6 +207,8 @@ def guard_timing(wall: Comparison, *, cpu: Comparison | None = None, busy: bool 
         return replace(wall, verdict=PRECISION_NOT_REACHED)
     if vfs:
         return replace(wall, verdict=VFS_STORAGE)
+    if noise_floor is not None and abs(wall.ratio - 1) <= noise_floor:
+        return replace(wall, verdict=WITHIN_NOISE_FLOOR)
     if busy and (cpu is None or cpu.verdict != _AGREEING_CPU.get(wall.verdict, wall.verdict)):
         return replace(wall, verdict=HOST_BUSY)
     return wall
@@ -378,7 +383,8 @@ def _meets(df: pl.DataFrame, constraints: Constraints, everything: pl.DataFrame)
 
 
 def answer_rows(df: pl.DataFrame, samples: pl.DataFrame | None = None, *, constraints: Constraints | None = None,
-                factor: float = FACTOR, busy_runs=frozenset(), vfs_runs=frozenset()) -> pl.DataFrame:
+                factor: float = FACTOR, busy_runs=frozenset(), vfs_runs=frozenset(),
+                noise_floors: dict | None = None) -> pl.DataFrame:
     """The ok rows of ``df`` with what the answers rank them by, sorted by group then size:
 
     ``scope`` ("binary" for base none, else "image"), ``objective_size`` (the binary's or the
@@ -386,7 +392,8 @@ def answer_rows(df: pl.DataFrame, samples: pl.DataFrame | None = None, *, constr
     figure), ``on_frontier`` (Pareto over the three, per GROUP), ``eligible`` (meets the
     constraints), ``vs_fastest`` (the verdict of its start-up against the group's fastest eligible
     build, after guard_timing: ``busy_runs`` are runs measured on a busy host, ``vfs_runs`` runs
-    whose containers ran on vfs storage) and ``recommended``.
+    whose containers ran on vfs storage, ``noise_floors`` (run id, emulated, scope) -> the A/A floor
+    of start-up there, sampling.noise_floors) and ``recommended``.
 
     Without ``samples`` a build counts as not slower when its median is within ``factor`` of the
     fastest's (there is nothing to test)."""
@@ -419,7 +426,9 @@ def answer_rows(df: pl.DataFrame, samples: pl.DataFrame | None = None, *, constr
         objectives = [c for c in OBJECTIVES if group[c].is_not_null().any()]
         front = pareto_mask(group, objectives) if objectives else pl.Series([False] * group.height)
         group = group.with_columns(front.alias("on_frontier"), _meets(group, constraints, everything).alias("eligible"))
-        verdicts, picked = _recommend(group, index, constraints, factor, busy_runs, vfs_runs)
+        first = group.row(0, named=True)
+        floor = (noise_floors or {}).get((first["run_id"], first["emulated"], first["scope"]))
+        verdicts, picked = _recommend(group, index, constraints, factor, busy_runs, vfs_runs, floor)
         parts.append(group.with_columns(pl.Series("vs_fastest", verdicts, dtype=pl.String),
                                         pl.Series("recommended", picked, dtype=pl.Boolean)))
     if not parts:
@@ -465,7 +474,7 @@ def _pooled(index: dict, rows: list[dict], members: list[int], column: str) -> n
 
 
 def _recommend(group: pl.DataFrame, index: dict, constraints: Constraints, factor: float, busy_runs,
-               vfs_runs) -> tuple[list[str | None], list[bool]]:
+               vfs_runs, noise_floor: float | None = None) -> tuple[list[str | None], list[bool]]:
     """Each row's verdict against the fastest eligible build, and the recommendation (one True at
     most): the smallest eligible build not significantly slower than the fastest; ties in size go
     to the lower memory, then the lower median, then the key. ``group`` is sorted by size.
@@ -502,7 +511,7 @@ def _recommend(group: pl.DataFrame, index: dict, constraints: Constraints, facto
                 verdict = "fastest"
             else:
                 verdict = _pooled_verdict(metric, rows, fastest, members, index, factor, busy_runs, vfs_runs,
-                                          medians[id(fastest)], medians[id(members)])
+                                          medians[id(fastest)], medians[id(members)], noise_floor)
             for i in members:
                 verdicts[i] = verdict
             if verdict not in (SLOWER, HIGHER):
@@ -519,7 +528,8 @@ def _recommend(group: pl.DataFrame, index: dict, constraints: Constraints, facto
 
 
 def _pooled_verdict(metric: Metric, rows: list[dict], fastest: list[int], members: list[int], index: dict,
-                    factor: float, busy_runs, vfs_runs, fastest_median: float, median: float) -> str:
+                    factor: float, busy_runs, vfs_runs, fastest_median: float, median: float,
+                    noise_floor: float | None = None) -> str:
     """One binary's timing against the fastest binary's, pooled over their rows, after guard_timing."""
     a, b = _pooled(index, rows, fastest, metric.sample), _pooled(index, rows, members, metric.sample)
     if a is None or b is None:  # no samples: medians within the factor
@@ -538,7 +548,8 @@ def _pooled_verdict(metric: Metric, rows: list[dict], fastest: list[int], member
     vfs = (rows[members[0]].get("scope") == "image" and rows[members[0]].get("base") != rows[fastest[0]].get("base")
            and any(r["run_id"] in vfs_runs for r in both))
     reached, resolution = precision_of(*both)
-    return guard_timing(found, cpu=cpu, busy=busy, precision_reached=reached, resolution=resolution, vfs=vfs).verdict
+    return guard_timing(found, cpu=cpu, busy=busy, precision_reached=reached, resolution=resolution, vfs=vfs,
+                        noise_floor=noise_floor if metric.name == "startup" else None).verdict
 
 
 def _best(group: pl.DataFrame, column: str) -> tuple[str | None, float | None]:
@@ -655,7 +666,7 @@ EFFECT_SCHEMA = {
 
 def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, str] | None = None,
             keys=None, factor: float = FACTOR, n_resamples: int = N_RESAMPLES, *, intervals: bool = True,
-            busy_runs=frozenset(), vfs_runs=frozenset()) -> pl.DataFrame:
+            busy_runs=frozenset(), vfs_runs=frozenset(), noise_floors: dict | None = None) -> pl.DataFrame:
     """Each ok build of ``df`` against its baseline: the same run, workload, toolchain, target and
     base, with the axes in ``baseline`` replaced (default DEFAULT_BASELINE: the ``default``
     profile, no post-link chain). One row per (build, metric) that both have (EFFECT_SCHEMA);
@@ -700,7 +711,7 @@ def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, 
             if name == "startup":
                 found_by[name] = guard_timing(
                     found, cpu=found_by.get("cpu"), busy=run_id in busy_runs, precision_reached=reached,
-                    resolution=resolution,
+                    resolution=resolution, noise_floor=(noise_floors or {}).get((run_id, row["emulated"], row["scope"])),
                     same_binary=twins, vfs=run_id in vfs_runs and base.get("base") != row.get("base"))
             elif METRICS[name].sample is not None and twins:
                 found_by[name] = guard_timing(found, same_binary=True)

@@ -118,3 +118,33 @@ def noise_floor(samples_by_binary: dict[str, Sequence[float]], burst: int) -> di
         "false_verdicts": len(false_calls),
         "false_verdict_variants": false_calls,
     }
+
+
+def noise_floors(df, samples, burst: int = 5, quantile: float = 95) -> dict[tuple[str, bool, str], float]:
+    """(run id, emulated, scope) -> the ``quantile`` of |ratio - 1| between the A/A halves
+    (aa_halves) of each binary timed there: native starts, emulated ones and container starts
+    are noisy each in their own way, so each kind of a run gets its own floor. Variants that
+    share one binary (same_binary_as) count once. Kinds with fewer than 3 binaries: none."""
+    import polars as pl
+
+    if samples is None or samples.is_empty() or "startup_ms" not in samples.columns:
+        return {}
+    ok = df.filter(pl.col("status") == "ok")
+    if "same_binary_as" in ok.columns:
+        ok = ok.filter(pl.col("same_binary_as").is_null())
+    emulated = ok["emulated"].fill_null(False) if "emulated" in ok.columns else pl.Series([False] * ok.height)
+    base = ok["base"].fill_null("none") if "base" in ok.columns else pl.Series(["none"] * ok.height)
+    runs = ok["run_id"].fill_null("") if "run_id" in ok.columns else pl.Series([""] * ok.height)
+    kind = {(r, k): (r, bool(e), "binary" if b == "none" else "image")
+            for r, k, e, b in zip(runs, ok["variant_key"], emulated, base)}
+    by_kind: dict[tuple, list[float]] = {}
+    ordered = samples.with_columns(pl.col("run_id").fill_null("")).sort("run_id", "variant_key", "sample_index")
+    for (run, key), part in ordered.group_by(["run_id", "variant_key"], maintain_order=True):
+        where = kind.get((run, key))
+        if where is None:
+            continue
+        first, second = aa_halves(part["startup_ms"].to_list(), burst)
+        found = compare_samples(first, second, interval=False)
+        if found is not None and found.p_value is not None:
+            by_kind.setdefault(where, []).append(abs(found.ratio - 1))
+    return {where: float(np.percentile(changes, quantile)) for where, changes in by_kind.items() if len(changes) >= 3}

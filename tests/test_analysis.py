@@ -416,3 +416,38 @@ def test_report_constraints_from_the_command_line_are_checked_before_any_work(tm
                                       "--max-startup-ms", "5", "--rank-by", "cpu"])
     assert analysis.parse_constraints(args.require, args.max_startup_ms, args.rank_by) == analysis.Constraints(
         (("static", None), ("no-upx", None)), 5.0, "cpu")
+
+
+def alternating(center: float, n: int, step: float, seed: int) -> np.ndarray:
+    """Start-ups whose bursts of 5 alternate between ``center`` and ``center * (1 + step)``: a
+    host whose state flips between bursts, which the A/A halves (alternate bursts) catch."""
+    rng = np.random.default_rng(seed)
+    level = np.where((np.arange(n) // 5) % 2 == 0, 1.0, 1.0 + step)
+    return center * level * rng.lognormal(0, 0.005, n)
+
+
+@pytest.mark.unit
+def test_a_difference_within_the_a_a_noise_floor_decides_nothing():
+    from slimlab.sampling import noise_floors
+
+    df = frame([("default", "none", 2000, 10.0, 5000), ("stripped", "none", 1400, 10.6, 5000),
+                ("static", "none", 1900, 10.0, 5000), ("trimmed", "none", 2100, 10.0, 5000)])
+    rows = []
+    for index, row in enumerate(df.iter_rows(named=True)):
+        values = alternating(row["startup_ms_median"], 40, 0.10, seed=index)
+        rows += [{"run_id": "r", "variant_key": row["variant_key"], "sample_index": i, "startup_ms": float(v),
+                  "cpu_ms": 3.0, "peak_rss_kib": 5000} for i, v in enumerate(values)]
+    samples = pl.DataFrame(rows)
+    floors = noise_floors(df, samples)
+    assert set(floors) == {("r", False, "binary")} and floors[("r", False, "binary")] == pytest.approx(0.10, abs=0.01)
+    key = KEY("stripped", "none")
+    plain = analysis.answer_rows(df, samples)
+    assert dict(zip(plain["variant_key"], plain["vs_fastest"]))[key] == SLOWER  # 6%, p < 0.01: "slower"...
+    assert analysis.conclusions(plain)["recommended_key"][0] == KEY("static", "none")
+    guarded = analysis.answer_rows(df, samples, noise_floors=floors)
+    # ...but the same binary's own halves differ by 10%: a 6% difference is within the noise
+    assert dict(zip(guarded["variant_key"], guarded["vs_fastest"]))[key] == analysis.WITHIN_NOISE_FLOOR
+    answer = analysis.conclusions(guarded).row(0, named=True)
+    assert answer["recommended_key"] == key and answer["recommended_vs_fastest"] == analysis.WITHIN_NOISE_FLOOR
+    text = answers_html(df, samples, [])
+    assert "Noise floor observed here" in text and "rests on an inconclusive comparison" in text

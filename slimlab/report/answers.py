@@ -34,6 +34,7 @@ from slimlab.model import CHAINS
 from slimlab.model.axes import COLUMNS, GO_RELEASE
 from slimlab.errors import SlimlabError
 from slimlab.results import busy_run_ids, manifest_hosts, vfs_run_ids
+from slimlab.sampling import noise_floors
 
 # Effects are bootstrapped only for the builds a block names: the recommended, smallest,
 # fastest and lowest-memory ones and this many frontier builds (smallest first).
@@ -304,11 +305,13 @@ def _technique_table(group: pl.DataFrame, failed: list[Mapping], table: pl.DataF
 def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows: Mapping, baseline: dict,
            manifests: list[Mapping], run_dirs, multi_run: bool, samples: pl.DataFrame | None = None,
            hosts: Mapping[str | None, str] | None = None, anywhere: Mapping | None = None,
-           table: pl.DataFrame | None = None, failed: list[Mapping] = (), settings=None) -> str:
+           table: pl.DataFrame | None = None, failed: list[Mapping] = (), settings=None,
+           noise_floor: float | None = None) -> str:
     """One workload, target and host's answers; ``anywhere``: the smallest row of its workload and
     target on any host (sizes do not depend on the host), named when it is another host's;
     ``table``: every build's effects (no intervals); ``failed``: the block's rows that do not work;
-    ``settings``: variant key -> its build's recorded settings (for the build line)."""
+    ``settings``: variant key -> its build's recorded settings (for the build line);
+    ``noise_floor``: the A/A floor of start-up of the block's kind in its run."""
     hosts = hosts or {}
     by_key = {r["variant_key"]: r for r in group.iter_rows(named=True)}
     varying = _varying(pl.concat([group.select(COLUMNS), *(pl.DataFrame([dict(f)]).select(COLUMNS) for f in failed)],
@@ -323,6 +326,11 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
         parts.append('<p class="answer-note">No build meets the constraints: nothing to recommend.</p>')
     if table is not None:
         parts.append(_technique_table(group, list(failed), table, label, varying, recommended, baseline))
+    if noise_floor is not None:
+        parts.append(f'<p class="answer-note answer-floor">Noise floor observed here: the two halves of one binary\'s '
+                     f"own start-up samples (alternate bursts) differed by up to {noise_floor:.1%} (95th percentile "
+                     "over the binaries of this kind in this run); a start-up difference no larger reads "
+                     "&quot;inconclusive (within the A/A noise floor)&quot;.</p>")
     size_word = "image" if conclusion["scope"] == "image" else "file"
     smallest = by_key.get(conclusion["smallest_key"]) or {}
     libraries = ""
@@ -405,7 +413,9 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
     constraints = constraints or analysis.Constraints()
     manifests = [manifests] if isinstance(manifests, Mapping) else list(manifests or [])
     busy, vfs = busy_run_ids(manifests), vfs_run_ids(manifests)
-    ranked = analysis.answer_rows(df, samples, constraints=constraints, factor=factor, busy_runs=busy, vfs_runs=vfs)
+    floors = noise_floors(df, samples)
+    ranked = analysis.answer_rows(df, samples, constraints=constraints, factor=factor, busy_runs=busy, vfs_runs=vfs,
+                                  noise_floors=floors)
     head = ['<section class="answers">', "<h2>Answers</h2>"]
     if ranked.is_empty():
         return "".join([*head, ('<p class="answer-note">No build worked: nothing to recommend (see the failed '
@@ -414,14 +424,14 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
     conclusions = analysis.conclusions(ranked, rule)
     shown = [k for c in conclusions.iter_rows(named=True) for k in _shown(c)]
     effects = analysis.effects(ranked, samples, baseline, keys=shown, factor=factor,
-                               n_resamples=analysis.SHOWN_RESAMPLES, busy_runs=busy, vfs_runs=vfs)
+                               n_resamples=analysis.SHOWN_RESAMPLES, busy_runs=busy, vfs_runs=vfs, noise_floors=floors)
     groups = ranked.partition_by(list(analysis.GROUP), maintain_order=True, as_dict=True)
     listed = set(shown)
     for group in groups.values():
         if group.height <= TABLE_LIMIT:
             listed.update(group["variant_key"])
     table = analysis.effects(ranked, samples, baseline, keys=listed, factor=factor, intervals=False,
-                             busy_runs=busy, vfs_runs=vfs)
+                             busy_runs=busy, vfs_runs=vfs, noise_floors=floors)
     rows = {(r["run_id"], r["variant_key"]): r for r in ranked.iter_rows(named=True)}
     every = df.to_dicts()
     settings = {r["variant_key"]: buildline.settings_for(every, r) for r in ranked.iter_rows(named=True)
@@ -462,7 +472,8 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
                              hosts, smallest.get(tuple(conclusion[c] for c in hostless)),
                              table=mine if group_shown is group else mine.filter(
                                  pl.col("variant_key").is_in(group_shown["variant_key"].to_list())),
-                             failed=block_failed, settings=settings))
+                             failed=block_failed, settings=settings,
+                             noise_floor=floors.get((conclusion["run_id"], conclusion["emulated"], conclusion["scope"]))))
     return "".join([*head, *blocks, "</section>"])
 
 
