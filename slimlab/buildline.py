@@ -106,21 +106,15 @@ def settings_for(frame_rows: list[dict], row: dict) -> dict[str, str] | None:
     return None
 
 
-def build_line(row: dict, settings: dict[str, str] | None = None, workdir: str | Path | None = None) -> BuildLine:
-    """The line that rebuilds ``row`` (a results row as a dict). ``settings``: its build's
-    recorded settings (settings_for), else the row's own; ``workdir``: the workload's source."""
+def go_env(row: dict, settings: dict[str, str] | None) -> dict[str, str]:
+    """What the go command of ``row``'s build reads from its environment, written out: the target,
+    the compiler's driver (gccgo), the recorded build settings, the profile's own variables, and
+    cgo as the go command decided it. No GOTOOLCHAIN: the caller names the release."""
     target = TARGETS.get(str(row.get("target")))
     if target is None:
         raise SlimlabError(f"unknown target {row.get('target')!r} in the results file")
-    name = _clean("workload", Path(str(row.get("workload") or "program")).name or "program")
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "program"
-    flags = [_clean("flags", f) for f in row.get("flags") or []]
-    settings = settings if settings is not None else _pairs(row.get("build_settings"))
-    env: dict[str, str] = {}
-    release = go_release(row) if is_gc(row) else None
-    if release:
-        env["GOTOOLCHAIN"] = release
-    env.update(target.go_env())
+    flags = [str(f) for f in row.get("flags") or []]
+    env = dict(target.go_env())
     gccgo = "-compiler" in flags and "gccgo" in flags
     if gccgo:
         env["GCCGO"] = target.cross_tool("gccgo")
@@ -136,30 +130,65 @@ def build_line(row: dict, settings: dict[str, str] | None = None, workdir: str |
         env["CGO_ENABLED"] = "1" if target.is_native else "0"
     if env.get("CGO_ENABLED") == "1" and not target.is_native and not gccgo:
         env.setdefault("CC", target.cross_tool("gcc"))
-    for key, value in (settings or {}).items():  # flags go version -m records that the row's own lack
+    return env
+
+
+# Build settings that are go build flags, added when the row's own flags lack them
+_FLAG_SETTINGS = ("-tags", "-ldflags", "-gcflags", "-asmflags", "-buildmode")
+
+
+def go_flags(row: dict, settings: dict[str, str] | None) -> list[str]:
+    """``row``'s go build flags, with what its build info recorded that they lack (a row written by
+    an older slimlab), and ``-buildvcs=false`` when the binary carries no version-control stamp."""
+    flags = [_clean("flags", f) for f in row.get("flags") or []]
+    for key, value in (settings or {}).items():
+        value = _clean("build_settings", value)
         if key == "-trimpath" and value == "true" and "-trimpath" not in flags:
             flags.append("-trimpath")
+        elif key in _FLAG_SETTINGS and not any(f.startswith(key + "=") for f in flags) \
+                and not (key == "-buildmode" and value == "exe"):
+            flags.append(f"{key}={value}")
+        elif key in ("-race", "-msan", "-asan") and value == "true" and key not in flags:
+            flags.append(key)
     if settings and not any(k.startswith("vcs") for k in settings) and not any(f.startswith("-buildvcs") for f in flags):
         # Built without version-control stamping (GOFLAGS=-buildvcs=false, or no repository): a
         # source tree inside a git checkout would otherwise get vcs.* settings, other bytes.
         flags.append("-buildvcs=false")
-    build = ("go", "build", "-o", name, *flags, ".")
+    return flags
+
+
+def step_argv(name: str, src: str, dst: str, target) -> tuple[str, ...]:
+    """A post-link step as slimlab.postlink runs it on a binary of ``target``: that CPU's binutils
+    (``aarch64-linux-gnu-strip``), upx for all. slimlab's objcopy removes each section the file has
+    that OBJCOPY_REMOVE matches; objcopy's own patterns (a leading ! keeps) do the same."""
+    step = STEPS.get(str(name))
+    if step is None:
+        raise SlimlabError(f"unknown post-link step {name!r} in the results file")
+    tool = step.tool if step.tool == "upx" or target.is_native else target.cross_tool(step.tool)
+    if step.tool == "strip":
+        return (tool, *step.args, "-o", dst, src)
+    if step.tool == "objcopy":
+        removes = [f"--remove-section={p}" for p in OBJCOPY_REMOVE] + [f"--remove-section=!{k}" for k in OBJCOPY_KEEP]
+        return (tool, *step.args, *removes, src, dst)
+    return (tool, *step.args, "--no-progress", "-o", dst, src)
+
+
+def build_line(row: dict, settings: dict[str, str] | None = None, workdir: str | Path | None = None) -> BuildLine:
+    """The line that rebuilds ``row`` (a results row as a dict). ``settings``: its build's
+    recorded settings (settings_for), else the row's own; ``workdir``: the workload's source."""
+    settings = settings if settings is not None else _pairs(row.get("build_settings"))
+    env = go_env(row, settings)
+    target = TARGETS[str(row["target"])]
+    name = _clean("workload", Path(str(row.get("workload") or "program")).name or "program")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "program"
+    release = go_release(row) if is_gc(row) else None
+    if release:
+        env = {"GOTOOLCHAIN": release, **env}
+    build = ("go", "build", "-o", name, *go_flags(row, settings), ".")
     steps, current = [], name
     for step_name in row.get("postlink_steps") or []:
-        step = STEPS.get(str(step_name))
-        if step is None:
-            raise SlimlabError(f"unknown post-link step {step_name!r} in the results file")
-        tool = step.tool if step.tool == "upx" or target.is_native else target.cross_tool(step.tool)
-        out = f"{current}.{step.name}"
-        if step.tool == "strip":
-            steps.append((tool, *step.args, "-o", out, current))
-        elif step.tool == "objcopy":
-            # slimlab removes each section the file has that OBJCOPY_REMOVE matches; objcopy's own
-            # patterns (a leading ! keeps) do the same without knowing the file's sections
-            removes = [f"--remove-section={p}" for p in OBJCOPY_REMOVE] + [f"--remove-section=!{k}" for k in OBJCOPY_KEEP]
-            steps.append((tool, *step.args, *removes, current, out))
-        else:
-            steps.append((tool, *step.args, "--no-progress", "-o", out, current))
+        out = f"{current}.{step_name}"
+        steps.append(step_argv(step_name, current, out, target))
         current = out
     return BuildLine(tuple(env.items()), build, tuple(steps), current,
                      None if workdir is None else str(workdir), release)

@@ -84,30 +84,20 @@ from pathlib import Path
 
 import polars as pl
 
-from . import bases, libs, proc
+from . import bases, buildline, libs, proc
 from .errors import SlimlabError, ToolError, unknown
 from .image import NONROOT
 from .inspect import linkage
 from .model import TARGETS, get_chain
 from .model.axes import GO_RELEASE
-from .model.chain import STEPS, Chain
+from .model.chain import Chain
 from .model.target import Target
-from .postlink import (
-    BINUTILS_INSTALL_HINT,
-    OBJCOPY_KEEP,
-    OBJCOPY_REMOVE,
-    UPX_INSTALL_HINT,
-    tool_for,
-)
+from .postlink import BINUTILS_INSTALL_HINT, UPX_INSTALL_HINT, tool_for
 from .results import load, load_manifests
 from .workloads import resolve
 
 MODULES = ("vendor", "proxy")
 SOURCE, GOPROXY, BASE_TAR = "src", "goproxy", "base.tar"
-# Build settings (go version -m) that are the environment of the go command.
-_ENV_SETTING = ("CGO_", "GO")
-# Flags the build info records that the row's own flags may lack (a caller's GOFLAGS adds them).
-_FLAG_SETTINGS = ("-tags", "-ldflags", "-gcflags", "-asmflags", "-buildmode")
 # The build settings that name the CPU: they must be the row's target's.
 _TARGET_SETTINGS = ("GOOS", "GOARCH", "GOARM")
 
@@ -169,43 +159,18 @@ def _settings(frame: pl.DataFrame, row: dict) -> dict[str, str] | None:
 
 
 def build_command(row: dict, settings: dict[str, str] | None, name: str, modules: str) -> tuple[list[str], dict]:
-    """The builder stage's ``go build`` argv and environment for ``row``; ``modules``: "vendor",
-    "proxy" or "none" (no module to fetch)."""
-    target = TARGETS[row["target"]]
-    # GOTOOLCHAIN=local: never hand the build to another Go (the golang image sets it too).
-    # The target's GOOS/GOARCH/GOARM always: the builder runs on the build machine's CPU.
-    env = {"GOTOOLCHAIN": "local", **target.go_env()}
-    if settings is not None:
-        # An empty CGO_CFLAGS (recorded when unset) means the go command's default: left out.
-        env.update({k: v for k, v in settings.items() if k.startswith(_ENV_SETTING) and v})
-    env.update(item.split("=", 1) for item in row["build_env"] or [])
+    """The builder stage's ``go build`` argv and environment for ``row`` (slimlab.buildline's, with
+    the builder's Go: GOTOOLCHAIN=local, never handing the build to another Go, as the golang image
+    does too); ``modules``: "vendor", "proxy" or "none" (no module to fetch)."""
+    env = {"GOTOOLCHAIN": "local", **buildline.go_env(row, settings)}
     if modules == "proxy":
         env.update(GOPROXY=f"file:///{GOPROXY}", GOSUMDB="off", GOFLAGS="-mod=readonly")
-    flags = list(row["flags"] or [])
-    for key, value in (settings or {}).items():
-        if key == "-trimpath" and value == "true" and "-trimpath" not in flags:
-            flags.append("-trimpath")
-        elif key in _FLAG_SETTINGS and not any(f.startswith(key + "=") for f in flags) \
-                and not (key == "-buildmode" and value == "exe"):
-            flags.append(f"{key}={value}")
-        elif key in ("-race", "-msan", "-asan") and value == "true" and key not in flags:
-            flags.append(key)
     mod = ["-mod=vendor"] if modules == "vendor" else []
-    return ["go", "build", *mod, "-o", f"/out/{name}", *flags, "."], env
+    return ["go", "build", *mod, "-o", f"/out/{name}", *buildline.go_flags(row, settings), "."], env
 
 
 def _step_argv(name: str, src: str, dst: str, target: Target) -> list[str]:
-    """A post-link step as slimlab.postlink runs it on a binary of ``target``: the binutils of
-    that CPU (``aarch64-linux-gnu-strip``), upx for all. objcopy there removes each section the
-    file has that OBJCOPY_REMOVE matches; objcopy's own patterns (``!`` keeps) do the same."""
-    step = STEPS[name]
-    program = tool_for(step.tool, target)
-    if step.tool == "strip":
-        return [program, *step.args, "-o", dst, src]
-    if step.tool == "objcopy":
-        removes = [f"--remove-section={p}" for p in OBJCOPY_REMOVE] + [f"--remove-section=!{k}" for k in OBJCOPY_KEEP]
-        return [program, *step.args, *removes, src, dst]
-    return [program, *step.args, "--no-progress", "-o", dst, src]
+    return list(buildline.step_argv(name, src, dst, target))
 
 
 def _shell(argv: list[str]) -> str:
