@@ -519,3 +519,28 @@ def manifest_hosts(manifests) -> dict[str, dict]:
 def load_manifests(path: str | Path | None = None) -> list[dict]:
     """The manifests of one run or every readable run of a data directory."""
     return [_manifest(d) for d in run_dirs(path)]
+
+
+def vfs_run_ids(manifests) -> set[str]:
+    """Run ids of the ``manifests`` whose images were timed on a vfs engine (a session's
+    ``engine.storage_driver``): vfs copies a base's whole file system for every container, so their
+    container start-up grows with the base and is no production engine's (overlay2)."""
+    return {str(m["run_id"]) for m in manifests or [] if isinstance(m, dict) and m.get("run_id")
+            and any(isinstance(s, dict) and (s.get("engine") or {}).get("storage_driver") == "vfs"
+                    for s in m.get("sessions") or [])}
+
+
+def container_floors(manifests) -> dict[str, dict]:
+    """run id -> the engine's floor its latest measuring session recorded (``measurement.container_floor``:
+    a static no-op on scratch timed among the images: median_ms, ci_low_ms, ci_high_ms, n, image, error),
+    for the runs that timed containers."""
+    found: dict[str, dict] = {}
+    for manifest in manifests or []:
+        if not isinstance(manifest, dict) or not manifest.get("run_id"):
+            continue
+        for session in manifest.get("sessions") or []:
+            measured = (session.get("measurement") or {}) if isinstance(session, dict) else {}
+            floor = measured.get("container_floor")
+            if isinstance(floor, dict):
+                found[str(manifest["run_id"])] = floor
+    return found

@@ -786,7 +786,7 @@ class _Sweeper:
             except STAGE_ERRORS as exc:  # the figures still stand; the manifest says why this one is missing
                 calibration = {"error": f"{type(exc).__name__}: {exc}"}
             before = environment.noise_snapshot()
-            self._rounds(ready, bar)
+            floor = self._rounds(ready, bar)
             noise = environment.host_noise(before, environment.noise_snapshot())
         bar.close()
         taken = [s.get("nivcsw") for r in ready for s in store.samples.get(r.variant.key, [])]
@@ -794,6 +794,7 @@ class _Sweeper:
         store.manifest["sessions"][-1]["measurement"] = {
             "launcher_overhead": calibration, "noise": noise, "warnings": warnings, "pin_cpu": spec.pin_cpu,
             "burst": MEASURE_BURST, "started_at": started.isoformat(),
+            **({"container_floor": floor} if floor else {}),
         }
         store.write_manifest()
         for warning in warnings:
@@ -911,7 +912,9 @@ class _Sweeper:
                 else:
                     self._complete(item)
 
-    def _rounds(self, ready: list[_Ready], bar) -> None:
+    def _rounds(self, ready: list[_Ready], bar) -> dict | None:
+        """Every variant's timed starts, with the container floor's among them when some run in
+        containers; what the floor measured (the manifest's ``container_floor``), or None."""
         store = self.store
 
         def keep(item: _Ready, index: int, samples: list[Sample]) -> None:
@@ -925,7 +928,12 @@ class _Sweeper:
             else:
                 self._finish(item.row, status, failure)
 
-        timed_rounds(ready, self.spec, lambda item: store.sample_count(item.variant.key), self._wanted, keep, finished)
+        def taken(item: _Ready) -> int:
+            return store.sample_count(item.variant.key)
+
+        floor = _ContainerFloor.among(ready, self)
+        timed_rounds(ready + floor.items, self.spec, *floor.around(taken, self._wanted, keep, finished))
+        return floor.record(ready, store)
 
     def _wanted(self, item: _Ready) -> int:
         """Timed starts this variant gets: ``image_repeats`` for one run in a container."""
@@ -945,6 +953,93 @@ class _Sweeper:
                             ready_rss_kib_median=None)
         item.row.update(_crosscheck(self.spec, item) if checked is None else checked)
         self._finish(item.row, "ok")
+
+
+class _ContainerFloor:
+    """The engine's own floor (measure.container.floor_runner): a static no-op on scratch, timed
+    as one more item of the rounds that time the images, so drift and a busy host hit it as them.
+    Its samples are the manifest's (``container_floor``), never a variant's; each container row
+    gets its median (``container_floor_ms_median``)."""
+
+    KEY = "container-floor"
+
+    def __init__(self, item: _Ready | None = None, wanted: int = 0, failure: str | None = None,
+                 tag: str | None = None) -> None:
+        self.item, self.wanted, self.failure, self.tag = item, wanted, failure, tag
+        self.samples: list[Sample] = []
+
+    @property
+    def items(self) -> list[_Ready]:
+        return [self.item] if self.item is not None else []
+
+    @classmethod
+    def among(cls, ready: list[_Ready], sweeper: _Sweeper) -> _ContainerFloor:
+        """The floor of the engine that runs ``ready``'s containers (as many starts as the most any
+        of them wants); with none, a floor that times nothing."""
+        boxed = [item for item in ready if isinstance(item.runner, ContainerRunner)]
+        if not boxed:
+            return cls()
+        from types import SimpleNamespace
+
+        from .measure.container import FLOOR_WORKLOAD, floor_runner
+
+        try:
+            runner = floor_runner(sweeper._engine(), launcher_path(sweeper.cache), sweeper.cache,
+                                  sweeper.spec.build_timeout_s)
+        except (CheckFailure, StageFailure, *STAGE_ERRORS) as exc:
+            return cls(failure=getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")
+        variant = SimpleNamespace(key=cls.KEY, label="container floor", base="scratch", target=None)
+        item = _Ready(variant, FLOOR_WORKLOAD, runner, Path(), {})
+        return cls(item, max(sweeper._wanted(i) for i in boxed), tag=runner.tag)
+
+    def around(self, taken, wanted, keep, finished) -> tuple:
+        """timed_rounds' four callbacks, with the floor's own answers for the floor's item."""
+        if self.item is None:
+            return taken, wanted, keep, finished
+
+        def taken_(item):
+            return len(self.samples) if item is self.item else taken(item)
+
+        def wanted_(item):
+            return self.wanted if item is self.item else wanted(item)
+
+        def keep_(item, index, samples):
+            if item is self.item:
+                self.samples += samples
+            else:
+                keep(item, index, samples)
+
+        def finished_(item, reason, status=""):
+            if item is self.item:
+                self.failure = reason
+            else:
+                finished(item, reason, status)
+
+        return taken_, wanted_, keep_, finished_
+
+    def record(self, ready: list[_Ready], store: RunStore) -> dict | None:
+        """The floor as the manifest keeps it (median with its 95% interval, n, the image, the raw
+        starts); its median written into every container row that ended ok."""
+        if self.item is None and self.failure is None:
+            return None
+        from .analysis import median_ci
+
+        wall = median_ci([s.startup_ms for s in self.samples])
+        cpu = median_ci([s.cpu_ms for s in self.samples])
+        floor = {"program": "static C no-op (int main(void) { return 0; }) on scratch, started by slimlab's "
+                            "launcher as an image's program is", "image": self.tag,
+                 "median_ms": wall.median if wall else None, "ci_low_ms": wall.lo if wall else None,
+                 "ci_high_ms": wall.hi if wall else None, "n": len(self.samples),
+                 "cpu_ms_median": cpu.median if cpu else None,
+                 "samples_ms": [s.startup_ms for s in self.samples], "error": self.failure}
+        if wall is None or self.failure is not None:  # a floor cut short is no row's floor
+            return floor
+        for item in ready:
+            row = store.rows.get(item.variant.key)
+            if isinstance(item.runner, ContainerRunner) and row is item.row and row.get("status") == "ok":
+                row["container_floor_ms_median"] = wall.median
+                store.add_row(row)
+        return floor
 
 
 def _crosscheck(spec: SweepSpec, item: _Ready) -> dict:

@@ -30,6 +30,12 @@ Memory, two figures:
   program uses.
 
 Containers are removed whatever happens.
+
+The engine's own floor (``floor_runner``): slimlab's static no-op (noop.c) alone on scratch,
+started exactly as an image's program is (the launcher as entrypoint, the no-op forked from
+it). Its start-up is what ``docker run`` costs with no program in it, so a container figure
+splits into what the container adds (floor minus the bare no-op) and what the program adds
+(the figure minus the floor).
 """
 
 from __future__ import annotations
@@ -40,13 +46,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..image import HARDENED, discard, owner_label
+from .. import bases
+from ..image import HARDENED, build_image, discard, owner_label
+from ..model.target import TARGETS
 from ..proc import tail
-from .launcher import Exit, _exit, _fields
+from ..workloads import Workload
+from .launcher import NOOP_SOURCE, Exit, _exit, _fields, noop_path
 from .samples import (CheckFailure, Sample, _status_kib, await_health, grpc_after_answer, judge_answer,
                       server_addrs)
 
 LAUNCHER_IN_CONTAINER = "/slimlab/launch"
+FLOOR_PROGRAM = "slimlab-noop"
+# The floor's program as a workload: a CLI that prints nothing and exits 0.
+FLOOR_WORKLOAD = Workload(FLOOR_PROGRAM, NOOP_SOURCE.parent)
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,18 @@ class ContainerRunner:
         return Sample((ready_ns - started) / 1e6, peak, ready_rss, exit.exit_code, cpu_ms=exit.cpu_ms,
                       nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib, stop_hwm_kib=stop_hwm,
                       cgroup_peak_kib=_kib(exit.cgroup_peak_bytes))
+
+
+def floor_runner(api, launcher: Path, cache_dir: Path | None = None,
+                 timeout_s: float = 600) -> ContainerRunner:
+    """The engine's floor as a runner: the static no-op as /app/slimlab-noop on scratch (for this
+    host's CPU), built in the engine; CheckFailure with the engine's reason when it cannot be."""
+    native = next(t for t in TARGETS.values() if t.is_native)
+    scratch = bases.base_layer("scratch", native, cache_dir)
+    built = build_image(api, scratch, noop_path(cache_dir), FLOOR_PROGRAM, timeout_s=timeout_s)
+    if not built.ok:
+        raise CheckFailure("build_failed", f"the container floor's image: {built.reason}")
+    return ContainerRunner(api, built.tag, f"/app/{FLOOR_PROGRAM}", launcher, name="container-floor")
 
 
 @contextlib.contextmanager

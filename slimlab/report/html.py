@@ -24,6 +24,7 @@ import polars as pl
 from slimlab.environment import host_label
 from slimlab.report import figures, prep
 from slimlab.report.answers import answers_html, host_names
+from slimlab.results import vfs_run_ids
 from slimlab.results_schema import STATUSES
 
 # Shown first in the table; any other column of the frame follows in frame order.
@@ -195,9 +196,39 @@ def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
                          f"steal {noise.get('steal_pct')}%, CPU pressure {noise.get('cpu_pressure_pct')}%")
         if measured.get("pin_cpu") is not None:
             facts.append(f"measured on CPU {measured['pin_cpu']} only")
+        facts += _floor_facts(measured.get("container_floor"), overhead.get("median_ms"))
         if facts:
             parts.append(f'<p class="note">Run {run}: {_esc("; ".join(facts))}.</p>')
     return "".join(parts)
+
+
+def _floor_facts(floor: Mapping[str, Any] | None, bare_noop_ms: float | None) -> list[str]:
+    """The engine's floor (sweep: a static no-op on scratch timed among the images), and what it
+    says: the container's own cost, and that a row's start-up beyond it is its program's and base's."""
+    if not floor:
+        return []
+    if floor.get("median_ms") is None or floor.get("error"):
+        return [f"container floor not measured: {floor.get('error') or 'no starts'}"]
+    text = (f"container floor (a static no-op on scratch, timed in the same rounds as the images, image "
+            f"{floor.get('image')}): median {floor['median_ms']:.1f} ms, 95% CI [{floor['ci_low_ms']:.1f}, "
+            f"{floor['ci_high_ms']:.1f}], n = {floor.get('n')}")
+    if bare_noop_ms is not None:
+        text += (f"; the container adds {floor['median_ms'] - bare_noop_ms:.1f} ms to a bare start of the "
+                 "no-op, and an image's start-up beyond the floor (column container_floor_ms_median) is "
+                 "what its program and base add")
+    return [text]
+
+
+def _vfs_html(manifests: list[Mapping[str, Any]]) -> str:
+    """One line on the first screen when images were timed on a vfs engine: its container
+    start-up is the test engine's, not a production engine's."""
+    runs = sorted(vfs_run_ids(manifests))
+    if not runs:
+        return ""
+    text = (f"Container start-up of run {', '.join(runs)} is not representative of a production engine: "
+            "its Docker engine used the vfs storage driver, which copies the whole image for every container "
+            "(so a base with more files starts slower), where production engines use overlay2.")
+    return f'<p class="warning vfs">{_esc(text)}</p>'
 
 
 def _engine_html(manifests: list[Mapping[str, Any]]) -> str:
@@ -332,7 +363,8 @@ def _outliers_html(df: pl.DataFrame, samples: pl.DataFrame | None) -> str:
 
 def _warnings_html(df: pl.DataFrame, manifests: list, samples: pl.DataFrame | None, table_id: str) -> str:
     """What makes the figures below less than they seem, first."""
-    body = "".join([_hosts_html(df, manifests), _busy_host_html(manifests), _crosscheck_html(df, disagreeing=True),
+    body = "".join([_vfs_html(manifests), _hosts_html(df, manifests), _busy_host_html(manifests),
+                    _crosscheck_html(df, disagreeing=True),
                     _outliers_html(df, samples),
                     _failed_html(df, table_id), _emulated_html(df)])
     return f'<section class="warnings">{body}</section>' if body else ""
