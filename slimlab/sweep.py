@@ -956,88 +956,101 @@ class _Sweeper:
 
 
 class _ContainerFloor:
-    """The engine's own floor (measure.container.floor_runner): a static no-op on scratch, timed
-    as one more item of the rounds that time the images, so drift and a busy host hit it as them.
-    Its samples are the manifest's (``container_floor``), never a variant's; each container row
-    gets its median (``container_floor_ms_median``)."""
+    """The engine's own floor (measure.container.floor_runner): a static no-op on scratch, on each
+    network the images are timed on (a CLI's none, a server's the host's), timed as more items of
+    the rounds that time the images, so drift and a busy host hit it as them. Its samples are the
+    manifest's (``container_floor``), never a variant's; each container row gets the median of
+    its network's floor (``container_floor_ms_median``)."""
 
     KEY = "container-floor"
 
-    def __init__(self, item: _Ready | None = None, wanted: int = 0, failure: str | None = None,
+    def __init__(self, items: dict[str, _Ready] | None = None, wanted: int = 0, failure: str | None = None,
                  tag: str | None = None) -> None:
-        self.item, self.wanted, self.failure, self.tag = item, wanted, failure, tag
-        self.samples: list[Sample] = []
+        self.by_network = items or {}
+        self.wanted, self.tag = wanted, tag
+        self.samples: dict[str, list[Sample]] = {network: [] for network in self.by_network}
+        self.failures: dict[str, str | None] = dict.fromkeys(self.by_network)
+        self.failure = failure  # it could not be had at all
+        self._network = {id(item): network for network, item in self.by_network.items()}
 
     @property
     def items(self) -> list[_Ready]:
-        return [self.item] if self.item is not None else []
+        return list(self.by_network.values())
 
     @classmethod
     def among(cls, ready: list[_Ready], sweeper: _Sweeper) -> _ContainerFloor:
-        """The floor of the engine that runs ``ready``'s containers (as many starts as the most any
-        of them wants); with none, a floor that times nothing."""
+        """The floor of the engine that runs ``ready``'s containers, on each of their networks (as many
+        starts as the most any of them wants); with none, a floor that times nothing."""
         boxed = [item for item in ready if isinstance(item.runner, ContainerRunner)]
         if not boxed:
             return cls()
         from types import SimpleNamespace
 
-        from .measure.container import FLOOR_WORKLOAD, floor_runner
+        from .measure.container import FLOOR_WORKLOAD, floor_runner, network_of
 
+        items = {}
         try:
-            runner = floor_runner(sweeper._engine(), launcher_path(sweeper.cache), sweeper.cache,
-                                  sweeper.spec.build_timeout_s)
+            for network in sorted({network_of(item.workload) for item in boxed}):
+                runner = floor_runner(sweeper._engine(), launcher_path(sweeper.cache), sweeper.cache,
+                                      sweeper.spec.build_timeout_s, network)
+                variant = SimpleNamespace(key=f"{cls.KEY}-{network}", base="scratch", target=None,
+                                          label=f"container floor ({network} network)")
+                items[network] = _Ready(variant, FLOOR_WORKLOAD, runner, Path(), {})
         except (CheckFailure, StageFailure, *STAGE_ERRORS) as exc:
             return cls(failure=getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")
-        variant = SimpleNamespace(key=cls.KEY, label="container floor", base="scratch", target=None)
-        item = _Ready(variant, FLOOR_WORKLOAD, runner, Path(), {})
-        return cls(item, max(sweeper._wanted(i) for i in boxed), tag=runner.tag)
+        return cls(items, max(sweeper._wanted(i) for i in boxed), tag=runner.tag)
 
     def around(self, taken, wanted, keep, finished) -> tuple:
-        """timed_rounds' four callbacks, with the floor's own answers for the floor's item."""
-        if self.item is None:
+        """timed_rounds' four callbacks, with the floor's own answers for the floor's items."""
+        if not self.by_network:
             return taken, wanted, keep, finished
+        network = self._network
 
         def taken_(item):
-            return len(self.samples) if item is self.item else taken(item)
+            return len(self.samples[network[id(item)]]) if id(item) in network else taken(item)
 
         def wanted_(item):
-            return self.wanted if item is self.item else wanted(item)
+            return self.wanted if id(item) in network else wanted(item)
 
         def keep_(item, index, samples):
-            if item is self.item:
-                self.samples += samples
+            if id(item) in network:
+                self.samples[network[id(item)]] += samples
             else:
                 keep(item, index, samples)
 
         def finished_(item, reason, status=""):
-            if item is self.item:
-                self.failure = reason
+            if id(item) in network:
+                self.failures[network[id(item)]] = reason
             else:
                 finished(item, reason, status)
 
         return taken_, wanted_, keep_, finished_
 
     def record(self, ready: list[_Ready], store: RunStore) -> dict | None:
-        """The floor as the manifest keeps it (median with its 95% interval, n, the image, the raw
-        starts); its median written into every container row that ended ok."""
-        if self.item is None and self.failure is None:
+        """The floor as the manifest keeps it (per network: median with its 95% interval, n, the raw
+        starts; the image); each network's median written into every container row on it that ended ok."""
+        if not self.by_network and self.failure is None:
             return None
         from .analysis import median_ci
+        from .measure.container import network_of
 
-        wall = median_ci([s.startup_ms for s in self.samples])
-        cpu = median_ci([s.cpu_ms for s in self.samples])
         floor = {"program": "static C no-op (int main(void) { return 0; }) on scratch, started by slimlab's "
-                            "launcher as an image's program is", "image": self.tag,
-                 "median_ms": wall.median if wall else None, "ci_low_ms": wall.lo if wall else None,
-                 "ci_high_ms": wall.hi if wall else None, "n": len(self.samples),
-                 "cpu_ms_median": cpu.median if cpu else None,
-                 "samples_ms": [s.startup_ms for s in self.samples], "error": self.failure}
-        if wall is None or self.failure is not None:  # a floor cut short is no row's floor
-            return floor
+                            "launcher as an image's program is, run to its exit", "image": self.tag,
+                 "error": self.failure, "networks": {}}
+        for network, samples in self.samples.items():
+            wall, cpu = median_ci([s.startup_ms for s in samples]), median_ci([s.cpu_ms for s in samples])
+            floor["networks"][network] = {
+                "median_ms": wall.median if wall else None, "ci_low_ms": wall.lo if wall else None,
+                "ci_high_ms": wall.hi if wall else None, "n": len(samples),
+                "cpu_ms_median": cpu.median if cpu else None, "samples_ms": [s.startup_ms for s in samples],
+                "error": self.failures[network]}
         for item in ready:
             row = store.rows.get(item.variant.key)
-            if isinstance(item.runner, ContainerRunner) and row is item.row and row.get("status") == "ok":
-                row["container_floor_ms_median"] = wall.median
+            if not isinstance(item.runner, ContainerRunner) or row is not item.row or row["status"] != "ok":
+                continue
+            measured = floor["networks"].get(network_of(item.workload)) or {}
+            if measured.get("median_ms") is not None and measured["error"] is None:  # none if cut short
+                row["container_floor_ms_median"] = measured["median_ms"]
                 store.add_row(row)
         return floor
 

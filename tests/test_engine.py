@@ -177,8 +177,10 @@ def test_the_container_floor_is_a_noop_on_scratch_timed_in_the_same_rounds_as_th
                                                                                         image_sweep):
     run, df, manifest, measured = image_sweep
     floor = manifest["sessions"][-1]["measurement"]["container_floor"]
-    assert floor["error"] is None and floor["n"] == IMAGE_REPEATS == len(floor["samples_ms"])
-    assert floor["ci_low_ms"] <= floor["median_ms"] <= floor["ci_high_ms"]
+    assert floor["error"] is None and list(floor["networks"]) == ["none"]  # hello is a CLI: no network
+    none = floor["networks"]["none"]
+    assert none["error"] is None and none["n"] == IMAGE_REPEATS == len(none["samples_ms"])
+    assert none["ci_low_ms"] <= none["median_ms"] <= none["ci_high_ms"]
     assert results.container_floors([manifest]) == {"e": floor}
     # Its image is the no-op alone on scratch, and the engine runs it to exit 0.
     assert int(docker_cli(docker_engine.url, "image", "inspect", "-f", "{{.Size}}", floor["image"])) \
@@ -189,7 +191,7 @@ def test_the_container_floor_is_a_noop_on_scratch_timed_in_the_same_rounds_as_th
     positions: dict[str, list[int]] = {}
     for index, event in enumerate(measured):
         positions.setdefault(event["variant"], []).append(index)
-    floor_bursts = positions.pop("container-floor")[1:]
+    floor_bursts = positions.pop("container-floor-none")[1:]
     assert len(floor_bursts) == -(-IMAGE_REPEATS // MEASURE_BURST) >= 2
     for key in df.filter(pl.col("base") != "none")["variant_key"]:
         bursts = positions[key][1:]
@@ -197,8 +199,21 @@ def test_the_container_floor_is_a_noop_on_scratch_timed_in_the_same_rounds_as_th
         assert floor_bursts[0] < bursts[-1] and floor_bursts[-1] > bursts[0], (floor_bursts, bursts)
     # A container costs far more than a bare start of the same no-op: the floor is the engine's.
     bare_noop = calibrate_overhead(runs=10)["median_ms"]
-    assert floor["median_ms"] > 10 * bare_noop
+    assert none["median_ms"] > 10 * bare_noop
     rows = {r["base"]: r for r in df.iter_rows(named=True)}
     assert rows["scratch"]["container_floor_ms_median"] == rows["static"]["container_floor_ms_median"] \
-        == floor["median_ms"]
+        == none["median_ms"]
     assert rows["none"]["container_floor_ms_median"] is None  # a bare start has no container in it
+
+
+def test_a_server_image_gets_the_floor_of_the_host_network_it_runs_on(docker_engine, tmp_path):
+    spec = {"workloads": ["hello", "httpd"], "profiles": ["static"], "targets": ["linux/amd64"],
+            "bases": ["scratch"], "repeats": 2, "image_repeats": 3, "warmup": 0}
+    run = slimlab.sweep(spec, data_dir=tmp_path / "data", progress=False)
+    floor = slimlab.load_manifests(run)[0]["sessions"][-1]["measurement"]["container_floor"]
+    assert sorted(floor["networks"]) == ["host", "none"]
+    rows = {r["workload"]: r for r in slimlab.load(run).iter_rows(named=True)}
+    assert rows["httpd"]["status"] == rows["hello"]["status"] == "ok"
+    for workload, network in (("hello", "none"), ("httpd", "host")):
+        assert floor["networks"][network]["n"] == 3
+        assert rows[workload]["container_floor_ms_median"] == floor["networks"][network]["median_ms"]

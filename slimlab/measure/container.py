@@ -33,9 +33,13 @@ Containers are removed whatever happens.
 
 The engine's own floor (``floor_runner``): slimlab's static no-op (noop.c) alone on scratch,
 started exactly as an image's program is (the launcher as entrypoint, the no-op forked from
-it). Its start-up is what ``docker run`` costs with no program in it, so a container figure
-splits into what the container adds (floor minus the bare no-op) and what the program adds
-(the figure minus the floor).
+it), run to its exit, on the network an image of that kind gets (``network_of``). Its start-up
+is what ``docker run`` costs with no program in it, so a container figure splits into what the
+container adds (floor minus the bare no-op) and what the program adds (the figure minus the
+floor). The network matters: a CLI's container (``--network none``) gets a network namespace of
+its own, which costs about as much again as the rest of the start (540 against 280 ms with the
+host's network, measured here on a busy host). A server's figure ends at its first healthy
+answer, the floor at the no-op's exit: for a server the floor is an upper bound.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class ContainerRunner:
     memory_scope: str = "program"  # its own ru_maxrss, from the launcher inside the container
 
     hardened: bool = False  # read-only root, no capabilities, no privilege gain (image.HARDENED)
+    network: str | None = None  # a CLI's network, when not network_of's (the floor's on the host network)
 
     def check(self, workload, binary: Path, timeout_s: float) -> Sample:
         return self._start(workload, timeout_s, None, check=True)
@@ -106,7 +111,7 @@ class ContainerRunner:
         # failure says why.
         command = [str(int(timeout_s * 1000)), "-", "/dev/stderr", "--", self.program, *workload.run_args()]
         started = time.perf_counter()
-        container = self._create(command, workload.run_env(), "none", cpu)
+        container = self._create(command, workload.run_env(), self.network or network_of(workload), cpu)
         with _removed_after(container):
             container.start()
             try:
@@ -128,7 +133,7 @@ class ContainerRunner:
         command = [str(int(timeout_s * 1000)), "-", "/dev/stderr", "--", self.program,
                    *workload.run_args(addr, grpc_addr)]
         started = time.monotonic_ns()
-        container = self._create(command, workload.run_env(addr, grpc_addr), "host", cpu)
+        container = self._create(command, workload.run_env(addr, grpc_addr), network_of(workload), cpu)
         with _removed_after(container):
             container.start()
             alive = _Alive(container)
@@ -166,16 +171,24 @@ class ContainerRunner:
                       cgroup_peak_kib=_kib(exit.cgroup_peak_bytes))
 
 
-def floor_runner(api, launcher: Path, cache_dir: Path | None = None,
-                 timeout_s: float = 600) -> ContainerRunner:
-    """The engine's floor as a runner: the static no-op as /app/slimlab-noop on scratch (for this
-    host's CPU), built in the engine; CheckFailure with the engine's reason when it cannot be."""
+def network_of(workload) -> str:
+    """The network an image's container is timed on: a server the host's (polled on loopback from
+    here), a CLI none."""
+    return "host" if workload.kind == "server" else "none"
+
+
+def floor_runner(api, launcher: Path, cache_dir: Path | None = None, timeout_s: float = 600,
+                 network: str = "none") -> ContainerRunner:
+    """The engine's floor on ``network`` as a runner: the static no-op as /app/slimlab-noop on
+    scratch (for this host's CPU), built in the engine; CheckFailure with the engine's reason
+    when it cannot be."""
     native = next(t for t in TARGETS.values() if t.is_native)
     scratch = bases.base_layer("scratch", native, cache_dir)
     built = build_image(api, scratch, noop_path(cache_dir), FLOOR_PROGRAM, timeout_s=timeout_s)
     if not built.ok:
         raise CheckFailure("build_failed", f"the container floor's image: {built.reason}")
-    return ContainerRunner(api, built.tag, f"/app/{FLOOR_PROGRAM}", launcher, name="container-floor")
+    return ContainerRunner(api, built.tag, f"/app/{FLOOR_PROGRAM}", launcher, name="container-floor",
+                           network=network)
 
 
 @contextlib.contextmanager

@@ -202,21 +202,34 @@ def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
+FLOOR_NETWORKS = {"none": "--network none, as CLI images run", "host": "the host's network, as servers run"}
+
+
 def _floor_facts(floor: Mapping[str, Any] | None, bare_noop_ms: float | None) -> list[str]:
-    """The engine's floor (sweep: a static no-op on scratch timed among the images), and what it
-    says: the container's own cost, and that a row's start-up beyond it is its program's and base's."""
+    """The engine's floor (sweep: a static no-op on scratch timed among the images, on each network
+    they ran on), and what it says: the container's own cost, and that a row's start-up beyond it
+    is its program's and base's."""
     if not floor:
         return []
-    if floor.get("median_ms") is None or floor.get("error"):
-        return [f"container floor not measured: {floor.get('error') or 'no starts'}"]
-    text = (f"container floor (a static no-op on scratch, timed in the same rounds as the images, image "
-            f"{floor.get('image')}): median {floor['median_ms']:.1f} ms, 95% CI [{floor['ci_low_ms']:.1f}, "
-            f"{floor['ci_high_ms']:.1f}], n = {floor.get('n')}")
-    if bare_noop_ms is not None:
-        text += (f"; the container adds {floor['median_ms'] - bare_noop_ms:.1f} ms to a bare start of the "
-                 "no-op, and an image's start-up beyond the floor (column container_floor_ms_median) is "
-                 "what its program and base add")
-    return [text]
+    if floor.get("error"):
+        return [f"container floor not measured: {floor['error']}"]
+    facts = []
+    for network, measured in (floor.get("networks") or {}).items():
+        how = FLOOR_NETWORKS.get(network, f"network {network}")
+        if measured.get("median_ms") is None or measured.get("error"):
+            facts.append(f"container floor ({how}) not measured: {measured.get('error') or 'no starts'}")
+            continue
+        text = (f"container floor ({how}: a static no-op on scratch, timed in the same rounds as the images, "
+                f"image {floor.get('image')}): median {measured['median_ms']:.1f} ms, 95% CI "
+                f"[{measured['ci_low_ms']:.1f}, {measured['ci_high_ms']:.1f}], n = {measured.get('n')}")
+        if bare_noop_ms is not None:
+            added = measured["median_ms"] - bare_noop_ms
+            text += f"; the container adds {added:.1f} ms to a bare start of the no-op"
+        facts.append(text)
+    if facts:
+        facts.append("an image's start-up beyond its network's floor (column container_floor_ms_median) is "
+                     "what its program and base add")
+    return facts
 
 
 def _vfs_html(manifests: list[Mapping[str, Any]]) -> str:
