@@ -532,9 +532,9 @@ def vfs_run_ids(manifests) -> set[str]:
 
 def container_floors(manifests) -> dict[str, dict]:
     """run id -> the engine's floor its latest measuring session recorded (``measurement.container_floor``,
-    for the runs that timed containers): a static no-op on scratch timed among the images: ``image``,
-    ``error`` (it could not be had), and per network the images ran on (``networks``: "none" for CLIs,
-    "host" for servers) median_ms, ci_low_ms, ci_high_ms, n, cpu_ms_median, samples_ms and error."""
+    for the runs that timed containers): a static no-op on scratch timed among the images: ``error``
+    (it could not be had), and per kind of image timed (``kinds``: "cli", "server") its ``image`` and
+    ``network``, median_ms, ci_low_ms, ci_high_ms, n, cpu_ms_median, samples_ms and error."""
     found: dict[str, dict] = {}
     for manifest in manifests or []:
         if not isinstance(manifest, dict) or not manifest.get("run_id"):

@@ -148,9 +148,9 @@ COLUMNS: tuple[Column, ...] = (
            "init and the page cache charged to the container; not the engine's shim"),
     Column("container_floor_ms_median", pl.Float64,
            "images only: median start-up of the engine's floor, a static no-op on scratch timed in the "
-           "same rounds on the row's network (a CLI's none, a server's the host's; the session's manifest "
-           "measurement.container_floor has its interval): startup_ms_median minus this is what the program "
-           "and its base add to `docker run`"),
+           "same rounds and timed the same way (a CLI to its exit, a server to its first answer; the "
+           "session's manifest measurement.container_floor has its interval): startup_ms_median minus this "
+           "is what the program and its base add to `docker run`"),
     Column("nivcsw_median", pl.Float64,
            "median involuntary context switches of the program per start (rusage ru_nivcsw): high means "
            "it was preempted, a sign of a busy host"),

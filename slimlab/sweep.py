@@ -956,99 +956,102 @@ class _Sweeper:
 
 
 class _ContainerFloor:
-    """The engine's own floor (measure.container.floor_runner): a static no-op on scratch, on each
-    network the images are timed on (a CLI's none, a server's the host's), timed as more items of
-    the rounds that time the images, so drift and a busy host hit it as them. Its samples are the
-    manifest's (``container_floor``), never a variant's; each container row gets the median of
-    its network's floor (``container_floor_ms_median``)."""
+    """The engine's own floor (measure.container.floor_runner): a static no-op on scratch for each
+    kind of image timed (a CLI's, a server's), timed as more items of the rounds that time the
+    images, so drift and a busy host hit it as them. Its samples are the manifest's
+    (``container_floor``), never a variant's; each container row gets the median of its kind's
+    floor (``container_floor_ms_median``)."""
 
     KEY = "container-floor"
+    NETWORK = {"cli": "none", "server": "host"}  # as measure.container times each kind
 
-    def __init__(self, items: dict[str, _Ready] | None = None, wanted: int = 0, failure: str | None = None,
-                 tag: str | None = None) -> None:
-        self.by_network = items or {}
-        self.wanted, self.tag = wanted, tag
-        self.samples: dict[str, list[Sample]] = {network: [] for network in self.by_network}
-        self.failures: dict[str, str | None] = dict.fromkeys(self.by_network)
+    def __init__(self, items: dict[str, _Ready] | None = None, wanted: int = 0,
+                 failure: str | None = None) -> None:
+        self.by_kind = items or {}
+        self.wanted = wanted
+        self.samples: dict[str, list[Sample]] = {kind: [] for kind in self.by_kind}
+        self.failures: dict[str, str | None] = dict.fromkeys(self.by_kind)
         self.failure = failure  # it could not be had at all
-        self._network = {id(item): network for network, item in self.by_network.items()}
+        self._kind = {id(item): kind for kind, item in self.by_kind.items()}
 
     @property
     def items(self) -> list[_Ready]:
-        return list(self.by_network.values())
+        return list(self.by_kind.values())
 
     @classmethod
     def among(cls, ready: list[_Ready], sweeper: _Sweeper) -> _ContainerFloor:
-        """The floor of the engine that runs ``ready``'s containers, on each of their networks (as many
+        """The floor of the engine that runs ``ready``'s containers, for each kind of them (as many
         starts as the most any of them wants); with none, a floor that times nothing."""
         boxed = [item for item in ready if isinstance(item.runner, ContainerRunner)]
         if not boxed:
             return cls()
         from types import SimpleNamespace
 
-        from .measure.container import FLOOR_WORKLOAD, floor_runner, network_of
+        from .measure.container import FLOOR_WORKLOADS, floor_runner
 
         items = {}
         try:
-            for network in sorted({network_of(item.workload) for item in boxed}):
-                runner = floor_runner(sweeper._engine(), launcher_path(sweeper.cache), sweeper.cache,
-                                      sweeper.spec.build_timeout_s, network)
-                variant = SimpleNamespace(key=f"{cls.KEY}-{network}", base="scratch", target=None,
-                                          label=f"container floor ({network} network)")
-                items[network] = _Ready(variant, FLOOR_WORKLOAD, runner, Path(), {})
+            for kind in sorted({item.workload.kind for item in boxed}):
+                runner = floor_runner(sweeper._engine(), launcher_path(sweeper.cache), kind, sweeper.cache,
+                                      sweeper.spec.build_timeout_s)
+                variant = SimpleNamespace(key=f"{cls.KEY}-{kind}", base="scratch", target=None,
+                                          label=f"container floor ({kind})")
+                items[kind] = _Ready(variant, FLOOR_WORKLOADS[kind], runner, Path(), {})
         except (CheckFailure, StageFailure, *STAGE_ERRORS) as exc:
             return cls(failure=getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")
-        return cls(items, max(sweeper._wanted(i) for i in boxed), tag=runner.tag)
+        return cls(items, max(sweeper._wanted(i) for i in boxed))
 
     def around(self, taken, wanted, keep, finished) -> tuple:
         """timed_rounds' four callbacks, with the floor's own answers for the floor's items."""
-        if not self.by_network:
+        if not self.by_kind:
             return taken, wanted, keep, finished
-        network = self._network
+        kind = self._kind
 
         def taken_(item):
-            return len(self.samples[network[id(item)]]) if id(item) in network else taken(item)
+            return len(self.samples[kind[id(item)]]) if id(item) in kind else taken(item)
 
         def wanted_(item):
-            return self.wanted if id(item) in network else wanted(item)
+            return self.wanted if id(item) in kind else wanted(item)
 
         def keep_(item, index, samples):
-            if id(item) in network:
-                self.samples[network[id(item)]] += samples
+            if id(item) in kind:
+                self.samples[kind[id(item)]] += samples
             else:
                 keep(item, index, samples)
 
         def finished_(item, reason, status=""):
-            if id(item) in network:
-                self.failures[network[id(item)]] = reason
+            if id(item) in kind:
+                self.failures[kind[id(item)]] = reason
             else:
                 finished(item, reason, status)
 
         return taken_, wanted_, keep_, finished_
 
     def record(self, ready: list[_Ready], store: RunStore) -> dict | None:
-        """The floor as the manifest keeps it (per network: median with its 95% interval, n, the raw
-        starts; the image); each network's median written into every container row on it that ended ok."""
-        if not self.by_network and self.failure is None:
+        """The floor as the manifest keeps it (per kind: its image and network, median with its 95%
+        interval, n, the raw starts); each kind's median written into every container row of that
+        kind that ended ok."""
+        if not self.by_kind and self.failure is None:
             return None
         from .analysis import median_ci
-        from .measure.container import network_of
 
-        floor = {"program": "static C no-op (int main(void) { return 0; }) on scratch, started by slimlab's "
-                            "launcher as an image's program is, run to its exit", "image": self.tag,
-                 "error": self.failure, "networks": {}}
-        for network, samples in self.samples.items():
+        floor = {"program": "a static C no-op on scratch, started by slimlab's launcher as an image's "
+                            "program is: for CLIs int main(void) { return 0; } to its exit, for servers a "
+                            "server answering 200 at once, to its first answer",
+                 "error": self.failure, "kinds": {}}
+        for kind, samples in self.samples.items():
             wall, cpu = median_ci([s.startup_ms for s in samples]), median_ci([s.cpu_ms for s in samples])
-            floor["networks"][network] = {
+            floor["kinds"][kind] = {
+                "image": self.by_kind[kind].runner.tag, "network": self.NETWORK[kind],
                 "median_ms": wall.median if wall else None, "ci_low_ms": wall.lo if wall else None,
                 "ci_high_ms": wall.hi if wall else None, "n": len(samples),
                 "cpu_ms_median": cpu.median if cpu else None, "samples_ms": [s.startup_ms for s in samples],
-                "error": self.failures[network]}
+                "error": self.failures[kind]}
         for item in ready:
             row = store.rows.get(item.variant.key)
             if not isinstance(item.runner, ContainerRunner) or row is not item.row or row["status"] != "ok":
                 continue
-            measured = floor["networks"].get(network_of(item.workload)) or {}
+            measured = floor["kinds"].get(item.workload.kind) or {}
             if measured.get("median_ms") is not None and measured["error"] is None:  # none if cut short
                 row["container_floor_ms_median"] = measured["median_ms"]
                 store.add_row(row)

@@ -20,6 +20,7 @@ import slimlab
 from slimlab import engine, results, workloads
 from slimlab.errors import ToolError
 from slimlab.measure import calibrate_overhead, noop_path
+from slimlab.measure.launcher import noop_server_path
 from slimlab.sweep import MEASURE_BURST, TRACE_ENV
 
 
@@ -177,21 +178,22 @@ def test_the_container_floor_is_a_noop_on_scratch_timed_in_the_same_rounds_as_th
                                                                                         image_sweep):
     run, df, manifest, measured = image_sweep
     floor = manifest["sessions"][-1]["measurement"]["container_floor"]
-    assert floor["error"] is None and list(floor["networks"]) == ["none"]  # hello is a CLI: no network
-    none = floor["networks"]["none"]
-    assert none["error"] is None and none["n"] == IMAGE_REPEATS == len(none["samples_ms"])
-    assert none["ci_low_ms"] <= none["median_ms"] <= none["ci_high_ms"]
+    assert floor["error"] is None and list(floor["kinds"]) == ["cli"]  # hello is a CLI
+    cli = floor["kinds"]["cli"]
+    assert cli["error"] is None and cli["network"] == "none"
+    assert cli["n"] == IMAGE_REPEATS == len(cli["samples_ms"])
+    assert cli["ci_low_ms"] <= cli["median_ms"] <= cli["ci_high_ms"]
     assert results.container_floors([manifest]) == {"e": floor}
     # Its image is the no-op alone on scratch, and the engine runs it to exit 0.
-    assert int(docker_cli(docker_engine.url, "image", "inspect", "-f", "{{.Size}}", floor["image"])) \
+    assert int(docker_cli(docker_engine.url, "image", "inspect", "-f", "{{.Size}}", cli["image"])) \
         == os.stat(noop_path()).st_size
-    docker_cli(docker_engine.url, "run", "--rm", "--network", "none", floor["image"])
+    docker_cli(docker_engine.url, "run", "--rm", "--network", "none", cli["image"])
     # Interleaved: a burst in every round the images have (after one warm-up start each), its first
     # before each image's last and its last after each image's first.
     positions: dict[str, list[int]] = {}
     for index, event in enumerate(measured):
         positions.setdefault(event["variant"], []).append(index)
-    floor_bursts = positions.pop("container-floor-none")[1:]
+    floor_bursts = positions.pop("container-floor-cli")[1:]
     assert len(floor_bursts) == -(-IMAGE_REPEATS // MEASURE_BURST) >= 2
     for key in df.filter(pl.col("base") != "none")["variant_key"]:
         bursts = positions[key][1:]
@@ -199,21 +201,24 @@ def test_the_container_floor_is_a_noop_on_scratch_timed_in_the_same_rounds_as_th
         assert floor_bursts[0] < bursts[-1] and floor_bursts[-1] > bursts[0], (floor_bursts, bursts)
     # A container costs far more than a bare start of the same no-op: the floor is the engine's.
     bare_noop = calibrate_overhead(runs=10)["median_ms"]
-    assert none["median_ms"] > 10 * bare_noop
+    assert cli["median_ms"] > 10 * bare_noop
     rows = {r["base"]: r for r in df.iter_rows(named=True)}
     assert rows["scratch"]["container_floor_ms_median"] == rows["static"]["container_floor_ms_median"] \
-        == none["median_ms"]
+        == cli["median_ms"]
     assert rows["none"]["container_floor_ms_median"] is None  # a bare start has no container in it
 
 
-def test_a_server_image_gets_the_floor_of_the_host_network_it_runs_on(docker_engine, tmp_path):
+def test_a_server_image_gets_the_floor_of_a_noop_server_timed_as_servers_are(docker_engine, tmp_path):
     spec = {"workloads": ["hello", "httpd"], "profiles": ["static"], "targets": ["linux/amd64"],
             "bases": ["scratch"], "repeats": 2, "image_repeats": 3, "warmup": 0}
     run = slimlab.sweep(spec, data_dir=tmp_path / "data", progress=False)
     floor = slimlab.load_manifests(run)[0]["sessions"][-1]["measurement"]["container_floor"]
-    assert sorted(floor["networks"]) == ["host", "none"]
+    assert sorted(floor["kinds"]) == ["cli", "server"]
+    server = floor["kinds"]["server"]
+    assert server["network"] == "host" and server["error"] is None and server["n"] == 3
+    assert int(docker_cli(docker_engine.url, "image", "inspect", "-f", "{{.Size}}", server["image"])) \
+        == os.stat(noop_server_path()).st_size
     rows = {r["workload"]: r for r in slimlab.load(run).iter_rows(named=True)}
     assert rows["httpd"]["status"] == rows["hello"]["status"] == "ok"
-    for workload, network in (("hello", "none"), ("httpd", "host")):
-        assert floor["networks"][network]["n"] == 3
-        assert rows[workload]["container_floor_ms_median"] == floor["networks"][network]["median_ms"]
+    for workload, kind in (("hello", "cli"), ("httpd", "server")):
+        assert rows[workload]["container_floor_ms_median"] == floor["kinds"][kind]["median_ms"]

@@ -150,17 +150,19 @@ def test_a_vfs_engine_is_named_in_one_line_on_the_first_screen(hostile_frame):
 
 @pytest.mark.unit
 def test_the_container_floor_is_in_the_measurement_section_with_what_the_container_adds(hostile_frame):
-    floor = {"image": "slimlab/image:" + _img("floor"), "error": None, "networks": {
-        "none": {"median_ms": 380.0, "ci_low_ms": 360.5, "ci_high_ms": 401.2, "n": 20, "error": None},
-        "host": {"median_ms": None, "n": 0, "error": "warm-up: exit 127"}}}
+    floor = {"error": None, "kinds": {
+        "cli": {"image": "slimlab/image:" + _img("floor"), "network": "none", "median_ms": 380.0,
+                "ci_low_ms": 360.5, "ci_high_ms": 401.2, "n": 20, "error": None},
+        "server": {"median_ms": None, "n": 0, "error": "warm-up: exit 127"}}}
     assert container_floors([engine_manifest("r1", "overlay2", floor)]) == {"r1": floor}
     text = render_report_html(hostile_frame, "t", engine_manifest("r1", "overlay2", floor))
     environment = text[text.index('<details class="environment">'):]
-    assert "container floor (--network none, as CLI images run: a static no-op on scratch" in environment
+    assert "container floor for CLIs: a no-op to its exit, --network none (static, on scratch" in environment
     assert "median 380.0 ms, 95% CI [360.5, 401.2], n = 20" in environment
     assert "the container adds 379.1 ms to a bare start of the no-op" in environment  # 380.0 - 0.9
-    assert "container floor (the host&#x27;s network, as servers run) not measured: warm-up: exit 127" in environment
-    assert html.escape(floor["image"]) in environment and "<img" not in text
+    assert ("container floor for servers: a no-op server to its first answer, the host&#x27;s network not "
+            "measured: warm-up: exit 127") in environment
+    assert html.escape(floor["kinds"]["cli"]["image"]) in environment and "<img" not in text
     failed = engine_manifest("r1", "overlay2", {"error": "image build: no space left"})
     assert "container floor not measured: image build: no space left" in render_report_html(hostile_frame, "t",
                                                                                            failed)

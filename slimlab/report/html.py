@@ -202,32 +202,33 @@ def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
-FLOOR_NETWORKS = {"none": "--network none, as CLI images run", "host": "the host's network, as servers run"}
+FLOOR_KINDS = {"cli": "CLIs: a no-op to its exit, --network none",
+               "server": "servers: a no-op server to its first answer, the host's network"}
 
 
 def _floor_facts(floor: Mapping[str, Any] | None, bare_noop_ms: float | None) -> list[str]:
-    """The engine's floor (sweep: a static no-op on scratch timed among the images, on each network
-    they ran on), and what it says: the container's own cost, and that a row's start-up beyond it
-    is its program's and base's."""
+    """The engine's floor (sweep: a static no-op on scratch timed among the images, for each kind of
+    them), and what it says: the container's own cost, and that a row's start-up beyond it is its
+    program's and base's."""
     if not floor:
         return []
     if floor.get("error"):
         return [f"container floor not measured: {floor['error']}"]
     facts = []
-    for network, measured in (floor.get("networks") or {}).items():
-        how = FLOOR_NETWORKS.get(network, f"network {network}")
+    for kind, measured in (floor.get("kinds") or {}).items():
+        how = FLOOR_KINDS.get(kind, kind)
         if measured.get("median_ms") is None or measured.get("error"):
-            facts.append(f"container floor ({how}) not measured: {measured.get('error') or 'no starts'}")
+            facts.append(f"container floor for {how} not measured: {measured.get('error') or 'no starts'}")
             continue
-        text = (f"container floor ({how}: a static no-op on scratch, timed in the same rounds as the images, "
-                f"image {floor.get('image')}): median {measured['median_ms']:.1f} ms, 95% CI "
+        text = (f"container floor for {how} (static, on scratch, timed in the same rounds as the images, "
+                f"image {measured.get('image')}): median {measured['median_ms']:.1f} ms, 95% CI "
                 f"[{measured['ci_low_ms']:.1f}, {measured['ci_high_ms']:.1f}], n = {measured.get('n')}")
         if bare_noop_ms is not None:
             added = measured["median_ms"] - bare_noop_ms
             text += f"; the container adds {added:.1f} ms to a bare start of the no-op"
         facts.append(text)
     if facts:
-        facts.append("an image's start-up beyond its network's floor (column container_floor_ms_median) is "
+        facts.append("an image's start-up beyond its kind's floor (column container_floor_ms_median) is "
                      "what its program and base add")
     return facts
 
