@@ -223,7 +223,7 @@ def _floor_facts(floor: Mapping[str, Any] | None, bare_noop_ms: float | None) ->
         text = (f"container floor for {how} (static, on scratch, timed in the same rounds as the images, "
                 f"image {measured.get('image')}): median {measured['median_ms']:.1f} ms, 95% CI "
                 f"[{measured['ci_low_ms']:.1f}, {measured['ci_high_ms']:.1f}], n = {measured.get('n')}")
-        if bare_noop_ms is not None:
+        if bare_noop_ms is not None and kind == "cli":  # the launcher's calibration is the CLI no-op's
             added = measured["median_ms"] - bare_noop_ms
             text += f"; the container adds {added:.1f} ms to a bare start of the no-op"
         facts.append(text)
