@@ -180,7 +180,7 @@ def _busy_host_html(manifests: list[Mapping[str, Any]]) -> str:
 
 
 def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
-    """Per run: the launcher's own cost and the host's noise while measuring."""
+    """Per run: the launcher's own cost, the host's noise while measuring and the container floor."""
     parts = []
     for run, measured in _sessions(manifests):
         overhead = measured.get("launcher_overhead") or {}
