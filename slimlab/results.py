@@ -569,3 +569,20 @@ def manifest_noise_floors(manifests) -> dict[str, dict]:
             if isinstance(floor, dict) and floor.get("pairs"):
                 found[str(manifest.get("run_id"))] = floor
     return found
+
+
+def container_floors(manifests) -> dict[str, dict]:
+    """run id -> the engine's floor its latest measuring session recorded (``measurement.container_floor``,
+    for the runs that timed containers): a static no-op on scratch timed among the images: ``error``
+    (it could not be had), and per kind of image timed (``kinds``: "cli", "server") its ``image`` and
+    ``network``, median_ms, ci_low_ms, ci_high_ms, n, cpu_ms_median, samples_ms and error."""
+    found: dict[str, dict] = {}
+    for manifest in manifests or []:
+        if not isinstance(manifest, dict) or not manifest.get("run_id"):
+            continue
+        for session in manifest.get("sessions") or []:
+            measured = (session.get("measurement") or {}) if isinstance(session, dict) else {}
+            floor = measured.get("container_floor")
+            if isinstance(floor, dict):
+                found[str(manifest["run_id"])] = floor
+    return found

@@ -162,6 +162,11 @@ COLUMNS: tuple[Column, ...] = (
            "images only: median peak of the container's memory cgroup (v1 memory.max_usage_in_bytes, v2 "
            "memory.peak), read inside it as the program ended: the program, slimlab's launcher, the runtime's "
            "init and the page cache charged to the container; not the engine's shim"),
+    Column("container_floor_ms_median", pl.Float64,
+           "images only: median start-up of the engine's floor, a static no-op on scratch timed in the "
+           "same rounds and timed the same way (a CLI to its exit, a server to its first answer; the "
+           "session's manifest measurement.container_floor has its interval): startup_ms_median minus this "
+           "is what the program and its base add to `docker run`"),
     Column("nivcsw_median", pl.Float64,
            "median involuntary context switches of the program per start (rusage ru_nivcsw): high means "
            "it was preempted, a sign of a busy host"),

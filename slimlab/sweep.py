@@ -798,7 +798,7 @@ class _Sweeper:
                 except STAGE_ERRORS as exc:  # the figures still stand; the manifest says why one is missing
                     calibration = {"error": f"{type(exc).__name__}: {exc}"}
                 before = environment.noise_snapshot()
-                self._rounds(ready, bar)
+                container_floor = self._rounds(ready, bar)
                 noise = environment.host_noise(before, environment.noise_snapshot())
             bar.close()
             taken = [s.get("nivcsw") for r in ready for s in store.samples.get(r.variant.key, [])]
@@ -806,6 +806,7 @@ class _Sweeper:
             store.manifest["sessions"][-1]["measurement"] = {
                 "launcher_overhead": calibration, "noise": noise, "warnings": warnings,
                 "pin_cpu": spec.pin_cpu, "burst": MEASURE_BURST, "started_at": started.isoformat(),
+                **({"container_floor": container_floor} if container_floor else {}),
             }
             for warning in warnings:
                 print(f"slimlab: {warning}", file=sys.stderr)
@@ -983,7 +984,9 @@ class _Sweeper:
                 else:
                     self._complete(item)
 
-    def _rounds(self, ready: list[_Ready], bar) -> None:
+    def _rounds(self, ready: list[_Ready], bar) -> dict | None:
+        """Every variant's timed starts, with the container floor's among them when some run in
+        containers; what the floor measured (the manifest's ``container_floor``), or None."""
         store = self.store
 
         def keep(item: _Ready, index: int, samples: list[Sample]) -> None:
@@ -1000,8 +1003,12 @@ class _Sweeper:
             finished(item, failure, status)
             bar.update()
 
-        timed_rounds(ready, self.spec, lambda item: store.sample_count(item.variant.key), self._more, keep,
-                     ended)
+        def taken(item: _Ready) -> int:
+            return store.sample_count(item.variant.key)
+
+        floor = _ContainerFloor.among(ready, self)
+        timed_rounds(ready + floor.items, self.spec, *floor.around(taken, self._more, keep, ended))
+        return floor.record(ready, store)
 
     def _rule(self, item: _Ready) -> SamplingRule:
         """The variant's sampling rule: a container's may differ (``image_repeats``)."""
@@ -1028,6 +1035,111 @@ class _Sweeper:
                             ready_rss_kib_median=None)
         item.row.update(_crosscheck(self.spec, item) if checked is None else checked)
         self._finish(item.row, "ok")
+
+
+class _ContainerFloor:
+    """The engine's own floor (measure.container.floor_runner): a static no-op on scratch for each
+    kind of image timed (a CLI's, a server's), timed as more items of the rounds that time the
+    images, so drift and a busy host hit it as them. Its samples are the manifest's
+    (``container_floor``), never a variant's; each container row gets the median of its kind's
+    floor (``container_floor_ms_median``)."""
+
+    KEY = "container-floor"
+    NETWORK = {"cli": "none", "server": "host"}  # as measure.container times each kind
+
+    def __init__(self, items: dict[str, _Ready] | None = None, rule: SamplingRule | None = None,
+                 failure: str | None = None) -> None:
+        self.by_kind = items or {}
+        self.rule = rule  # a container's: the floor is sampled as the images are
+        self.samples: dict[str, list[Sample]] = {kind: [] for kind in self.by_kind}
+        self.failures: dict[str, str | None] = dict.fromkeys(self.by_kind)
+        self.failure = failure  # it could not be had at all
+        self._kind = {id(item): kind for kind, item in self.by_kind.items()}
+
+    @property
+    def items(self) -> list[_Ready]:
+        return list(self.by_kind.values())
+
+    @classmethod
+    def among(cls, ready: list[_Ready], sweeper: _Sweeper) -> _ContainerFloor:
+        """The floor of the engine that runs ``ready``'s containers, for each kind of them (sampled by
+        a container's rule, as the images are); with none, a floor that times nothing."""
+        boxed = [item for item in ready if isinstance(item.runner, ContainerRunner)]
+        if not boxed:
+            return cls()
+        from types import SimpleNamespace
+
+        from .measure.container import FLOOR_WORKLOADS, floor_runner
+
+        items = {}
+        try:
+            for kind in sorted({item.workload.kind for item in boxed}):
+                runner = floor_runner(sweeper._engine(), launcher_path(sweeper.cache), kind, sweeper.cache,
+                                      sweeper.spec.build_timeout_s)
+                variant = SimpleNamespace(key=f"{cls.KEY}-{kind}", base="scratch", target=None,
+                                          label=f"container floor ({kind})")
+                items[kind] = _Ready(variant, FLOOR_WORKLOADS[kind], runner, Path(), {})
+        except (CheckFailure, StageFailure, *STAGE_ERRORS) as exc:
+            return cls(failure=getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")
+        return cls(items, sweeper._rule(boxed[0]))
+
+    def around(self, taken, more, keep, finished) -> tuple:
+        """timed_rounds' four callbacks, with the floor's own answers for the floor's items."""
+        if not self.by_kind:
+            return taken, more, keep, finished
+        kind = self._kind
+
+        def taken_(item):
+            return len(self.samples[kind[id(item)]]) if id(item) in kind else taken(item)
+
+        def more_(item):
+            if id(item) not in kind:
+                return more(item)
+            return next_burst(self.rule, [s.startup_ms for s in self.samples[kind[id(item)]]], MEASURE_BURST)
+
+        def keep_(item, index, samples):
+            if id(item) in kind:
+                self.samples[kind[id(item)]] += samples
+            else:
+                keep(item, index, samples)
+
+        def finished_(item, reason, status=""):
+            if id(item) in kind:
+                self.failures[kind[id(item)]] = reason
+            else:
+                finished(item, reason, status)
+
+        return taken_, more_, keep_, finished_
+
+    def record(self, ready: list[_Ready], store: RunStore) -> dict | None:
+        """The floor as the manifest keeps it (per kind: its image and network, median with its 95%
+        interval, n, the raw starts); each kind's median written into every container row of that
+        kind that ended ok."""
+        if not self.by_kind and self.failure is None:
+            return None
+        from .analysis import median_ci
+
+        floor = {"program": "a static C no-op on scratch, started by slimlab's launcher as an image's "
+                            "program is: for CLIs int main(void) { return 0; } to its exit, for servers a "
+                            "server answering 200 at once, to its first answer",
+                 "error": self.failure, "kinds": {}}
+        for kind, samples in self.samples.items():
+            wall, cpu = median_ci([s.startup_ms for s in samples]), median_ci([s.cpu_ms for s in samples])
+            floor["kinds"][kind] = {
+                "image": self.by_kind[kind].runner.tag, "network": self.NETWORK[kind],
+                "median_ms": wall.median if wall else None, "ci_low_ms": wall.lo if wall else None,
+                "ci_high_ms": wall.hi if wall else None, "n": len(samples),
+                "cpu_ms_median": cpu.median if cpu else None, "samples_ms": [s.startup_ms for s in samples],
+                "error": self.failures[kind]}
+        for item in ready:
+            row = store.rows.get(item.variant.key)
+            if not isinstance(item.runner, ContainerRunner) or row is not item.row or row["status"] != "ok":
+                continue
+            measured = floor["kinds"].get(item.workload.kind) or {}
+            if measured.get("median_ms") is not None and measured["error"] is None:  # none if cut short
+                row["container_floor_ms_median"] = measured["median_ms"]
+                store.add_row(row)
+        return floor
 
 
 def _crosscheck(spec: SweepSpec, item: _Ready) -> dict:

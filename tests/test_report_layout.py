@@ -25,6 +25,7 @@ from slimlab.errors import SlimlabError
 from slimlab.report import export, figures, prep
 from slimlab.report import html as report_html
 from slimlab.report.html import render_report_html, write_report
+from slimlab.results import container_floors, vfs_run_ids
 from slimlab.results_schema import SAMPLE_SCHEMA, SCHEMA_VERSION
 
 MIN_BAR_PX = 20  # a bar and its label at 13 px type need this much height to be told apart
@@ -122,6 +123,54 @@ def test_outliers_follow_hyperfines_modified_z_score():
            for i, v in enumerate(base + [2.75])], schema=SAMPLE_SCHEMA)
     found = prep.outliers(df, samples)
     assert found["variant_key"].to_list() == ["b"] and found["n_outliers"].to_list() == [1]
+
+
+def engine_manifest(run_id: str, driver: str, floor: dict | None = None) -> dict:
+    """A run whose images were timed on an engine with storage ``driver`` (and, when given, the
+    container floor its measurement recorded)."""
+    measurement = {"warnings": [], "noise": {}, "launcher_overhead": {"median_ms": 0.9, "n": 30}}
+    if floor is not None:
+        measurement["container_floor"] = floor
+    return {"run_id": run_id, "tools": {}, "spec": {"workloads": ["hello"]},
+            "sessions": [{"engine": {"storage_driver": driver, "version": "20.10", "this_machine": True},
+                          "measurement": measurement}]}
+
+
+@pytest.mark.unit
+def test_a_vfs_engine_is_named_in_one_line_on_the_first_screen(hostile_frame):
+    hostile = "r-vfs" + _img("vfsrun")
+    manifests = [engine_manifest(hostile, "vfs"), engine_manifest("r-overlay", "overlay2")]
+    assert vfs_run_ids(manifests) == {hostile}
+    text = render_report_html(hostile_frame, "t", manifests)
+    first_screen = text[text.index('<details class="warnings">'):text.index("<h2>Figures</h2>")]
+    summary = re.search(r'<summary class="warning">([^<]+)</summary>', first_screen).group(1)
+    assert summary.startswith("3 warnings: container start-up on a vfs engine: not representative; ")
+    (line,) = re.findall(r'<p class="warning vfs">(.*?)</p>', first_screen)
+    assert "not representative of a production engine" in line and "vfs storage driver" in line
+    assert "copies the whole image for every container" in line and html.escape(hostile) in line
+    assert "r-overlay" not in line and "<img" not in text
+    # overlay2 only: no such line.
+    assert "warning vfs" not in render_report_html(hostile_frame, "t", [engine_manifest("r-overlay", "overlay2")])
+
+
+@pytest.mark.unit
+def test_the_container_floor_is_in_the_measurement_section_with_what_the_container_adds(hostile_frame):
+    floor = {"error": None, "kinds": {
+        "cli": {"image": "slimlab/image:" + _img("floor"), "network": "none", "median_ms": 380.0,
+                "ci_low_ms": 360.5, "ci_high_ms": 401.2, "n": 20, "error": None},
+        "server": {"median_ms": None, "n": 0, "error": "warm-up: exit 127"}}}
+    assert container_floors([engine_manifest("r1", "overlay2", floor)]) == {"r1": floor}
+    text = render_report_html(hostile_frame, "t", engine_manifest("r1", "overlay2", floor))
+    environment = text[text.index('<details class="environment">'):]
+    assert "container floor for CLIs: a no-op to its exit, --network none (static, on scratch" in environment
+    assert "median 380.0 ms, 95% CI [360.5, 401.2], n = 20" in environment
+    assert "the container adds 379.1 ms to a bare start of the no-op" in environment  # 380.0 - 0.9
+    assert ("container floor for servers: a no-op server to its first answer, the host&#x27;s network not "
+            "measured: warm-up: exit 127") in environment
+    assert html.escape(floor["kinds"]["cli"]["image"]) in environment and "<img" not in text
+    failed = engine_manifest("r1", "overlay2", {"error": "image build: no space left"})
+    assert "container floor not measured: image build: no space left" in render_report_html(hostile_frame, "t",
+                                                                                           failed)
 
 
 # --- facets and readability -----------------------------------------------------------

@@ -21,15 +21,25 @@ Memory, two figures:
   program, the page cache of files first read or written inside the container, tmpfs
   pages, and (v1 with kernel-memory accounting) kernel memory such as page tables. It
   does not count the engine's shim (containerd-shim runs in the engine's cgroup) nor
-  image files whose pages the engine already cached while copying the rootfs (vfs).
-  Measured here (cgroup v1, vfs): about 3.7 MB for every image, a hello (1.9 MB RSS)
-  as an httpd (5.9 MB RSS): the runtime's init (runc, a Go program) sets the peak before
-  it becomes the launcher, and the program's mostly file-backed pages were charged to
-  the engine when it copied the image. So the cgroup figure can be below the program's
-  RSS; it is what a memory limit on the container must leave room for, not what the
-  program uses.
+  image files whose pages the engine cached already, writing the image's layers (or, on
+  vfs, copying the rootfs for the container). Measured here (cgroup v1, overlay2 as on vfs):
+  about 3.5-4 MB for every image, a hello (1.9 MB RSS) as an httpd (5.9 MB RSS): the
+  runtime's init (runc, a Go program) sets the peak before it becomes the launcher, and the
+  program's mostly file-backed pages were charged to the engine. So the cgroup figure can
+  be below the program's RSS; it is what a memory limit on the container must leave room
+  for, not what the program uses.
 
 Containers are removed whatever happens.
+
+The engine's own floor (``floor_runner``), one per kind of image: a static C no-op alone on
+scratch, started exactly as an image's program is (the launcher as entrypoint, the no-op
+forked from it) and timed the same way: for CLIs noop.c, ``docker run --network none`` to its
+exit; for servers noop_server.c, on the host's network to its first healthy answer. Its
+start-up is what ``docker run`` costs with no program in it, so a container figure splits into
+what the container adds (floor minus the bare no-op) and what the program adds (the figure
+minus the floor). One floor would not do for both: a CLI's own network namespace costs about
+as much again as the rest of its start (540 against 280 ms with the host's network on a busy
+host here), and a server's figure ends at its answer, before the exit a CLI's includes.
 """
 
 from __future__ import annotations
@@ -40,13 +50,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..image import HARDENED, discard, owner_label
+from .. import bases
+from ..image import HARDENED, build_image, discard, owner_label
+from ..model.target import TARGETS
 from ..proc import tail
-from .launcher import Exit, _exit, _fields
+from ..workloads import ADDR, Workload
+from .launcher import NOOP_SERVER_SOURCE, NOOP_SOURCE, Exit, _exit, _fields, noop_path, noop_server_path
 from .samples import (CheckFailure, Sample, _status_kib, await_health, grpc_after_answer, judge_answer,
                       server_addrs)
 
 LAUNCHER_IN_CONTAINER = "/slimlab/launch"
+# The floors' programs as workloads, by the kind of image each is the floor of.
+FLOOR_WORKLOADS = {
+    "cli": Workload("slimlab-noop", NOOP_SOURCE.parent),  # prints nothing, exits 0
+    "server": Workload("slimlab-noop-server", NOOP_SERVER_SOURCE.parent, kind="server", args=("-addr", ADDR),
+                       expect_body="ok\n"),
+}
 
 
 @dataclass(frozen=True)
@@ -152,6 +171,21 @@ class ContainerRunner:
         return Sample((ready_ns - started) / 1e6, peak, ready_rss, exit.exit_code, cpu_ms=exit.cpu_ms,
                       nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib, stop_hwm_kib=stop_hwm,
                       cgroup_peak_kib=_kib(exit.cgroup_peak_bytes))
+
+
+def floor_runner(api, launcher: Path, kind: str, cache_dir: Path | None = None,
+                 timeout_s: float = 600) -> ContainerRunner:
+    """The engine's floor for images of ``kind`` (a workload kind, "cli" or "server") as a runner:
+    its static no-op (FLOOR_WORKLOADS) on scratch for this host's CPU, built in the engine;
+    CheckFailure with the engine's reason when it cannot be."""
+    native = next(t for t in TARGETS.values() if t.is_native)
+    scratch = bases.base_layer("scratch", native, cache_dir)
+    program = (noop_server_path if kind == "server" else noop_path)(cache_dir)
+    name = FLOOR_WORKLOADS[kind].name
+    built = build_image(api, scratch, program, name, timeout_s=timeout_s)
+    if not built.ok:
+        raise CheckFailure("build_failed", f"the container floor's image: {built.reason}")
+    return ContainerRunner(api, built.tag, f"/app/{name}", launcher, name="container-floor")
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from ..paths import default_cache_dir
 
 SOURCE = Path(__file__).with_name("launcher.c")
 NOOP_SOURCE = Path(__file__).with_name("noop.c")
+NOOP_SERVER_SOURCE = Path(__file__).with_name("noop_server.c")  # the container floor for servers
 
 
 def _compiled(source: Path, name: str, cache_dir: Path | None) -> Path:
@@ -54,6 +55,11 @@ def launcher_path(cache_dir: Path | None = None) -> Path:
 def noop_path(cache_dir: Path | None = None) -> Path:
     """A static ``int main(void) { return 0; }``: what a start costs with no program in it."""
     return _compiled(NOOP_SOURCE, "slimlab-noop", cache_dir)
+
+
+def noop_server_path(cache_dir: Path | None = None) -> Path:
+    """A static server that answers every request 200 "ok" and exits on SIGTERM (noop_server.c)."""
+    return _compiled(NOOP_SERVER_SOURCE, "slimlab-noop-server", cache_dir)
 
 
 def available_cpus() -> list[int]:

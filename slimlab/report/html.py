@@ -24,6 +24,7 @@ import polars as pl
 from slimlab.environment import host_label
 from slimlab.report import figures, prep
 from slimlab.report.answers import answers_html, host_names
+from slimlab.results import vfs_run_ids
 from slimlab.results_schema import STATUSES
 
 # Shown first in the table; any other column of the frame follows in frame order.
@@ -179,7 +180,7 @@ def _busy_host_html(manifests: list[Mapping[str, Any]]) -> str:
 
 
 def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
-    """Per run: the launcher's own cost and the host's noise while measuring."""
+    """Per run: the launcher's own cost, the host's noise while measuring and the container floor."""
     parts = []
     for run, measured in _sessions(manifests):
         overhead = measured.get("launcher_overhead") or {}
@@ -195,9 +196,53 @@ def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
                          f"steal {noise.get('steal_pct')}%, CPU pressure {noise.get('cpu_pressure_pct')}%")
         if measured.get("pin_cpu") is not None:
             facts.append(f"measured on CPU {measured['pin_cpu']} only")
+        facts += _floor_facts(measured.get("container_floor"), overhead.get("median_ms"))
         if facts:
             parts.append(f'<p class="note">Run {run}: {_esc("; ".join(facts))}.</p>')
     return "".join(parts)
+
+
+FLOOR_KINDS = {"cli": "CLIs: a no-op to its exit, --network none",
+               "server": "servers: a no-op server to its first answer, the host's network"}
+
+
+def _floor_facts(floor: Mapping[str, Any] | None, bare_noop_ms: float | None) -> list[str]:
+    """The engine's floor (sweep: a static no-op on scratch timed among the images, for each kind of
+    them), and what it says: the container's own cost, and that a row's start-up beyond it is its
+    program's and base's."""
+    if not floor:
+        return []
+    if floor.get("error"):
+        return [f"container floor not measured: {floor['error']}"]
+    facts = []
+    for kind, measured in (floor.get("kinds") or {}).items():
+        how = FLOOR_KINDS.get(kind, kind)
+        if measured.get("median_ms") is None or measured.get("error"):
+            facts.append(f"container floor for {how} not measured: {measured.get('error') or 'no starts'}")
+            continue
+        text = (f"container floor for {how} (static, on scratch, timed in the same rounds as the images, "
+                f"image {measured.get('image')}): median {measured['median_ms']:.1f} ms, 95% CI "
+                f"[{measured['ci_low_ms']:.1f}, {measured['ci_high_ms']:.1f}], n = {measured.get('n')}")
+        if bare_noop_ms is not None and kind == "cli":  # the launcher's calibration is the CLI no-op's
+            added = measured["median_ms"] - bare_noop_ms
+            text += f"; the container adds {added:.1f} ms to a bare start of the no-op"
+        facts.append(text)
+    if facts:
+        facts.append("an image's start-up beyond its kind's floor (column container_floor_ms_median) is "
+                     "what its program and base add")
+    return facts
+
+
+def _vfs_html(manifests: list[Mapping[str, Any]]) -> str:
+    """One line on the first screen when images were timed on a vfs engine: its container
+    start-up is the test engine's, not a production engine's."""
+    runs = sorted(vfs_run_ids(manifests))
+    if not runs:
+        return ""
+    text = (f"Container start-up of run {', '.join(runs)} is not representative of a production engine: "
+            "its Docker engine used the vfs storage driver, which copies the whole image for every container "
+            "(so a base with more files starts slower), where production engines use overlay2.")
+    return f'<p class="warning vfs">{_esc(text)}</p>'
 
 
 def _engine_html(manifests: list[Mapping[str, Any]]) -> str:
@@ -338,6 +383,7 @@ def _warnings_html(df: pl.DataFrame, manifests: list, samples: pl.DataFrame | No
     emulated = int(df["emulated"].fill_null(False).sum()) if "emulated" in df.columns else 0
     outliers = prep.outliers(df, samples).height
     parts = [
+        ("container start-up on a vfs engine: not representative", _vfs_html(manifests)),
         (f"{len(load_warnings)} file(s) skipped", "".join(f'<p class="warning">Skipped: {_esc(w)}</p>'
                                                           for w in load_warnings)),
         ("rows from several hosts", _hosts_html(df, manifests)),
