@@ -468,7 +468,10 @@ def _binaries(rows: list[dict]) -> list[list[int]]:
 
 
 def _pooled(index: dict, rows: list[dict], members: list[int], column: str) -> np.ndarray | None:
-    found = [index.get((rows[i]["run_id"], rows[i]["variant_key"]), {}).get(column) for i in members]
+    """The samples of one binary's rows together; rows whose samples are copies of another's (the
+    sweep timed their binary once: same_binary_as) are not counted again."""
+    own = [i for i in members if not rows[i].get("same_binary_as")] or members
+    found = [index.get((rows[i]["run_id"], rows[i]["variant_key"]), {}).get(column) for i in own]
     found = [f for f in found if f is not None and len(f)]
     return np.concatenate(found) if found else None
 

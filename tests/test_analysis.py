@@ -451,3 +451,15 @@ def test_a_difference_within_the_a_a_noise_floor_decides_nothing():
     assert answer["recommended_key"] == key and answer["recommended_vs_fastest"] == analysis.WITHIN_NOISE_FLOOR
     text = answers_html(df, samples, [])
     assert "Noise floor observed here" in text and "rests on an inconclusive comparison" in text
+
+
+@pytest.mark.unit
+def test_copied_samples_of_one_binary_are_pooled_once():
+    same = {"binary_sha256": "cd" * 32, "runner": "native"}
+    df = frame([("trimmed", "strip", 1400, 10.0, 5000, same),
+                ("static", "strip", 1400, 10.0, 5000, {**same, "same_binary_as": KEY("trimmed", "strip")})])
+    samples = timed(df.head(1))
+    samples = pl.concat([samples, samples.with_columns(pl.lit(KEY("static", "strip")).alias("variant_key"))])
+    rows = df.to_dicts()
+    pooled = analysis._pooled(analysis.sample_index(samples), rows, [0, 1], "startup_ms")
+    assert len(pooled) == 20  # the copy's 20 are the same starts: counting them twice would halve p
