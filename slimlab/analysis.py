@@ -182,7 +182,7 @@ def precision_of(*rows: dict) -> tuple[bool, float | None]:
 
 def guard_timing(wall: Comparison, *, cpu: Comparison | None = None, busy: bool = False,
                  precision_reached: bool = True, resolution: float | None = None, same_binary: bool = False,
-                 vfs: bool = False, noise_floor: float | None = None) -> Comparison:
+                 vfs: bool = False, noise_floor: float | None = None, cpu_floor: float | None = None) -> Comparison:
     """``wall`` (a start-up comparison) with its verdict made honest about what noise could explain:
 
     - the same shipped bytes on both sides: SAME_BINARY, whatever the samples say (an A/A pair);
@@ -193,7 +193,8 @@ def guard_timing(wall: Comparison, *, cpu: Comparison | None = None, busy: bool 
     - a change no larger than ``noise_floor`` (|ratio - 1| that A/A halves of one binary's own
       samples reached in this run: sampling.noise_floors) is WITHIN_NOISE_FLOOR;
     - on a busy host, a faster/slower verdict stands only when CPU time moved the same way
-      (``cpu``'s verdict lower/higher), else HOST_BUSY.
+      (``cpu``'s verdict lower/higher) by more than CPU time's own A/A floor (``cpu_floor``: a busy
+      host inflates CPU time too, less), else HOST_BUSY.
 
     A "no significant change" or "too few samples" verdict is kept (except for the same binary):
     those already claim nothing."""
@@ -209,7 +210,8 @@ def guard_timing(wall: Comparison, *, cpu: Comparison | None = None, busy: bool 
         return replace(wall, verdict=VFS_STORAGE)
     if noise_floor is not None and abs(wall.ratio - 1) <= noise_floor:
         return replace(wall, verdict=WITHIN_NOISE_FLOOR)
-    if busy and (cpu is None or cpu.verdict != _AGREEING_CPU.get(wall.verdict, wall.verdict)):
+    if busy and (cpu is None or cpu.verdict != _AGREEING_CPU.get(wall.verdict, wall.verdict)
+                 or (cpu_floor is not None and abs(cpu.ratio - 1) <= cpu_floor)):
         return replace(wall, verdict=HOST_BUSY)
     return wall
 
@@ -291,7 +293,8 @@ OBJECTIVES = ("objective_size", "startup_ms_median", "objective_memory")
 RANK_BY = {"startup": METRICS["startup"], "cpu": METRICS["cpu"]}
 RECOMMENDATION_RULE = ("the smallest working build that is not significantly slower to start than the fastest "
                        "(the effects' rule: Mann–Whitney p < {alpha} and beyond ×{factor:g}; a verdict that noise "
-                       "could explain counts as not slower); ties in size go to the lower memory")
+                       "could explain counts as not slower); between builds of one size, significantly lower memory "
+                       "decides, else the name")
 DEFAULT_BASELINE = {"profile": "default", "postlink": "none"}
 
 
@@ -392,8 +395,8 @@ def answer_rows(df: pl.DataFrame, samples: pl.DataFrame | None = None, *, constr
     figure), ``on_frontier`` (Pareto over the three, per GROUP), ``eligible`` (meets the
     constraints), ``vs_fastest`` (the verdict of its start-up against the group's fastest eligible
     build, after guard_timing: ``busy_runs`` are runs measured on a busy host, ``vfs_runs`` runs
-    whose containers ran on vfs storage, ``noise_floors`` (run id, emulated, scope) -> the A/A floor
-    of start-up there, sampling.noise_floors) and ``recommended``.
+    whose containers ran on vfs storage, ``noise_floors`` samples column -> (run id, emulated,
+    scope) -> the A/A floor of that figure there, sampling.noise_floors) and ``recommended``.
 
     Without ``samples`` a build counts as not slower when its median is within ``factor`` of the
     fastest's (there is nothing to test)."""
@@ -427,8 +430,9 @@ def answer_rows(df: pl.DataFrame, samples: pl.DataFrame | None = None, *, constr
         front = pareto_mask(group, objectives) if objectives else pl.Series([False] * group.height)
         group = group.with_columns(front.alias("on_frontier"), _meets(group, constraints, everything).alias("eligible"))
         first = group.row(0, named=True)
-        floor = (noise_floors or {}).get((first["run_id"], first["emulated"], first["scope"]))
-        verdicts, picked = _recommend(group, index, constraints, factor, busy_runs, vfs_runs, floor)
+        where = (first["run_id"], first["emulated"], first["scope"])
+        floors = {column: found.get(where) for column, found in (noise_floors or {}).items()}
+        verdicts, picked = _recommend(group, index, constraints, factor, busy_runs, vfs_runs, floors)
         parts.append(group.with_columns(pl.Series("vs_fastest", verdicts, dtype=pl.String),
                                         pl.Series("recommended", picked, dtype=pl.Boolean)))
     if not parts:
@@ -477,7 +481,7 @@ def _pooled(index: dict, rows: list[dict], members: list[int], column: str) -> n
 
 
 def _recommend(group: pl.DataFrame, index: dict, constraints: Constraints, factor: float, busy_runs,
-               vfs_runs, noise_floor: float | None = None) -> tuple[list[str | None], list[bool]]:
+               vfs_runs, floors: dict | None = None) -> tuple[list[str | None], list[bool]]:
     """Each row's verdict against the fastest eligible build, and the recommendation (one True at
     most): the smallest eligible build not significantly slower than the fastest; ties in size go
     to the lower memory, then the lower median, then the key. ``group`` is sorted by size.
@@ -514,25 +518,42 @@ def _recommend(group: pl.DataFrame, index: dict, constraints: Constraints, facto
                 verdict = "fastest"
             else:
                 verdict = _pooled_verdict(metric, rows, fastest, members, index, factor, busy_runs, vfs_runs,
-                                          medians[id(fastest)], medians[id(members)], noise_floor)
+                                          medians[id(fastest)], medians[id(members)], floors)
             for i in members:
                 verdicts[i] = verdict
             if verdict not in (SLOWER, HIGHER):
                 as_fast += members
 
-    def order(i: int):
-        r = rows[i]
-        return (r["objective_size"] if r["objective_size"] is not None else float("inf"),
-                r["objective_memory"] if r["objective_memory"] is not None else float("inf"),
-                r[metric.column] if r[metric.column] is not None else float("inf"), r["variant_key"])
-
-    picked[min(as_fast, key=order)] = True
+    busy = any(r["run_id"] in busy_runs for r in rows)
+    picked[_smallest(as_fast, rows, index, factor, memory=not busy)] = True
     return verdicts, picked
+
+
+def _smallest(candidates: list[int], rows: list[dict], index: dict, factor: float, memory: bool = True) -> int:
+    """The smallest of ``candidates``; among builds of the same size, the first by key unless another
+    has significantly lower memory (the effects' rule; ``memory`` False: not on a busy host, where
+    Go's runtime starts more threads while it waits for a CPU, and one hello build's peak RSS went
+    from 1,864 to 1,976 KiB here): builds of one size differ by noise in their figures more often
+    than in fact (static and trimmed hello differ only in their build info)."""
+    def size(i: int) -> float:
+        return rows[i]["objective_size"] if rows[i]["objective_size"] is not None else float("inf")
+
+    least = min(size(i) for i in candidates)
+    tied = sorted((i for i in candidates if size(i) == least), key=lambda i: rows[i]["variant_key"])
+    pick = tied[0]
+    for other in tied[1:] if memory else ():
+        mine, theirs = (_pooled(index, rows, [i], "peak_rss_kib") for i in (pick, other))
+        if rows[other]["objective_memory"] is None or mine is None or theirs is None:
+            continue
+        found = compare_samples(mine, theirs, lower_is=LOWER, higher_is=HIGHER, factor=factor, interval=False)
+        if found is not None and found.verdict == LOWER:
+            pick = other
+    return pick
 
 
 def _pooled_verdict(metric: Metric, rows: list[dict], fastest: list[int], members: list[int], index: dict,
                     factor: float, busy_runs, vfs_runs, fastest_median: float, median: float,
-                    noise_floor: float | None = None) -> str:
+                    floors: dict | None = None) -> str:
     """One binary's timing against the fastest binary's, pooled over their rows, after guard_timing."""
     a, b = _pooled(index, rows, fastest, metric.sample), _pooled(index, rows, members, metric.sample)
     if a is None or b is None:  # no samples: medians within the factor
@@ -551,8 +572,9 @@ def _pooled_verdict(metric: Metric, rows: list[dict], fastest: list[int], member
     vfs = (rows[members[0]].get("scope") == "image" and rows[members[0]].get("base") != rows[fastest[0]].get("base")
            and any(r["run_id"] in vfs_runs for r in both))
     reached, resolution = precision_of(*both)
+    floors = floors or {}
     return guard_timing(found, cpu=cpu, busy=busy, precision_reached=reached, resolution=resolution, vfs=vfs,
-                        noise_floor=noise_floor if metric.name == "startup" else None).verdict
+                        noise_floor=floors.get(metric.sample), cpu_floor=floors.get("cpu_ms")).verdict
 
 
 def _best(group: pl.DataFrame, column: str) -> tuple[str | None, float | None]:
@@ -710,12 +732,16 @@ def effects(df: pl.DataFrame, samples: pl.DataFrame | None, baseline: dict[str, 
                 found_by[metric.name] = found
         twins = same_binary(base, row)
         reached, resolution = precision_of(base, row)
+        where = (run_id, row["emulated"], row["scope"])
+        floors = {column: found.get(where) for column, found in (noise_floors or {}).items()}
         for name, found in list(found_by.items()):
             if name == "startup":
                 found_by[name] = guard_timing(
                     found, cpu=found_by.get("cpu"), busy=run_id in busy_runs, precision_reached=reached,
-                    resolution=resolution, noise_floor=(noise_floors or {}).get((run_id, row["emulated"], row["scope"])),
+                    resolution=resolution, noise_floor=floors.get("startup_ms"), cpu_floor=floors.get("cpu_ms"),
                     same_binary=twins, vfs=run_id in vfs_runs and base.get("base") != row.get("base"))
+            elif name == "cpu":
+                found_by[name] = guard_timing(found, same_binary=twins, noise_floor=floors.get("cpu_ms"))
             elif METRICS[name].sample is not None and twins:
                 found_by[name] = guard_timing(found, same_binary=True)
         for name, found in found_by.items():

@@ -120,15 +120,24 @@ def noise_floor(samples_by_binary: dict[str, Sequence[float]], burst: int) -> di
     }
 
 
-def noise_floors(df, samples, burst: int = 5, quantile: float = 95) -> dict[tuple[str, bool, str], float]:
-    """(run id, emulated, scope) -> the ``quantile`` of |ratio - 1| between the A/A halves
-    (aa_halves) of each binary timed there: native starts, emulated ones and container starts
-    are noisy each in their own way, so each kind of a run gets its own floor. Variants that
-    share one binary (same_binary_as) count once. Kinds with fewer than 3 binaries: none."""
+FLOOR_COLUMNS = ("startup_ms", "cpu_ms")  # the timed figures that get an A/A floor
+
+
+def noise_floors(df, samples, burst: int = 5, quantile: float = 95) -> dict[str, dict[tuple[str, bool, str], float]]:
+    """samples column (start-up, CPU time) -> (run id, emulated, scope) -> the ``quantile`` of
+    |ratio - 1| between the A/A halves (aa_halves) of each binary timed there: native starts,
+    emulated ones and container starts are noisy each in their own way, so each kind of a run
+    gets its own floor. Variants that share one binary (same_binary_as) count once. Kinds with
+    fewer than 3 binaries: none."""
+    if samples is None or samples.is_empty():
+        return {}
+    return {column: _floors(df, samples, column, burst, quantile) for column in FLOOR_COLUMNS
+            if column in samples.columns}
+
+
+def _floors(df, samples, column: str, burst: int, quantile: float) -> dict[tuple[str, bool, str], float]:
     import polars as pl
 
-    if samples is None or samples.is_empty() or "startup_ms" not in samples.columns:
-        return {}
     ok = df.filter(pl.col("status") == "ok")
     if "same_binary_as" in ok.columns:
         ok = ok.filter(pl.col("same_binary_as").is_null())
@@ -143,7 +152,7 @@ def noise_floors(df, samples, burst: int = 5, quantile: float = 95) -> dict[tupl
         where = kind.get((run, key))
         if where is None:
             continue
-        first, second = aa_halves(part["startup_ms"].to_list(), burst)
+        first, second = aa_halves(part[column].to_list(), burst)
         found = compare_samples(first, second, interval=False)
         if found is not None and found.p_value is not None:
             by_kind.setdefault(where, []).append(abs(found.ratio - 1))

@@ -439,7 +439,8 @@ def test_a_difference_within_the_a_a_noise_floor_decides_nothing():
                   "cpu_ms": 3.0, "peak_rss_kib": 5000} for i, v in enumerate(values)]
     samples = pl.DataFrame(rows)
     floors = noise_floors(df, samples)
-    assert set(floors) == {("r", False, "binary")} and floors[("r", False, "binary")] == pytest.approx(0.10, abs=0.01)
+    wall = floors["startup_ms"]
+    assert set(wall) == {("r", False, "binary")} and wall[("r", False, "binary")] == pytest.approx(0.10, abs=0.01)
     key = KEY("stripped", "none")
     plain = analysis.answer_rows(df, samples)
     assert dict(zip(plain["variant_key"], plain["vs_fastest"]))[key] == SLOWER  # 6%, p < 0.01: "slower"...
@@ -463,3 +464,17 @@ def test_copied_samples_of_one_binary_are_pooled_once():
     rows = df.to_dicts()
     pooled = analysis._pooled(analysis.sample_index(samples), rows, [0, 1], "startup_ms")
     assert len(pooled) == 20  # the copy's 20 are the same starts: counting them twice would halve p
+
+
+@pytest.mark.unit
+def test_builds_of_one_size_are_told_apart_by_significantly_lower_memory_only():
+    df = frame([("static", "strip", 1400, 10.0, 1864), ("trimmed", "strip", 1400, 9.9, 1860)])
+    samples = timed(df)  # RSS 1864 vs 1860 KiB in every sample: 0.2%, under the factor
+    assert analysis.conclusions(analysis.answer_rows(df, samples))["recommended_key"][0] == KEY("static", "strip")
+    leaner = df.with_columns(pl.when(pl.col("profile") == "trimmed").then(1500).otherwise(1864)
+                             .alias("peak_rss_kib_median"))
+    assert analysis.conclusions(analysis.answer_rows(leaner, timed(leaner)))["recommended_key"][0] == \
+        KEY("trimmed", "strip")
+    # on a busy host the runtime's extra threads move peak RSS: memory no longer splits a size tie
+    busy = analysis.answer_rows(leaner, timed(leaner), busy_runs={"r"})
+    assert analysis.conclusions(busy)["recommended_key"][0] == KEY("static", "strip")

@@ -473,7 +473,8 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
                              table=mine if group_shown is group else mine.filter(
                                  pl.col("variant_key").is_in(group_shown["variant_key"].to_list())),
                              failed=block_failed, settings=settings,
-                             noise_floor=floors.get((conclusion["run_id"], conclusion["emulated"], conclusion["scope"]))))
+                             noise_floor=floors.get("startup_ms", {}).get((conclusion["run_id"], conclusion["emulated"],
+                                                                          conclusion["scope"]))))
     return "".join([*head, *blocks, "</section>"])
 
 
