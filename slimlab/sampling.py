@@ -17,8 +17,8 @@ import numpy as np
 from .analysis import FASTER, SLOWER, SHOWN_RESAMPLES, compare_samples, median_ci
 from .model import SamplingRule
 
-# Past min_repeats, a variant whose interval projects (a half-width shrinks about as 1/sqrt(n))
-# to need more than this many times max_repeats stops: on a busy host the target is out of
+# Past twice min_repeats, a variant whose interval projects (a half-width shrinks about as
+# 1/sqrt(n)) to need more than this many times max_repeats stops: on a busy host the target is out of
 # reach, and more starts there cost time without deciding anything (its row says "not reached").
 OUT_OF_REACH = 2.0
 
@@ -50,7 +50,9 @@ def next_burst(rule: SamplingRule, startup_ms: Sequence[float], burst: int) -> i
     reached = relative_precision(startup_ms)
     if reached is None or reached <= rule.precision:
         return 0
-    if taken * (reached / rule.precision) ** 2 > OUT_OF_REACH * rule.max_repeats:
+    # Only once it had starts in several rounds: a variant's first two bursts can both land in
+    # one noisy stretch of the run, and a verdict on it would rest on that stretch alone.
+    if taken >= 2 * rule.min_repeats and taken * (reached / rule.precision) ** 2 > OUT_OF_REACH * rule.max_repeats:
         return 0
     return more
 

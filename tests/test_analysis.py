@@ -47,6 +47,14 @@ def test_the_same_binary_is_never_faster_than_itself_and_imprecise_or_vfs_timing
     assert analysis.guard_timing(wall, vfs=True).verdict == analysis.VFS_STORAGE
     same = analysis.compare_samples(noisy(10.0, seed=1), noisy(10.0, seed=2))
     assert analysis.guard_timing(same, busy=True, precision_reached=False).verdict == NO_CHANGE
+    # CPU time vouches for a doubtful wall-time verdict when it rose beyond its own A/A floor
+    upx_cpu = analysis.compare_samples(noisy(4.6, seed=3), noisy(36.0, seed=4), lower_is=LOWER, higher_is="higher")
+    flat_cpu = analysis.compare_samples(noisy(4.6, seed=3), noisy(4.9, seed=4), lower_is=LOWER, higher_is="higher")
+    for doubt in ({"precision_reached": False}, {"noise_floor": 0.5}, {"busy": True}):
+        assert analysis.guard_timing(wall, cpu=upx_cpu, cpu_floor=0.2, **doubt).verdict == SLOWER
+        assert analysis.is_inconclusive(analysis.guard_timing(wall, cpu=flat_cpu, cpu_floor=0.2, **doubt).verdict)
+    assert analysis.guard_timing(wall, cpu=upx_cpu, precision_reached=False).verdict == analysis.PRECISION_NOT_REACHED
+    assert analysis.guard_timing(wall, cpu=upx_cpu, vfs=True, cpu_floor=0.2).verdict == analysis.VFS_STORAGE
     assert analysis.guard_timing(same, same_binary=True).verdict == analysis.SAME_BINARY
 
 
@@ -478,3 +486,20 @@ def test_builds_of_one_size_are_told_apart_by_significantly_lower_memory_only():
     # on a busy host the runtime's extra threads move peak RSS: memory no longer splits a size tie
     busy = analysis.answer_rows(leaner, timed(leaner), busy_runs={"r"})
     assert analysis.conclusions(busy)["recommended_key"][0] == KEY("static", "strip")
+
+
+@pytest.mark.unit
+def test_a_build_costing_far_more_cpu_is_not_as_fast_though_the_clock_cannot_tell():
+    # A packed binary in a container: the start (100 ms, noisy) hides UPX's 30 ms of CPU time.
+    df = frame([("static", "none", 5_800_000, 100.0, 9000), ("static", "upx-9", 2_400_000, 104.0, 10000)],
+               base="scratch", image_size_bytes=None)
+    df = df.with_columns(pl.col("size_bytes").alias("image_size_bytes"))
+    keys = df["variant_key"].to_list()
+    samples = timed(df, spread={k: 0.2 for k in keys}, n=10, cpu={keys[0]: 4.6, keys[1]: 36.0})
+    floors = {"cpu_ms": {("r", False, "image"): 0.2}}
+    ranked = analysis.answer_rows(df, samples, noise_floors=floors)
+    verdict = dict(zip(ranked["variant_key"], ranked["vs_fastest"]))
+    assert verdict[keys[1]] == analysis.CPU_HIGHER
+    assert analysis.conclusions(ranked)["recommended_key"][0] == keys[0]
+    # without a known CPU floor CPU time cannot vouch: the smaller packed image is not slower by the clock
+    assert analysis.conclusions(analysis.answer_rows(df, samples))["recommended_key"][0] == keys[1]
