@@ -503,3 +503,17 @@ def test_a_build_costing_far_more_cpu_is_not_as_fast_though_the_clock_cannot_tel
     assert analysis.conclusions(ranked)["recommended_key"][0] == keys[0]
     # without a known CPU floor CPU time cannot vouch: the smaller packed image is not slower by the clock
     assert analysis.conclusions(analysis.answer_rows(df, samples))["recommended_key"][0] == keys[1]
+
+
+@pytest.mark.unit
+def test_cpu_time_is_judged_against_the_leanest_build_not_a_packed_one_the_clock_crowned():
+    df = frame([("default", "upx-9", 3_000_000, 171.0, 9000), ("static", "none", 1_585_000, 193.0, 9000),
+                ("static", "upx-9", 695_000, 172.0, 9000)], base="scratch")
+    df = df.with_columns(pl.col("size_bytes").alias("image_size_bytes"))
+    samples = timed(df, spread={k: 0.1 for k in df["variant_key"]}, n=15,
+                    cpu=dict(zip(df["variant_key"], (9.7, 1.7, 9.9))))
+    ranked = analysis.answer_rows(df, samples, noise_floors={"cpu_ms": {("r", False, "image"): 0.2}})
+    verdict = dict(zip(ranked["variant_key"], ranked["vs_fastest"]))
+    packed = df.filter(pl.col("size_bytes") == 695_000)["variant_key"][0]
+    assert verdict[packed] == analysis.CPU_HIGHER  # against the unpacked build's CPU, not the packed fastest's
+    assert analysis.conclusions(ranked)["recommended_key"][0] == df.filter(pl.col("size_bytes") == 1_585_000)["variant_key"][0]
