@@ -533,6 +533,8 @@ def _recommend(group: pl.DataFrame, index: dict, constraints: Constraints, facto
         for members in timed:
             if members is fastest:
                 verdict = "fastest"
+                if metric.name == "startup" and _costlier(rows, index, leanest, members, factor, floors):
+                    verdict = CPU_HIGHER  # first by the clock, but far costlier in CPU than the leanest
             else:
                 verdict = _pooled_verdict(metric, rows, fastest, members, index, factor, busy_runs, vfs_runs,
                                           medians[id(fastest)], medians[id(members)], floors, leanest)
@@ -540,6 +542,8 @@ def _recommend(group: pl.DataFrame, index: dict, constraints: Constraints, facto
                 verdicts[i] = verdict
             if verdict not in (SLOWER, HIGHER, CPU_HIGHER):
                 as_fast += members
+        if not as_fast:  # the clock's fastest costs far more CPU, and the rest are slower: the leanest
+            as_fast = list(leanest or fastest)
 
     busy = any(r["run_id"] in busy_runs for r in rows)
     picked[_smallest(as_fast, rows, index, factor, memory=not busy)] = True
@@ -594,18 +598,26 @@ def _pooled_verdict(metric: Metric, rows: list[dict], fastest: list[int], member
     floors = floors or {}
     verdict = guard_timing(found, cpu=cpu, busy=busy, precision_reached=reached, resolution=resolution, vfs=vfs,
                            noise_floor=floors.get(metric.sample), cpu_floor=floors.get("cpu_ms")).verdict
-    if verdict != SLOWER and cpu is not None and leanest is not None and leanest is not members:
-        lean = compare_samples(_pooled(index, rows, leanest, "cpu_ms"), _pooled(index, rows, members, "cpu_ms"),
-                               lower_is=LOWER, higher_is=HIGHER, factor=factor, interval=False)
-    else:
-        lean = None
-    if lean is not None and lean.verdict == HIGHER \
-            and floors.get("cpu_ms") is not None and abs(lean.ratio - 1) > floors["cpu_ms"]:
+    if verdict != SLOWER and cpu is not None and _costlier(rows, index, leanest, members, factor, floors):
         # CPU time is a start's cost too: UPX's decompression adds 30 ms of CPU to a packed httpd
         # that a container start (about 100 ms, noisy) cannot resolve; beyond CPU time's A/A floor
         # that is a finding, not noise.
         return CPU_HIGHER
     return verdict
+
+
+def _costlier(rows: list[dict], index: dict, leanest: list[int] | None, members: list[int], factor: float,
+              floors: dict | None) -> bool:
+    """Whether the binary of ``members`` costs significantly more CPU time at start-up than the
+    leanest binary's, beyond CPU time's A/A floor (unknown floor, or emulated rows: never)."""
+    floor = (floors or {}).get("cpu_ms")
+    if leanest is None or leanest is members or floor is None or rows[members[0]].get("emulated"):
+        return False
+    theirs, mine = _pooled(index, rows, leanest, "cpu_ms"), _pooled(index, rows, members, "cpu_ms")
+    if theirs is None or mine is None:
+        return False
+    found = compare_samples(theirs, mine, lower_is=LOWER, higher_is=HIGHER, factor=factor, interval=False)
+    return found is not None and found.verdict == HIGHER and abs(found.ratio - 1) > floor
 
 
 def _best(group: pl.DataFrame, column: str) -> tuple[str | None, float | None]:
