@@ -26,7 +26,9 @@ from artifacts import go_program
 SMALL = {"workloads": ["hello"], "profiles": ["default", "stripped"], "postlink": ["none", "strip"],
          "targets": ["linux/amd64"], "bases": ["none"], "repeats": 3, "warmup": 1}
 # What differs from one sweep to the next whatever prepared it: times, and the run's name.
-TIMED = ("startup_ms", "peak_rss", "emulator_peak", "ready_rss", "cgroup_peak", "nivcsw", "cpu_ms", "crosscheck_")
+# what measuring decides, not preparing (the precision the starts reached, how many they took)
+TIMED = ("startup_ms", "peak_rss", "emulator_peak", "ready_rss", "cgroup_peak", "nivcsw", "cpu_ms", "crosscheck_",
+         "startup_precision", "precision_reached", "startup_n", "container_floor")
 
 
 def comparable(frame: pl.DataFrame) -> pl.DataFrame:
