@@ -306,12 +306,13 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
            manifests: list[Mapping], run_dirs, multi_run: bool, samples: pl.DataFrame | None = None,
            hosts: Mapping[str | None, str] | None = None, anywhere: Mapping | None = None,
            table: pl.DataFrame | None = None, failed: list[Mapping] = (), settings=None,
-           noise_floor: float | None = None) -> str:
+           noise_floor: float | None = None, listed: pl.DataFrame | None = None) -> str:
     """One workload, target and host's answers; ``anywhere``: the smallest row of its workload and
     target on any host (sizes do not depend on the host), named when it is another host's;
     ``table``: every build's effects (no intervals); ``failed``: the block's rows that do not work;
     ``settings``: variant key -> its build's recorded settings (for the build line);
-    ``noise_floor``: the A/A floor of start-up of the block's kind in its run."""
+    ``noise_floor``: the A/A floor of start-up of the block's kind in its run; ``listed``: the
+    builds the table lists (default: all of the block's)."""
     hosts = hosts or {}
     by_key = {r["variant_key"]: r for r in group.iter_rows(named=True)}
     varying = _varying(pl.concat([group.select(COLUMNS), *(pl.DataFrame([dict(f)]).select(COLUMNS) for f in failed)],
@@ -325,7 +326,11 @@ def _block(group: pl.DataFrame, conclusion: Mapping, effects: pl.DataFrame, rows
     elif group.height:
         parts.append('<p class="answer-note">No build meets the constraints: nothing to recommend.</p>')
     if table is not None:
-        parts.append(_technique_table(group, list(failed), table, label, varying, recommended, baseline))
+        listed = group if listed is None else listed
+        parts.append(_technique_table(listed, list(failed), table, label, varying, recommended, baseline))
+        if listed.height < group.height:
+            parts.append(f'<p class="answer-note">The table lists the {listed.height} builds named in this block; '
+                         f"{group.height - listed.height:,} more are in the table of all rows.</p>")
     if noise_floor is not None:
         parts.append(f'<p class="answer-note answer-floor">Noise floor observed here: the two halves of one binary\'s '
                      f"own start-up samples (alternate bursts) differed by up to {noise_floor:.1%} (95th percentile "
@@ -459,22 +464,16 @@ def answers_html(df: pl.DataFrame, samples: pl.DataFrame | None, manifests: list
     for conclusion in conclusions.iter_rows(named=True):
         key = tuple(conclusion[c] for c in analysis.GROUP)
         group = groups[key]
-        mine = table.filter(pl.col("variant_key").is_in(group["variant_key"].to_list())
+        listed_rows = group if group.height <= TABLE_LIMIT else group.filter(
+            pl.col("variant_key").is_in(_shown(conclusion)))
+        mine = table.filter(pl.col("variant_key").is_in(listed_rows["variant_key"].to_list())
                             & (pl.col("run_id") == conclusion["run_id"]))
-        if group.height > TABLE_LIMIT:
-            keep = set(_shown(conclusion))
-            group_shown = group.filter(pl.col("variant_key").is_in(list(keep)))
-        else:
-            group_shown = group
         block_failed = failed.get((conclusion["run_id"], conclusion["workload"], conclusion["target"],
                                    conclusion["scope"]), [])
+        floor = floors.get("startup_ms", {}).get((conclusion["run_id"], conclusion["emulated"], conclusion["scope"]))
         blocks.append(_block(group, conclusion, effects, rows, baseline, manifests, run_dirs, multi_run, samples,
-                             hosts, smallest.get(tuple(conclusion[c] for c in hostless)),
-                             table=mine if group_shown is group else mine.filter(
-                                 pl.col("variant_key").is_in(group_shown["variant_key"].to_list())),
-                             failed=block_failed, settings=settings,
-                             noise_floor=floors.get("startup_ms", {}).get((conclusion["run_id"], conclusion["emulated"],
-                                                                          conclusion["scope"]))))
+                             hosts, smallest.get(tuple(conclusion[c] for c in hostless)), table=mine,
+                             failed=block_failed, settings=settings, noise_floor=floor, listed=listed_rows))
     return "".join([*head, *blocks, "</section>"])
 
 
