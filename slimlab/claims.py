@@ -357,9 +357,9 @@ def _runs(manifests: Sequence[Mapping] | None
     """From the runs' manifests: the runs measured on a busy host, (run, host fingerprint) of
     the Dask workers that were busy, the runs whose engine stored images with vfs, and each
     host fingerprint's CPU (uname -m)."""
-    from .results import manifest_hosts
+    from .results import manifest_hosts, vfs_run_ids
 
-    busy, busy_workers, vfs = set(), set(), set()
+    busy, busy_workers = set(), set()
     for manifest in manifests or []:
         if not isinstance(manifest, Mapping):
             continue
@@ -373,8 +373,7 @@ def _runs(manifests: Sequence[Mapping] | None
                 busy.add(run)
             busy_workers |= {(run, h.get("fingerprint")) for h in session.get("hosts") or []
                              if isinstance(h, Mapping) and h.get("warnings")}
-            if (session.get("engine") or {}).get("storage_driver") == "vfs":
-                vfs.add(run)
+    vfs = vfs_run_ids(manifests)
     machines = {fp: h.get("machine") for fp, h in manifest_hosts(manifests).items() if h.get("machine")}
     return busy, busy_workers, vfs, machines
 

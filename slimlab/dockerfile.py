@@ -147,17 +147,6 @@ def _row(frame: pl.DataFrame, key: str) -> dict:
     return frame.filter(pl.col("variant_key") == key).row(0, named=True)
 
 
-def _settings(frame: pl.DataFrame, row: dict) -> dict[str, str] | None:
-    """The build settings of the variant's build: its own, or (a UPX-packed binary shows
-    none) those of another row of the same build, whatever its chain or base."""
-    recorded = row["build_settings"]
-    if recorded is None:
-        same = frame.filter(*(pl.col(c) == row[c] for c in ("workload", "toolchain", "profile", "target")),
-                            pl.col("build_settings").is_not_null())
-        recorded = same["build_settings"][0].to_list() if same.height else None
-    return None if recorded is None else dict(item.split("=", 1) for item in recorded)
-
-
 def build_command(row: dict, settings: dict[str, str] | None, name: str, modules: str) -> tuple[list[str], dict]:
     """The builder stage's ``go build`` argv and environment for ``row`` (slimlab.buildline's, with
     the builder's Go: GOTOOLCHAIN=local, never handing the build to another Go, as the golang image
@@ -167,10 +156,6 @@ def build_command(row: dict, settings: dict[str, str] | None, name: str, modules
         env.update(GOPROXY=f"file:///{GOPROXY}", GOSUMDB="off", GOFLAGS="-mod=readonly")
     mod = ["-mod=vendor"] if modules == "vendor" else []
     return ["go", "build", *mod, "-o", f"/out/{name}", *buildline.go_flags(row, settings), "."], env
-
-
-def _step_argv(name: str, src: str, dst: str, target: Target) -> list[str]:
-    return list(buildline.step_argv(name, src, dst, target))
 
 
 def _shell(argv: list[str]) -> str:
@@ -190,7 +175,7 @@ def render(row: dict, run_id: str, argv: list[str], env: dict[str, str], chain: 
     current = f"/out/{name}"
     for step in chain.steps:
         nxt = f"/out/{name}.{step}"
-        commands.append(_step_argv(step, current, nxt, target))
+        commands.append(list(buildline.step_argv(step, current, nxt, target)))
         current = nxt
     commands.append(["cp", current, f"/app/{name}"])
     binutils = sorted({tool_for(t, target) for t in chain.tools if t != "upx"})
@@ -289,7 +274,8 @@ def export(run_dir: str | Path, variant_key: str, base: str | None, out: str | P
     if row["target"] not in TARGETS:
         raise unknown("target", row["target"], TARGETS)
     target = TARGETS[row["target"]]
-    settings = _settings(frame, row)
+    # a UPX-packed binary records no build settings: another row of the same build does
+    settings = buildline.settings_for(frame.to_dicts(), row)
     _check_row(row, settings)
     manifest = next(iter(load_manifests(run_dir)), {})
     run_id = plain_text("run id", str(manifest.get("run_id", Path(run_dir).name)))

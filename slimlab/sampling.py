@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .analysis import FASTER, SLOWER, SHOWN_RESAMPLES, compare_samples, median_ci
+from .analysis import FASTER, SLOWER, compare_samples, median_ci
 from .model import SamplingRule
 
 # Past twice min_repeats, a variant whose interval projects (a half-width shrinks about as
@@ -98,6 +98,14 @@ def aa_halves(startup_ms: Sequence[float], burst: int) -> tuple[list[float], lis
     return halves
 
 
+def aa_change(values: Sequence[float], burst: int):
+    """One binary's A/A comparison: its two halves (aa_halves) compared as if they were two builds
+    (analysis.compare_samples, verdict and ratio only); None when a half has too few samples."""
+    first, second = aa_halves(values, burst)
+    found = compare_samples(first, second, interval=False)
+    return None if found is None or found.p_value is None else found
+
+
 def noise_floor(samples_by_binary: dict[str, Sequence[float]], burst: int) -> dict:
     """The A/A check over every measured binary: its two halves (aa_halves) compared as if they
     were two builds (analysis.compare_samples). Any difference between them is noise, so the
@@ -105,9 +113,8 @@ def noise_floor(samples_by_binary: dict[str, Sequence[float]], burst: int) -> di
     faster/slower verdict among them is a false one."""
     changes, false_calls = [], []
     for key, values in samples_by_binary.items():
-        first, second = aa_halves(values, burst)
-        found = compare_samples(first, second, n_resamples=SHOWN_RESAMPLES)
-        if found is None or found.p_value is None:  # too few samples in a half
+        found = aa_change(values, burst)
+        if found is None:
             continue
         changes.append(abs(found.ratio - 1))
         if found.verdict in (FASTER, SLOWER):
@@ -154,8 +161,7 @@ def _floors(df, samples, column: str, burst: int, quantile: float) -> dict[tuple
         where = kind.get((run, key))
         if where is None:
             continue
-        first, second = aa_halves(part[column].to_list(), burst)
-        found = compare_samples(first, second, interval=False)
-        if found is not None and found.p_value is not None:
+        found = aa_change(part[column].to_list(), burst)
+        if found is not None:
             by_kind.setdefault(where, []).append(abs(found.ratio - 1))
     return {where: float(np.percentile(changes, quantile)) for where, changes in by_kind.items() if len(changes) >= 3}
