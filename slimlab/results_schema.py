@@ -11,6 +11,7 @@ per-section table ``sections``, and the measurement-noise columns. It later gain
 load from their run's manifest, see ``slimlab.results.fill_host_fingerprints``), and the
 precision columns (``startup_precision``, ``precision_target``, ``precision_reached``, the
 median's interval) and ``same_binary_as``: new columns, null in rows written before them.
+Later still: the status ``machine_error`` and ``escaped_processes`` (null in older rows).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from .model import AXES
 
 SCHEMA_VERSION = 3
 
-STATUSES = ("ok", "build_failed", "postlink_failed", "broken", "timeout", "unsupported")
+STATUSES = ("ok", "build_failed", "postlink_failed", "broken", "timeout", "unsupported", "machine_error")
+# machine_error: the machine failed the variant, not its code (a full disk, a read-only file
+# system, too many open files, a killed worker, a dead engine); never cached, retried on resume.
+MACHINE_ERROR = "machine_error"
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,9 @@ COLUMNS: tuple[Column, ...] = (
            "the variant_key of the variant whose timed starts this row shares: the same shipped bytes "
            "(binary_sha256), runner, target and image are one measurement; its samples are copied under "
            "this row's key; null: timed itself"),
+    Column("escaped_processes", pl.Int64,
+           "processes the program left running after a start (in its cgroup, process group or session), "
+           "killed by slimlab; the largest count over its starts and checks; more than 0 makes the row broken"),
     Column("startup_ms_iqr", pl.Float64, "interquartile range of the start-up samples"),
     Column("startup_ms_min", pl.Float64, "fastest start-up sample"),
     Column("startup_ms_max", pl.Float64, "slowest start-up sample"),

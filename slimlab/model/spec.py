@@ -64,6 +64,11 @@ SETTINGS: dict[str, Setting] = {
                                                     "variant (default: as the other variants); each costs "
                                                     "hundreds of ms",
                              optional=True),
+    "memory_limit_mb": Setting(1024, int, 16, 1_048_576, "memory limit of every measured program, bare "
+                                                         "(its cgroup) or in a container: past it the "
+                                                         "kernel kills it and the row says so"),
+    "pids_limit": Setting(512, int, 8, 4_194_304, "most processes and threads a measured program (bare or in "
+                                                  "a container) may have at once"),
     "pin_cpu": Setting(None, int, 0, 4095, "run the launcher and the measured program on this CPU only, "
                                            "and the sweep on the others", optional=True),
     "workers": Setting(None, int, 1, 4096, "variants prepared at once by the local executor (default: sized "
@@ -123,6 +128,8 @@ class SweepSpec:
     warmup: int = 2
     build_timeout_s: float = 900.0
     run_timeout_s: float = 10.0
+    memory_limit_mb: int = 1024
+    pids_limit: int = 512
     pin_cpu: int | None = None
     image_repeats: int | None = None
     all_packages: bool = False
