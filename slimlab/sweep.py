@@ -40,8 +40,8 @@ from .build import cached as cached_build
 from .errors import SlimlabError, ToolError
 from .history import record_run
 from .inspect import build_path_prefixes, inspect
-from .measure import (CheckFailure, Limits, Runner, Sample, calibrate_overhead, containment_probe, launcher_path,
-                      runner_for)
+from .measure import (CheckFailure, Limits, Runner, Sample, calibrate_overhead, containment_probe,
+                      launcher_path, runner_for)
 from .measure.container import ContainerRunner
 from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SamplingRule, SweepSpec, Variant, get_chain
@@ -650,8 +650,8 @@ class _Sweeper:
             out.write_bytes(files["sbom"])
         if prepared.runner is not None:
             choice = self.spec.runner_of(prepared.variant.target) if prepared.variant.base == "none" else "qemu-user"
-            runner = runner_for(TARGETS[prepared.variant.target], launcher_path(self.cache), choice, self.cache,
-                                Limits.of(self.spec))
+            runner = runner_for(TARGETS[prepared.variant.target], launcher_path(self.cache), choice,
+                                self.cache, Limits.of(self.spec))
             prepared.runner = runner if not isinstance(runner, str) else None
             if prepared.runner is None:
                 prepared.failure = ("unsupported", runner)
@@ -799,8 +799,8 @@ class _Sweeper:
             started = now_utc()  # after every preparation ended (prepare_all): nothing else runs now
             with _sweep_off_cpu(spec.pin_cpu):
                 try:
-                    calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu,
-                                                     launcher=launcher_path(self.cache), limits=Limits.of(spec))
+                    calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu, limits=Limits.of(spec),
+                                                     launcher=launcher_path(self.cache))
                 except STAGE_ERRORS as exc:  # the figures still stand; the manifest says why one is missing
                     calibration = {"error": f"{type(exc).__name__}: {exc}"}
                 before = environment.noise_snapshot()

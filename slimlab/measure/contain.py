@@ -103,8 +103,8 @@ class Containment:
         """What a limit did in this batch, in words for a row's reason (empty: neither was hit)."""
         said = []
         if (kills := self.memory_kills()) > 0:
-            said.append(f"killed by the memory limit (memory_limit_mb = {self.limits.memory_mb}; the cgroup's "
-                        f"{self.memory_source()} = {kills})")
+            said.append(f"killed by the memory limit (memory_limit_mb = {self.limits.memory_mb}; "
+                        f"the cgroup's {self.memory_source()} = {kills})")
         if (refused := self.pids_refusals()) > 0:
             said.append(f"the pids limit (pids_limit = {self.limits.pids}) refused {refused} new "
                         f"process{'es' if refused != 1 else ''} or thread{'s' if refused != 1 else ''}")
@@ -220,8 +220,8 @@ def _v2(limits: Limits, mounts, own) -> Containment | str:
 def _v1(limits: Limits, mounts, own) -> Containment | str:
     roots = {}
     for controller in V1_CONTROLLERS:
-        root = next((path for path, (kind, options) in mounts.items() if kind == "cgroup" and controller in options),
-                    None)
+        root = next((path for path, (kind, options) in mounts.items()
+                     if kind == "cgroup" and controller in options), None)
         if root is None:
             return f"no cgroup v1 {controller} controller mounted"
         roots[controller] = root / own.get(controller, "/").lstrip("/")

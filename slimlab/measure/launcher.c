@@ -236,7 +236,8 @@ static void join_cgroups(void) {
     for (int k = 0; k < n_cgroups; k++) {
         int fd = open(cgroup_procs[k], O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, text, (size_t)n) != n) {
-            fprintf(stderr, "slimlab-launch: cannot join the cgroup of %s: %s\n", cgroup_procs[k], strerror(errno));
+            fprintf(stderr, "slimlab-launch: cannot join the cgroup of %s: %s\n", cgroup_procs[k],
+                    strerror(errno));
             exit(2);
         }
         close(fd);
@@ -266,10 +267,12 @@ static int read_stat(pid_t pid, struct proc_entry *e) {
     if (len >= sizeof e->comm) len = sizeof e->comm - 1;
     memcpy(e->comm, open_paren + 1, len);
     e->comm[len] = '\0';
-    for (size_t k = 0; k < len; k++) /* one token in the report line */
-        if (!(e->comm[k] == '.' || e->comm[k] == '-' || e->comm[k] == '_' || (e->comm[k] >= '0' && e->comm[k] <= '9')
-              || ((e->comm[k] | 32) >= 'a' && (e->comm[k] | 32) <= 'z')))
+    for (size_t k = 0; k < len; k++) { /* one token in the report line */
+        char c = e->comm[k];
+        int letter = (c | 32) >= 'a' && (c | 32) <= 'z', digit = c >= '0' && c <= '9';
+        if (!(letter || digit || c == '.' || c == '-' || c == '_'))
             e->comm[k] = '_';
+    }
     int ppid, pgrp, sid;
     if (sscanf(close_paren + 1, " %c %d %d %d", &e->state, &ppid, &pgrp, &sid) != 4) return 0;
     e->pid = pid, e->ppid = ppid, e->pgrp = pgrp, e->sid = sid, e->mark = 0;
@@ -475,14 +478,16 @@ int main(int argc, char **argv) {
             if (argv[i][2] == 'c') cpu = number(argv[i + 1], "--cpu");
             else runs = number(argv[i + 1], "--runs");
         } else {
-            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go, --cgroup-peak, --health PORT PATH, --contain, --contain-cgroup PROCS)\n", argv[i]);
+            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go,"
+                            " --cgroup-peak, --health PORT PATH, --contain, --contain-cgroup PROCS)\n", argv[i]);
             return 2;
         }
         i += 2;
     }
     if (argc - i < 5 || strcmp(argv[i + 3], "--") != 0 || runs < 1) {
-        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] [--go] [--cgroup-peak] [--health PORT PATH] [--contain] [--contain-cgroup PROCS]..."
-                        " TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] [--go] [--cgroup-peak] [--health PORT PATH]"
+                        " [--contain] [--contain-cgroup PROCS]...\n"
+                        "       TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n", argv[0]);
         return 2;
     }
     long timeout_ms = number(argv[i], "TIMEOUT_MS");

@@ -327,7 +327,7 @@ def calibrate_overhead(cache_dir: Path | None = None, cpu: int | None = None, ru
     launcher = launcher or launcher_path(cache_dir)
     kwargs = {"timeout_s": 10, "stdout": None, "stderr": None, "launcher": launcher, "cpu": cpu}
     with contained(limits) as box:
-        run_starts([str(noop)], runs=1, containment=box, **kwargs)  # warm-up: page cache, launcher, no-op mapped
+        run_starts([str(noop)], runs=1, containment=box, **kwargs)  # warm-up: page cache, both mapped
         exits = run_starts([str(noop)], runs=runs, containment=box, **kwargs)
     bad = [e for e in exits if e.exit_code != 0]
     if bad or len(exits) != runs:

@@ -92,7 +92,8 @@ def _run(workload: Workload, runner: LauncherRunner, binary: Path, timeout_s: fl
         out = Path(tmp) / "stdout" if check else None
         err = Path(tmp) / "stderr"  # always kept: it says why a program failed
         if workload.kind == "server":
-            return [_server(workload, runner, binary, timeout_s, out, err, check, cpu, box) for _ in range(runs)]
+            return [_server(workload, runner, binary, timeout_s, out, err, check, cpu, box)
+                    for _ in range(runs)]
         return _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu, box)
 
 
@@ -332,6 +333,6 @@ def _server(workload, runner, binary, timeout_s, out, err, check, cpu, box=None)
     _judge_escapes([exit])
     peak = max(exit.maxrss_kib, stop_hwm or 0, ready_rss or 0)
     return Sample((ready_ns - launch.start_ns) / 1e6, peak, ready_rss, exit.exit_code, cpu_ms=exit.cpu_ms,
-                  nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib, stop_hwm_kib=stop_hwm,
-                  escaped_processes=exit.escaped)
+                  nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib,
+                  stop_hwm_kib=stop_hwm, escaped_processes=exit.escaped)
 
