@@ -479,7 +479,8 @@ int main(int argc, char **argv) {
             else runs = number(argv[i + 1], "--runs");
         } else {
             fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go,"
-                            " --cgroup-peak, --health PORT PATH, --contain, --contain-cgroup PROCS)\n", argv[i]);
+                            " --cgroup-peak, --health PORT PATH, --contain, --contain-cgroup PROCS)\n",
+                    argv[i]);
             return 2;
         }
         i += 2;
