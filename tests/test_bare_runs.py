@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 import slimlab
-from slimlab.measure import LauncherRunner, Limits, run_starts
+from slimlab.measure import CheckFailure, LauncherRunner, Limits, run_starts, runner_for
 from slimlab.measure.contain import Containment, escape_reason
+from slimlab.model import TARGETS
+from slimlab.workloads import resolve
 
 SLEEP_MARK = "29.9171"  # sleep's argument: names this test's sleeps in /proc, whoever else runs sleep
 HOG_MIB = 768  # what the hog touches; its memory limit is far below, the sweep's own peak too
@@ -153,6 +155,20 @@ def test_without_a_cgroup_the_subreaper_still_finds_a_setsid_child(tmp_path):
                        containment=fallback)
     assert [e.escaped for e in exits] == [1, 1]
     assert exits[0].escaped_comm == "sleep"
+    assert not marked_sleeps()
+
+
+def test_under_qemu_user_mode_the_escaped_child_is_found_too(tmp_path):
+    """A foreign program under QEMU user mode is contained as a native one (QEMU in its cgroup)."""
+    escaper = go_workload(tmp_path, "escaper", ESCAPER, "started\n")
+    subprocess.run(["go", "build", "-o", "escaper", "."], cwd=escaper, check=True, capture_output=True,
+                   timeout=300, env={**os.environ, "CGO_ENABLED": "0", "GOARCH": "arm64"})
+    runner = runner_for(TARGETS["linux/arm64"], runner="qemu-user", limits=Limits(256, 64))
+    assert isinstance(runner, LauncherRunner), runner
+    with pytest.raises(CheckFailure) as failed:
+        runner.check(resolve(str(escaper)), escaper / "escaper", 10)
+    assert failed.value.status == "broken" and failed.value.escaped == 1
+    assert failed.value.reason == escape_reason(1, "sleep")
     assert not marked_sleeps()
 
 
