@@ -11,9 +11,9 @@ of starts (a functional check, a burst of timed starts) with a memory limit
 
 The launcher (launcher.c, ``--contain-cgroup``) joins the cgroup once, before its first
 start, so every program it forks is born inside it. Why not move each child between vfork
-and exec: the start's clock runs from before the vfork, and a cgroup migration takes the
-kernel's cgroup_threadgroup_rwsem for writing (an RCU grace period, up to milliseconds),
-which would land inside every timed start. The launcher is a static C program of about
+and exec: the start's clock runs from before the vfork, and a migration (writing to
+cgroup.procs) took 107-224 us on average here, and up to 20-32 ms, against a Go hello's
+~1.2 ms start. The launcher is a static C program of about
 1 MiB: its share of the cgroup's memory is fixed and small. After each start it kills what
 the program left in the cgroup (or, without one, its descendants, process group and
 session: it is a child subreaper, so a ``setsid`` child still comes back to it) and counts
