@@ -103,10 +103,12 @@ def contained_run(tmp_path_factory):
         import slimlab
         print(slimlab.sweep({spec!r}, data_dir={str(data)!r}, run_id="bare", progress=False))
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=os.environ.copy(), text=True)
-    _, status, usage = os.wait4(child.pid, 0)
-    out, err = child.stdout.read(), child.stderr.read()
+    said = root / "out.txt", root / "err.txt"  # files, not pipes: wait4 reaps it before they are read
+    with said[0].open("w") as out, said[1].open("w") as err:
+        child = subprocess.Popen([sys.executable, "-c", script], stdout=out, stderr=err, env=os.environ.copy())
+        _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    out, err = said[0].read_text(), said[1].read_text()
     assert os.waitstatus_to_exitcode(status) == 0, err[-3000:]
     run = Path(out.strip().splitlines()[-1])
     rows = {Path(r["workload"]).name: r for r in slimlab.load(run).iter_rows(named=True)}
