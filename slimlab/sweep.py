@@ -40,7 +40,8 @@ from .build import cached as cached_build
 from .errors import SlimlabError, ToolError
 from .history import record_run
 from .inspect import build_path_prefixes, inspect
-from .measure import CheckFailure, Runner, Sample, calibrate_overhead, launcher_path, runner_for
+from .measure import (CheckFailure, Limits, Runner, Sample, calibrate_overhead, containment_probe,
+                      launcher_path, runner_for)
 from .measure.container import ContainerRunner
 from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SamplingRule, SweepSpec, Variant, get_chain
@@ -142,6 +143,8 @@ def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bo
     host = environment.host()
     context = {"tools": found.manifest(), "host": host}
     store = RunStore.open(Path(data_dir), run_id, the_plan.spec.to_dict(), context)  # None: a fresh id
+    # How this machine contains bare runs (a cgroup with the spec's limits, or why not).
+    store.manifest["sessions"][-1]["containment"] = containment_probe(Limits.of(the_plan.spec))
     if progress:  # an interrupted user needs the id to resume
         print(f"slimlab: run {store.manifest['run_id']} in {store.run_dir}", file=sys.stderr)
     sweeper = _Sweeper(the_plan, found, store, cache, host["hostname"], client)
@@ -277,7 +280,7 @@ class _Preparer:
         # An image's program runs in its container (another CPU's through binfmt QEMU user
         # mode): the bare check before it is QEMU user mode's too, whatever the spec's runner.
         choice = spec.runner_of(variant.target) if variant.base == "none" else "qemu-user"
-        runner = runner_for(target, launcher_path(self.cache), choice, self.cache)
+        runner = runner_for(target, launcher_path(self.cache), choice, self.cache, Limits.of(spec))
         if isinstance(runner, str):
             raise StageFailure("unsupported", runner)
         row.update(runner=runner.name, memory_scope=runner.memory_scope)
@@ -292,15 +295,17 @@ class _Preparer:
         # small environment would call them "ok".
         for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
             try:
-                _stage("check", runner.check, checked, linked.binary, spec.run_timeout_s)
+                sample = _stage("check", runner.check, checked, linked.binary, spec.run_timeout_s)
             except CheckFailure as failure:
+                _note_escaped(row, failure.escaped)
                 raise StageFailure(failure.status, label + failure.reason) from failure
+            _note_escaped(row, sample.escaped_processes)
         # An image (a base other than "none") is built and checked by the sweep itself (_Sweeper.accept).
 
     def _user_mode_verdict(self, workload: Workload, target, binary: Path) -> str | None:
         """The quick functional check under QEMU user mode too, beside the guest's: "ok" or why
         not. Both verdicts go into the row: a crash under one emulator only is the emulator's."""
-        user = runner_for(target, launcher_path(self.cache), "qemu-user")
+        user = runner_for(target, launcher_path(self.cache), "qemu-user", limits=Limits.of(self.spec))
         if isinstance(user, str):
             return None
         for label, checked in (("", workload), (checkenv.LABEL, checkenv.crowded(workload))):
@@ -645,7 +650,8 @@ class _Sweeper:
             out.write_bytes(files["sbom"])
         if prepared.runner is not None:
             choice = self.spec.runner_of(prepared.variant.target) if prepared.variant.base == "none" else "qemu-user"
-            runner = runner_for(TARGETS[prepared.variant.target], launcher_path(self.cache), choice, self.cache)
+            runner = runner_for(TARGETS[prepared.variant.target], launcher_path(self.cache), choice,
+                                self.cache, Limits.of(self.spec))
             prepared.runner = runner if not isinstance(runner, str) else None
             if prepared.runner is None:
                 prepared.failure = ("unsupported", runner)
@@ -793,7 +799,7 @@ class _Sweeper:
             started = now_utc()  # after every preparation ended (prepare_all): nothing else runs now
             with _sweep_off_cpu(spec.pin_cpu):
                 try:
-                    calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu,
+                    calibration = calibrate_overhead(self.cache, cpu=spec.pin_cpu, limits=Limits.of(spec),
                                                      launcher=launcher_path(self.cache))
                 except STAGE_ERRORS as exc:  # the figures still stand; the manifest says why one is missing
                     calibration = {"error": f"{type(exc).__name__}: {exc}"}
@@ -1200,8 +1206,17 @@ def _samples(spec: SweepSpec, item, runs: int, warmup: int) -> list[Sample]:
     try:
         return item.runner.samples(item.workload, item.binary, spec.run_timeout_s, runs, warmup=warmup,
                                    cpu=spec.pin_cpu)
+    except CheckFailure as failure:
+        _note_escaped(item.row, failure.escaped)
+        raise
     except STAGE_ERRORS as exc:  # a launcher that failed or got stuck: this variant's problem
         raise CheckFailure("broken", f"measure: {type(exc).__name__}: {exc}") from exc
+
+
+def _note_escaped(row: Row, escaped: int | None) -> None:
+    """The row's escaped_processes: the most any of its checks or starts left (measure.contain)."""
+    if escaped is not None:
+        row["escaped_processes"] = max(escaped, row.get("escaped_processes") or 0)
 
 
 def timed_rounds(items: list, spec: SweepSpec, taken, more, keep, finished) -> None:

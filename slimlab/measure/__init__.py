@@ -4,6 +4,8 @@ A sample is one start of the program: spawn to exit for a CLI, spawn to the firs
 healthy answer for a server, with the kernel's peak RSS (wait4 rusage) for that start.
 """
 
+from .contain import Limits
+from .contain import probe as containment_probe
 from .launcher import Launch, available_cpus, calibrate_overhead, check_cpu, launcher_path, noop_path, run_starts
 from .runners import LauncherRunner, Runner, runner_for
 from .samples import CheckFailure, Sample, check_and_sample, take_sample, take_samples
@@ -13,12 +15,14 @@ __all__ = [
     "CheckFailure",
     "Launch",
     "LauncherRunner",
+    "Limits",
     "Runner",
     "Sample",
     "available_cpus",
     "calibrate_overhead",
     "check_and_sample",
     "check_cpu",
+    "containment_probe",
     "launcher_path",
     "noop_path",
     "run_starts",

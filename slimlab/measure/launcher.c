@@ -8,7 +8,8 @@
  * tiny static process keeps that floor below anything a Go program uses, exactly
  * as /usr/bin/time and hyperfine do.
  *
- * Usage: slimlab-launch [--cpu N] [--runs N] [--go] [--cgroup-peak] [--health PORT PATH] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]
+ * Usage: slimlab-launch [--cpu N] [--runs N] [--go] [--cgroup-peak] [--health PORT PATH] [--contain]
+ *                       [--contain-cgroup PROCS]... TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]
  *   --cpu N     pin this launcher and the program to CPU N (sched_setaffinity before
  *               the vfork, inherited by the program and all its threads)
  *   --runs N    start the program N times back to back (default 1), as hyperfine does
@@ -21,6 +22,16 @@
  *   --health PORT PATH  a server: poll http://127.0.0.1:PORT/PATH until it answers, then
  *               report the answer and the program's /proc status, and send it SIGTERM
  *               (used inside a full-system guest, where no host process can poll it)
+ *   --contain   find and kill what each run leaves behind (below), and say how many: the
+ *               launcher becomes a child subreaper, so an orphan of the program (a daemon,
+ *               a child started with setsid) is re-parented to it, not to init
+ *   --contain-cgroup PROCS  (implies --contain; up to 4) the cgroup.procs file of a cgroup the
+ *               caller made for this batch (one per v1 controller, one in v2): the launcher
+ *               moves itself there once, before the first start, so every program it starts
+ *               is born inside, with nothing added to a timed start (see measure/contain.py);
+ *               leftovers are then what the first one lists besides the launcher. Without a
+ *               cgroup they are the launcher's descendants and whatever is in the program's
+ *               process group or session
  *   TIMEOUT_MS  per run, 0 for none; on expiry the whole process group gets SIGKILL
  *   STDOUT      file to write the program's stdout to ("-" for /dev/null)
  *   STDERR      likewise for stderr (all runs append to it)
@@ -30,6 +41,8 @@
  *   exited end_ns=<ns after wait4> status=<raw wait status> exit=<code|-1>
  *          signal=<signo|0> maxrss_kib=<ru_maxrss> utime_us=<n> stime_us=<n> timed_out=<0|1>
  *          nvcsw=<n> nivcsw=<n> minflt=<n> majflt=<n> cgroup_peak_bytes=<n|-1>
+ *          escaped=<processes left running after the program was reaped, killed since; -1
+ *          without --contain> escaped_comm=<the first one's name, or ->
  * (the second on one line; fields are only ever added at its end). With --health, between them:
  *   ready ready_ns=<ns at the first HTTP answer> http_status=<code> vmrss_kib=<n|-1>
  *         vmhwm_kib=<n|-1> body_hex=<the answer's body, up to 256 bytes, hex> nvcsw/nivcsw are the
@@ -45,6 +58,7 @@
  * Exit code: 0 when it reported, 2 on usage or launch errors.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -66,6 +80,10 @@ static volatile sig_atomic_t stop_signal = 0; /* SIGTERM/SIGINT received, to pas
 static int want_cgroup = 0;                     /* --cgroup-peak */
 static long health_port = 0;                    /* --health PORT PATH: 0 for a CLI */
 static const char *health_path = NULL;
+static int contain = 0;                         /* --contain or --contain-cgroup */
+#define MAX_CGROUPS 4
+static const char *cgroup_procs[MAX_CGROUPS];   /* --contain-cgroup: their cgroup.procs files */
+static int n_cgroups = 0;
 
 static void on_alarm(int sig) {
     (void)sig;
@@ -211,6 +229,120 @@ static void await_health(pid_t pid) {
     }
 }
 
+/* Moves the launcher into each --contain-cgroup cgroup, once, before any start. */
+static void join_cgroups(void) {
+    char text[32];
+    int n = snprintf(text, sizeof text, "%d\n", (int)getpid());
+    for (int k = 0; k < n_cgroups; k++) {
+        int fd = open(cgroup_procs[k], O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, text, (size_t)n) != n) {
+            fprintf(stderr, "slimlab-launch: cannot join the cgroup of %s: %s\n", cgroup_procs[k],
+                    strerror(errno));
+            exit(2);
+        }
+        close(fd);
+    }
+}
+
+struct proc_entry {
+    pid_t pid, ppid, pgrp, sid;
+    char state;
+    int mark;
+    char comm[32];
+};
+
+/* /proc/PID/stat's pid, (comm), state, ppid, pgrp and session; 0 when it is gone. */
+static int read_stat(pid_t pid, struct proc_entry *e) {
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    text[n] = '\0';
+    char *open_paren = strchr(text, '('), *close_paren = strrchr(text, ')'); /* a comm may hold ")" */
+    if (!open_paren || !close_paren || close_paren < open_paren) return 0;
+    size_t len = (size_t)(close_paren - open_paren - 1);
+    if (len >= sizeof e->comm) len = sizeof e->comm - 1;
+    memcpy(e->comm, open_paren + 1, len);
+    e->comm[len] = '\0';
+    for (size_t k = 0; k < len; k++) { /* one token in the report line */
+        char c = e->comm[k];
+        int letter = (c | 32) >= 'a' && (c | 32) <= 'z', digit = c >= '0' && c <= '9';
+        if (!(letter || digit || c == '.' || c == '-' || c == '_'))
+            e->comm[k] = '_';
+    }
+    int ppid, pgrp, sid;
+    if (sscanf(close_paren + 1, " %c %d %d %d", &e->state, &ppid, &pgrp, &sid) != 4) return 0;
+    e->pid = pid, e->ppid = ppid, e->pgrp = pgrp, e->sid = sid, e->mark = 0;
+    return 1;
+}
+
+/* Processes still running that the run of `program` left: in our cgroup besides us, else our
+ * descendants (orphans come to us, a subreaper) and anything in its process group or session.
+ * Fills up to `cap` of them into `out` (zombies left out: they have exited) and returns the count. */
+static int leftovers(pid_t program, struct proc_entry *out, int cap) {
+    pid_t self = getpid();
+    int n = 0;
+    if (n_cgroups > 0) {
+        FILE *procs = fopen(cgroup_procs[0], "re");
+        if (!procs) return 0;
+        int pid;
+        while (n < cap && fscanf(procs, "%d", &pid) == 1)
+            if (pid != self && read_stat(pid, &out[n]) && out[n].state != 'Z' && out[n].state != 'X') n++;
+        fclose(procs);
+        return n;
+    }
+    DIR *dir = opendir("/proc");
+    if (!dir) return 0;
+    struct dirent *d;
+    while (n < cap && (d = readdir(dir)) != NULL) {
+        char *end;
+        long pid = strtol(d->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == self) continue;
+        if (read_stat((pid_t)pid, &out[n])) n++;
+    }
+    closedir(dir);
+    for (int k = 0; k < n; k++)
+        out[k].mark = out[k].ppid == self || out[k].pgrp == program || out[k].sid == program;
+    for (int grew = 1; grew;) { /* and their descendants, in any order /proc listed them */
+        grew = 0;
+        for (int k = 0; k < n; k++)
+            for (int j = 0; !out[k].mark && j < n; j++)
+                if (out[j].mark && out[k].ppid == out[j].pid) out[k].mark = grew = 1;
+    }
+    int kept = 0;
+    for (int k = 0; k < n; k++)
+        if (out[k].mark && out[k].state != 'Z' && out[k].state != 'X') out[kept++] = out[k];
+    return kept;
+}
+
+#define MAX_LEFTOVERS 4096
+static struct proc_entry found[MAX_LEFTOVERS];
+
+/* Kills what the run left (after its timed interval), reaps what was re-parented to us, and
+ * returns how many were running when it looked; `comm` gets the first one's name. */
+static int kill_leftovers(pid_t program, char *comm, size_t comm_len) {
+    snprintf(comm, comm_len, "-");
+    int escaped = -1;
+    long long deadline = now_ns() + 2000000000LL; /* a process in D state may take a moment to die */
+    const struct timespec pause = {0, 1000000};
+    for (;;) {
+        int n = leftovers(program, found, MAX_LEFTOVERS);
+        if (escaped < 0) {
+            escaped = n;
+            if (n > 0) snprintf(comm, comm_len, "%s", found[0].comm);
+        }
+        for (int k = 0; k < n; k++) kill(found[k].pid, SIGKILL);
+        while (waitpid(-1, NULL, WNOHANG) > 0) {
+        }
+        if (n == 0 || now_ns() > deadline) break;
+        nanosleep(&pause, NULL);
+    }
+    return escaped;
+}
+
 /* One start of argv[0]: vfork, exec, wait4, report. Returns 0 unless it timed out or was killed. */
 static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in_fd) {
     long long start = now_ns();
@@ -279,17 +411,21 @@ static int run_once(char **argv, long timeout_ms, int out_fd, int err_fd, int in
     child_group = 0; /* reaped: a later stop signal waits for the next run (stop_signal) */
     if (timeout_ms > 0) set_timer(0);
     alarm_fired = 0;
-    /* Leave nothing behind: children the program started in its group go too. */
+    /* Leave nothing behind: children the program started go too (counted first with --contain). */
+    char comm[32];
+    int escaped = contain ? kill_leftovers(pid, comm, sizeof comm) : -1;
+    if (!contain) snprintf(comm, sizeof comm, "-");
     kill(-pid, SIGKILL);
 
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     printf("exited end_ns=%lld status=%d exit=%d signal=%d maxrss_kib=%ld utime_us=%lld stime_us=%lld timed_out=%d"
-           " nvcsw=%ld nivcsw=%ld minflt=%ld majflt=%ld cgroup_peak_bytes=%lld\n",
+           " nvcsw=%ld nivcsw=%ld minflt=%ld majflt=%ld cgroup_peak_bytes=%lld escaped=%d escaped_comm=%s\n",
            end, status, code, sig, ru.ru_maxrss,
            (long long)ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec,
            (long long)ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec, timed_out,
-           ru.ru_nvcsw, ru.ru_nivcsw, ru.ru_minflt, ru.ru_majflt, want_cgroup ? cgroup_peak_bytes() : -1LL);
+           ru.ru_nvcsw, ru.ru_nivcsw, ru.ru_minflt, ru.ru_majflt, want_cgroup ? cgroup_peak_bytes() : -1LL,
+           escaped, comm);
     fflush(stdout);
     return timed_out || !WIFEXITED(status);
 }
@@ -306,6 +442,22 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--cgroup-peak") == 0) {
             want_cgroup = 1;
             i += 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--contain") == 0) {
+            contain = 1;
+            i += 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--contain-cgroup") == 0) {
+            if (i + 1 >= argc || n_cgroups == MAX_CGROUPS) {
+                fprintf(stderr, "slimlab-launch: --contain-cgroup needs a cgroup.procs path (at most %d)\n",
+                        MAX_CGROUPS);
+                return 2;
+            }
+            cgroup_procs[n_cgroups++] = argv[i + 1];
+            contain = 1;
+            i += 2;
             continue;
         }
         if (strcmp(argv[i], "--health") == 0) {
@@ -326,14 +478,17 @@ int main(int argc, char **argv) {
             if (argv[i][2] == 'c') cpu = number(argv[i + 1], "--cpu");
             else runs = number(argv[i + 1], "--runs");
         } else {
-            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go, --cgroup-peak, --health PORT PATH)\n", argv[i]);
+            fprintf(stderr, "slimlab-launch: unknown option %s (valid: --cpu N, --runs N, --go,"
+                            " --cgroup-peak, --health PORT PATH, --contain, --contain-cgroup PROCS)\n",
+                    argv[i]);
             return 2;
         }
         i += 2;
     }
     if (argc - i < 5 || strcmp(argv[i + 3], "--") != 0 || runs < 1) {
-        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] [--go] [--cgroup-peak] [--health PORT PATH] TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s [--cpu N] [--runs N>=1] [--go] [--cgroup-peak] [--health PORT PATH]"
+                        " [--contain] [--contain-cgroup PROCS]...\n"
+                        "       TIMEOUT_MS STDOUT STDERR -- PROGRAM [ARGS...]\n", argv[0]);
         return 2;
     }
     long timeout_ms = number(argv[i], "TIMEOUT_MS");
@@ -360,6 +515,11 @@ int main(int argc, char **argv) {
     /* If whoever started us dies (a killed sweep), take the measured program with us. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) return 2;
+    if (contain) {
+        /* Orphans of the program come to us, not to init: found, killed and reaped after each run. */
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        join_cgroups();
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

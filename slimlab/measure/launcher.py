@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import cache, proc
 from ..errors import SpecError, ToolError
 from ..paths import default_cache_dir
+from .contain import Containment, Limits, contained
 
 SOURCE = Path(__file__).with_name("launcher.c")
 NOOP_SOURCE = Path(__file__).with_name("noop.c")
@@ -103,6 +104,8 @@ class Exit:
     nivcsw: int | None = None  # involuntary ones: preempted for another task
     minflt: int | None = None
     cgroup_peak_bytes: int | None = None  # with --cgroup-peak: the launcher's cgroup's peak (a container's)
+    escaped: int | None = None  # contained (measure.contain): processes it left running, killed since
+    escaped_comm: str | None = None  # the first of them's name
 
     @property
     def wall_ms(self) -> float:
@@ -148,6 +151,8 @@ def _exit(started: dict[str, str], f: dict[str, str]) -> Exit:
         nivcsw=_optional(f, "nivcsw"),
         minflt=_optional(f, "minflt"),
         cgroup_peak_bytes=_optional(f, "cgroup_peak_bytes") if _optional(f, "cgroup_peak_bytes") != -1 else None,
+        escaped=_optional(f, "escaped") if _optional(f, "escaped") != -1 else None,
+        escaped_comm=f.get("escaped_comm") if f.get("escaped_comm") != "-" else None,
     )
 
 
@@ -158,6 +163,10 @@ def _command(launcher: Path | None, argv: list[str], timeout_s: float, stdout: P
         options = ("--cpu", str(cpu), *options)
     return [str(launcher or launcher_path()), *options, str(int(timeout_s * 1000)), str(stdout or "-"),
             str(stderr or "-"), "--", *argv]
+
+
+def _contain_options(containment: Containment | None) -> tuple[str, ...]:
+    return containment.launcher_options() if containment is not None else ()
 
 
 def _sleep_until_exit(child: subprocess.Popen, timeout_s: float) -> int | None:
@@ -184,7 +193,8 @@ def _sleep_until_exit(child: subprocess.Popen, timeout_s: float) -> int | None:
 
 
 def run_starts(argv: list[str], *, runs: int, timeout_s: float, stdout: Path | None, stderr: Path | None,
-               env: dict[str, str] | None = None, launcher: Path | None = None, cpu: int | None = None) -> list[Exit]:
+               env: dict[str, str] | None = None, launcher: Path | None = None, cpu: int | None = None,
+               containment: Containment | None = None) -> list[Exit]:
     """Start ``argv`` ``runs`` times back to back in one launcher; one Exit per start.
 
     Stops after a start that timed out or was killed by a signal (its Exit is the last).
@@ -193,13 +203,15 @@ def run_starts(argv: list[str], *, runs: int, timeout_s: float, stdout: Path | N
     sleeps), its report goes to a file read afterwards (a line on a pipe would wake the
     caller), and the caller waits on a pidfd rather than polling. Between starts nothing
     but the launcher runs, as between hyperfine's runs. See samples.py, "Why start-up is
-    taken this way".
+    taken this way". ``containment``: the batch's cgroup (measure.contain), which the
+    launcher joins before its first start.
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
     with tempfile.TemporaryFile("w+") as report:
         child = subprocess.Popen(
-            _command(launcher, argv, timeout_s, stdout, stderr, cpu, ("--runs", str(runs), "--go")),
+            _command(launcher, argv, timeout_s, stdout, stderr, cpu,
+                     ("--runs", str(runs), "--go", *_contain_options(containment))),
             stdout=report,
             stderr=subprocess.STDOUT,  # the launcher's own complaints; the program's go to ``stderr``
             stdin=subprocess.PIPE,
@@ -243,9 +255,10 @@ class Launch:
     """
 
     def __init__(self, argv: list[str], *, timeout_s: float, stdout: Path | None, stderr: Path | None,
-                 env: dict[str, str] | None = None, launcher: Path | None = None, cpu: int | None = None) -> None:
+                 env: dict[str, str] | None = None, launcher: Path | None = None, cpu: int | None = None,
+                 containment: Containment | None = None) -> None:
         self._proc = subprocess.Popen(
-            _command(launcher, argv, timeout_s, stdout, stderr, cpu),
+            _command(launcher, argv, timeout_s, stdout, stderr, cpu, _contain_options(containment)),
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
@@ -297,13 +310,14 @@ class Launch:
 
 
 def calibrate_overhead(cache_dir: Path | None = None, cpu: int | None = None, runs: int = 30,
-                       launcher: Path | None = None) -> dict:
+                       launcher: Path | None = None, limits: Limits | None = Limits()) -> dict:
     """The launcher's own cost per start: a static no-op timed as programs are timed.
 
     Like hyperfine's shell calibration, but recorded rather than subtracted: a start-up
     figure includes fork, exec, exit and wait4 whatever the program, and a reader can
     compare it with this floor. Taken as one warm-up start and then ``runs`` starts back
-    to back (``run_starts``), the way ``take_samples`` times a CLI.
+    to back (``run_starts``), the way ``take_samples`` times a CLI, contained as programs are
+    (``limits``; None: not contained, to compare).
     """
     from .stats import summarize
 
@@ -312,8 +326,9 @@ def calibrate_overhead(cache_dir: Path | None = None, cpu: int | None = None, ru
     noop = noop_path(cache_dir)
     launcher = launcher or launcher_path(cache_dir)
     kwargs = {"timeout_s": 10, "stdout": None, "stderr": None, "launcher": launcher, "cpu": cpu}
-    run_starts([str(noop)], runs=1, **kwargs)  # warm-up: page cache, launcher and no-op mapped
-    exits = run_starts([str(noop)], runs=runs, **kwargs)
+    with contained(limits) as box:
+        run_starts([str(noop)], runs=1, containment=box, **kwargs)  # warm-up: page cache, both mapped
+        exits = run_starts([str(noop)], runs=runs, containment=box, **kwargs)
     bad = [e for e in exits if e.exit_code != 0]
     if bad or len(exits) != runs:
         raise ToolError(f"the no-op calibration program failed: {bad[0].describe() if bad else 'too few starts'}")
@@ -326,4 +341,5 @@ def calibrate_overhead(cache_dir: Path | None = None, cpu: int | None = None, ru
         "n": wall["n"],
         "cpu": cpu,
         "maxrss_kib": max(e.maxrss_kib for e in exits),
+        "containment": box.kind if box is not None else None,
     }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..libs import sysroot
 from ..model import Target
+from .contain import Limits
 
 if TYPE_CHECKING:
     from ..workloads import Workload
@@ -44,6 +45,7 @@ class LauncherRunner:
     emulated: bool
     launcher: Path | None = None  # the compiled launcher; None: the one in the default cache
     memory_scope: str = "program"
+    limits: Limits = Limits()  # each batch of starts runs in a cgroup with these (measure.contain)
 
     def check(self, workload: Workload, binary: Path, timeout_s: float) -> Sample:
         from .samples import check_and_sample
@@ -58,11 +60,12 @@ class LauncherRunner:
 
 
 def runner_for(target: Target, launcher: Path | None = None, runner: str = "qemu-user",
-               cache_dir: Path | None = None) -> Runner | str:
+               cache_dir: Path | None = None, limits: Limits = Limits()) -> Runner | str:
     """A runner for ``target``, or the reason none is available (with the install command).
-    ``runner`` says how a foreign target runs (model.spec.RUNNERS); a native one runs natively."""
+    ``runner`` says how a foreign target runs (model.spec.RUNNERS); a native one runs natively.
+    ``limits``: the spec's memory and pids limits of a bare run (native, QEMU user mode)."""
     if target.is_native:
-        return LauncherRunner("native", (), False, launcher)
+        return LauncherRunner("native", (), False, launcher, limits=limits)
     if runner == "qemu-system":
         from .qemu_system import QemuSystemRunner, runner_unsupported
 
@@ -75,4 +78,5 @@ def runner_for(target: Target, launcher: Path | None = None, runner: str = "qemu
     prefix = (emulator, "-L", str(root)) if root else (emulator,)
     # QEMU user mode runs the program inside its own process: wait4's peak RSS is QEMU's
     # (about 20 MiB more), and the guest cannot read its own (QEMU passes /proc through).
-    return LauncherRunner(target.qemu, prefix, True, launcher, memory_scope="emulator+program")
+    # Its cgroup holds QEMU too: the memory limit is QEMU's plus the program's.
+    return LauncherRunner(target.qemu, prefix, True, launcher, memory_scope="emulator+program", limits=limits)

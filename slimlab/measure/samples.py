@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from ..errors import ToolError
 from ..proc import tail
 from ..workloads import Workload
+from .contain import Containment, contained, escape_reason
 from .launcher import Exit, Launch, run_starts
 
 if TYPE_CHECKING:
@@ -49,13 +50,15 @@ class Sample:
     exit_maxrss_kib: int | None = None  # ru_maxrss alone (for a server, a lower bound: see _server)
     stop_hwm_kib: int | None = None  # server: VmHWM read just before the stop signal
     cgroup_peak_kib: int | None = None  # in a container: its cgroup's peak memory (see measure.container)
+    escaped_processes: int | None = None  # contained bare runs: processes it left running (measure.contain)
 
 
 class CheckFailure(Exception):
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: str, reason: str, escaped: int | None = None) -> None:
         super().__init__(reason)
         self.status = status  # "broken" or "timeout"
         self.reason = reason
+        self.escaped = escaped  # processes the failing batch left running (killed), when contained
 
 
 def check_and_sample(workload: Workload, runner: LauncherRunner, binary: Path, timeout_s: float,
@@ -84,25 +87,44 @@ def take_samples(workload: Workload, runner: LauncherRunner, binary: Path, timeo
 
 def _run(workload: Workload, runner: LauncherRunner, binary: Path, timeout_s: float, check: bool, runs: int,
          cpu: int | None) -> list[Sample]:
-    with tempfile.TemporaryDirectory(prefix="slimlab-run-") as tmp:
+    # One cgroup for the batch (measure.contain), made and removed outside every timed start.
+    with tempfile.TemporaryDirectory(prefix="slimlab-run-") as tmp, contained(runner.limits) as box:
         out = Path(tmp) / "stdout" if check else None
         err = Path(tmp) / "stderr"  # always kept: it says why a program failed
         if workload.kind == "server":
-            return [_server(workload, runner, binary, timeout_s, out, err, check, cpu) for _ in range(runs)]
-        return _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu)
+            return [_server(workload, runner, binary, timeout_s, out, err, check, cpu, box)
+                    for _ in range(runs)]
+        return _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu, box)
 
 
 def _argv(runner: LauncherRunner, binary: Path, args: list[str]) -> list[str]:
     return [*runner.prefix, str(binary), *args]
 
 
-def _failure(exit: Exit, err: Path, what: str) -> CheckFailure:
+def _failure(exit: Exit, err: Path, what: str, box: Containment | None = None,
+             escaped: int | None = None) -> CheckFailure:
     status = "timeout" if exit.timed_out else "broken"
     stderr = tail(err.read_text(errors="replace"), 600) if err.exists() else ""
-    return CheckFailure(status, f"{what}: {exit.describe()}" + (f"; stderr: {stderr}" if stderr else ""))
+    limits = "; ".join(box.limit_reasons()) if box is not None else ""
+    return CheckFailure(status, f"{what}: {exit.describe()}" + (f"; {limits}" if limits else "")
+                        + (f"; stderr: {stderr}" if stderr else ""), escaped)
 
 
-def _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu) -> list[Sample]:
+def _escaped(exits: list[Exit]) -> int | None:
+    """The most processes one of these starts left running (None: not contained)."""
+    counts = [e.escaped for e in exits if e.escaped is not None]
+    return max(counts) if counts else None
+
+
+def _judge_escapes(exits: list[Exit]) -> None:
+    """A program that leaves processes running is broken, whatever else it did right."""
+    escaped = _escaped(exits)
+    if escaped:
+        first = next(e for e in exits if e.escaped)
+        raise CheckFailure("broken", escape_reason(escaped, first.escaped_comm), escaped)
+
+
+def _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu, box=None) -> list[Sample]:
     # Why start-up is taken this way, and why it once disagreed with hyperfine -N.
     #
     # A start is vfork (in the launcher) to reaped exit on CLOCK_MONOTONIC, as hyperfine -N
@@ -149,14 +171,17 @@ def _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu) -> lis
     # (not inflated by waiting), nivcsw and environment.host_noise() say how busy it was,
     # and environment.busy_host_warnings() words the warning.
     exits = run_starts(_argv(runner, binary, workload.run_args()), runs=runs, timeout_s=timeout_s, stdout=out,
-                       stderr=err, env=workload.run_env(), cpu=cpu, launcher=runner.launcher)
+                       stderr=err, env=workload.run_env(), cpu=cpu, launcher=runner.launcher, containment=box)
     samples = []
     for index, exit in enumerate(exits):
         if exit.timed_out or exit.exit_code != workload.expect_exit:
             what = f"expected exit {workload.expect_exit}"
-            raise _failure(exit, err, what if runs == 1 else f"start {index + 1} of {runs}: {what}")
+            raise _failure(exit, err, what if runs == 1 else f"start {index + 1} of {runs}: {what}", box,
+                           _escaped(exits))
         samples.append(Sample(exit.wall_ms, exit.maxrss_kib, None, exit.exit_code, cpu_ms=exit.cpu_ms,
-                              nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib))
+                              nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib,
+                              escaped_processes=exit.escaped))
+    _judge_escapes(exits)
     if len(samples) != runs:
         raise ToolError(f"the measurement launcher reported {len(samples)} of {runs} starts of {binary}")
     if check and workload.expect_stdout is not None:
@@ -271,11 +296,11 @@ def judge_answer(workload: Workload, answer: tuple[int, bytes], check: bool, grp
         raise CheckFailure("broken", grpc_problem)
 
 
-def _server(workload, runner, binary, timeout_s, out, err, check, cpu) -> Sample:
+def _server(workload, runner, binary, timeout_s, out, err, check, cpu, box=None) -> Sample:
     addr, grpc_addr = server_addrs(workload)
     argv = _argv(runner, binary, workload.run_args(addr, grpc_addr))
     with Launch(argv, timeout_s=timeout_s, stdout=out, stderr=err, env=workload.run_env(addr, grpc_addr),
-                cpu=cpu, launcher=runner.launcher) as launch:
+                cpu=cpu, launcher=runner.launcher, containment=box) as launch:
         deadline = time.monotonic() + timeout_s
         answer = await_health(addr, workload.health_path, deadline, launch.running)
         # Start-up ends here, at the first healthy HTTP answer: the gRPC check below is not timed.
@@ -299,12 +324,15 @@ def _server(workload, runner, binary, timeout_s, out, err, check, cpu) -> Sample
         exit = launch.wait()
     if answer is None:
         if hung or exit.timed_out:
-            raise CheckFailure("timeout", f"no answer on {workload.health_path} within {timeout_s:g}s")
-        raise _failure(exit, err, f"exited before answering {workload.health_path}")
+            raise CheckFailure("timeout", f"no answer on {workload.health_path} within {timeout_s:g}s",
+                               exit.escaped)
+        raise _failure(exit, err, f"exited before answering {workload.health_path}", box, exit.escaped)
     judge_answer(workload, answer, check, grpc_problem)
     if exit.timed_out or exit.exit_code != 0:
-        raise _failure(exit, err, "did not exit cleanly on SIGTERM")
+        raise _failure(exit, err, "did not exit cleanly on SIGTERM", box, exit.escaped)
+    _judge_escapes([exit])
     peak = max(exit.maxrss_kib, stop_hwm or 0, ready_rss or 0)
     return Sample((ready_ns - launch.start_ns) / 1e6, peak, ready_rss, exit.exit_code, cpu_ms=exit.cpu_ms,
-                  nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib, stop_hwm_kib=stop_hwm)
+                  nvcsw=exit.nvcsw, nivcsw=exit.nivcsw, exit_maxrss_kib=exit.maxrss_kib,
+                  stop_hwm_kib=stop_hwm, escaped_processes=exit.escaped)
 
