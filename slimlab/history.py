@@ -212,6 +212,21 @@ def record(data_dir: str | Path, row: dict) -> None:
               f"slimlab.history.rebuild_index({str(data_dir)!r}) makes it again", file=sys.stderr)
 
 
+def seconds_per_variant(data_dir: str | Path) -> float | None:
+    """The wall time a variant took in the finished sweeps the index of ``data_dir`` lists (their
+    total over their variants), or None when it lists none. Reads the index as it is: no rebuild."""
+    try:
+        index = _read(Path(data_dir))
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+    done = index.filter((pl.col("status") == "complete") & (pl.col("source") != "schedule")
+                        & (pl.col("variants") > 0)).drop_nulls(["started_at", "ended_at"])
+    if done.is_empty():
+        return None
+    seconds = (done["ended_at"] - done["started_at"]).dt.total_seconds().sum()
+    return float(seconds / done["variants"].sum())
+
+
 def record_run(data_dir: str | Path, run_dir: Path) -> None:
     """A sweep closed: its run directory's row into the index."""
     try:
