@@ -113,7 +113,14 @@ def _locked(data_dir: Path):
 def _read(data_dir: Path) -> pl.DataFrame:
     # One open, then parse: polars opens a path more than once, and a writer's rename between
     # two opens gives it the footer of one file and the pages of another.
-    return pl.read_parquet(io.BytesIO((data_dir / INDEX).read_bytes()))
+    frame = pl.read_parquet(io.BytesIO((data_dir / INDEX).read_bytes()))
+    # An index written before a column existed (n_machine_error, for one) has it as unknown.
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in INDEX_SCHEMA.items()
+               if name not in frame.columns]
+    if not missing:
+        return frame
+    extra = [c for c in frame.columns if c not in INDEX_SCHEMA]
+    return frame.with_columns(missing).select(*INDEX_SCHEMA, *extra)
 
 
 def _write(frame: pl.DataFrame, data_dir: Path) -> None:

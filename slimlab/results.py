@@ -202,6 +202,7 @@ class RunStore:
                 self.samples.setdefault(record["data"]["variant_key"], []).append(record["data"])
             elif record["kind"] == "packages":
                 self.packages[record["data"]["variant_key"]] = record["data"]["rows"]
+        check_unique_samples([s for samples in self.samples.values() for s in samples], self.run_dir)
 
     # -- appending -----------------------------------------------------------------------
     def done(self, key: str) -> bool:
