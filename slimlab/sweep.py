@@ -191,6 +191,8 @@ def _sweep_locked(the_plan: Plan, data_dir, run_id: str | None, cache: Path, pro
                 raise MachineError(stopped_message(sweeper.machine_fault, store.manifest["run_id"]))
             sweeper.index_rows(ready)
             sweeper.measure(ready, progress)
+        if sweeper.machine_fault is not None:  # a variant the machine failed while measuring
+            raise MachineError(stopped_message(sweeper.machine_fault, store.manifest["run_id"]))
         if the_plan.spec.probe and not (store.run_dir / CAPABILITIES).is_file():
             from .probe import run_probes
 
