@@ -22,8 +22,14 @@ def _cmd_sweep(args) -> None:
         print(f"slimlab: run {run_id} (resume it with --run-id {run_id})", file=sys.stderr)
     run_dir = sweep(args.spec, data_dir=args.data, run_id=run_id, progress=not args.quiet,
                     executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-                    measure_on=args.measure_on)
+                    measure_on=args.measure_on, yes=args.yes)
     print(run_dir)  # last line: scripts capture it
+
+
+def _cmd_repair(args) -> None:
+    from .repair import repair
+
+    print(repair(args.run_dir).describe())
 
 
 def _run_id(text: str) -> str:
@@ -240,7 +246,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure-on", choices=("client", "workers"),
                    help="where timed starts run (Dask only for workers): client, the default, times every start "
                         "on this machine; workers: each worker times what it prepared, rows name their host")
+    p.add_argument("--yes", action="store_true",
+                   help="run a spec of more variants than its max_variants (default 2,000), which is refused "
+                        "otherwise with their count and the time they would take")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("repair", help="a run whose journal has corrupt lines: keep the good records, move "
+                                      "the bad lines aside, rebuild its tables (a resume then measures what "
+                                      "was lost)")
+    p.add_argument("run_dir", help="a run directory (DATA/runs/<run-id>)")
+    p.set_defaults(func=_cmd_repair)
 
     p = sub.add_parser("report", help="write a self-contained HTML report")
     p.add_argument("path", help="a run directory, or a data directory (all its runs)")
@@ -359,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
     except SlimlabError as exc:
         print(f"slimlab: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)  # a sweep the machine stopped: slimlab.faults.EXIT_CODE
     except KeyboardInterrupt:
         print("slimlab: interrupted; what was measured is kept; to resume, re-run with --run-id set to the "
               "run's id (its directory name under DATA/runs/)", file=sys.stderr)

@@ -113,7 +113,14 @@ def _locked(data_dir: Path):
 def _read(data_dir: Path) -> pl.DataFrame:
     # One open, then parse: polars opens a path more than once, and a writer's rename between
     # two opens gives it the footer of one file and the pages of another.
-    return pl.read_parquet(io.BytesIO((data_dir / INDEX).read_bytes()))
+    frame = pl.read_parquet(io.BytesIO((data_dir / INDEX).read_bytes()))
+    # An index written before a column existed (n_machine_error, for one) has it as unknown.
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in INDEX_SCHEMA.items()
+               if name not in frame.columns]
+    if not missing:
+        return frame
+    extra = [c for c in frame.columns if c not in INDEX_SCHEMA]
+    return frame.with_columns(missing).select(*INDEX_SCHEMA, *extra)
 
 
 def _write(frame: pl.DataFrame, data_dir: Path) -> None:
@@ -210,6 +217,21 @@ def record(data_dir: str | Path, row: dict) -> None:
     except (OSError, pl.exceptions.PolarsError) as exc:
         print(f"slimlab: runs index not updated ({type(exc).__name__}: {exc}); "
               f"slimlab.history.rebuild_index({str(data_dir)!r}) makes it again", file=sys.stderr)
+
+
+def seconds_per_variant(data_dir: str | Path) -> float | None:
+    """The wall time a variant took in the finished sweeps the index of ``data_dir`` lists (their
+    total over their variants), or None when it lists none. Reads the index as it is: no rebuild."""
+    try:
+        index = _read(Path(data_dir))
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+    done = index.filter((pl.col("status") == "complete") & (pl.col("source") != "schedule")
+                        & (pl.col("variants") > 0)).drop_nulls(["started_at", "ended_at"])
+    if done.is_empty():
+        return None
+    seconds = (done["ended_at"] - done["started_at"]).dt.total_seconds().sum()
+    return float(seconds / done["variants"].sum())
 
 
 def record_run(data_dir: str | Path, run_dir: Path) -> None:

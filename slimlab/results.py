@@ -30,7 +30,8 @@ from pathlib import Path
 import polars as pl
 
 from .errors import SlimlabError
-from .results_schema import PACKAGE_SCHEMA, RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
+from .results_schema import MACHINE_ERROR, PACKAGE_SCHEMA, RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
+from .runlock import RunLock
 
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
@@ -50,7 +51,11 @@ def new_run_id() -> str:
     return f"{now_utc().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
-RUN_ID_RULE = "a run id is a non-empty name without '/', '..' or control characters, e.g. 'baseline-2'"
+# A run id names a directory and files (DATA/scheduled/<id>.json, reports/<id>.ipynb), and a file
+# name holds at most 255 bytes (NAME_MAX) on Linux file systems: 200 leaves room for the suffixes.
+MAX_RUN_ID_BYTES = 200
+RUN_ID_RULE = (f"a run id is a non-empty name of at most {MAX_RUN_ID_BYTES} bytes without '/', '..' or "
+               f"control characters, e.g. 'baseline-2'")
 
 
 def validate_run_id(run_id: object) -> str:
@@ -69,6 +74,9 @@ def validate_run_id(run_id: object) -> str:
         problem = "contains '..'" if ".." in run_id else "is '.'"
     elif any(unicodedata.category(c) == "Cc" for c in run_id):
         problem = "contains a control character"
+    elif len(run_id.encode("utf-8", "surrogateescape")) > MAX_RUN_ID_BYTES:
+        problem = (f"is {len(run_id.encode('utf-8', 'surrogateescape'))} bytes long, more than a file name "
+                   f"can take with the suffixes slimlab adds")
     else:
         return run_id
     raise SlimlabError(f"invalid run id {run_id!r}: it {problem}; {RUN_ID_RULE}")
@@ -96,7 +104,10 @@ def check_resumable(data_dir: Path, run_id: str | None, spec_dict: dict) -> dict
     manifest_path = run_dir / MANIFEST
     if not manifest_path.is_file():
         return None
-    manifest = json.loads(manifest_path.read_text())
+    manifest = _manifest(run_dir)
+    if isinstance(manifest, str):
+        raise SlimlabError(f"cannot resume run {run_id}: {manifest}. Its measurements are safe in {JOURNAL}; "
+                           f"restore {MANIFEST} from a copy to resume it, or start a new run id")
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise SlimlabError(
             f"run {run_id} was written with results schema {manifest.get('schema_version')}, "
@@ -113,9 +124,10 @@ def check_resumable(data_dir: Path, run_id: str | None, spec_dict: dict) -> dict
 class RunStore:
     """One run directory, open for appending results."""
 
-    def __init__(self, run_dir: Path, manifest: dict) -> None:
+    def __init__(self, run_dir: Path, manifest: dict, lock: RunLock | None = None) -> None:
         self.run_dir = run_dir
         self.manifest = manifest
+        self._lock = lock  # the run's lock when the store took it itself: close() releases it
         self.rows: dict[str, dict] = {}
         self.samples: dict[str, list[dict]] = {}
         self.packages: dict[str, list[dict]] = {}  # variant key -> its package rows
@@ -124,35 +136,46 @@ class RunStore:
 
     # -- opening -----------------------------------------------------------------------
     @classmethod
-    def open(cls, data_dir: Path, run_id: str | None, spec_dict: dict, context: dict) -> RunStore:
+    def open(cls, data_dir: Path, run_id: str | None, spec_dict: dict, context: dict,
+             lock: RunLock | None = None) -> RunStore:
         """Create the run, or resume it when ``run_id`` names an existing run with the same spec.
 
-        ``run_id=None`` always creates a new run under a fresh automatic id.
+        ``run_id=None`` always creates a new run under a fresh automatic id. ``lock``: the run's
+        lock when the caller took it already (before any work), who releases it; else it is taken
+        here (RunLocked when another process writes the run) and close() releases it.
         """
         if run_id is None:
             run_id, run_dir = _create_fresh(Path(data_dir) / "runs")
         else:
             run_dir = Path(data_dir) / "runs" / validate_run_id(run_id)
-        # Each session keeps what it found: a resumed run may meet other tools or another host.
-        session = {"started_at": now_utc().isoformat(), **context}
-        manifest = check_resumable(data_dir, run_id, spec_dict)
-        if manifest is not None:
-            manifest["sessions"].append(session)
-        else:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            manifest = {
-                "schema_version": SCHEMA_VERSION,
-                "run_id": run_id,
-                "spec": spec_dict,
-                "started_at": session["started_at"],
-                "ended_at": None,
-                "sessions": [session],
-                **{k: v for k, v in context.items() if k != "host"},
-                "host": context["host"],
-            }
-        store = cls(run_dir, manifest)
-        store.write_manifest()
-        return store
+        owns_lock = lock is None
+        lock = lock if lock is not None else RunLock.acquire(run_dir)
+        try:
+            _remove_leftover_tmp(run_dir)  # the lock is ours: no other writer's file is in flight
+            # Each session keeps what it found: a resumed run may meet other tools or another host.
+            session = {"started_at": now_utc().isoformat(), **context}
+            manifest = check_resumable(data_dir, run_id, spec_dict)
+            if manifest is not None:
+                manifest["sessions"].append(session)
+            else:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                manifest = {
+                    "schema_version": SCHEMA_VERSION,
+                    "run_id": run_id,
+                    "spec": spec_dict,
+                    "started_at": session["started_at"],
+                    "ended_at": None,
+                    "sessions": [session],
+                    **{k: v for k, v in context.items() if k != "host"},
+                    "host": context["host"],
+                }
+            store = cls(run_dir, manifest, lock if owns_lock else None)
+            store.write_manifest()
+            return store
+        except BaseException:
+            if owns_lock:
+                lock.release()
+            raise
 
     def _read_journal(self) -> None:
         path = self.run_dir / JOURNAL
@@ -170,17 +193,21 @@ class RunStore:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                raise SlimlabError(f"{path}:{number} is corrupt") from None
+                raise SlimlabError(f"{path}:{number} is corrupt (not a JSON record); `slimlab repair "
+                                   f"{self.run_dir}` keeps the good records, moves the bad lines aside and "
+                                   f"rebuilds the tables; a resume then measures what was lost") from None
             if record["kind"] == "row":
                 self.rows[record["data"]["variant_key"]] = record["data"]
             elif record["kind"] == "sample":
                 self.samples.setdefault(record["data"]["variant_key"], []).append(record["data"])
             elif record["kind"] == "packages":
                 self.packages[record["data"]["variant_key"]] = record["data"]["rows"]
+        check_unique_samples([s for samples in self.samples.values() for s in samples], self.run_dir)
 
     # -- appending -----------------------------------------------------------------------
     def done(self, key: str) -> bool:
-        return key in self.rows
+        """Whether the variant has its row: a machine_error row does not count (a resume retries it)."""
+        return key in self.rows and self.rows[key].get("status") != MACHINE_ERROR
 
     def sample_count(self, key: str) -> int:
         return len(self.samples.get(key, []))
@@ -210,9 +237,21 @@ class RunStore:
     def write_tables(self) -> None:
         atomic_write_parquet(results_frame(self.rows.values()), self.run_dir / RESULTS)
         kept = [s for key in self.rows for s in self.samples.get(key, [])]
+        check_unique_samples(kept, self.run_dir)
         atomic_write_parquet(pl.DataFrame(kept, schema=SAMPLE_SCHEMA), self.run_dir / SAMPLES)
         packages = [p for key in self.rows for p in self.packages.get(key, [])]
         atomic_write_parquet(pl.DataFrame(packages, schema=PACKAGE_SCHEMA), self.run_dir / PACKAGES)
+
+    @classmethod
+    def rebuild_tables(cls, run_dir: Path) -> RunStore:
+        """The run's Parquet tables written again from its journal (slimlab repair): the store as
+        read, closed. The caller holds the run's lock."""
+        store = cls(run_dir, {})
+        try:
+            store.write_tables()
+        finally:
+            store._journal.close()
+        return store
 
     def write_manifest(self) -> None:
         atomic_write_bytes(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2, default=str).encode())
@@ -222,8 +261,36 @@ class RunStore:
         if ended:
             self.manifest["ended_at"] = now_utc().isoformat()
         self.write_manifest()
-        self.write_tables()
-        self._journal.close()
+        try:
+            self.write_tables()
+        finally:
+            self._journal.close()
+            if self._lock is not None:
+                self._lock.release()
+
+
+def check_unique_samples(samples: list[dict], run_dir: Path) -> None:
+    """SlimlabError when two samples share (variant_key, sample_index): two sweeps wrote the run at
+    once (before runs were locked), and which start is which variant's can no longer be told."""
+    seen, twice = set(), []
+    for sample in samples:
+        pair = (sample["variant_key"], sample["sample_index"])
+        if pair in seen:
+            twice.append(pair)
+        seen.add(pair)
+    if twice:
+        shown = ", ".join(f"{key} #{index}" for key, index in twice[:3])
+        more = ", ..." if len(twice) > 3 else ""
+        raise SlimlabError(f"{run_dir}: {len(twice)} samples repeat a (variant_key, sample_index) pair "
+                           f"({shown}{more}): two sweeps wrote this run at once. `slimlab repair {run_dir}` "
+                           f"moves those variants' records aside so a resume measures them again, or start "
+                           f"a new run id")
+
+
+def _remove_leftover_tmp(run_dir: Path) -> None:
+    """The temporary files of atomic writes a killed sweep left (``.NAME.tmpPID``)."""
+    for leftover in run_dir.glob(".*.tmp*"):
+        leftover.unlink(missing_ok=True)
 
 
 def _create_fresh(runs: Path) -> tuple[str, Path]:

@@ -38,7 +38,8 @@ from . import executor as executor_
 from .build import build, default_cache_dir
 from .build import cached as cached_build
 from .errors import SlimlabError, ToolError
-from .history import record_run
+from .faults import MachineError, check_writable, machine_cause, stopped_message
+from .history import record_run, seconds_per_variant
 from .inspect import build_path_prefixes, inspect
 from .measure import (CheckFailure, Limits, Runner, Sample, calibrate_overhead, containment_probe,
                       launcher_path, runner_for)
@@ -49,6 +50,8 @@ from .model import plan
 from .progress import tqdm  # widgets in JupyterLab, lines under papermill
 from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
 from .results import data_dir as results_data_dir
+from .results_schema import MACHINE_ERROR
+from .runlock import RunLock
 from .sampling import next_burst, noise_floor, precision_columns, projected_starts
 from .rows import (Row, base_row, build_columns, container_columns, image_columns, index_columns, inspect_columns,
                    oci_columns, postlink_columns, sbom_columns, summary_columns, vuln_columns)
@@ -118,31 +121,61 @@ def sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     measure_on: str | None = None,
+    yes: bool = False,
 ) -> Path:
     """Run (or resume) a sweep into ``data_dir`` (None: slimlab.results.data_dir()); returns the run
     directory. ``executor``, ``workers``, ``scheduler`` and ``measure_on`` override the spec's
-    (model.spec.EXECUTORS, MEASURE_ON): how it runs, not what."""
+    (model.spec.EXECUTORS, MEASURE_ON): how it runs, not what. ``yes``: run a spec of more than its
+    ``max_variants`` variants (refused otherwise, with their count and the time they would take).
+
+    The run directory is locked for the life of the sweep (slimlab.runlock): a second sweep of the
+    same run id is refused. A failure of the machine (a full disk, ...) stops the sweep with a
+    MachineError, its variants' rows machine_error (slimlab.faults); a resume retries them."""
     data_dir = results_data_dir(data_dir)
     the_plan = plan(spec)
     the_plan = replace(the_plan, spec=the_plan.spec.with_execution(executor, workers, scheduler, measure_on))
+    check_size(the_plan, Path(data_dir), yes)
     check_resumable(Path(data_dir), run_id, the_plan.spec.to_dict())  # before any work: a bad id is bad input
     spec = the_plan.spec
-    # A silent scheduler is an error before any work; a LocalCluster starts only when there is work (prepare_all).
-    client = executor_.connect(spec.executor, spec.scheduler, spec.workers) if spec.executor == "dask" else None
-    try:
-        return _sweep(the_plan, data_dir, run_id, cache_dir, progress, client)
-    finally:
-        executor_.disconnect(client)
-
-
-def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bool, client) -> Path:
-    """sweep() once its spec is settled and its Dask cluster (if any) answered."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    check_writable(Path(data_dir) / "runs", "data directory", "give another with --data (or $SLIMLAB_DATA)")
+    check_writable(cache, "cache directory", "set $SLIMLAB_CACHE to a writable directory")
+    # Taken before any work and held to the end; a fresh automatic id is locked when the store makes it.
+    lock = RunLock.acquire(Path(data_dir) / "runs" / run_id) if run_id is not None else None
+    try:
+        # A silent scheduler is an error before any work; a LocalCluster starts only when there is work.
+        dask = spec.executor == "dask"
+        client = executor_.connect(spec.executor, spec.scheduler, spec.workers) if dask else None
+        try:
+            return _sweep(the_plan, data_dir, run_id, cache, progress, client, lock)
+        finally:
+            executor_.disconnect(client)
+    finally:
+        if lock is not None:
+            lock.release(drop_empty=True)
+
+
+def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache: Path, progress: bool, client,
+           lock: RunLock | None) -> Path:
+    """sweep() once its spec is settled, its run locked and its Dask cluster (if any) answered."""
+    try:
+        return _sweep_locked(the_plan, data_dir, run_id, cache, progress, client, lock)
+    except MachineError:
+        raise
+    except Exception as exc:
+        cause = machine_cause(exc)
+        if cause is None:
+            raise
+        raise MachineError(stopped_message(cause, run_id or "RUN_ID")) from exc
+
+
+def _sweep_locked(the_plan: Plan, data_dir, run_id: str | None, cache: Path, progress: bool, client,
+                  lock: RunLock | None) -> Path:
     found = tools.discover(the_plan.spec, cache, progress)
     launcher_path(cache)  # compile the launcher now: a missing cc fails before any build
     host = environment.host()
     context = {"tools": found.manifest(), "host": host}
-    store = RunStore.open(Path(data_dir), run_id, the_plan.spec.to_dict(), context)  # None: a fresh id
+    store = RunStore.open(Path(data_dir), run_id, the_plan.spec.to_dict(), context, lock)  # None: a fresh id
     # How this machine contains bare runs (a cgroup with the spec's limits, or why not).
     store.manifest["sessions"][-1]["containment"] = containment_probe(Limits.of(the_plan.spec))
     if progress:  # an interrupted user needs the id to resume
@@ -157,8 +190,12 @@ def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bo
                                  environment.host_fingerprint(host))
             sweeper.preparer = preparer
             ready = sweeper.prepare_all(pending, progress)
+            if sweeper.machine_fault is not None:  # what is prepared is measured by the resume, not here
+                raise MachineError(stopped_message(sweeper.machine_fault, store.manifest["run_id"]))
             sweeper.index_rows(ready)
             sweeper.measure(ready, progress)
+        if sweeper.machine_fault is not None:  # a variant the machine failed while measuring
+            raise MachineError(stopped_message(sweeper.machine_fault, store.manifest["run_id"]))
         if the_plan.spec.probe and not (store.run_dir / CAPABILITIES).is_file():
             from .probe import run_probes
 
@@ -172,14 +209,47 @@ def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache_dir, progress: bo
         ended = True
     except Exception as exc:  # the runs index calls the run failed, and says why
         store.manifest["sessions"][-1]["error"] = f"{type(exc).__name__}: {exc}"
+        cause = machine_cause(exc)
+        if cause is not None and not isinstance(exc, MachineError):
+            raise MachineError(stopped_message(cause, store.manifest["run_id"])) from exc
         raise
     finally:
-        store.close(ended=ended)
+        try:
+            store.close(ended=ended)
+        except OSError as exc:  # a full disk while failing already: the journal has every record
+            if ended or machine_cause(exc) is None:
+                raise
         record_run(data_dir, store.run_dir)  # in the runs index, interrupted or not
         sweeper.close()
     if progress:
         print(f"slimlab: {_summary(store.rows.values())}", file=sys.stderr)
     return store.run_dir
+
+
+# What a variant takes when the data directory has no finished run to say (a cached build, its
+# checks and 10-20 timed starts of a CLI, measured on this 2-core host; builds take longer).
+SECONDS_PER_VARIANT = 2.0
+
+
+def check_size(the_plan: Plan, data_dir: Path, yes: bool) -> None:
+    """SlimlabError when the plan has more variants than the spec's max_variants and ``yes`` is
+    not given: their count and the time they would take, before any work."""
+    count, allowed = len(the_plan.variants), the_plan.spec.max_variants
+    if count <= allowed or yes:
+        return
+    measured = seconds_per_variant(data_dir)
+    rate, basis = ((measured, f"{measured:.1f} s a variant, as the finished runs of {data_dir} took")
+                   if measured is not None else
+                   (SECONDS_PER_VARIANT, f"about {SECONDS_PER_VARIANT:g} s a variant with cached builds; "
+                                         f"more where it compiles"))
+    raise SlimlabError(f"the spec expands to {count:,} variants, more than max_variants ({allowed:,}): about "
+                       f"{_duration(count * rate)} ({basis}). Run it anyway with --yes (or max_variants = "
+                       f"{count} in the spec), or narrow its axes or add excludes")
+
+
+def _duration(seconds: float) -> str:
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if hours else f"{max(minutes, 1)} min"
 
 
 def _summary(rows) -> str:
@@ -433,6 +503,7 @@ class _Sweeper:
         self.api = None  # the Docker engine's client, on first use
         self.engine_found: engine.EngineStatus | None = None  # where that engine is (set with api)
         self.owns_client = False  # a LocalCluster prepare_all started, kept for measure_on = "workers"
+        self.machine_fault: str | None = None  # what the machine did, once a row was machine_error
 
     def close(self) -> None:
         """The engine's client and a LocalCluster this sweep started, closed."""
@@ -442,6 +513,10 @@ class _Sweeper:
             executor_.disconnect(self.client)
 
     def _finish(self, row: Row, status: str, reason: str | None = None) -> None:
+        cause = machine_cause(reason) if status != "ok" else None
+        if cause is not None:  # the machine's failure, not the variant's: not done, a resume retries it
+            status, reason = MACHINE_ERROR, f"{cause}: {reason}"
+            self.machine_fault = self.machine_fault or cause
         row.update(status=status, reason=reason, measured_at=now_utc().isoformat())
         self.store.add_row(row)
 
@@ -521,6 +596,8 @@ class _Sweeper:
 
             try:
                 for prepared in pool.results():
+                    if self.machine_fault is not None:  # stop: the rest would fail alike; a resume does them
+                        break
                     for follower in self._release(prepared.variant, waiting.pop(prepared.variant.key, ()), waiting):
                         pool.submit(follower)
                     trace(event="prepare", variant=prepared.variant.key, worker=prepared.worker,
@@ -614,6 +691,12 @@ class _Sweeper:
             self._finish(prepared.row, failure.status, failure.reason)
             return None
         except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
+            import requests
+
+            if isinstance(exc, requests.exceptions.ConnectionError):  # the engine stopped answering
+                self._finish(prepared.row, MACHINE_ERROR, f"the engine stopped answering: {exc}")
+                self.machine_fault = self.machine_fault or "the engine stopped answering"
+                return None
             self._finish(prepared.row, "broken", f"image: {type(exc).__name__}: {exc}")
             return None
         prepared.row.update(runner=runner.name, emulated=runner.emulated, memory_scope=runner.memory_scope)

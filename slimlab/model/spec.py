@@ -71,6 +71,9 @@ SETTINGS: dict[str, Setting] = {
                                                   "a container) may have at once"),
     "pin_cpu": Setting(None, int, 0, 4095, "run the launcher and the measured program on this CPU only, "
                                            "and the sweep on the others", optional=True),
+    "max_variants": Setting(2000, int, 1, 100_000_000, "a spec that expands to more variants is refused "
+                                                        "before any work (with their count and the time "
+                                                        "they would take) unless the sweep is given --yes"),
     "workers": Setting(None, int, 1, 4096, "variants prepared at once by the local executor (default: sized "
                                           "to the machine, see slimlab.executor)", optional=True),
 }
@@ -99,6 +102,9 @@ DEFAULT_RUNNER = "qemu-system"
 EXECUTORS = ("local", "sequential", "dask", "dask-local")
 MEASURE_ON = ("client", "workers")
 EXECUTION_KEYS = ("executor", "workers", "scheduler", "measure_on")
+# How many variants a sweep may have guards against a typo'd axis; it is not what the sweep
+# measures, so it is no part of the spec's identity either: raising it does not block a resume.
+GUARD_KEYS = ("max_variants",)
 KNOWN_KEYS = (*AXIS_KEYS, *SETTINGS, *TOGGLES, *TABLES, "name", "vulndb", "runner", "executor", "scheduler",
               "measure_on")
 # What marks a directory as a Go vulnerability database (https://go.dev/security/vuln/database#api).
@@ -144,6 +150,7 @@ class SweepSpec:
     executor: str = field(default="local", compare=False)
     scheduler: str | None = field(default=None, compare=False)
     measure_on: str = field(default="client", compare=False)
+    max_variants: int = field(default=2000, compare=False)  # GUARD_KEYS: not in to_dict() either
     base_dir: Path | None = field(default=None, compare=False)  # where relative workload paths start
 
     # -- reading -----------------------------------------------------------------------
@@ -290,7 +297,7 @@ class SweepSpec:
         """A plain, TOML-shaped dict: stored in the manifest and compared on resume."""
         out: dict[str, Any] = {key: list(values) for key, values in self.axes}
         out.update({name: getattr(self, name) for name in (*SETTINGS, *TOGGLES)
-                    if getattr(self, name) is not None and name not in EXECUTION_KEYS})
+                    if getattr(self, name) is not None and name not in (*EXECUTION_KEYS, *GUARD_KEYS)})
         if self.repeats is not None:  # a fixed count: the adaptive bounds do not apply
             for name in ADAPTIVE_KEYS:
                 out.pop(name)

@@ -43,8 +43,17 @@ def _everything(path, trends: bool = False) -> dict:
 
 def write_path_report(path, out_path, title: str, trends: bool = False, **choices):
     """Write the report of a run or data directory (results, packages, probes, manifests);
-    ``trends``: add the history of a data directory's runs (slimlab.report.trends)."""
-    return write_report(out_path=out_path, title=title, **_everything(path, trends), **choices)
+    ``trends``: add the history of a data directory's runs (slimlab.report.trends). SlimlabError,
+    and nothing written, when no row could be loaded."""
+    found = _everything(path, trends)
+    if found["df"].is_empty():
+        from slimlab.errors import SlimlabError
+
+        skipped = "; ".join(found["load_warnings"])
+        why = (f": {skipped}. A run's tables are rebuilt from its journal by `slimlab repair RUN_DIR`"
+               if skipped else ": its runs have no finished variant yet")
+        raise SlimlabError(f"no results to report in {path}{why}")
+    return write_report(out_path=out_path, title=title, **found, **choices)
 
 
 def export_path_figures(path, out_dir, formats=("svg", "pdf"), trends: bool = False, **choices) -> list:

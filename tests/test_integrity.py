@@ -1,0 +1,320 @@
+"""A run's data stays whole (issue 18, cases 4, 5, 7 and 8): one sweep writes a run at a time, a
+full disk is the machine's fault and is retried, every damaged file is named with a way out, and
+a huge spec asks first. Real sweeps, real mounts, real kills."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import slimlab
+from slimlab import history
+from slimlab.faults import EXIT_CODE as MACHINE_EXIT
+from slimlab.model import BUILTIN_PROFILES, CHAINS, TARGETS, SweepSpec, plan
+from slimlab.results import JOURNAL, MANIFEST, RESULTS, SAMPLES, check_resumable
+from slimlab.runlock import LOCK, RunLock
+
+REPO = Path(__file__).resolve().parent.parent
+REPEATS = 1000  # hello's starts take some 6 s: long enough to try a second sweep meanwhile
+SPEC = 'workloads = ["hello"]\nprofiles = ["default", "stripped"]\nrepeats = 4\nwarmup = 1\n'
+
+
+def slimlab_cli(*argv, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "slimlab.cli", *map(str, argv)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, Path]:
+    """(spec file, data dir) of a small finished run ``r``, to copy and damage."""
+    root = tmp_path_factory.mktemp("finished")
+    spec = root / "spec.toml"
+    spec.write_text(SPEC)
+    done = slimlab_cli("sweep", spec, "--data", root / "data", "--run-id", "r", "-q")
+    assert done.returncode == 0, done.stderr
+    return spec, root / "data"
+
+
+@pytest.fixture
+def run_copy(finished, tmp_path) -> tuple[Path, Path]:
+    """(spec file, run directory) of a private copy of the finished run."""
+    spec, data = finished
+    shutil.copytree(data, tmp_path / "data")
+    return spec, tmp_path / "data" / "runs" / "r"
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, read_only: bool = False):
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}{',ro' if read_only else ''}"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def journal_records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / JOURNAL).read_text().splitlines() if line.strip()]
+
+
+# -- case 4: a run is locked ------------------------------------------------------------------
+def test_a_second_sweep_of_a_run_being_written_is_refused_naming_the_holder_and_a_kill_frees_it(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'workloads = ["hello"]\nrepeats = {REPEATS}\nwarmup = 1\n')  # measures for seconds
+    data, run_dir = tmp_path / "data", tmp_path / "data" / "runs" / "same"
+    argv = [sys.executable, "-m", "slimlab.cli", "sweep", spec, "--data", data, "--run-id", "same", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.Popen(list(map(str, argv)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while not ((run_dir / JOURNAL).is_file() and '"kind": "sample"' in (run_dir / JOURNAL).read_text()):
+            assert first.poll() is None, first.stderr.read().decode()
+            assert time.monotonic() < deadline, "the first sweep never started measuring"
+            time.sleep(0.1)
+        records = len(journal_records(run_dir))
+
+        started = time.monotonic()
+        second = slimlab_cli("sweep", spec, "--data", data, "--run-id", "same", "-q")
+        assert second.returncode == 2, second.stderr
+        assert f"pid {first.pid}" in second.stderr and "being written by another sweep" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert time.monotonic() - started < 30  # refused before tools, builds or measurement
+        assert first.poll() is None  # the holder goes on, undisturbed
+        manifest = json.loads((run_dir / MANIFEST).read_text())
+        assert len(manifest["sessions"]) == 1  # the refused sweep added no session
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert len(journal_records(run_dir)) >= records
+
+    # The kernel released the killed holder's lock: the next sweep of the run id resumes it.
+    resumed = slimlab_cli("sweep", spec, "--data", data, "--run-id", "same", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    samples = slimlab.load_samples(run_dir)
+    assert samples.height == samples["sample_index"].n_unique() == REPEATS
+    assert slimlab.load(run_dir)["startup_n"].to_list() == [REPEATS]
+
+
+def test_samples_that_repeat_an_index_are_an_error_and_repair_sets_their_variant_aside(run_copy):
+    spec, run_dir = run_copy
+    records = journal_records(run_dir)
+    sample = next(r for r in records if r["kind"] == "sample")
+    with open(run_dir / JOURNAL, "a") as fh:  # what two unlocked sweeps of one run id wrote on main
+        fh.write(json.dumps(sample) + "\n")
+
+    refused = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert refused.returncode == 2, refused.stderr
+    key = sample["data"]["variant_key"]
+    assert "repeat a (variant_key, sample_index) pair" in refused.stderr and key in refused.stderr
+    assert "slimlab repair" in refused.stderr and "Traceback" not in refused.stderr
+
+    repaired = slimlab_cli("repair", run_dir)
+    assert repaired.returncode == 0, repaired.stderr
+    assert key in repaired.stdout
+    resumed = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    samples = slimlab.load_samples(run_dir)
+    assert samples.height == samples.select("variant_key", "sample_index").n_unique() == 2 * 4
+    assert slimlab.load(run_dir)["status"].to_list() == ["ok", "ok"]
+
+
+# -- case 5: a full disk is the machine's fault ------------------------------------------------
+def test_a_full_cache_disk_gives_machine_error_rows_a_failing_exit_and_a_resume_completes_them(tmp_path):
+    from slimlab.measure import launcher_path
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    data = tmp_path / "data"
+    with tmpfs(tmp_path / "cache", "16m") as cache:
+        launcher_path(cache)  # slimlab's own launcher fits; the builds will not
+        free = os.statvfs(cache).f_bavail * os.statvfs(cache).f_frsize
+        filler = cache / "filler"
+        filler.write_bytes(b"\0" * (free - 1_000_000))  # 1 MB left: less than a hello binary
+        full = slimlab_cli("sweep", spec, "--data", data, "--run-id", "r", "-q",
+                           env={"SLIMLAB_CACHE": str(cache)})
+        assert full.returncode == MACHINE_EXIT, full.stderr
+        assert "the machine failed it" in full.stderr and "No space left on device" in full.stderr
+        assert "--run-id r" in full.stderr and "Traceback" not in full.stderr
+        rows = slimlab.load(data / "runs" / "r")
+        assert rows.height >= 1 and set(rows["status"]) == {"machine_error"}, rows.select("status", "reason")
+        assert all("ENOSPC" in reason for reason in rows["reason"])
+
+        filler.unlink()
+        resumed = slimlab_cli("sweep", spec, "--data", data, "--run-id", "r", "-q",
+                              env={"SLIMLAB_CACHE": str(cache)})
+        assert resumed.returncode == 0, resumed.stderr
+    rows = slimlab.load(data / "runs" / "r")
+    assert rows["status"].to_list() == ["ok", "ok"], rows.select("status", "reason")
+    assert rows["startup_n"].to_list() == [4, 4]
+
+
+# -- case 7: clear errors ----------------------------------------------------------------------
+def test_a_300_character_run_id_is_refused_before_any_work(tmp_path):
+    done = slimlab_cli("sweep", "baseline", "--data", tmp_path / "data", "--run-id", "x" * 300)
+    assert done.returncode == 2, done.stderr
+    assert "is 300 bytes long" in done.stderr and "at most 200 bytes" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "data").exists()
+    with pytest.raises(slimlab.SlimlabError, match="300 bytes long"):
+        check_resumable(tmp_path / "data", "é" * 150, {})
+
+
+@pytest.mark.parametrize("which", ["data", "cache"])
+def test_a_read_only_data_or_cache_directory_is_named_before_any_work(tmp_path, which):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
+        data, env = (ro, {}) if which == "data" else (tmp_path / "data", {"SLIMLAB_CACHE": str(ro)})
+        done = slimlab_cli("sweep", spec, "--data", data, "--run-id", "r", "-q", env=env)
+    assert done.returncode == 2, done.stderr
+    named = ro / "runs" if which == "data" else ro
+    assert f"the {which} directory {named} is on a read-only file system" in done.stderr
+    assert ("--data" if which == "data" else "SLIMLAB_CACHE") in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_truncated_manifest_is_named_with_how_to_recover(run_copy):
+    spec, run_dir = run_copy
+    manifest = run_dir / MANIFEST
+    manifest.write_bytes(manifest.read_bytes()[:100])
+    done = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert done.returncode == 2, done.stderr
+    assert f"{manifest}: not valid JSON" in done.stderr
+    assert "restore manifest.json" in done.stderr and "start a new run id" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_report_of_truncated_tables_fails_naming_them_and_repair_rebuilds_them(run_copy, tmp_path):
+    _spec, run_dir = run_copy
+    for name in (RESULTS, SAMPLES):
+        table = run_dir / name
+        table.write_bytes(table.read_bytes()[:200])
+    out = tmp_path / "report.html"
+    done = slimlab_cli("report", run_dir, "--out", out)
+    assert done.returncode != 0, done.stderr
+    assert f"no results to report in {run_dir}" in done.stderr and f"{run_dir / RESULTS}" in done.stderr
+    assert "slimlab repair" in done.stderr and not out.exists()
+
+    assert slimlab_cli("repair", run_dir).returncode == 0
+    again = slimlab_cli("report", run_dir, "--out", out)
+    assert again.returncode == 0, again.stderr
+    assert slimlab.load(run_dir).height == 2 and slimlab.load_samples(run_dir).height == 8
+
+
+def test_a_report_that_loads_no_rows_exits_non_zero(run_copy, tmp_path):
+    _spec, run_dir = run_copy
+    for table in run_dir.glob("*.parquet"):  # a run that finished no variant yet
+        table.unlink()
+    done = slimlab_cli("report", run_dir, "--out", tmp_path / "report.html")
+    assert done.returncode != 0 and "no results to report" in done.stderr, done.stderr
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_corrupt_journal_line_is_named_and_repair_keeps_the_rest_for_a_resume(run_copy):
+    spec, run_dir = run_copy
+    lines = (run_dir / JOURNAL).read_text().splitlines(keepends=True)
+    row_at = next(n for n, line in enumerate(lines) if '"kind": "row"' in line)
+    lines[row_at] = lines[row_at][:40] + "\n"  # the first variant's row, cut in the middle of the journal
+    assert row_at < len(lines) - 1
+    (run_dir / JOURNAL).write_text("".join(lines))
+
+    refused = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert refused.returncode == 2, refused.stderr
+    assert f"{run_dir / JOURNAL}:{row_at + 1} is corrupt" in refused.stderr
+    assert f"slimlab repair {run_dir}" in refused.stderr
+
+    repaired = slimlab_cli("repair", run_dir)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "moved 1 lines aside" in repaired.stdout
+    aside = list(run_dir.glob("journal-set-aside-*.jsonl"))
+    assert len(aside) == 1 and aside[0].read_text() == lines[row_at]
+    assert slimlab.load(run_dir).height == 1  # the other variant's row survived
+
+    resumed = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = slimlab.load(run_dir)
+    assert rows["status"].to_list() == ["ok", "ok"]
+
+
+def test_a_tmp_file_left_by_a_kill_during_a_table_write_is_removed_on_the_next_open(run_copy):
+    spec, run_dir = run_copy
+    results = (run_dir / RESULTS).read_bytes()
+    left = run_dir / f".{RESULTS}.tmp4242"  # as slimlab.results.atomic_write_parquet names them
+    left.write_bytes(results[: len(results) // 2])
+    resumed = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert not left.exists()
+    assert not list(run_dir.glob(".*.tmp*"))
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == [LOCK]
+
+
+# -- case 8: a huge spec asks first ------------------------------------------------------------
+BIG = {"workloads": ["hello", "httpd"], "profiles": list(BUILTIN_PROFILES), "postlink": list(CHAINS),
+       "targets": list(TARGETS)}
+
+
+def big_spec(path: Path, **extra) -> tuple[Path, int]:
+    table = {**BIG, **extra}
+    path.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in table.items()))
+    return path, len(plan(table).variants)
+
+
+def test_a_spec_of_more_than_max_variants_is_refused_with_its_count_and_time(tmp_path, finished):
+    spec, count = big_spec(tmp_path / "big.toml")
+    assert count > 2000
+    data = tmp_path / "data"
+    done = slimlab_cli("sweep", spec, "--data", data, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"expands to {count:,} variants, more than max_variants (2,000)" in done.stderr
+    assert "about 1 h" in done.stderr and "s a variant" in done.stderr and "--yes" in done.stderr
+    assert not data.exists()  # before any work
+
+    # With finished runs in the data directory, their measured rate is what the estimate uses.
+    _spec, measured = finished
+    rated = slimlab_cli("sweep", spec, "--data", measured, timeout=120)
+    assert rated.returncode == 2 and f"as the finished runs of {measured} took" in rated.stderr, rated.stderr
+
+
+def test_yes_or_the_specs_max_variants_let_a_big_spec_through(tmp_path):
+    data = tmp_path / "data"
+    held = RunLock.acquire(data / "runs" / "held")  # the sweeps let through stop here, before any work
+    try:
+        spec, count = big_spec(tmp_path / "big.toml")
+        allowed, _ = big_spec(tmp_path / "allowed.toml", max_variants=count)
+        for argv in ((spec, "--yes"), (allowed,)):
+            done = slimlab_cli("sweep", *argv, "--data", data, "--run-id", "held", timeout=120)
+            assert done.returncode == 2 and "being written by another sweep" in done.stderr, done.stderr
+            assert "max_variants" not in done.stderr
+    finally:
+        held.release()
+
+
+@pytest.mark.unit
+def test_max_variants_is_not_part_of_the_specs_identity(tmp_path):
+    base = {"workloads": ["hello"]}
+    a, b = SweepSpec.from_dict(base), SweepSpec.from_dict({**base, "max_variants": 50_000})
+    assert b.max_variants == 50_000 and a.max_variants == 2000
+    assert a == b and a.to_dict() == b.to_dict() and "max_variants" not in b.to_dict()
+    with pytest.raises(slimlab.SlimlabError, match="max_variants must be a whole number"):
+        SweepSpec.from_dict({**base, "max_variants": "many"})
+
+
+@pytest.mark.unit
+def test_a_runs_index_written_before_machine_error_still_loads(tmp_path):
+    old = {name: dtype for name, dtype in history.INDEX_SCHEMA.items() if name != "n_machine_error"}
+    pl.DataFrame([{"run_id": "old", "status": "complete", "variants": 3, "n_ok": 3}], schema=old) \
+        .write_parquet(tmp_path / history.INDEX)
+    index = history.load_index(tmp_path)
+    assert index.columns == list(history.INDEX_SCHEMA)
+    assert index.row(0, named=True)["n_ok"] == 3 and index["n_machine_error"].to_list() == [None]
