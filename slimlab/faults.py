@@ -30,14 +30,23 @@ class MachineError(SlimlabError):
     exit_code = EXIT_CODE
 
 
-def machine_cause(failure: BaseException | str | None) -> str | None:
+def machine_cause(failure: BaseException | str | None, program_output: bool = False) -> str | None:
     """What the machine did, when ``failure`` (an exception, or a tool's message) is the
-    machine's fault; None when it may be the variant's."""
+    machine's fault; None when it may be the variant's.
+
+    ``program_output``: the message may hold what the measured program printed. A program that
+    writes to its read-only root (every container's is) prints "read-only file system" by its own
+    doing, so there only slimlab's own OSError ("[Errno 28] ...") counts."""
     if failure is None:
         return None
     if isinstance(failure, OSError) and failure.errno in MACHINE_ERRNOS:
         return f"{os.strerror(failure.errno)} ({errno.errorcode[failure.errno]})"
     text = str(failure).lower()
+    if program_output:
+        for code in MACHINE_ERRNOS:
+            if f"[errno {code}]" in text:
+                return f"{os.strerror(code)} ({errno.errorcode[code]})"
+        return None
     for message, code in _MESSAGES.items():
         if message in text:
             return f"{os.strerror(code)} ({errno.errorcode[code]})"

@@ -59,6 +59,7 @@ from .workloads import Workload, resolve
 
 # What a stage's unexpected failure is recorded as. Failures a stage expects (a compile
 # error, a refusing UPX, a wrong answer) it reports itself, with its own status.
+PROGRAM_STATUSES = ("broken", "timeout")  # failures whose reason may quote the measured program
 STAGE_STATUS = {"build": "build_failed", "postlink": "postlink_failed", "inspect": "broken", "check": "broken",
                 "image": "build_failed", "measure": "broken"}
 # What a stage may raise that is about the variant or its tools, not a bug in slimlab.
@@ -513,7 +514,8 @@ class _Sweeper:
             executor_.disconnect(self.client)
 
     def _finish(self, row: Row, status: str, reason: str | None = None) -> None:
-        cause = machine_cause(reason) if status != "ok" else None
+        # A check's or a start's reason holds the program's own words (PROGRAM_STATUSES).
+        cause = machine_cause(reason, program_output=status in PROGRAM_STATUSES) if status != "ok" else None
         if cause is not None:  # the machine's failure, not the variant's: not done, a resume retries it
             status, reason = MACHINE_ERROR, f"{cause}: {reason}"
             self.machine_fault = self.machine_fault or cause
@@ -981,9 +983,10 @@ class _Sweeper:
                                                                         for j in batch},
                                   workers=[address], allow_other_workers=False, pure=False)] = address
 
-        def lost(address: str, why: str) -> None:
+        def lost(address: str, why: str) -> None:  # a killed worker is the machine's fault: a resume retries
+            self.machine_fault = self.machine_fault or f"worker {address} was lost"
             for job in jobs[address]:
-                self._finish(by_key[job.variant.key].row, "broken", f"measure on worker {address}: {why}")
+                self._finish(by_key[job.variant.key].row, MACHINE_ERROR, f"measure on worker {address}: {why}")
                 bar.update()
 
         while pending:

@@ -25,6 +25,8 @@ from test_executor import SMALL, comparable
 import slimlab
 from slimlab import environment
 from slimlab.errors import SlimlabError, SpecError
+from slimlab.faults import MachineError
+from slimlab.results_schema import MACHINE_ERROR
 from slimlab.sweep import TRACE_ENV, sweep
 
 
@@ -268,9 +270,11 @@ def test_a_worker_lost_while_measuring_gives_rows_saying_so(tmp_path, monkeypatc
                 os.kill(killed, signal.SIGKILL)  # the worker timing its variants
             time.sleep(0.01)
     assert killed is not None, "no worker was caught measuring"
-    assert "error" not in done, done.get("error")
-    df = slimlab.load(done["run"])
+    # A lost worker is the machine's fault, not its variants': they are machine_error, the sweep stops
+    # saying so, and a resume retries them.
+    assert isinstance(done.get("error"), MachineError) and "was lost" in str(done["error"]), done
+    df = slimlab.load(tmp_path / "runs" / "r")
     assert df.height == 4 and df["variant_key"].n_unique() == 4
-    lost = df.filter(pl.col("status") == "broken")
+    lost = df.filter(pl.col("status") == MACHINE_ERROR)
     assert lost.height >= 1 and all("left the cluster before it had timed them all" in r for r in lost["reason"])
     assert df.filter(pl.col("status") == "ok").height == 4 - lost.height

@@ -318,3 +318,13 @@ def test_a_runs_index_written_before_machine_error_still_loads(tmp_path):
     index = history.load_index(tmp_path)
     assert index.columns == list(history.INDEX_SCHEMA)
     assert index.row(0, named=True)["n_ok"] == 3 and index["n_machine_error"].to_list() == [None]
+
+
+@pytest.mark.unit
+def test_a_programs_own_words_are_not_a_machine_fault():
+    from slimlab.faults import machine_cause
+    # A program writing to its read-only root says so itself: the variant's doing, not the machine's.
+    assert machine_cause("exit 1: open /data/out: read-only file system", program_output=True) is None
+    assert machine_cause("measure: OSError: [Errno 28] No space left on device", program_output=True) \
+        .startswith("No space left on device")
+    assert machine_cause("go build: write /cache/a.out: no space left on device").startswith("No space")
