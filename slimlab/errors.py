@@ -48,3 +48,26 @@ def unknown(what: str, name: object, choices, valid: str | None = None) -> SpecE
     """The one wording for a name that is not among ``choices``: did-you-mean, then the valid ones."""
     listed = valid if valid is not None else ", ".join(str(c) for c in choices)
     return SpecError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; valid: {listed}")
+
+
+# Control characters: C0 (newline, carriage return, escape, ...), DEL, C1, and the Unicode line and
+# paragraph separators, which some readers (Python's splitlines among them) also end a line at.
+_CONTROL = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029"])
+
+
+def control_characters(text: str) -> list[str]:
+    """The distinct control characters in ``text``, in the order they first occur."""
+    return list(dict.fromkeys(c for c in text if c in _CONTROL))
+
+
+def plain_text(field: str, value: object, into: str) -> str:
+    """``value`` as text, for a line of ``into`` (a crontab, a systemd unit, a Dockerfile, a shell
+    line); SlimlabError naming ``field`` when it holds a control character, which would end that
+    line and start another (a newline above all). The one rule for every such boundary."""
+    text = str(value)
+    found = control_characters(text)
+    if found:
+        shown = ", ".join(repr(c) for c in found)
+        raise SlimlabError(f"{field} {text!r} holds a control character ({shown}): refused, since it would end "
+                           f"the line of {into} it is written into and start another")
+    return text

@@ -22,14 +22,13 @@ import json
 import os
 import re
 import secrets
-import unicodedata
 import warnings
 from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 import polars as pl
 
-from .errors import SlimlabError
+from .errors import SlimlabError, control_characters
 from .results_schema import PACKAGE_SCHEMA, RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
 
 MANIFEST = "manifest.json"
@@ -67,7 +66,7 @@ def validate_run_id(run_id: object) -> str:
         problem = "contains '/'"
     elif ".." in run_id or run_id == ".":
         problem = "contains '..'" if ".." in run_id else "is '.'"
-    elif any(unicodedata.category(c) == "Cc" for c in run_id):
+    elif control_characters(run_id):
         problem = "contains a control character"
     else:
         return run_id
