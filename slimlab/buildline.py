@@ -61,7 +61,7 @@ class BuildLine:
 
 
 def _clean(field: str, value: object) -> str:
-    return plain_text(f"the results file's {field}", value, "a build line a reader pastes")
+    return plain_text(f"the results file's {field}", value, "the shell a reader pastes the build line into")
 
 
 def go_release(row: dict) -> str | None:

@@ -61,13 +61,13 @@ def control_characters(text: str) -> list[str]:
 
 
 def plain_text(field: str, value: object, into: str) -> str:
-    """``value`` as text, for a line of ``into`` (a crontab, a systemd unit, a Dockerfile, a shell
-    line); SlimlabError naming ``field`` when it holds a control character, which would end that
-    line and start another (a newline above all). The one rule for every such boundary."""
+    """``value`` as text for a line of ``into`` (a crontab, a systemd unit, a Dockerfile, a shell);
+    SlimlabError naming ``field`` when it holds a control character, which would end that line and
+    start another (a newline above all). The one rule for every such boundary."""
     text = str(value)
     found = control_characters(text)
     if found:
         shown = ", ".join(repr(c) for c in found)
-        raise SlimlabError(f"{field} {text!r} holds a control character ({shown}): refused, since it would end "
-                           f"the line of {into} it is written into and start another")
+        raise SlimlabError(f"{field} {text!r} holds a control character ({shown}): refused, since {into} "
+                           "would read it as the end of a line and the start of another")
     return text
