@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class SlimlabError(Exception):
     """Base class: a problem the user can act on, with a message that says how."""
@@ -52,12 +54,14 @@ def unknown(what: str, name: object, choices, valid: str | None = None) -> SpecE
 
 # Control characters: C0 (newline, carriage return, escape, ...), DEL, C1, and the Unicode line and
 # paragraph separators, which some readers (Python's splitlines among them) also end a line at.
-_CONTROL = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029"])
+# One pattern for Python's re and for polars' (Rust) regex: both read \xHH and \uHHHH.
+CONTROL_PATTERN = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_CONTROL = re.compile(CONTROL_PATTERN)
 
 
 def control_characters(text: str) -> list[str]:
     """The distinct control characters in ``text``, in the order they first occur."""
-    return list(dict.fromkeys(c for c in text if c in _CONTROL))
+    return list(dict.fromkeys(_CONTROL.findall(text)))
 
 
 def plain_text(field: str, value: object, into: str) -> str:

@@ -29,7 +29,8 @@ from pathlib import Path
 import polars as pl
 
 from .errors import SlimlabError, control_characters
-from .results_schema import PACKAGE_SCHEMA, RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
+from .results_schema import (PACKAGE_SCHEMA, RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION, ResultsFileError,
+                             validate)
 
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
@@ -397,8 +398,11 @@ def migrate(frame: pl.DataFrame, source: Path | None = None) -> pl.DataFrame:
     """A results frame of any older schema version, brought up to SCHEMA_VERSION."""
     if frame.is_empty() or "schema_version" not in frame.columns:
         return frame
-    version = frame["schema_version"].max()
     where = f" in {source}" if source else ""
+    if not frame.schema["schema_version"].is_integer():
+        raise ResultsFileError(f"column schema_version{where} is {frame.schema['schema_version']}, not a "
+                               "number: the file is damaged or not slimlab's: refused before use")
+    version = frame["schema_version"].max()
     if version > SCHEMA_VERSION:
         raise SlimlabError(f"results of schema {version}{where}; this slimlab reads up to {SCHEMA_VERSION}: "
                            "upgrade slimlab (a newer checkout, then `make setup`)")
@@ -462,7 +466,8 @@ def load(path: str | Path | None = None) -> pl.DataFrame:
 
     Runs written by an older schema are migrated on load (see MIGRATIONS), and rows without a
     host fingerprint get their session's (fill_host_fingerprints)."""
-    frames = [fill_host_fingerprints(migrate(_read(d, RESULTS, RESULT_SCHEMA), d / RESULTS), _manifest(d))
+    frames = [validate(fill_host_fingerprints(migrate(_read(d, RESULTS, RESULT_SCHEMA), d / RESULTS),
+                                              _manifest(d)), RESULT_SCHEMA, d / RESULTS)
               for d in run_dirs(path)]
     return pl.concat(frames, how="diagonal_relaxed")
 
@@ -472,7 +477,8 @@ def _keyed(run_dir: Path, name: str, schema: dict) -> pl.DataFrame:
     (schemas 1 and 2 keyed variants by five axes)."""
     frame = _read(run_dir, name, schema)
     version = _manifest(run_dir).get("schema_version")  # run_dirs() has read it once already
-    return v2_variant_key(frame) if version in (1, 2) and not frame.is_empty() else frame
+    return validate(v2_variant_key(frame) if version in (1, 2) and not frame.is_empty() else frame, schema,
+                    run_dir / name)
 
 
 def load_samples(path: str | Path | None = None) -> pl.DataFrame:
