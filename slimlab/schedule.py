@@ -14,6 +14,13 @@ touch slimlab's lines only and keep the user's own. The id hashes what the entry
 scheduling the same thing twice replaces the entry instead of doubling it.
 
 Where systemd runs as PID 1, a systemd timer (``slimlab-ID.timer``) is installed instead.
+
+Every value that lands in an entry is refused when it holds a control character
+(errors.plain_text: a newline would start a crontab line, or a unit setting, of its own), before
+anything is written, and quoted for where it lands: shell quoting for cron's command, systemd's
+own (double quotes, C escapes, ``%%`` and ``$$``) for a unit. A marked line that cannot be read
+back (written before values were checked, or edited by hand) is skipped by ``--list`` with a
+warning and still removed by its id, with the lines a split value spread it over.
 """
 
 from __future__ import annotations
