@@ -20,14 +20,13 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SlimlabError
+from .errors import SlimlabError, plain_text
 from .model.axes import GO_RELEASE
 from .model.chain import OBJCOPY_KEEP, OBJCOPY_REMOVE, STEPS
 from .model.target import TARGETS
 
 # Build settings that are environment variables of the go command (go version -m lists them)
 _ENV_SETTINGS = ("CGO_", "GO")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GO_VERSION = re.compile(r"\bgo(\d+\.\d+(?:\.\d+)?(?:(?:rc|beta)\d+)?)\b")
 # Programs a clean shell still needs to find; what the reader has on PATH decides which go runs
 # first, and GOTOOLCHAIN then hands the build to the release named.
@@ -62,11 +61,7 @@ class BuildLine:
 
 
 def _clean(field: str, value: object) -> str:
-    text = str(value)
-    if _CONTROL.search(text):
-        raise SlimlabError(f"the results file's {field} holds a control character ({text!r}): refused, since a "
-                           "newline would split the build line a reader pastes")
-    return text
+    return plain_text(f"the results file's {field}", value, "the shell a reader pastes the build line into")
 
 
 def go_release(row: dict) -> str | None:

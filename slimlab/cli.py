@@ -188,8 +188,23 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_schedule(args) -> int:
+    import warnings
+
     from . import schedule
 
+    with warnings.catch_warnings(record=True) as caught:  # a malformed crontab entry: said, then skipped
+        warnings.simplefilter("always", schedule.ScheduleWarning)
+        try:
+            return _schedule(args, schedule)
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, schedule.ScheduleWarning):
+                    print(f"slimlab: warning: {warning.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def _schedule(args, schedule) -> int:
     params = [(name, value) for name, value in args.parameter]
     if args.list:
         found = schedule.entries()

@@ -85,7 +85,7 @@ from pathlib import Path
 import polars as pl
 
 from . import bases, buildline, libs, proc
-from .errors import SlimlabError, ToolError, unknown
+from .errors import SlimlabError, ToolError, plain_text, unknown
 from .image import NONROOT
 from .inspect import linkage
 from .model import TARGETS, get_chain
@@ -119,25 +119,22 @@ class Export:
     differences: tuple[str, ...]  # why the binary will not be slimlab's, as far as can be told
 
 
-def plain_text(what: str, value: str) -> str:
-    """``value``, refused when it holds a control character: a results file travels between
-    people, and a newline in a value would end its Dockerfile line and start another."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise SlimlabError(f"{what} {value!r} holds a control character (a newline?): refusing to write it "
-                           f"into a Dockerfile; the results file is damaged or not slimlab's")
-    return value
+def _plain(what: str, value: object) -> str:
+    """``value``, refused when it holds a control character (errors.plain_text): a results file
+    travels between people, and a newline in a value would end its Dockerfile line and start another."""
+    return plain_text(what, value, "a Dockerfile")
 
 
 def _check_row(row: dict, settings: dict[str, str] | None) -> None:
     """Every value of the row that reaches the Dockerfile, as plain text."""
     for column in ("variant_key", "toolchain_version", "go_version", "postlink"):
         if row.get(column) is not None:
-            plain_text(column, str(row[column]))
+            _plain(column, str(row[column]))
     for column in ("flags", "build_env"):
         for item in row.get(column) or []:
-            plain_text(column, item)
+            _plain(column, item)
     for key, value in (settings or {}).items():
-        plain_text("build setting", f"{key}={value}")
+        _plain("build setting", f"{key}={value}")
 
 
 def _row(frame: pl.DataFrame, key: str) -> dict:
@@ -222,7 +219,7 @@ def render(row: dict, run_id: str, argv: list[str], env: dict[str, str], chain: 
     lines += [f"COPY --from=build /app/{name} /app/{name}", f"USER {NONROOT}", f'ENTRYPOINT ["/app/{name}"]', ""]
     for line in [*lines, *run]:  # a backstop: no value may start a line, hence an instruction, of its own
         if line is not None:
-            plain_text("Dockerfile line", line)
+            _plain("Dockerfile line", line)
     return "\n".join("RUN " + " \\\n && ".join(run) if line is None else line for line in lines)
 
 
@@ -278,8 +275,8 @@ def export(run_dir: str | Path, variant_key: str, base: str | None, out: str | P
     settings = buildline.settings_for(frame.to_dicts(), row)
     _check_row(row, settings)
     manifest = next(iter(load_manifests(run_dir)), {})
-    run_id = plain_text("run id", str(manifest.get("run_id", Path(run_dir).name)))
-    tool_versions = {k: plain_text(f"tool version of {k}", v)
+    run_id = _plain("run id", str(manifest.get("run_id", Path(run_dir).name)))
+    tool_versions = {k: _plain(f"tool version of {k}", v)
                      for k, v in (manifest.get("tools") or {}).items() if isinstance(v, str)}
     _check_target(variant_key, row, settings, target)
     out = Path(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class SlimlabError(Exception):
     """Base class: a problem the user can act on, with a message that says how."""
@@ -48,3 +50,28 @@ def unknown(what: str, name: object, choices, valid: str | None = None) -> SpecE
     """The one wording for a name that is not among ``choices``: did-you-mean, then the valid ones."""
     listed = valid if valid is not None else ", ".join(str(c) for c in choices)
     return SpecError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; valid: {listed}")
+
+
+# Control characters: C0 (newline, carriage return, escape, ...), DEL, C1, and the Unicode line and
+# paragraph separators, which some readers (Python's splitlines among them) also end a line at.
+# One pattern for Python's re and for polars' (Rust) regex: both read \xHH and \uHHHH.
+CONTROL_PATTERN = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_CONTROL = re.compile(CONTROL_PATTERN)
+
+
+def control_characters(text: str) -> list[str]:
+    """The distinct control characters in ``text``, in the order they first occur."""
+    return list(dict.fromkeys(_CONTROL.findall(text)))
+
+
+def plain_text(field: str, value: object, into: str) -> str:
+    """``value`` as text for a line of ``into`` (a crontab, a systemd unit, a Dockerfile, a shell);
+    SlimlabError naming ``field`` when it holds a control character, which would end that line and
+    start another (a newline above all). The one rule for every such boundary."""
+    text = str(value)
+    found = control_characters(text)
+    if found:
+        shown = ", ".join(repr(c) for c in found)
+        raise SlimlabError(f"{field} {text!r} holds a control character ({shown}): refused, since {into} "
+                           "would read it as the end of a line and the start of another")
+    return text

@@ -22,15 +22,15 @@ import json
 import os
 import re
 import secrets
-import unicodedata
 import warnings
 from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 import polars as pl
 
-from .errors import SlimlabError
-from .results_schema import MACHINE_ERROR, PACKAGE_SCHEMA, RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION
+from .errors import SlimlabError, control_characters
+from .results_schema import (MACHINE_ERROR, PACKAGE_SCHEMA, RESULT_SCHEMA, SAMPLE_SCHEMA, SCHEMA_VERSION,
+                             ResultsFileError, validate)
 from .runlock import RunLock
 
 MANIFEST = "manifest.json"
@@ -72,7 +72,7 @@ def validate_run_id(run_id: object) -> str:
         problem = "contains '/'"
     elif ".." in run_id or run_id == ".":
         problem = "contains '..'" if ".." in run_id else "is '.'"
-    elif any(unicodedata.category(c) == "Cc" for c in run_id):
+    elif control_characters(run_id):
         problem = "contains a control character"
     elif len(run_id.encode("utf-8", "surrogateescape")) > MAX_RUN_ID_BYTES:
         problem = (f"is {len(run_id.encode('utf-8', 'surrogateescape'))} bytes long, more than a file name "
@@ -465,8 +465,11 @@ def migrate(frame: pl.DataFrame, source: Path | None = None) -> pl.DataFrame:
     """A results frame of any older schema version, brought up to SCHEMA_VERSION."""
     if frame.is_empty() or "schema_version" not in frame.columns:
         return frame
-    version = frame["schema_version"].max()
     where = f" in {source}" if source else ""
+    if not frame.schema["schema_version"].is_integer():
+        raise ResultsFileError(f"column schema_version{where} is {frame.schema['schema_version']}, not a "
+                               "number: the file is damaged or not slimlab's: refused before use")
+    version = frame["schema_version"].max()
     if version > SCHEMA_VERSION:
         raise SlimlabError(f"results of schema {version}{where}; this slimlab reads up to {SCHEMA_VERSION}: "
                            "upgrade slimlab (a newer checkout, then `make setup`)")
@@ -530,7 +533,8 @@ def load(path: str | Path | None = None) -> pl.DataFrame:
 
     Runs written by an older schema are migrated on load (see MIGRATIONS), and rows without a
     host fingerprint get their session's (fill_host_fingerprints)."""
-    frames = [fill_host_fingerprints(migrate(_read(d, RESULTS, RESULT_SCHEMA), d / RESULTS), _manifest(d))
+    frames = [validate(fill_host_fingerprints(migrate(_read(d, RESULTS, RESULT_SCHEMA), d / RESULTS),
+                                              _manifest(d)), RESULT_SCHEMA, d / RESULTS)
               for d in run_dirs(path)]
     return pl.concat(frames, how="diagonal_relaxed")
 
@@ -540,7 +544,8 @@ def _keyed(run_dir: Path, name: str, schema: dict) -> pl.DataFrame:
     (schemas 1 and 2 keyed variants by five axes)."""
     frame = _read(run_dir, name, schema)
     version = _manifest(run_dir).get("schema_version")  # run_dirs() has read it once already
-    return v2_variant_key(frame) if version in (1, 2) and not frame.is_empty() else frame
+    return validate(v2_variant_key(frame) if version in (1, 2) and not frame.is_empty() else frame, schema,
+                    run_dir / name)
 
 
 def load_samples(path: str | Path | None = None) -> pl.DataFrame:

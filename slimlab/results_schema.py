@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from .errors import CONTROL_PATTERN, SlimlabError
 from .model import AXES
+from .model.variant import KEY_SEPARATOR
 
 SCHEMA_VERSION = 3
 
@@ -281,3 +283,93 @@ PACKAGE_SCHEMA: dict[str, pl.DataType] = {
     "package": pl.String,  # import path; "(no Go package)", "(compiler-generated)"
     "bytes": pl.Int64,
 }
+
+
+# -- a results file from elsewhere --------------------------------------------------------------
+# Results files travel between people, and their values reach Dockerfiles, shell lines, reports
+# and terminals: every table is checked against its schema before use (validate).
+class ResultsFileError(SlimlabError):
+    """A table of a run that does not hold what the schema says: damaged, or not slimlab's."""
+
+
+# Free text in a tool's or a check's own words, which may span lines; shown escaped, never run.
+FREE_TEXT = frozenset({"reason", "container_reason", "qemu_user_check", "vuln_reason", "packages_source"})
+# Names from slimlab's own vocabulary: letters, digits and . _ + / - only.
+NAME_COLUMNS = ("toolchain", "target", "postlink", "base", "upx_level", "image_platform", "runner",
+                "memory_scope")
+NAME_PATTERN = r"^[A-Za-z0-9._+/-]+$"
+# Names users choose (a workload's path, a custom profile) may hold any printable character but
+# KEY_SEPARATOR, which joins a variant's key.
+ENV_ITEM_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*="  # build_env: NAME=value
+SETTING_PATTERN = r"^[^=\s]+="  # build_settings: key=value, as `go version -m` lists them
+REFUSED = ": the file is damaged or not slimlab's: refused before use"
+
+
+def _any_item(column: str, test: pl.Expr) -> pl.Expr:
+    return pl.col(column).list.eval(test).list.any()
+
+
+def _refuse(source, frame: pl.DataFrame, bad: pl.Expr, column: str, problem: str) -> None:
+    """ResultsFileError naming the file, the first offending row's variant key and the column."""
+    found = frame.filter(bad.fill_null(False))
+    if found.is_empty():
+        return
+    row = found.row(0, named=True)
+    value = "" if column == "variant_key" else f"{row.get(column)!r} "
+    more = f" (and {found.height - 1} more row(s))" if found.height > 1 else ""
+    key = row.get("variant_key")
+    raise ResultsFileError(f"{source}: row {key!r}{more}, column {column}: {value}{problem}{REFUSED}")
+
+
+def validate(frame: pl.DataFrame, schema: dict[str, pl.DataType], source) -> pl.DataFrame:
+    """``frame`` (a table read from ``source``, brought up to this schema) checked before use:
+    each column of ``schema`` of its type (an all-null column is cast), no control character in
+    any text but FREE_TEXT, statuses of STATUSES, slimlab's names of NAME_PATTERN, no '|' in an
+    axis value and a variant key that is the row's axes joined, build_env and build_settings
+    items of NAME=value. ResultsFileError naming the file, the row's key (escaped) and the column."""
+    casts = []
+    for name, dtype in schema.items():
+        if name not in frame.columns or frame.schema[name] == dtype:
+            continue
+        if frame.schema[name] == pl.Null:
+            casts.append(pl.col(name).cast(dtype))
+        else:
+            raise ResultsFileError(f"{source}: column {name} is {frame.schema[name]}, the results schema "
+                                   f"says {dtype}{REFUSED}")
+    frame = frame.with_columns(casts) if casts else frame
+    if frame.is_empty():
+        return frame
+    present = [name for name in schema if name in frame.columns]
+    for name in present:
+        if name in FREE_TEXT:
+            continue
+        if schema[name] == pl.String:
+            _refuse(source, frame, pl.col(name).str.contains(CONTROL_PATTERN), name,
+                    "holds a control character")
+        elif schema[name] == pl.List(pl.String):
+            _refuse(source, frame, _any_item(name, pl.element().str.contains(CONTROL_PATTERN)), name,
+                    "has an item that holds a control character")
+    if "status" in present:
+        _refuse(source, frame, ~pl.col("status").is_in(STATUSES), "status",
+                f"is not one of {', '.join(STATUSES)}")
+    for name in (n for n in NAME_COLUMNS if n in present):
+        _refuse(source, frame, ~pl.col(name).str.contains(NAME_PATTERN), name,
+                "is not a name of letters, digits and . _ + / -")
+    axes = [a.column for a in AXES]
+    if all(a in present for a in axes):
+        for name in axes:
+            _refuse(source, frame, pl.col(name).str.contains(KEY_SEPARATOR, literal=True), name,
+                    f"holds {KEY_SEPARATOR!r}, which joins a variant's key")
+        if "variant_key" in present:
+            joined = pl.concat_str([pl.col(a) for a in axes], separator=KEY_SEPARATOR)
+            _refuse(source, frame, pl.col("variant_key") != joined, "variant_key",
+                    f"is not the row's axes ({', '.join(axes)}) joined with {KEY_SEPARATOR!r}")
+    for name, pattern, shape in (("build_env", ENV_ITEM_PATTERN, "NAME=value"),
+                                 ("build_settings", SETTING_PATTERN, "key=value")):
+        if name in present:
+            _refuse(source, frame, _any_item(name, ~pl.element().str.contains(pattern)), name,
+                    f"has an item that is not {shape}")
+    if "run_id" in present:
+        _refuse(source, frame, pl.col("run_id").str.contains("/", literal=True) | (pl.col("run_id") == "..")
+                | (pl.col("run_id") == "."), "run_id", "is not a run directory's name")
+    return frame

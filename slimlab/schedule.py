@@ -14,6 +14,13 @@ touch slimlab's lines only and keep the user's own. The id hashes what the entry
 scheduling the same thing twice replaces the entry instead of doubling it.
 
 Where systemd runs as PID 1, a systemd timer (``slimlab-ID.timer``) is installed instead.
+
+Every value that lands in an entry is refused when it holds a control character
+(errors.plain_text: a newline would start a crontab line, or a unit setting, of its own), before
+anything is written, and quoted for where it lands: shell quoting for cron's command, systemd's
+own (double quotes, C escapes, ``%%`` and ``$$``) for a unit. A marked line that cannot be read
+back (written before values were checked, or edited by hand) is skipped by ``--list`` with a
+warning and still removed by its id, with the lines a split value spread it over.
 """
 
 from __future__ import annotations
@@ -27,12 +34,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from . import history
-from .errors import SlimlabError, did_you_mean
+from .errors import SlimlabError, did_you_mean, plain_text
 from .results import DATA_ENV, atomic_write_bytes, now_utc
 
 MARK = "# slimlab-schedule:"
@@ -116,7 +124,26 @@ class Entry:
     id: str
     cron: str
     notebook: str
-    line: str  # the crontab line, or the timer's unit file
+    line: str  # the crontab line (lines, when a newline split it), or the timer's unit file
+    malformed: str | None = None  # why its crontab line cannot be read back; None: well-formed
+
+
+class ScheduleWarning(UserWarning):
+    """A crontab line marked as slimlab's that cannot be read back (not written by this slimlab: a
+    newline in a value split it, or a hand edit): skipped by --list, still removed by its id."""
+
+
+def check_parameters(params) -> list[tuple[str, str]]:
+    """The ``-p NAME VALUE`` pairs, checked: papermill writes ``NAME = VALUE`` into the notebook,
+    so a name is a Python identifier; the value lands in a crontab line or a unit as text."""
+    checked = []
+    for name, value in params:
+        name = plain_text("-p NAME", name, "a crontab or a systemd unit")
+        if not name.isidentifier():
+            raise SlimlabError(f"-p NAME {name!r} is not a notebook parameter name (a Python identifier, "
+                               "such as run_id or greeting)")
+        checked.append((name, plain_text(f"-p {name} VALUE", value, "a crontab or a systemd unit")))
+    return checked
 
 
 def _slimlab() -> list[str]:
@@ -132,9 +159,15 @@ def _path() -> str:
 
 def command(notebook: Path, data_dir: Path, reports: Path, params: list[tuple[str, str]]) -> tuple[str, str]:
     """The entry's id and its shell command: cd to where it was scheduled, PATH with Go, the
-    scheduled run, its output appended to DATA/scheduled/ID.log."""
+    scheduled run, its output appended to DATA/scheduled/ID.log. Every value is refused when it
+    holds a control character (a newline would start a crontab line of its own) and shell-quoted."""
+    into = "a crontab or a systemd unit"
+    values = {"slimlab's own path": " ".join(_slimlab()), "the notebook's path": notebook, "--data": data_dir,
+              "--reports": reports, "the working directory": os.getcwd(), "PATH": _path()}
+    for field, value in values.items():
+        plain_text(field, value, into)
     argv = [*_slimlab(), "schedule", str(notebook), "--now", "--data", str(data_dir), "--reports", str(reports)]
-    for name, value in params:
+    for name, value in check_parameters(params):
         argv += ["-p", name, value]
     run = " ".join(shlex.quote(a) for a in argv)
     entry_id = hashlib.sha256(run.encode()).hexdigest()[:8]
@@ -180,13 +213,58 @@ def cron_command(line: str) -> str:
 
 
 def _parse(line: str) -> Entry | None:
+    """The entry of a crontab line marked as slimlab's (None: not marked); ValueError saying why
+    a marked line cannot be read back."""
     if MARK not in line or line.lstrip().startswith("#"):
         return None
     entry_id = line.rsplit(MARK, 1)[1].strip()
     fields = line.split(None, 5)
-    words = shlex.split(cron_command(line).rsplit(MARK, 1)[0])
-    notebook = words[words.index("schedule") + 1] if "schedule" in words else "?"
-    return Entry(entry_id, " ".join(fields[:5]), notebook, line)
+    if len(fields) < 6:
+        raise ValueError("it has no command after the five time fields")
+    words = shlex.split(cron_command(line).rsplit(MARK, 1)[0])  # ValueError: No closing quotation
+    if "schedule" not in words or not any(w.endswith(f"/{entry_id}.log") for w in words):
+        raise ValueError("it is not a slimlab schedule command")
+    return Entry(entry_id, " ".join(fields[:5]), words[words.index("schedule") + 1], line)
+
+
+LOOK_BACK = 50  # lines before a malformed entry that a split value may have pushed its start to
+
+
+def _scan(lines: list[str]) -> list[tuple[range, Entry]]:
+    """slimlab's entries of a crontab, each with the lines it spans. A marked line that cannot be
+    read back is an entry with ``malformed`` set: when the unmarked lines just before it join with it
+    into slimlab's command (a newline in a value split it), they are part of it, and so removed with it."""
+    found = []
+    for i, line in enumerate(lines):
+        try:
+            entry = _parse(line)
+        except ValueError as exc:
+            entry_id = line.rsplit(MARK, 1)[1].strip()
+            span, entry = range(i, i + 1), Entry(entry_id, "?", "?", line, malformed=str(exc))
+            for start in range(i - 1, max(-1, i - 1 - LOOK_BACK), -1):
+                if MARK in lines[start]:
+                    break
+                try:
+                    joined = _parse("\n".join(lines[start:i + 1]))
+                except (ValueError, IndexError):
+                    continue
+                if joined is not None:
+                    span = range(start, i + 1)
+                    entry = Entry(entry_id, joined.cron, joined.notebook, joined.line,
+                                  malformed="a newline in a value split it over several lines")
+                    break
+        if entry is not None:
+            found.append((span if entry.malformed else range(i, i + 1), entry))
+    return found
+
+
+def _warn_malformed(scanned: list[tuple[range, Entry]]) -> None:
+    for span, entry in scanned:
+        if entry.malformed:
+            where = f"line {span[0] + 1}" if len(span) == 1 else f"lines {span[0] + 1}-{span[-1] + 1}"
+            warnings.warn(f"the slimlab entry on crontab {where} is malformed ({entry.malformed}), skipped: "
+                          f"{entry.line!r}; remove it with: slimlab schedule --remove {entry.id}",
+                          ScheduleWarning, stacklevel=3)
 
 
 def cron_daemon_running() -> bool:
@@ -229,11 +307,19 @@ def _systemctl(*args: str) -> None:
         raise SlimlabError(f"systemctl {' '.join(args)} failed: {done.stderr.strip()}")
 
 
+def systemd_quote(word: str) -> str:
+    """``word`` as one argument of a unit's ExecStart=, in systemd's own quoting: double quotes,
+    backslash and double quote escaped (systemd unescapes C escapes inside quotes), % and $
+    doubled (a specifier, a variable). A control character is refused: a newline ends the setting."""
+    word = plain_text("a command", word, "a systemd unit")
+    quoted = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{quoted}"'
+
+
 def timer_units(entry_id: str, cron: str, notebook: Path, line: str) -> dict[str, str]:
     """The service and timer unit files of one entry."""
-    # In unit files % starts a specifier and $ a variable: doubled, they are themselves.
-    exec_start = f"/bin/sh -c {shlex.quote(line)}".replace("%", "%%").replace("$", "$$")
-    name = str(notebook).replace("%", "%%")
+    exec_start = f"/bin/sh -c {systemd_quote(line)}"
+    name = plain_text("the notebook's path", notebook, "a systemd unit").replace("%", "%%")
     service = (f"[Unit]\nDescription=slimlab scheduled run of {name}\n\n[Service]\nType=oneshot\n"
                f"ExecStart={exec_start}\n")
     timer = (f"[Unit]\nDescription=slimlab scheduled run of {name} ({cron})\n\n[Timer]\n"
@@ -245,7 +331,10 @@ def timer_units(entry_id: str, cron: str, notebook: Path, line: str) -> dict[str
 def install(notebook: str | Path, every: str, params: list[tuple[str, str]] = (), data_dir: str | Path = "data",
             reports: str | Path = "reports") -> Entry:
     """Install (or replace) the entry that runs ``notebook`` on schedule ``every``."""
-    cron = validate_cron(every)
+    cron = validate_cron(plain_text("--every", every, "a crontab or a systemd unit"))
+    params = check_parameters(params)
+    for field, value in (("the notebook's path", notebook), ("--data", data_dir), ("--reports", reports)):
+        plain_text(field, value, "a crontab or a systemd unit")  # before a path of it is looked at
     notebook = Path(notebook).resolve()
     if not notebook.is_file():
         raise SlimlabError(f"notebook not found: {notebook}")
@@ -262,8 +351,9 @@ def install(notebook: str | Path, every: str, params: list[tuple[str, str]] = ()
         _systemctl("enable", "--now", f"slimlab-{entry_id}.timer")
         return Entry(entry_id, cron, str(notebook), units[f"slimlab-{entry_id}.timer"])
     new = cron_line(cron, line, entry_id)
-    kept = [old for old in read_crontab() if not (_parse(old) and _parse(old).id == entry_id)]
-    write_crontab([*kept, new])
+    lines = read_crontab()
+    replaced = {i for span, entry in _scan(lines) if entry.id == entry_id for i in span}
+    write_crontab([*(old for i, old in enumerate(lines) if i not in replaced), new])
     return Entry(entry_id, cron, str(notebook), new)
 
 
@@ -278,12 +368,18 @@ def entries() -> list[Entry]:
             found.append(Entry(timer.stem.removeprefix("slimlab-"), cron.group(1) if cron else "?",
                                notebook.group(1).replace("%%", "%") if notebook else "?", text))
         return found
-    return [e for e in map(_parse, read_crontab()) if e is not None]
+    scanned = _scan(read_crontab())
+    _warn_malformed(scanned)
+    return [entry for _, entry in scanned if not entry.malformed]
 
 
 def remove(what: str) -> list[Entry]:
-    """Remove the entries of id ``what`` or of the notebook ``what``; the user's own lines stay."""
-    found = entries()
+    """Remove the entries of id ``what`` or of the notebook ``what``, malformed ones too (all the
+    lines each spans); the user's own lines stay."""
+    systemd = systemd_running()
+    lines = [] if systemd else read_crontab()
+    scanned = [] if systemd else _scan(lines)
+    found = entries() if systemd else [entry for _, entry in scanned]
     target = str(Path(what).resolve()) if not re.fullmatch(r"[0-9a-f]{8}", what) else None
     gone = [e for e in found if e.id == what or (target and e.notebook == target)]
     if not gone:
@@ -291,7 +387,7 @@ def remove(what: str) -> list[Entry]:
         raise SlimlabError(f"no slimlab schedule {what!r}{did_you_mean(what, names)}; "
                            f"scheduled: {', '.join(f'{e.id} ({e.notebook})' for e in found) or 'nothing'}")
     ids = {e.id for e in gone}
-    if systemd_running():
+    if systemd:
         folder, _ = _units()
         for entry_id in ids:
             _systemctl("disable", "--now", f"slimlab-{entry_id}.timer")
@@ -299,7 +395,8 @@ def remove(what: str) -> list[Entry]:
                 (folder / f"slimlab-{entry_id}.{suffix}").unlink(missing_ok=True)
         _systemctl("daemon-reload")
     else:
-        write_crontab([line for line in read_crontab() if not (_parse(line) and _parse(line).id in ids)])
+        doomed = {i for span, entry in scanned if entry.id in ids for i in span}
+        write_crontab([line for i, line in enumerate(lines) if i not in doomed])
     return gone
 
 

@@ -268,9 +268,10 @@ def _altered_run(run, tmp_path, key: str, **columns):
 
 
 @pytest.mark.parametrize("columns, message", [
-    ({"flags": ["-trimpath", "-ldflags=-s -w\nRUN echo injected"]}, r"flags .* holds a control character"),
-    ({"build_env": ["CGO_ENABLED=0\r"]}, r"build_env .* holds a control character"),
-    ({"go_version": "go1.26.8\n"}, r"go_version .* holds a control character"),
+    ({"flags": ["-trimpath", "-ldflags=-s -w\nRUN echo injected"]},
+     r"column flags: .* holds a control character"),
+    ({"build_env": ["CGO_ENABLED=0\r"]}, r"column build_env: .* holds a control character"),
+    ({"go_version": "go1.26.8\n"}, r"column go_version: .* holds a control character"),
     ({"build_env": ["CGO_ENABLED=1"],
       "build_settings": ["-trimpath=true", "CGO_ENABLED=1", "GOARCH=arm64", "GOOS=linux"]},
      r"a cgo build \(CGO_ENABLED=1\) for linux/arm64 needs.* aarch64-linux-gnu-gcc"),

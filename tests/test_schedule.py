@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,9 @@ def user_crontab():
             subprocess.run([crontab, "-r"], capture_output=True)
         else:
             subprocess.run([crontab, "-"], input=original, text=True, check=True)
+    after = subprocess.run([crontab, "-l"], capture_output=True, text=True)
+    restored = after.stdout if after.returncode == 0 else None
+    assert restored == original, "the user's crontab was not restored"
 
 
 def notebook(path: Path, code: str) -> Path:
@@ -233,3 +237,107 @@ def test_a_scheduled_notebook_reads_the_scheduled_data_directory(tmp_path, monke
     assert row["status"] == "complete", row["error"]
     assert f"data dir: {data.resolve()}" in Path(row["executed_notebook"]).read_text()
     assert "SLIMLAB_DATA" not in os.environ  # set for the run only
+
+
+# -- values that reach a crontab line or a unit ----------------------------------------------
+PWNED = "x\n* * * * * touch /tmp/PWNED #"  # the issue's value: a second crontab line, run every minute
+
+
+def test_a_newline_in_any_value_is_refused_before_anything_is_written(user_crontab, tmp_path):
+    before = crontab_lines(user_crontab)
+    nb = notebook(tmp_path / "n.ipynb", "pass")
+    split_name = notebook(tmp_path / "n\nb.ipynb", "pass")  # a real file whose name holds a newline
+    data = tmp_path / "data"
+    control = "holds a control character"
+    for args, says in [
+        (["-p", "title", PWNED], f"-p title VALUE 'x\\n* * * * * touch /tmp/PWNED #' {control} ('\\n')"),
+        (["-p", "ti\ntle", "x"], f"-p NAME 'ti\\ntle' {control}"),
+        # papermill writes NAME = VALUE into the notebook: a name is an identifier
+        (["-p", "title = 1; import os #", "x"], "is not a notebook parameter name"),
+        (["--data", f"{data}\n0 * * * * true #"], f"--data '{data}\\n0 * * * * true #' {control}"),
+        (["--reports", "reports\r"], f"--reports 'reports\\r' {control} ('\\r')"),
+        (["--every", "daily\n* * * * * true"], f"--every 'daily\\n* * * * * true' {control}"),
+    ]:
+        done = slimlab_cli(str(nb), "--every", "hourly", "--data", str(data), *args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert says in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+    done = slimlab_cli(str(split_name), "--every", "hourly", "--data", str(data), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"the notebook's path {str(split_name)!r} {control}" in done.stderr
+    assert crontab_lines(user_crontab) == before
+    assert not data.exists()  # nothing written, not even the log's directory
+    assert not Path("/tmp/PWNED").exists()
+
+
+def test_shell_characters_in_a_value_reach_the_notebook_as_written(user_crontab, tmp_path, monkeypatch):
+    monkeypatch.setenv(schedule.BACKEND_ENV, "cron")
+    monkeypatch.chdir(tmp_path)  # where the entry cds to: a command that the quoting let out would run here
+    canary = tmp_path / "ran"
+    value = "$(touch ran) `touch ran`; touch ran 'quoted' \"double\" 100% \\back"
+    nb = notebook(tmp_path / "n.ipynb", "print('greeting is', repr(greeting))")
+    entry = schedule.install(nb, "daily", [("greeting", value)], data_dir=tmp_path / "data",
+                             reports=tmp_path / "reports")
+    assert entry.line in crontab_lines(user_crontab)
+    home = tmp_path / "home"
+    home.mkdir()
+    assert as_cron_runs(entry.line, home).returncode == 0
+    executed = nbformat.read(next((tmp_path / "reports").glob("*.ipynb")), as_version=4)
+    printed = [o.get("text", "") for cell in executed.cells for o in cell.get("outputs", [])]
+    assert f"greeting is {value!r}\n" in printed
+    assert not canary.exists()
+    schedule.remove(entry.id)
+
+
+def as_main_wrote_it(nb: Path, data: Path, value: str) -> tuple[str, list[str]]:
+    """The crontab lines slimlab wrote before values were checked, for ``-p title VALUE``: the
+    shell-quoted value, newline and all, in one cron line (which the newline splits)."""
+    entry_id, line = schedule.command(nb, data, data / "reports", [("title", "PLACEHOLDER")])
+    line = line.replace("PLACEHOLDER", shlex.quote(value))
+    return entry_id, schedule.cron_line("0 * * * *", line, entry_id).split("\n")
+
+
+def test_list_and_remove_survive_malformed_entries(user_crontab, tmp_path):
+    before = crontab_lines(user_crontab)
+    data = tmp_path / "data"
+    nb = notebook(tmp_path / "n.ipynb", "pass")
+    injected_id, injected = as_main_wrote_it(nb, data, PWNED)
+    assert len(injected) == 2 and injected[1].startswith("* * * * * touch /tmp/PWNED #'")
+    broken = "0 3 * * * echo 'a hand edit with no closing quote # slimlab-schedule:0badc0de"
+    subprocess.run([user_crontab, "-"], input="\n".join([*before, *injected, broken]) + "\n", text=True,
+                   check=True)
+    good = slimlab_cli(str(nb), "--every", "daily", "--data", str(data), cwd=tmp_path)
+    assert good.returncode == 0, good.stderr  # installing reads the table too
+    good_id = good.stdout.split()[3]
+
+    listed = slimlab_cli("--list", cwd=tmp_path)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    assert good_id in listed.stdout and injected_id not in listed.stdout and "0badc0de" not in listed.stdout
+    first = len(before) + 1
+    assert f"crontab lines {first}-{first + 1} is malformed" in listed.stderr, listed.stderr
+    assert f"crontab line {first + 2} is malformed" in listed.stderr
+    assert f"--remove {injected_id}" in listed.stderr and "--remove 0badc0de" in listed.stderr
+
+    removed = slimlab_cli("--remove", injected_id, cwd=tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    lines = crontab_lines(user_crontab)
+    assert not any("PWNED" in line for line in lines)  # both lines of the split entry are gone
+    assert broken in lines and any(good_id in line for line in lines)
+    assert slimlab_cli("--remove", "0badc0de", cwd=tmp_path).returncode == 0
+    assert slimlab_cli("--remove", good_id, cwd=tmp_path).returncode == 0
+    assert crontab_lines(user_crontab) == before
+
+
+def test_systemd_reads_an_exec_start_word_back_as_written(tmp_path):
+    """systemd's own parser (systemd-analyze verify names an executable it cannot run) reads
+    the quoted word back: quotes, backslashes and % survive; a newline is refused."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (systemd; scripts/setup.sh does not install it)")
+    word = "/nonexistent/it's \"100%\" \\q \\n end"
+    unit = tmp_path / "word.service"
+    unit.write_text(f"[Service]\nType=oneshot\nExecStart={schedule.systemd_quote(word)} arg\n")
+    done = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True)
+    assert f"Executable name contains special characters: {word}\n" in done.stderr, done.stderr
+    assert "escape" not in done.stderr
+    with pytest.raises(SlimlabError, match="control character"):
+        schedule.systemd_quote("a\nExecStartPost=/bin/touch /tmp/PWNED")

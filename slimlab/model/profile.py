@@ -7,9 +7,10 @@ from a spec may also carry explicit flags and environment, passed through verbat
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from ..errors import SpecError, did_you_mean
+from ..errors import SpecError, control_characters, did_you_mean
 
 _INTENT_KEYS = ("strip", "trimpath", "empty_buildid", "cgo", "pie", "external_static", "all_packages")
 CUSTOM_KEYS = (*_INTENT_KEYS, "flags", "env", "description")
@@ -71,6 +72,12 @@ def custom_profile(name: str, table: dict) -> Profile:
         raise SpecError(f"custom_profiles.{name}.env must be a table of NAME = \"value\" (strings)")
     # The target axis owns the platform: a profile that set these would build for another CPU
     # than the row says.
+    for item in [*flags, *env, *env.values()]:
+        if control_characters(item):  # they reach shell lines and Dockerfiles, and the results file
+            raise SpecError(f"custom_profiles.{name}: {item!r} holds a control character")
+    bad_names = [key for key in env if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)]
+    if bad_names:
+        raise SpecError(f"custom_profiles.{name}.env: {bad_names[0]!r} is not an environment variable name")
     owned = sorted(set(env) & TARGET_ENV)
     if owned:
         raise SpecError(f"custom_profiles.{name}.env sets {', '.join(owned)}, which the targets axis decides; "

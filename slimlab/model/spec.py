@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError, did_you_mean
+from ..errors import SpecError, control_characters, did_you_mean
 from .axes import AXES, BY_COLUMN
 from .profile import BUILTIN_PROFILES, Profile, custom_profile
 
@@ -283,6 +283,12 @@ class SweepSpec:
     def _check_values(self) -> None:
         for ax in AXES:
             for value in self.values(ax.key):
+                # '|' joins a variant's key (Variant.key); a control character would reach file names,
+                # shell lines and reports: results files with either are refused on load.
+                if "|" in value or control_characters(value):
+                    what = "'|'" if "|" in value else "a control character"
+                    raise SpecError(f"{ax.key}: {value!r} holds {what}: a {ax.column} name holds neither '|' "
+                                    "nor control characters")
                 ax.check(value, self)
         # An exclude that names a value the spec does not sweep excludes nothing: a typo.
         for rule in self.exclude_rules():
