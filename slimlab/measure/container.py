@@ -84,6 +84,9 @@ class ContainerRunner:
     emulated: bool = False
     memory_scope: str = "program"  # its own ru_maxrss, from the launcher inside the container
     confinement: Confinement = Confinement()  # how every one of its containers runs
+    # A server's network: None for image.SERVER_NETWORK; "host" only to measure what its own
+    # namespace costs (benchmarks/container_network.py), never in a sweep.
+    server_network: str | None = None
 
     def check(self, workload, binary: Path, timeout_s: float) -> Sample:
         return self._start(workload, timeout_s, None, check=True)
@@ -144,12 +147,13 @@ class ContainerRunner:
     def _server(self, workload, timeout_s: float, cpu: int | None, check: bool) -> Sample:
         addr, grpc_addr = server_addrs(workload)  # free ports of the host's loopback: published there
         ports = tuple(int(a.rsplit(":", 1)[1]) for a in (addr, grpc_addr) if a)
-        inside, grpc_inside = (_all_addresses(a) for a in (addr, grpc_addr))
+        network = self.server_network or server_network(self.api)  # made once per engine, before the clock
+        inside, grpc_inside = (a if network == "host" else _all_addresses(a) for a in (addr, grpc_addr))
         command = [str(int(timeout_s * 1000)), "-", "/dev/stderr", "--", self.program,
                    *workload.run_args(inside, grpc_inside)]
-        network = server_network(self.api)  # made once per engine, before the clock starts
         started = time.monotonic_ns()
-        container = self._create(command, workload.run_env(inside, grpc_inside), network, cpu, ports)
+        container = self._create(command, workload.run_env(inside, grpc_inside), network, cpu,
+                                 () if network == "host" else ports)
         with _removed_after(container):
             container.start()
             alive = _Alive(container)
