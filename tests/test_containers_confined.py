@@ -168,3 +168,15 @@ def test_a_program_past_a_limit_is_a_broken_row_naming_the_limit(docker_engine, 
         assert "memory limit (memory_limit_mb = 64; OOMKilled)" in failed.value.reason, failed.value.reason
     finally:
         api.close()
+
+
+@pytest.mark.unit
+def test_the_report_says_which_network_the_server_floor_ran_on():
+    from slimlab.report.html import _floor_facts
+
+    measured = {"image": "slimlab/image:x", "median_ms": 200.0, "ci_low_ms": 190.0, "ci_high_ms": 210.0, "n": 10,
+                "error": None}
+    ours = _floor_facts({"kinds": {"server": {**measured, "network": image.SERVER_NETWORK}}}, None)[0]
+    older = _floor_facts({"kinds": {"server": {**measured, "network": "host"}}}, None)[0]
+    assert f"its own network ({image.SERVER_NETWORK}, its port published on 127.0.0.1)" in ours
+    assert "the host's network" in older and "own network" not in older
