@@ -161,8 +161,6 @@ class ImageOutcome:
     seconds: float = 0.0  # building (0 when the image was there already)
     cached: bool = False
     base_packages: tuple[str, ...] = ()  # "package=version" of the base
-    plain: ContainerCheck | None = None
-    hardened: ContainerCheck | None = None
     reason: str | None = None  # why it failed to build
     base_bytes_by_kind: dict[str, int] = field(default_factory=dict)
     binary_bytes: int | None = None  # the binary's file, the one layer the image adds
