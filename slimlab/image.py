@@ -47,7 +47,7 @@ NONROOT = "65532:65532"
 # engine runs with --bridge=none --iptables=false (engine.DOCKERD_FLAGS), so there is no default
 # bridge; a user-defined one works there all the same, its published ports served by the
 # engine's userland proxy (docker-proxy) on the host's loopback. Not the host's network, although
-# a server's start there is about 2.9x faster (README, "Containers"): that time is the kernel making
+# a server's start there is 2.7-2.9x faster (README, "Containers"): that time is the kernel making
 # the namespace and its link, which a server on its own network pays in production too; the
 # floor, timed on this network as well, says how much of a figure it is.
 SERVER_NETWORK = "slimlab-servers"
