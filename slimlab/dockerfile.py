@@ -520,9 +520,10 @@ def build(api, export_: Export, tag: str, builder: str | None = None, timeout_s:
 
 def file_in_image(api, tag: str, path: str) -> bytes:
     """The bytes of ``path`` in image ``tag``, read through a container that never starts."""
-    from .image import discard, owner_label
+    from .image import Confinement, discard, owner_label
 
-    container = api.containers.create(tag, labels=owner_label())
+    # Confined as every container slimlab makes, although this one never starts.
+    container = api.containers.create(tag, labels=owner_label(), **Confinement().options())
     try:
         stream, _ = container.get_archive(path)
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:

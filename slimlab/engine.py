@@ -8,7 +8,9 @@ machine's engine. It may name another machine: ``ssh://user@host[:port]`` goes t
 the docker SDK's paramiko transport (see ``client``), ``tcp://`` directly. Otherwise, as root,
 ``start`` runs Debian's ``dockerd`` (package docker.io) with the flags this kind of
 machine needs (overlay2 storage where the kernel and the data directory's file system take
-it, as production engines use, else vfs; no iptables, no bridge), its data under ``ENGINE_HOME`` and
+it, as production engines use, else vfs; no iptables, no default bridge: a user-defined bridge
+network still works, its published ports served by the userland proxy, and servers use one,
+image.SERVER_NETWORK), its data under ``ENGINE_HOME`` and
 its socket under ``RUN_DIR``, waits until it answers and writes down its pid: ``stop``
 stops only an engine whose pid slimlab wrote down, so it can never take down a user's.
 

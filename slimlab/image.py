@@ -11,11 +11,15 @@ The figures are the engine's own: ``Size`` as ``docker image inspect`` reports i
 layer's size as ``docker history`` does, the size a registry would transfer (each
 layer tar gzip-compressed, as ``docker push`` sends it) and the layer efficiency and
 wasted bytes by dive's definitions (``slimlab.layerfs``), the last two from one
-``docker save`` of the image. The functional check runs in a container twice: plain,
-and hardened (``--user 65532 --read-only --cap-drop ALL --security-opt
-no-new-privileges``, no network for a CLI); a variant that works plain but not hardened
-keeps its row and records why. Every container is removed, whatever
-happens.
+``docker save`` of the image. Every container is removed, whatever happens.
+
+Every container slimlab starts, the functional check's as every timed start's, is confined
+the same way (``Confinement``): user 65532, a read-only root with a private tmpfs on /tmp,
+no capabilities, no privilege gain, and the spec's ``memory_limit_mb`` and ``pids_limit``. A
+CLI gets no network; a server its own network namespace on slimlab's bridge network
+(``SERVER_NETWORK``) with its ports published on the host's 127.0.0.1 only. So the functional
+check is one run, hardened: there is no plain run left whose result could differ from what
+is timed. A program that hits a limit is a failure naming the limit (``limit_hit``).
 """
 
 from __future__ import annotations
@@ -25,21 +29,97 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import cache, layerfs
+from .model.spec import SETTINGS
 from .proc import tail
 from .workloads import Workload
 
 NONROOT = "65532:65532"
-# As a hardened pod runs it: read-only root, /tmp a private tmpfs (an emptyDir), no
-# capabilities, no privilege gain, not root.
-HARDENED = {"user": NONROOT, "read_only": True, "tmpfs": {"/tmp": ""}, "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"]}
+# Servers' network: a user-defined bridge, made on first use (server_network). slimlab's own
+# engine runs with --bridge=none --iptables=false (engine.DOCKERD_FLAGS), so there is no default
+# bridge; a user-defined one works there all the same, its published ports served by the
+# engine's userland proxy (docker-proxy) on the host's loopback. Not the host's network, although
+# a server's start there is 2.7-2.9x faster (README, "Containers"): that time is the kernel making
+# the namespace and its link, which a server on its own network pays in production too; the
+# floor, timed on this network as well, says how much of a figure it is.
+SERVER_NETWORK = "slimlab-servers"
+_NETWORKS_MADE: set[str] = set()  # engines (by URL) known to have SERVER_NETWORK
+# The lines a program prints when the kernel refuses it a process or thread (EAGAIN from
+# clone): Go's runtime, glibc's pthread_create under cgo, os/exec's fork.
+_PIDS_REFUSED = re.compile(r"failed to create new OS thread.*|pthread_create failed.*|"
+                           r"fork/exec .*resource temporarily unavailable.*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """How every container slimlab starts runs, as a hardened pod would: not root, a read-only
+    root with /tmp a private tmpfs (an emptyDir), no capabilities, no privilege gain, and
+    limits on memory (swap included: none beyond it) and on processes and threads."""
+
+    memory_limit_mb: int = SETTINGS["memory_limit_mb"].default
+    pids_limit: int = SETTINGS["pids_limit"].default
+
+    @classmethod
+    def of(cls, spec) -> Confinement:
+        return cls(spec.memory_limit_mb, spec.pids_limit)
+
+    def options(self, network: str = "none") -> dict[str, Any]:
+        """The docker SDK's ``containers.create`` arguments; ``network``: "none" or SERVER_NETWORK."""
+        memory = f"{self.memory_limit_mb}m"
+        return {"user": NONROOT, "read_only": True, "tmpfs": {"/tmp": ""}, "cap_drop": ["ALL"],
+                "security_opt": ["no-new-privileges"], "mem_limit": memory, "memswap_limit": memory,
+                "pids_limit": self.pids_limit, "network_mode": network}
+
+    def record(self) -> dict[str, Any]:
+        """What a run's manifest says of its containers."""
+        return {**{k: v for k, v in self.options().items() if k != "network_mode"},
+                "memory_limit_mb": self.memory_limit_mb,
+                "network": {"cli": "none",
+                            "server": f"{SERVER_NETWORK} (bridge), ports published on 127.0.0.1"}}
+
+    def limit_hit(self, container, stderr: str) -> str | None:
+        """Which limit a container that failed ran into: the engine's OOMKilled (set when the
+        kernel killed any of its processes for memory, also a child of the launcher), else the
+        program's own word that it was refused a process or thread; None for neither."""
+        try:
+            container.reload()
+            oom = bool(container.attrs["State"].get("OOMKilled"))
+        except Exception:  # noqa: BLE001 - gone already: its stderr may still say
+            oom = False
+        if oom:
+            return f"killed by the memory limit (memory_limit_mb = {self.memory_limit_mb}; OOMKilled)"
+        refused = _PIDS_REFUSED.search(stderr)
+        if refused:
+            return f"refused a process or thread by the pids limit (pids_limit = {self.pids_limit}): " \
+                   f"{refused.group(0).strip()[:200]}"
+        return None
+
+
+def server_network(api) -> str:
+    """SERVER_NETWORK on this engine, made when it is not there (as another sweep may at the
+    same moment: the engine refuses a second of the same name, and the first is used)."""
+    url = getattr(api.api, "base_url", "")
+    if url not in _NETWORKS_MADE:
+        try:
+            api.networks.get(SERVER_NETWORK)
+        except Exception:  # noqa: BLE001 - docker.errors.NotFound: not made yet
+            try:
+                api.networks.create(SERVER_NETWORK, driver="bridge", check_duplicate=True,
+                                    labels={LABEL: "network"})
+            except Exception:  # noqa: BLE001 - made meanwhile by another sweep; else the get says why
+                pass
+            api.networks.get(SERVER_NETWORK)
+        _NETWORKS_MADE.add(url)
+    return SERVER_NETWORK
+
 # Every container slimlab creates carries this label, its value naming the process that owns it
 # ("host:pid"), so leftovers of a killed sweep can be found and removed (remove_leftovers)
 # without touching anyone else's -- nor those of another sweep running on the same engine.
@@ -81,8 +161,6 @@ class ImageOutcome:
     seconds: float = 0.0  # building (0 when the image was there already)
     cached: bool = False
     base_packages: tuple[str, ...] = ()  # "package=version" of the base
-    plain: ContainerCheck | None = None
-    hardened: ContainerCheck | None = None
     reason: str | None = None  # why it failed to build
     base_bytes_by_kind: dict[str, int] = field(default_factory=dict)
     binary_bytes: int | None = None  # the binary's file, the one layer the image adds
@@ -220,12 +298,14 @@ class ContainerRun:
     stderr: str
     problem: str | None = None  # could not create or start it, or it hung
     hung: bool = False  # no exit within the timeout: killed and removed
+    limit: str | None = None  # the limit it hit (Confinement.limit_hit), when it failed
 
 
 def run_container(api, tag: str, command: list[str], environment: dict[str, str], timeout_s: float,
-                  hardened: bool) -> ContainerRun:
-    """Run the image once to its exit and collect what it said; the container is removed."""
-    options = {**HARDENED, "network_mode": "none"} if hardened else {}
+                  confinement: Confinement = Confinement()) -> ContainerRun:
+    """Run the image once to its exit, confined and with no network, and collect what it said;
+    the container is removed."""
+    options = confinement.options("none")
     # The SDK raises DockerException, requests' errors or timeouts: each is this run's failure,
     # never the sweep's. (Its exception types are not imported here: the SDK loads lazily.)
     try:
@@ -247,7 +327,8 @@ def run_container(api, tag: str, command: list[str], environment: dict[str, str]
             err = container.logs(stdout=False, stderr=True).decode(errors="replace")
         except Exception as exc:  # noqa: BLE001
             return ContainerRun(result.get("StatusCode"), "", "", f"could not read its output: {_explain(exc)}")
-        return ContainerRun(result.get("StatusCode"), out, err)
+        limit = confinement.limit_hit(container, err) if result.get("StatusCode") != 0 else None
+        return ContainerRun(result.get("StatusCode"), out, err, limit=limit)
     finally:
         discard(container)
 
@@ -276,11 +357,14 @@ def _explain(exc: Exception) -> str:
     return tail(getattr(exc, "explanation", None) or str(exc), 400)
 
 
-def check_in_container(api, tag: str, workload: Workload, timeout_s: float, hardened: bool) -> ContainerCheck:
-    """Run a CLI's image once: it must print what it should and exit as it should."""
-    ran = run_container(api, tag, workload.run_args(), workload.run_env(), timeout_s, hardened)
+def check_in_container(api, tag: str, workload: Workload, timeout_s: float,
+                       confinement: Confinement = Confinement()) -> ContainerCheck:
+    """Run a CLI's image once, confined: it must print what it should and exit as it should."""
+    ran = run_container(api, tag, workload.run_args(), workload.run_env(), timeout_s, confinement)
     if ran.problem:
         return ContainerCheck(False, ran.problem, "timeout" if ran.hung else "broken")
+    if ran.limit and ran.exit_code != workload.expect_exit:
+        return ContainerCheck(False, f"exit {ran.exit_code}: {ran.limit}")
     if ran.exit_code != workload.expect_exit:
         said = tail(ran.stderr, 400)
         return ContainerCheck(False, f"exit {ran.exit_code}, expected {workload.expect_exit}" + (f"; {said}" if said else ""))

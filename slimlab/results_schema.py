@@ -11,7 +11,9 @@ per-section table ``sections``, and the measurement-noise columns. It later gain
 load from their run's manifest, see ``slimlab.results.fill_host_fingerprints``), and the
 precision columns (``startup_precision``, ``precision_target``, ``precision_reached``, the
 median's interval) and ``same_binary_as``: new columns, null in rows written before them.
-Later still: the status ``machine_error`` and ``escaped_processes`` (null in older rows).
+Later still: the status ``machine_error`` and ``escaped_processes`` (null in older rows); and
+the container check became one hardened, limited run (``container_ok`` equals
+``container_hardened_ok``; older rows keep their plain and hardened verdicts).
 """
 
 from __future__ import annotations
@@ -201,10 +203,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("image_bytes_by_kind", pl.List(pl.Struct({"kind": pl.String, "bytes": pl.Int64})),
            "the image's file bytes by what they are: binary, ca_bundle, zoneinfo, libc, rest (the base's other "
            "files: users, configuration, licences, a shell)"),
-    Column("container_ok", pl.Boolean, "the functional check passed in a plain container"),
+    Column("container_ok", pl.Boolean,
+           "the functional check passed in a container; it runs hardened, as every container slimlab starts "
+           "(see container_hardened_ok); in runs before issue 18 it was a plain container's check"),
     Column("container_hardened_ok", pl.Boolean,
-           "it passed again with --user 65532 --read-only --cap-drop ALL --security-opt no-new-privileges"),
-    Column("container_reason", pl.String, "why a container check failed, or what it did not check"),
+           "the check passed with --user 65532 --read-only (tmpfs /tmp) --cap-drop ALL --security-opt "
+           "no-new-privileges and the spec's memory_limit_mb and pids_limit, and no network for a CLI (a "
+           "server: its own, a port published on 127.0.0.1); since issue 18 the one check, so equal to "
+           "container_ok; before, a second check after the plain one, without the limits"),
+    Column("container_reason", pl.String,
+           "why the container check failed, naming the limit it hit (memory_limit_mb, pids_limit) if any"),
     # multi-arch images (slimlab.oci): a sweep with several targets writes each image into the run's OCI
     # image layout, one image per platform and an image index over the platforms of a variant and base
     Column("image_platform", pl.String, "the image's platform as its OCI index names it: linux/amd64, linux/arm/v7"),

@@ -744,8 +744,8 @@ class _Sweeper:
 
     def _image(self, variant: Variant, workload: Workload, target, built_binary: Path, binary: Path, row: Row,
                multi_arch: bool) -> str:
-        """The binary on its base, built in the engine and checked in containers, plain and hardened
-        (in an image thread: _before_image made the engine's client)."""
+        """The binary on its base, built in the engine and checked in a container, confined as it is
+        timed (in an image thread: _before_image made the engine's client)."""
         api = self.api
         layer = _stage("image", bases.base_layer, variant.base, target, self.cache)
         closure = _stage("image", bases.closure, layer, row.get("needed_libs") or (), target)
@@ -762,20 +762,18 @@ class _Sweeper:
             raise StageFailure("build_failed", built.reason)
         row.update(_stage("image", self.preparer._sbom, variant, target, built_binary, binary, built.tag,
                                built.base_packages))
-        if workload.kind == "server":
-            # On the host network, bound to loopback, its health polled from here (measure.container).
-            plain = self._server_check(workload, built.tag, hardened=False, target=target)
-            hardened = self._server_check(workload, built.tag, hardened=True, target=target) if plain.ok else None
+        # One check, confined as every container is (image.Confinement): what is timed is what was checked.
+        if workload.kind == "server":  # its published loopback port polled from here (measure.container)
+            checked = self._server_check(workload, built.tag, target=target)
         else:
-            plain = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=False)
-            hardened = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s, hardened=True) \
-                if plain.ok else None
-        row.update(container_columns(plain, hardened))
-        if not plain.ok:  # a dynamic binary on scratch: the classic mistake, recorded as what it is
-            raise StageFailure(plain.status, f"container: {plain.reason}")
+            checked = image.check_in_container(api, built.tag, workload, self.spec.run_timeout_s,
+                                               image.Confinement.of(self.spec))
+        row.update(container_columns(checked))
+        if not checked.ok:  # a dynamic binary on scratch: the classic mistake, recorded as what it is
+            raise StageFailure(checked.status, f"container: {checked.reason}")
         return built.tag
 
-    def _container_runner(self, workload: Workload, tag: str, hardened: bool = False, target=None) -> ContainerRunner:
+    def _container_runner(self, workload: Workload, tag: str, target=None) -> ContainerRunner:
         # Another CPU's container runs under the QEMU registered in binfmt_misc (engine.register_qemu):
         # its timings are emulated, and the launcher's wait4 counts QEMU's memory with the program's.
         foreign = target is not None and not target.is_native
@@ -789,7 +787,8 @@ class _Sweeper:
                                               f"a server listens on that machine's loopback, not this one's")
         return ContainerRunner(api, tag, f"/app/{_image_name(workload)}", launcher_path(self.cache),
                                name=f"container+{target.qemu}" if foreign else "container", emulated=foreign,
-                               memory_scope="emulator+program" if foreign else "program", hardened=hardened)
+                               memory_scope="emulator+program" if foreign else "program",
+                               confinement=image.Confinement.of(self.spec))
 
     def _multi_arch(self, target) -> bool:
         """Images of a sweep with several targets (or of another CPU) go through slimlab.oci; containers of
@@ -815,9 +814,9 @@ class _Sweeper:
         for item in items:
             item.row.update(index_columns(oci.index_of(layout, item.row["oci_layout"].split(":", 1)[1])))
 
-    def _server_check(self, workload: Workload, tag: str, hardened: bool, target=None) -> image.ContainerCheck:
+    def _server_check(self, workload: Workload, tag: str, target=None) -> image.ContainerCheck:
         try:
-            self._container_runner(workload, tag, hardened, target).check(workload, Path(), self.spec.run_timeout_s)
+            self._container_runner(workload, tag, target).check(workload, Path(), self.spec.run_timeout_s)
         except CheckFailure as failure:
             return image.ContainerCheck(False, failure.reason, failure.status)
         return image.ContainerCheck(True)
@@ -845,6 +844,7 @@ class _Sweeper:
                 "storage_driver": info.get("Driver"), "cgroup_version": info.get("CgroupVersion"),
                 # QEMU entries and flags: foreign containers need F; unknown for another machine's engine
                 "binfmt": dict(found.binfmt) if found.local else None,
+                "containers": image.Confinement.of(self.spec).record(),  # how every container ran
             }
             self.store.write_manifest()
         return self.api
@@ -1137,7 +1137,7 @@ class _ContainerFloor:
     floor (``container_floor_ms_median``)."""
 
     KEY = "container-floor"
-    NETWORK = {"cli": "none", "server": "host"}  # as measure.container times each kind
+    NETWORK = {"cli": "none", "server": image.SERVER_NETWORK}  # as measure.container times each kind
 
     def __init__(self, items: dict[str, _Ready] | None = None, rule: SamplingRule | None = None,
                  failure: str | None = None) -> None:
@@ -1167,7 +1167,7 @@ class _ContainerFloor:
         try:
             for kind in sorted({item.workload.kind for item in boxed}):
                 runner = floor_runner(sweeper._engine(), launcher_path(sweeper.cache), kind, sweeper.cache,
-                                      sweeper.spec.build_timeout_s)
+                                      sweeper.spec.build_timeout_s, image.Confinement.of(sweeper.spec))
                 variant = SimpleNamespace(key=f"{cls.KEY}-{kind}", base="scratch", target=None,
                                           label=f"container floor ({kind})")
                 items[kind] = _Ready(variant, FLOOR_WORKLOADS[kind], runner, Path(), {})

@@ -303,7 +303,7 @@ def test_the_tls_probe_fails_on_a_bundle_without_the_local_ca(docker_engine, sta
     try:
         made = image.build_image(api, static, built.binary, probe.name)
         assert made.ok, made.reason
-        checked = image.check_in_container(api, made.tag, workload, 60, hardened=True)
+        checked = image.check_in_container(api, made.tag, workload, 60)
     finally:
         api.close()
     assert not checked.ok

@@ -17,7 +17,7 @@ from artifacts import built
 from conftest import path_without
 
 import slimlab
-from slimlab import engine, results, workloads
+from slimlab import engine, image, results, workloads
 from slimlab.errors import ToolError
 from slimlab.measure import calibrate_overhead, noop_path
 from slimlab.measure.launcher import noop_server_path
@@ -215,7 +215,7 @@ def test_a_server_image_gets_the_floor_of_a_noop_server_timed_as_servers_are(doc
     floor = slimlab.load_manifests(run)[0]["sessions"][-1]["measurement"]["container_floor"]
     assert sorted(floor["kinds"]) == ["cli", "server"]
     server = floor["kinds"]["server"]
-    assert server["network"] == "host" and server["error"] is None and server["n"] == 3
+    assert server["network"] == image.SERVER_NETWORK and server["error"] is None and server["n"] == 3
     assert int(docker_cli(docker_engine.url, "image", "inspect", "-f", "{{.Size}}", server["image"])) \
         == os.stat(noop_server_path()).st_size
     rows = {r["workload"]: r for r in slimlab.load(run).iter_rows(named=True)}

@@ -4,9 +4,15 @@ Start-up is ``docker run`` to exit for a CLI, and to the first healthy answer fo
 server, as the engine serves it: create, start, then wait (or poll the health endpoint
 from here), taken from the caller's clock around the engine API calls, so it includes
 the runtime's setup (namespaces, the rootfs, the cgroup), which is what a container
-costs over the bare binary. A server runs on the host network, bound to a free loopback
-address, so it is polled exactly as bare; it is stopped with SIGTERM, which slimlab's
-launcher (PID 1 in the container) passes on to it.
+costs over the bare binary. Every container is confined as ``image.Confinement`` says (not
+root, read-only, no capabilities, memory and pids limits). A CLI has no network. A server has
+its own network namespace on slimlab's bridge network (``image.SERVER_NETWORK``), listening
+on all of the container's addresses at a port that is published on the host's 127.0.0.1 only,
+and is polled there from here; it is stopped with SIGTERM, which slimlab's launcher (PID 1 in
+the container) passes on to it. Why not the host's network, which would start faster: a
+server's own namespace is what production gives it, and the cost is measured, not avoided
+(README, "Containers"). A program killed for memory, or refused a thread by the pids limit,
+is a failure naming that limit.
 
 Memory, two figures:
 - the program's own peak RSS, the same kind of figure as bare: slimlab's static launcher
@@ -34,12 +40,12 @@ Containers are removed whatever happens.
 The engine's own floor (``floor_runner``), one per kind of image: a static C no-op alone on
 scratch, started exactly as an image's program is (the launcher as entrypoint, the no-op
 forked from it) and timed the same way: for CLIs noop.c, ``docker run --network none`` to its
-exit; for servers noop_server.c, on the host's network to its first healthy answer. Its
+exit; for servers noop_server.c, on slimlab's bridge network to its first healthy answer. Its
 start-up is what ``docker run`` costs with no program in it, so a container figure splits into
 what the container adds (floor minus the bare no-op) and what the program adds (the figure
-minus the floor). One floor would not do for both: a CLI's own network namespace costs about
-as much again as the rest of its start (540 against 280 ms with the host's network on a busy
-host here), and a server's figure ends at its answer, before the exit a CLI's includes.
+minus the floor). One floor would not do for both: a server's network (a bridge, a published
+port and its proxy) costs more than a CLI's empty one, and a server's figure ends at its
+answer, before the exit a CLI's includes.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import bases
-from ..image import HARDENED, build_image, discard, owner_label
+from ..image import Confinement, build_image, discard, owner_label, server_network
 from ..model.target import TARGETS
 from ..proc import tail
 from ..workloads import ADDR, Workload
@@ -77,8 +83,10 @@ class ContainerRunner:
     name: str = "container"
     emulated: bool = False
     memory_scope: str = "program"  # its own ru_maxrss, from the launcher inside the container
-
-    hardened: bool = False  # read-only root, no capabilities, no privilege gain (image.HARDENED)
+    confinement: Confinement = Confinement()  # how every one of its containers runs
+    # A server's network: None for image.SERVER_NETWORK; "host" only to measure what its own
+    # namespace costs (benchmarks/container_network.py), never in a sweep.
+    server_network: str | None = None
 
     def check(self, workload, binary: Path, timeout_s: float) -> Sample:
         return self._start(workload, timeout_s, None, check=True)
@@ -93,17 +101,19 @@ class ContainerRunner:
             return self._server(workload, timeout_s, cpu, check)
         return self._cli(workload, timeout_s, cpu)
 
-    def _create(self, command: list[str], environment: dict[str, str], network: str, cpu: int | None):
+    def _create(self, command: list[str], environment: dict[str, str], network: str, cpu: int | None,
+                ports: tuple[int, ...] = ()):
         from docker.types import Mount
 
-        options = {k: v for k, v in HARDENED.items() if k != "user"} if self.hardened else {}
+        # The server's ports, each published on the host's loopback under its own number.
+        published = {f"{port}/tcp": ("127.0.0.1", port) for port in ports}
         try:
             return self.api.containers.create(
                 self.tag, entrypoint=[LAUNCHER_IN_CONTAINER], command=["--cgroup-peak", *command],
-                environment=environment, network_mode=network, user="65532:65532", labels=owner_label(),
+                environment=environment, labels=owner_label(), ports=published or None,
                 # A mount (not a legacy bind) fails if the launcher is gone, instead of creating it.
                 mounts=[Mount(LAUNCHER_IN_CONTAINER, str(self.launcher), type="bind", read_only=True)],
-                cpuset_cpus=str(cpu) if cpu is not None else None, **options,
+                cpuset_cpus=str(cpu) if cpu is not None else None, **self.confinement.options(network),
             )
         except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
             raise CheckFailure("broken", f"could not create the container: {tail(str(exc), 400)}") from exc
@@ -122,7 +132,11 @@ class ContainerRunner:
                 raise CheckFailure("timeout", f"container did not exit within {timeout_s + 30:g}s") from exc
             ended = time.perf_counter()
             exit, errors = _reported(container)
-        if exit.timed_out or exit.exit_code != workload.expect_exit:
+            failed = exit.timed_out or exit.exit_code != workload.expect_exit
+            limit = self.confinement.limit_hit(container, _stderr(container, whole=True)) if failed else None
+        if limit:
+            raise CheckFailure("broken", f"in a container: {exit.describe()}: {limit}")
+        if failed:
             status = "timeout" if exit.timed_out else "broken"
             raise CheckFailure(status, f"in a container: {exit.describe()}, expected exit {workload.expect_exit}"
                                        + (f"; stderr: {errors}" if errors else ""))
@@ -131,11 +145,15 @@ class ContainerRunner:
                       cgroup_peak_kib=_kib(exit.cgroup_peak_bytes))
 
     def _server(self, workload, timeout_s: float, cpu: int | None, check: bool) -> Sample:
-        addr, grpc_addr = server_addrs(workload)
+        addr, grpc_addr = server_addrs(workload)  # free ports of the host's loopback: published there
+        ports = tuple(int(a.rsplit(":", 1)[1]) for a in (addr, grpc_addr) if a)
+        network = self.server_network or server_network(self.api)  # made once per engine, before the clock
+        inside, grpc_inside = (a if network == "host" else _all_addresses(a) for a in (addr, grpc_addr))
         command = [str(int(timeout_s * 1000)), "-", "/dev/stderr", "--", self.program,
-                   *workload.run_args(addr, grpc_addr)]
+                   *workload.run_args(inside, grpc_inside)]
         started = time.monotonic_ns()
-        container = self._create(command, workload.run_env(addr, grpc_addr), "host", cpu)
+        container = self._create(command, workload.run_env(inside, grpc_inside), network, cpu,
+                                 () if network == "host" else ports)
         with _removed_after(container):
             container.start()
             alive = _Alive(container)
@@ -157,6 +175,10 @@ class ContainerRunner:
                 raise CheckFailure("timeout", f"container did not stop within {timeout_s + 30:g}s of SIGTERM") \
                     from exc
             exit, errors = _reported(container) if answer is not None else (None, _stderr(container))
+            clean = answer is not None and not exit.timed_out and exit.exit_code == 0
+            limit = None if clean else self.confinement.limit_hit(container, _stderr(container, whole=True))
+        if limit:
+            raise CheckFailure("broken", f"in a container: {limit}")
         if answer is None:
             if alive.seen_exit:
                 raise CheckFailure("broken", f"in a container: exited before answering {workload.health_path}"
@@ -174,7 +196,7 @@ class ContainerRunner:
 
 
 def floor_runner(api, launcher: Path, kind: str, cache_dir: Path | None = None,
-                 timeout_s: float = 600) -> ContainerRunner:
+                 timeout_s: float = 600, confinement: Confinement = Confinement()) -> ContainerRunner:
     """The engine's floor for images of ``kind`` (a workload kind, "cli" or "server") as a runner:
     its static no-op (FLOOR_WORKLOADS) on scratch for this host's CPU, built in the engine;
     CheckFailure with the engine's reason when it cannot be."""
@@ -185,7 +207,8 @@ def floor_runner(api, launcher: Path, kind: str, cache_dir: Path | None = None,
     built = build_image(api, scratch, program, name, timeout_s=timeout_s)
     if not built.ok:
         raise CheckFailure("build_failed", f"the container floor's image: {built.reason}")
-    return ContainerRunner(api, built.tag, f"/app/{name}", launcher, name="container-floor")
+    return ContainerRunner(api, built.tag, f"/app/{name}", launcher, name="container-floor",
+                           confinement=confinement)
 
 
 @contextlib.contextmanager
@@ -256,8 +279,15 @@ def _kib(value: int | None) -> int | None:
     return None if value is None else value // 1024
 
 
-def _stderr(container) -> str:
-    return tail(container.logs(stdout=False, stderr=True).decode(errors="replace"), 400)
+def _stderr(container, whole: bool = False) -> str:
+    said = container.logs(stdout=False, stderr=True).decode(errors="replace")
+    return said if whole else tail(said, 400)
+
+
+def _all_addresses(addr: str | None) -> str | None:
+    """Where a server listens inside its container: the same port on all of the container's
+    addresses, which the engine forwards the published host port to."""
+    return None if addr is None else f"0.0.0.0:{addr.rsplit(':', 1)[1]}"
 
 
 def _reported(container) -> tuple[Exit, str]:

@@ -203,7 +203,16 @@ def _measurement_html(manifests: list[Mapping[str, Any]]) -> str:
 
 
 FLOOR_KINDS = {"cli": "CLIs: a no-op to its exit, --network none",
-               "server": "servers: a no-op server to its first answer, the host's network"}
+               "server": "servers: a no-op server to its first answer"}
+
+
+def _floor_network(kind: str, network: str | None) -> str:
+    """Where a server's floor ran: the host's network (runs before issue 18) or its own."""
+    if kind != "server":
+        return ""
+    if network in (None, "host"):
+        return ", the host's network"
+    return f", its own network ({network}, its port published on 127.0.0.1)"
 
 
 def _floor_facts(floor: Mapping[str, Any] | None, bare_noop_ms: float | None) -> list[str]:
@@ -216,7 +225,7 @@ def _floor_facts(floor: Mapping[str, Any] | None, bare_noop_ms: float | None) ->
         return [f"container floor not measured: {floor['error']}"]
     facts = []
     for kind, measured in (floor.get("kinds") or {}).items():
-        how = FLOOR_KINDS.get(kind, kind)
+        how = FLOOR_KINDS.get(kind, kind) + _floor_network(kind, measured.get("network"))
         if measured.get("median_ms") is None or measured.get("error"):
             facts.append(f"container floor for {how} not measured: {measured.get('error') or 'no starts'}")
             continue
