@@ -23,7 +23,7 @@ from test_resume import journal
 import slimlab
 from slimlab import checkenv
 from slimlab.errors import SpecError
-from slimlab.measure import runner_for
+from slimlab.measure import Limits, runner_for
 from slimlab.measure.qemu_system import Job, QemuSystemRunner
 from slimlab.model import TARGETS, SweepSpec
 from slimlab.workloads import Workload
@@ -127,8 +127,8 @@ def test_a_panicking_guest_gives_rows_with_the_console_tail_not_a_crash(tmp_path
     """A kernel that finds no init panics; the sweep records its variants and goes on."""
     real = sweep_module.runner_for
 
-    def bad_init(target, launcher=None, runner="qemu-user", cache_dir=None):
-        found = real(target, launcher, runner, cache_dir)
+    def bad_init(target, launcher=None, runner="qemu-user", cache_dir=None, limits=Limits()):
+        found = real(target, launcher, runner, cache_dir, limits)
         return QemuSystemRunner(target, cache_dir, append="rdinit=/no/such/init") \
             if isinstance(found, QemuSystemRunner) else found
 
@@ -149,8 +149,8 @@ def test_a_hung_guest_is_killed_when_it_falls_silent_and_its_variants_are_timeou
     the whole plan's budget."""
     real = sweep_module.runner_for
 
-    def hangs(target, launcher=None, runner="qemu-user", cache_dir=None):
-        found = real(target, launcher, runner, cache_dir)
+    def hangs(target, launcher=None, runner="qemu-user", cache_dir=None, limits=Limits()):
+        found = real(target, launcher, runner, cache_dir, limits)
         return QemuSystemRunner(target, cache_dir, append="rdinit=/no/such/init panic=0", boot_budget_s=10) \
             if isinstance(found, QemuSystemRunner) else found
 
