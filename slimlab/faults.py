@@ -63,11 +63,14 @@ def stopped_message(cause: str, run_id: str, where: str | None = None) -> str:
 
 
 def check_writable(path: Path, what: str, fix: str) -> None:
-    """SlimlabError, before any work, when ``path`` (a ``what``) cannot be written: made if missing,
-    then a file created and removed in it."""
+    """SlimlabError, before any work, when ``path`` (a ``what``) cannot be written: a file created
+    and removed in it, or in its nearest existing parent when it is not made yet (an error before
+    any work leaves no directory behind)."""
+    existing = Path(path)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         problem = "is on a read-only file system" if exc.errno == errno.EROFS else \
