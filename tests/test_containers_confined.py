@@ -217,7 +217,8 @@ def test_a_server_network_removed_meanwhile_is_made_again(docker_engine, tmp_pat
     api = engine.client()
     name = f"slimlab-test-servers-{os.getpid()}"  # not the shared one, which others' sweeps use now
     try:
-        runner = dataclasses.replace(floor_runner(api, launcher_path(), "server", tmp_path), server_network=name)
+        floor = floor_runner(api, launcher_path(), "server", tmp_path)
+        runner = dataclasses.replace(floor, server_network=name)
         assert image.server_network(api, name) == name
         labels = api.networks.get(name).attrs["Labels"]
         assert labels == image.NETWORK_LABELS and image.LABEL not in labels
