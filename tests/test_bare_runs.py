@@ -7,6 +7,7 @@ process so that its peak memory, with every descendant it waited for, can be rea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,8 +19,8 @@ import pytest
 
 import slimlab
 from slimlab.measure import CheckFailure, LauncherRunner, Limits, run_starts, runner_for
-from slimlab.measure.contain import Containment, escape_reason
-from slimlab.model import TARGETS
+from slimlab.measure.contain import Containment, escape_reason, open_containment
+from slimlab.model import TARGETS, SweepSpec
 from slimlab.workloads import resolve
 
 SLEEP_MARK = "29.9171"  # sleep's argument: names this test's sleeps in /proc, whoever else runs sleep
@@ -183,3 +184,75 @@ def test_escape_and_limit_wording():
     assert box.launcher_options() == ("--contain",)
     assert box.limit_reasons() == [] and box.describe()["memory_limit_mb"] is None
     assert LauncherRunner("native", (), False).limits == Limits()
+    defaults = {f.name: f.default for f in dataclasses.fields(SweepSpec)}
+    assert Limits() == Limits(defaults["memory_limit_mb"], defaults["pids_limit"])  # the spec's defaults
+
+
+KILLS_ITS_LAUNCHER = f"""#!/bin/sh
+setsid sleep {SLEEP_MARK} &
+sleep {SLEEP_MARK} &
+kill -9 $PPID
+wait
+"""
+
+
+def test_what_a_killed_launcher_left_in_its_cgroup_is_counted(tmp_path):
+    """A program that kills its launcher before the launcher could sweep up: the batch's cgroup
+    still holds its two sleeps, which closing the cgroup kills and the failure counts."""
+    box = open_containment(Limits())
+    box.close()
+    if box.kind == "subreaper":
+        pytest.skip(f"no cgroup can be made here ({box.reason}): nothing outlives the launcher to count")
+    workload = tmp_path / "killer"
+    workload.mkdir()
+    (workload / "workload.toml").write_text('kind = "cli"\nexpect_stdout = ""\n')
+    (workload / "main.go").write_text("package main\n\nfunc main() {}\n")  # a workload's shape; not run
+    program = workload / "killer.sh"
+    program.write_text(KILLS_ITS_LAUNCHER)
+    program.chmod(0o755)
+    runner = LauncherRunner("native", (), False, limits=Limits(256, 64))
+    with pytest.raises(CheckFailure) as failed:
+        runner.check(resolve(str(workload)), program, 10)
+    # the two sleeps, and the shell when its death signal had not yet landed
+    assert failed.value.status == "broken" and failed.value.escaped in (2, 3), failed.value.reason
+    assert escape_reason(failed.value.escaped, None) in failed.value.reason
+    assert not marked_sleeps()
+
+
+def test_a_sweep_without_a_cgroup_warns_that_bare_runs_are_not_limited(tmp_path):
+    """Where no cgroup can be made (here: none mounted, in a mount namespace of the sweep's own)
+    the sweep says on stderr that memory_limit_mb and pids_limit do not apply, and what would."""
+    if os.geteuid() != 0:
+        pytest.skip("unmounting the cgroup file systems in a namespace of its own needs root")
+    spec = {"workloads": ["hello"], "profiles": ["static"], "repeats": 1, "warmup": 0}
+    script = (f"import slimlab; print(slimlab.sweep({spec!r}, data_dir={str(tmp_path)!r}, run_id='bare', "
+              "progress=False))")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           'umount -R /sys/fs/cgroup && exec "$0" -c "$1"', sys.executable, script],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "runs" / "bare" / "manifest.json").read_text())
+    assert manifest["sessions"][-1]["containment"]["kind"] == "subreaper"
+    assert "Warning: bare runs have no memory or pids limit here" in done.stderr, done.stderr
+    assert "no cgroup v1 memory controller mounted" in done.stderr
+    assert "systemd-run --scope -p Delegate=yes slimlab sweep" in done.stderr
+    assert slimlab.load(tmp_path / "runs" / "bare")["status"].to_list() == ["ok"]
+
+
+@pytest.mark.unit
+def test_v2_moves_only_its_own_processes_and_only_in_a_delegated_cgroup(tmp_path):
+    """The parts of the delegated-v2 path that can run on this v1 host: the sweep's own process
+    tree is what /proc says, and a cgroup without systemd's delegation mark is never rearranged."""
+    from slimlab.measure import contain
+
+    child = subprocess.Popen(["sleep", SLEEP_MARK])
+    try:
+        tree = contain._own_tree()
+        assert {os.getpid(), child.pid} <= tree and 1 not in tree
+    finally:
+        child.kill()
+        child.wait()
+    (tmp_path / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    with pytest.raises(OSError, match="not a delegated cgroup"):
+        contain._leave_for_leaf(tmp_path)
+    assert not list(tmp_path.glob("slimlab-*"))  # nothing made, nothing moved
