@@ -239,7 +239,6 @@ def test_a_sweep_without_a_cgroup_warns_that_bare_runs_are_not_limited(tmp_path)
     assert slimlab.load(tmp_path / "runs" / "bare")["status"].to_list() == ["ok"]
 
 
-@pytest.mark.unit
 def test_v2_moves_only_its_own_processes_and_only_in_a_delegated_cgroup(tmp_path):
     """The parts of the delegated-v2 path that can run on this v1 host: the sweep's own process
     tree is what /proc says, and a cgroup without systemd's delegation mark is never rearranged."""
