@@ -7,9 +7,11 @@ process so that its peak memory, with every descendant it waited for, can be rea
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -255,3 +257,55 @@ def test_v2_moves_only_its_own_processes_and_only_in_a_delegated_cgroup(tmp_path
     with pytest.raises(OSError, match="not a delegated cgroup"):
         contain._leave_for_leaf(tmp_path)
     assert not list(tmp_path.glob("slimlab-*"))  # nothing made, nothing moved
+
+
+FORKER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) { /* N children that wait to be killed, then "ready" */
+    for (int n = atoi(argv[1]); n > 0; n--) {
+        pid_t pid = fork();
+        if (pid == 0) { pause(); _exit(0); }
+        if (pid < 0) { perror("fork"); return 1; }
+    }
+    puts("ready");
+    fflush(stdout);
+    pause();
+    return 0;
+}
+"""
+CROWD = 4200  # more processes than the launcher's old scan of /proc read (4,096)
+
+
+def test_on_a_crowded_host_the_subreaper_still_finds_a_setsid_child(tmp_path):
+    """With more than 4,096 other processes on the host, the newest (highest pid), the escaped
+    child among them, is still found without a cgroup: the scan of /proc has no cap."""
+    escaper = go_workload(tmp_path, "escaper", ESCAPER, "started\n")
+    subprocess.run(["go", "build", "-o", "escaper", "."], cwd=escaper, check=True, capture_output=True,
+                   timeout=300, env={**os.environ, "CGO_ENABLED": "0"})
+    (tmp_path / "forker.c").write_text(FORKER)
+    subprocess.run(["cc", "-O2", "-o", str(tmp_path / "forker"), str(tmp_path / "forker.c")], check=True,
+                   timeout=120)
+    # The escaped child must come after the crowd in /proc (pids ascending): pids must not wrap
+    # around pid_max meanwhile, so they start low when they would.
+    last, highest = Path("/proc/sys/kernel/ns_last_pid"), int(Path("/proc/sys/kernel/pid_max").read_text())
+    if int(last.read_text()) + CROWD + 1000 > highest:
+        with contextlib.suppress(OSError):
+            last.write_text("300")
+    crowd = subprocess.Popen([str(tmp_path / "forker"), str(CROWD)], stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        assert crowd.stdout.readline() == "ready\n"
+        newest = int(last.read_text())  # the escaper and its child come after this pid
+        below = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) <= newest)
+        assert below > 4096, below
+        fallback = Containment("subreaper", Limits(), reason="no cgroup for this test")
+        exits = run_starts([str(escaper / "escaper")], runs=1, timeout_s=10, stdout=None, stderr=None,
+                           containment=fallback)
+        assert exits[0].escaped == 1 and exits[0].escaped_comm == "sleep", exits[0]
+        assert not marked_sleeps()
+    finally:
+        os.killpg(crowd.pid, signal.SIGKILL)
+        crowd.wait()
