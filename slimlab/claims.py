@@ -51,7 +51,7 @@ import numpy as np
 import polars as pl
 
 from . import analysis
-from .errors import SpecError, did_you_mean, unknown
+from .errors import SpecError, did_you_mean, shown, unknown
 from .model import BY_COLUMN, COLUMNS, TARGETS, SweepSpec
 
 HOLDS = "holds"
@@ -882,8 +882,9 @@ def claims_text(table: pl.DataFrame) -> str:
                 f"  {first['metric']}, {first['compared'] or 'every row'}"
                 + (f"; conditions: {first['conditions']}" if first["conditions"] else "")
                 + f"; claimed: {first['claimed']}"]
-        rows = [[" / ".join(str(r[k]) for k in ("workload", "target", "host", "group") if r[k] is not None)
-                 or "(this run)", r["measured_text"] or "-", r["verdict"], r["why"]]
+        rows = [[shown(cell) for cell in (  # escaped: a row's reason may come from another's results file
+                 " / ".join(str(r[k]) for k in ("workload", "target", "host", "group") if r[k] is not None)
+                 or "(this run)", r["measured_text"] or "-", r["verdict"], r["why"])]
                 for r in lines.iter_rows(named=True)]
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         head += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(r[:3], widths)) + "  " + r[3]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import SlimlabError
+from .errors import SlimlabError, shown
 
 
 def _cmd_sweep(args) -> None:
@@ -199,7 +199,7 @@ def _cmd_schedule(args) -> int:
         finally:
             for warning in caught:
                 if issubclass(warning.category, schedule.ScheduleWarning):
-                    print(f"slimlab: warning: {warning.message}", file=sys.stderr)
+                    print(f"slimlab: warning: {shown(str(warning.message))}", file=sys.stderr)
                 else:
                     warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.func(args)
     except SlimlabError as exc:
-        print(f"slimlab: error: {exc}", file=sys.stderr)
+        print(f"slimlab: error: {shown(str(exc), keep_newlines=True)}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)  # a sweep the machine stopped: slimlab.faults.EXIT_CODE
     except KeyboardInterrupt:
         print("slimlab: interrupted; what was measured is kept; to resume, re-run with --run-id set to the "

@@ -25,7 +25,7 @@ import polars as pl
 from . import analysis
 from .analysis import FACTOR, METRICS, REGRESSIONS, Comparison, Estimate
 from .environment import host_label
-from .errors import SlimlabError, unknown
+from .errors import SlimlabError, shown, unknown
 from .results import MANIFEST, load, load_samples, manifest_hosts
 
 FORMATS = ("text", "markdown", "json")
@@ -402,27 +402,28 @@ def render(outcome: Outcome) -> str:
     header = ("", "metric", "A", "B", "B/A [95% CI]", "p", "verdict")
     table: list[tuple[str, ...]] = []
     current = None
-    for line in outcome.lines:
+    for line in outcome.lines:  # every value shown escaped: a reason may come from another's results file
         if line.key != current:
-            table.append((line.key,))
+            table.append((shown(line.key),))
             current = line.key
-        table.append(("!" if line.regressed else "", *_cells(line)))
+        table.append(("!" if line.regressed else "", *(shown(c) for c in _cells(line))))
     widths = [max([len(header[i])] + [len(r[i]) for r in table if len(r) > 1]) for i in range(len(header))]
     out = []
     for side, name, noise in zip("AB", (outcome.a_name, outcome.b_name), outcome.noise or [None, None]):
-        out.append(f"{side}: {name}")
-        out += [f"   {sentence}" for sentence in (noise_sentences(noise) if noise else [])]
+        out.append(f"{side}: {shown(name)}")
+        out += [f"   {shown(sentence)}" for sentence in (noise_sentences(noise) if noise else [])]
     out += ["", "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
     for row in table:
         out.append(row[0] if len(row) == 1 else "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     out.append("")
-    out += [f"note: {n}" for n in outcome.notes]
+    out += [f"note: {shown(n)}" for n in outcome.notes]
     return "\n".join([*out, _rule(outcome), _summary(outcome)])
 
 
 def _md(text: str) -> str:
-    """Text as a Markdown table cell's: HTML escaped (a CI comment renders HTML), pipes escaped."""
-    return html.escape(" ".join(str(text).split()), quote=False).replace("|", "\\|")
+    """Text as a Markdown table cell's: on one line, control characters escaped, HTML escaped (a CI
+    comment renders HTML), pipes escaped."""
+    return html.escape(shown(" ".join(str(text).split())), quote=False).replace("|", "\\|")
 
 
 def render_markdown(outcome: Outcome) -> str:

@@ -85,7 +85,7 @@ from pathlib import Path
 import polars as pl
 
 from . import bases, buildline, libs, proc
-from .errors import SlimlabError, ToolError, plain_text, unknown
+from .errors import SlimlabError, ToolError, plain_text, shown, unknown
 from .image import NONROOT
 from .inspect import linkage
 from .model import TARGETS, get_chain
@@ -267,7 +267,7 @@ def export(run_dir: str | Path, variant_key: str, base: str | None, out: str | P
                            f"not {row['toolchain']}")
     if row["size_bytes"] is None or row["flags"] is None:
         raise SlimlabError(f"variant {variant_key} has no binary in this run (status {row['status']}: "
-                           f"{row['reason']}): nothing to rebuild")
+                           f"{shown(row['reason'])}): nothing to rebuild")
     if row["target"] not in TARGETS:
         raise unknown("target", row["target"], TARGETS)
     target = TARGETS[row["target"]]

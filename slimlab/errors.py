@@ -75,3 +75,12 @@ def plain_text(field: str, value: object, into: str) -> str:
         raise SlimlabError(f"{field} {text!r} holds a control character ({shown}): refused, since {into} "
                            "would read it as the end of a line and the start of another")
     return text
+
+
+def shown(text: object, keep_newlines: bool = False) -> str:
+    """``text`` for a terminal or a single line: each control character written as its escape
+    (ESC as ``\\x1b``, so a value cannot move the cursor or recolour what follows; a newline as
+    ``\\n``, so it cannot make a line of its own), newlines kept in a multi-line block when
+    ``keep_newlines``. For free text (a row's reason) read from a results file of elsewhere."""
+    return _CONTROL.sub(lambda m: m.group() if keep_newlines and m.group() == "\n" else repr(m.group())[1:-1],
+                        str(text))

@@ -47,14 +47,18 @@ NONROOT = "65532:65532"
 # engine runs with --bridge=none --iptables=false (engine.DOCKERD_FLAGS), so there is no default
 # bridge; a user-defined one works there all the same, its published ports served by the
 # engine's userland proxy (docker-proxy) on the host's loopback. Not the host's network, although
-# a server's start there is 2.7-2.9x faster (README, "Containers"): that time is the kernel making
-# the namespace and its link, which a server on its own network pays in production too; the
-# floor, timed on this network as well, says how much of a figure it is.
+# a server starts faster there (README, "Images"): making the namespace is a cost a server on its
+# own network pays in production too, and the floor, timed on this network too, states it.
 SERVER_NETWORK = "slimlab-servers"
-_NETWORKS_MADE: set[str] = set()  # engines (by URL) known to have SERVER_NETWORK
+# The network's own label: shared by every sweep, it has no owner, so no clean-up of LABEL's
+# dead owners ("host:pid") may take it for one of theirs.
+NETWORK_LABELS = {"slimlab.network": "servers"}
+_NETWORKS_MADE: set[tuple[str, str]] = set()  # (engine URL, network) known to be there
 # The lines a program prints when the kernel refuses it a process or thread (EAGAIN from
-# clone): Go's runtime, glibc's pthread_create under cgo, os/exec's fork.
-_PIDS_REFUSED = re.compile(r"failed to create new OS thread.*|pthread_create failed.*|"
+# clone, errno 11): Go's runtime, glibc's pthread_create under cgo, os/exec's fork. The same
+# lines with another errno (ENOMEM, 12: out of memory) are not the pids limit.
+_PIDS_REFUSED = re.compile(r"failed to create new OS thread \(.*errno=11\).*|"
+                           r"pthread_create failed: resource temporarily unavailable.*|"
                            r"fork/exec .*resource temporarily unavailable.*", re.IGNORECASE)
 
 
@@ -103,22 +107,33 @@ class Confinement:
         return None
 
 
-def server_network(api) -> str:
-    """SERVER_NETWORK on this engine, made when it is not there (as another sweep may at the
-    same moment: the engine refuses a second of the same name, and the first is used)."""
-    url = getattr(api.api, "base_url", "")
-    if url not in _NETWORKS_MADE:
+def server_network(api, name: str = SERVER_NETWORK, remake: bool = False) -> str:
+    """The bridge network ``name`` on this engine, made when it is not there (as another sweep may
+    at the same moment: the engine refuses a second of the same name, and the first is used).
+    ``remake``: it was removed since (network_gone), so it is looked for again, not taken as known."""
+    known = (getattr(api.api, "base_url", ""), name)
+    if remake:
+        _NETWORKS_MADE.discard(known)
+    if known not in _NETWORKS_MADE:
         try:
-            api.networks.get(SERVER_NETWORK)
+            api.networks.get(name)
         except Exception:  # noqa: BLE001 - docker.errors.NotFound: not made yet
             try:
-                api.networks.create(SERVER_NETWORK, driver="bridge", check_duplicate=True,
-                                    labels={LABEL: "network"})
+                api.networks.create(name, driver="bridge", check_duplicate=True, labels=NETWORK_LABELS)
             except Exception:  # noqa: BLE001 - made meanwhile by another sweep; else the get says why
                 pass
-            api.networks.get(SERVER_NETWORK)
-        _NETWORKS_MADE.add(url)
-    return SERVER_NETWORK
+            api.networks.get(name)
+        _NETWORKS_MADE.add(known)
+    return name
+
+
+def network_gone(exc: Exception, network: str) -> bool:
+    """Did the engine refuse a container's start because its network ``network`` is not there
+    (removed after it was made, by someone's clean-up)?"""
+    said = str(getattr(exc, "explanation", None) or exc)
+    return getattr(getattr(exc, "response", None), "status_code", None) == 404 and \
+        f"network {network} not found" in said
+
 
 # Every container slimlab creates carries this label, its value naming the process that owns it
 # ("host:pid"), so leftovers of a killed sweep can be found and removed (remove_leftovers)

@@ -222,12 +222,17 @@ def _parse(line: str) -> Entry | None:
     if len(fields) < 6:
         raise ValueError("it has no command after the five time fields")
     words = shlex.split(cron_command(line).rsplit(MARK, 1)[0])  # ValueError: No closing quotation
-    if "schedule" not in words or not any(w.endswith(f"/{entry_id}.log") for w in words):
+    # "schedule" followed by the notebook's path, and the entry's own log
+    if "schedule" not in words[:-1] or not any(w.endswith(f"/{entry_id}.log") for w in words):
         raise ValueError("it is not a slimlab schedule command")
     return Entry(entry_id, " ".join(fields[:5]), words[words.index("schedule") + 1], line)
 
 
 LOOK_BACK = 50  # lines before a malformed entry that a split value may have pushed its start to
+# How every entry's command starts (schedule.command): five time fields, then `cd DIR && mkdir -p`.
+# A split entry's first line has this shape; a user's line (an odd quote in it) never joins one.
+_SHELL_WORD = r"(?:'[^']*'|\"[^\"]*\"|[^\s'\"])+"
+ENTRY_START = re.compile(rf"^\s*(?:\S+\s+){{5}}cd {_SHELL_WORD} && mkdir -p ")
 
 
 def _scan(lines: list[str]) -> list[tuple[range, Entry]]:
@@ -244,9 +249,11 @@ def _scan(lines: list[str]) -> list[tuple[range, Entry]]:
             for start in range(i - 1, max(-1, i - 1 - LOOK_BACK), -1):
                 if MARK in lines[start]:
                     break
+                if not ENTRY_START.match(lines[start]):
+                    continue
                 try:
                     joined = _parse("\n".join(lines[start:i + 1]))
-                except (ValueError, IndexError):
+                except ValueError:
                     continue
                 if joined is not None:
                     span = range(start, i + 1)
@@ -316,13 +323,17 @@ def systemd_quote(word: str) -> str:
     return f'"{quoted}"'
 
 
+TIMER_DESCRIPTION = re.compile(r"^Description=slimlab scheduled run of (.*) \(([^()]*)\)$", re.MULTILINE)
+
+
 def timer_units(entry_id: str, cron: str, notebook: Path, line: str) -> dict[str, str]:
     """The service and timer unit files of one entry."""
     exec_start = f"/bin/sh -c {systemd_quote(line)}"
     name = plain_text("the notebook's path", notebook, "a systemd unit").replace("%", "%%")
-    service = (f"[Unit]\nDescription=slimlab scheduled run of {name}\n\n[Service]\nType=oneshot\n"
-               f"ExecStart={exec_start}\n")
-    timer = (f"[Unit]\nDescription=slimlab scheduled run of {name} ({cron})\n\n[Timer]\n"
+    # The path never ends a line: a trailing backslash would continue the setting onto the next line.
+    description = f"Description=slimlab scheduled run of {name} ({cron})"
+    service = f"[Unit]\n{description}\n\n[Service]\nType=oneshot\nExecStart={exec_start}\n"
+    timer = (f"[Unit]\n{description}\n\n[Timer]\n"
              f"OnCalendar={on_calendar(cron)}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n")
     return {f"slimlab-{entry_id}.service": service, f"slimlab-{entry_id}.timer": timer}
 
@@ -363,10 +374,9 @@ def entries() -> list[Entry]:
         found = []
         for timer in sorted(folder.glob("slimlab-*.timer")):
             text = timer.read_text()
-            cron = re.search(r"\((.*)\)\n", text)
-            notebook = re.search(r"scheduled run of (.*?) \(", text)
-            found.append(Entry(timer.stem.removeprefix("slimlab-"), cron.group(1) if cron else "?",
-                               notebook.group(1).replace("%%", "%") if notebook else "?", text))
+            said = TIMER_DESCRIPTION.search(text)
+            found.append(Entry(timer.stem.removeprefix("slimlab-"), said.group(2) if said else "?",
+                               said.group(1).replace("%%", "%") if said else "?", text))
         return found
     scanned = _scan(read_crontab())
     _warn_malformed(scanned)

@@ -42,7 +42,7 @@ from .faults import MachineError, check_writable, machine_cause, stopped_message
 from .history import record_run, seconds_per_variant
 from .inspect import build_path_prefixes, inspect
 from .measure import (CheckFailure, Limits, Runner, Sample, calibrate_overhead, containment_probe,
-                      launcher_path, runner_for)
+                      launcher_path, runner_for, unlimited_warning)
 from .measure.container import ContainerRunner
 from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SamplingRule, SweepSpec, Variant, get_chain
@@ -182,7 +182,9 @@ def _sweep_locked(the_plan: Plan, data_dir, run_id: str | None, cache: Path, pro
     context = {"tools": found.manifest(), "host": host}
     store = RunStore.open(Path(data_dir), run_id, the_plan.spec.to_dict(), context, lock)  # None: a fresh id
     # How this machine contains bare runs (a cgroup with the spec's limits, or why not).
-    store.manifest["sessions"][-1]["containment"] = containment_probe(Limits.of(the_plan.spec))
+    containment = store.manifest["sessions"][-1]["containment"] = containment_probe(Limits.of(the_plan.spec))
+    if (unlimited := unlimited_warning(containment)) is not None:
+        print(f"slimlab: {unlimited}", file=sys.stderr)
     if progress:  # an interrupted user needs the id to resume
         print(f"slimlab: run {store.manifest['run_id']} in {store.run_dir}", file=sys.stderr)
     sweeper = _Sweeper(the_plan, found, store, cache, host["hostname"], client)
@@ -232,7 +234,7 @@ def _sweep_locked(the_plan: Plan, data_dir, run_id: str | None, cache: Path, pro
 
 
 # What a variant takes when the data directory has no finished run to say (a cached build, its
-# checks and 10-20 timed starts of a CLI, measured on this 2-core host; builds take longer).
+# checks and 10-20 timed starts of a CLI; builds take longer): README, "CLI".
 SECONDS_PER_VARIANT = 2.0
 
 

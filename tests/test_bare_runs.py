@@ -7,8 +7,11 @@ process so that its peak memory, with every descendant it waited for, can be rea
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -18,8 +21,8 @@ import pytest
 
 import slimlab
 from slimlab.measure import CheckFailure, LauncherRunner, Limits, run_starts, runner_for
-from slimlab.measure.contain import Containment, escape_reason
-from slimlab.model import TARGETS
+from slimlab.measure.contain import Containment, escape_reason, open_containment
+from slimlab.model import TARGETS, SweepSpec
 from slimlab.workloads import resolve
 
 SLEEP_MARK = "29.9171"  # sleep's argument: names this test's sleeps in /proc, whoever else runs sleep
@@ -183,3 +186,126 @@ def test_escape_and_limit_wording():
     assert box.launcher_options() == ("--contain",)
     assert box.limit_reasons() == [] and box.describe()["memory_limit_mb"] is None
     assert LauncherRunner("native", (), False).limits == Limits()
+    defaults = {f.name: f.default for f in dataclasses.fields(SweepSpec)}
+    assert Limits() == Limits(defaults["memory_limit_mb"], defaults["pids_limit"])  # the spec's defaults
+
+
+KILLS_ITS_LAUNCHER = f"""#!/bin/sh
+setsid sleep {SLEEP_MARK} &
+sleep {SLEEP_MARK} &
+kill -9 $PPID
+wait
+"""
+
+
+def test_what_a_killed_launcher_left_in_its_cgroup_is_counted(tmp_path):
+    """A program that kills its launcher before the launcher could sweep up: the batch's cgroup
+    still holds its two sleeps, which closing the cgroup kills and the failure counts."""
+    box = open_containment(Limits())
+    box.close()
+    if box.kind == "subreaper":
+        pytest.skip(f"no cgroup can be made here ({box.reason}): nothing outlives the launcher to count")
+    workload = tmp_path / "killer"
+    workload.mkdir()
+    (workload / "workload.toml").write_text('kind = "cli"\nexpect_stdout = ""\n')
+    (workload / "main.go").write_text("package main\n\nfunc main() {}\n")  # a workload's shape; not run
+    program = workload / "killer.sh"
+    program.write_text(KILLS_ITS_LAUNCHER)
+    program.chmod(0o755)
+    runner = LauncherRunner("native", (), False, limits=Limits(256, 64))
+    with pytest.raises(CheckFailure) as failed:
+        runner.check(resolve(str(workload)), program, 10)
+    # the two sleeps, and the shell when its death signal had not yet landed
+    assert failed.value.status == "broken" and failed.value.escaped in (2, 3), failed.value.reason
+    assert escape_reason(failed.value.escaped, None) in failed.value.reason
+    assert not marked_sleeps()
+
+
+def test_a_sweep_without_a_cgroup_warns_that_bare_runs_are_not_limited(tmp_path):
+    """Where no cgroup can be made (here: none mounted, in a mount namespace of the sweep's own)
+    the sweep says on stderr that memory_limit_mb and pids_limit do not apply, and what would."""
+    if os.geteuid() != 0:
+        pytest.skip("unmounting the cgroup file systems in a namespace of its own needs root")
+    spec = {"workloads": ["hello"], "profiles": ["static"], "repeats": 1, "warmup": 0}
+    script = (f"import slimlab; print(slimlab.sweep({spec!r}, data_dir={str(tmp_path)!r}, run_id='bare', "
+              "progress=False))")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           'umount -R /sys/fs/cgroup && exec "$0" -c "$1"', sys.executable, script],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "runs" / "bare" / "manifest.json").read_text())
+    assert manifest["sessions"][-1]["containment"]["kind"] == "subreaper"
+    assert "Warning: bare runs have no memory or pids limit here" in done.stderr, done.stderr
+    assert "no cgroup v1 memory controller mounted" in done.stderr
+    assert "systemd-run --scope -p Delegate=yes slimlab sweep" in done.stderr
+    assert slimlab.load(tmp_path / "runs" / "bare")["status"].to_list() == ["ok"]
+
+
+def test_v2_moves_only_its_own_processes_and_only_in_a_delegated_cgroup(tmp_path):
+    """The parts of the delegated-v2 path that can run on this v1 host: the sweep's own process
+    tree is what /proc says, and a cgroup without systemd's delegation mark is never rearranged."""
+    from slimlab.measure import contain
+
+    child = subprocess.Popen(["sleep", SLEEP_MARK])
+    try:
+        tree = contain._own_tree()
+        assert {os.getpid(), child.pid} <= tree and 1 not in tree
+    finally:
+        child.kill()
+        child.wait()
+    (tmp_path / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    with pytest.raises(OSError, match="not a delegated cgroup"):
+        contain._leave_for_leaf(tmp_path)
+    assert not list(tmp_path.glob("slimlab-*"))  # nothing made, nothing moved
+
+
+FORKER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) { /* N children that wait to be killed, then "ready" */
+    for (int n = atoi(argv[1]); n > 0; n--) {
+        pid_t pid = fork();
+        if (pid == 0) { pause(); _exit(0); }
+        if (pid < 0) { perror("fork"); return 1; }
+    }
+    puts("ready");
+    fflush(stdout);
+    pause();
+    return 0;
+}
+"""
+CROWD = 4200  # more processes than the launcher's old scan of /proc read (4,096)
+
+
+def test_on_a_crowded_host_the_subreaper_still_finds_a_setsid_child(tmp_path):
+    """With more than 4,096 other processes on the host, the newest (highest pid), the escaped
+    child among them, is still found without a cgroup: the scan of /proc has no cap."""
+    escaper = go_workload(tmp_path, "escaper", ESCAPER, "started\n")
+    subprocess.run(["go", "build", "-o", "escaper", "."], cwd=escaper, check=True, capture_output=True,
+                   timeout=300, env={**os.environ, "CGO_ENABLED": "0"})
+    (tmp_path / "forker.c").write_text(FORKER)
+    subprocess.run(["cc", "-O2", "-o", str(tmp_path / "forker"), str(tmp_path / "forker.c")], check=True,
+                   timeout=120)
+    # The escaped child must come after the crowd in /proc (pids ascending): pids must not wrap
+    # around pid_max meanwhile, so they start low when they would.
+    last, highest = Path("/proc/sys/kernel/ns_last_pid"), int(Path("/proc/sys/kernel/pid_max").read_text())
+    if int(last.read_text()) + CROWD + 1000 > highest:
+        with contextlib.suppress(OSError):
+            last.write_text("300")
+    crowd = subprocess.Popen([str(tmp_path / "forker"), str(CROWD)], stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        assert crowd.stdout.readline() == "ready\n"
+        newest = int(last.read_text())  # the escaper and its child come after this pid
+        below = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) <= newest)
+        assert below > 4096, below
+        fallback = Containment("subreaper", Limits(), reason="no cgroup for this test")
+        exits = run_starts([str(escaper / "escaper")], runs=1, timeout_s=10, stdout=None, stderr=None,
+                           containment=fallback)
+        assert exits[0].escaped == 1 and exits[0].escaped_comm == "sleep", exits[0]
+        assert not marked_sleeps()
+    finally:
+        os.killpg(crowd.pid, signal.SIGKILL)
+        crowd.wait()

@@ -3,7 +3,10 @@ the engine's own inspect of each container; a program that hits a limit is a row
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -186,3 +189,44 @@ def test_the_report_says_which_network_the_server_floor_ran_on():
     older = _floor_facts({"kinds": {"server": {**measured, "network": "host"}}}, None)[0]
     assert f"its own network ({image.SERVER_NETWORK}, its port published on 127.0.0.1)" in ours
     assert "the host's network" in older and "own network" not in older
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("stderr", "pids"), [
+    ("runtime: failed to create new OS thread (have 31 already; errno=11)\n"
+     "runtime: may need to increase max user processes (ulimit -u)\nfatal error: newosproc", True),
+    ("runtime: failed to create new OS thread (have 31 already; errno=12)\nfatal error: newosproc", False),
+    ("runtime/cgo: pthread_create failed: Resource temporarily unavailable", True),
+    ("runtime/cgo: pthread_create failed: Cannot allocate memory", False),
+], ids=["go-eagain", "go-enomem", "cgo-eagain", "cgo-enomem"])
+def test_only_eagain_is_the_pids_limit(stderr, pids):
+    """EAGAIN (errno 11) is the pids limit's refusal; ENOMEM (12) is memory, not a process count."""
+    class Removed:  # a container gone already: its stderr is all there is to go by
+        def reload(self):
+            raise RuntimeError("no such container")
+
+    said = image.Confinement(64, 32).limit_hit(Removed(), stderr)
+    assert (said is not None and "pids limit (pids_limit = 32)" in said) is pids, said
+
+
+def test_a_server_network_removed_meanwhile_is_made_again(docker_engine, tmp_path):
+    """The network is labelled as a network (no owner to outlive); when someone removes it after a
+    sweep made it, the next server start makes it again instead of failing."""
+    from slimlab.measure.container import FLOOR_WORKLOADS, floor_runner
+
+    api = engine.client()
+    name = f"slimlab-test-servers-{os.getpid()}"  # not the shared one, which others' sweeps use now
+    try:
+        floor = floor_runner(api, launcher_path(), "server", tmp_path)
+        runner = dataclasses.replace(floor, server_network=name)
+        assert image.server_network(api, name) == name
+        labels = api.networks.get(name).attrs["Labels"]
+        assert labels == image.NETWORK_LABELS and image.LABEL not in labels
+        assert runner.check(FLOOR_WORKLOADS["server"], Path(), 30).startup_ms > 0
+        api.networks.get(name).remove()  # someone's clean-up
+        assert runner.check(FLOOR_WORKLOADS["server"], Path(), 30).startup_ms > 0
+        assert api.networks.get(name).name == name
+    finally:
+        with contextlib.suppress(Exception):
+            api.networks.get(name).remove()
+        api.close()

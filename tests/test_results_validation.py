@@ -81,6 +81,41 @@ def test_the_dockerfile_writer_refuses_control_characters_itself():
         dockerfile._check_row({**row, "build_env": []}, {"CGO_ENABLED": "0\x1b[2J"})
 
 
+# Free text (a reason) may hold anything; shown raw, it would clear the terminal, retitle it,
+# recolour what follows (ESC, and C1's CSI) and fake a line of output of its own (a newline).
+HOSTILE_REASON = "exit 1\x1b[2J\x1b]0;owned\x07\nnote: no regression\x9b31m"
+
+
+def assert_shown_escaped(text: str) -> None:
+    assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text, repr(text)
+    assert "\\x1b[2J" in text, text
+    assert not any(line.lstrip("- |").startswith("note: no regression") for line in text.splitlines()), text
+
+
+def test_a_hostile_reason_is_shown_escaped_by_compare_claims_and_dockerfile(good_run, tmp_path):
+    broken = hostile_copy(good_run, tmp_path, status="broken", reason=HOSTILE_REASON, size_bytes=None)
+    for form in ("text", "markdown"):
+        done = slimlab_cli("compare", str(good_run), str(broken), "--format", form, cwd=tmp_path)
+        assert done.returncode == 1, (form, done.stdout, done.stderr)  # ok -> broken: a regression
+        assert_shown_escaped(done.stdout)
+    done = slimlab_cli("dockerfile", str(broken), KEY, "--base", "scratch", "--out", str(tmp_path / "x"),
+                       cwd=tmp_path)
+    assert done.returncode == 2 and "nothing to rebuild" in done.stderr, done.stderr
+    assert_shown_escaped(done.stderr)
+    done = slimlab_cli("claims", str(broken), cwd=tmp_path)
+    assert "\x1b" not in done.stdout + done.stderr and "\x9b" not in done.stdout + done.stderr
+
+
+def test_a_reason_never_reaches_the_dockerfile(good_run, tmp_path):
+    """A row's reason is not written into the Dockerfile at all (only checked values are), so a
+    newline in it cannot end a comment line there and start an instruction."""
+    run = hostile_copy(good_run, tmp_path, reason="fine" + INJECTED)
+    export = dockerfile.export(run, KEY, "scratch", tmp_path / "export")
+    text = export.dockerfile.read_text()
+    assert "FROM --platform=linux/amd64 scratch" in text
+    assert "INJ" not in text and "fine" not in text
+
+
 # -- the rules, on synthetic frames ----------------------------------------------------------
 def a_row(**changes) -> dict:
     axes = {"workload": "hello", "toolchain": "go", "profile": "static", "target": "linux/amd64",

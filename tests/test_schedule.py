@@ -341,3 +341,48 @@ def test_systemd_reads_an_exec_start_word_back_as_written(tmp_path):
     assert "escape" not in done.stderr
     with pytest.raises(SlimlabError, match="control character"):
         schedule.systemd_quote("a\nExecStartPost=/bin/touch /tmp/PWNED")
+
+
+def test_list_survives_a_marked_line_that_ends_at_schedule(user_crontab, tmp_path):
+    """A marked line whose last word is ``schedule`` (a hand edit) is malformed, not a crash."""
+    before = crontab_lines(user_crontab)
+    cut = "0 3 * * * cd /tmp/0badc0de.log && slimlab schedule # slimlab-schedule:0badc0de"
+    subprocess.run([user_crontab, "-"], input="\n".join([*before, cut]) + "\n", text=True, check=True)
+    listed = slimlab_cli("--list", cwd=tmp_path)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    assert f"crontab line {len(before) + 1} is malformed" in listed.stderr, listed.stderr
+    assert slimlab_cli("--remove", "0badc0de", cwd=tmp_path).returncode == 0
+    assert crontab_lines(user_crontab) == before
+
+
+def test_remove_keeps_a_users_line_with_an_odd_quote(user_crontab, tmp_path):
+    """The second half of a split entry (its first line gone, by hand) after a user's line with an
+    odd quote: the two would read as one slimlab command, but the user's line does not start as
+    slimlab's do (``cd DIR && mkdir -p``), so removing the entry leaves it."""
+    before = crontab_lines(user_crontab)
+    nb = notebook(tmp_path / "n.ipynb", "pass")
+    injected_id, injected = as_main_wrote_it(nb, tmp_path / "data", PWNED)
+    users = "0 2 * * * cd /srv && slimlab schedule mine.ipynb --note it's"
+    subprocess.run([user_crontab, "-"], input="\n".join([*before, users, injected[1]]) + "\n", text=True,
+                   check=True)
+    removed = slimlab_cli("--remove", injected_id, cwd=tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    assert crontab_lines(user_crontab) == [*before, users]
+
+
+def test_a_notebook_path_ending_in_a_backslash_ends_no_unit_line(tmp_path):
+    """systemd continues a line that ends in a backslash onto the next one: the path never ends one."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (systemd; scripts/setup.sh does not install it)")
+    nb = notebook(tmp_path / "mine (v2)\\", "pass")
+    entry_id, line = schedule.command(nb, tmp_path / "data", tmp_path / "reports", [])
+    units = schedule.timer_units(entry_id, "0 3 * * *", nb, line)
+    for name, text in units.items():
+        assert not any(unit_line.endswith("\\") for unit_line in text.splitlines()), text
+        (tmp_path / name).write_text(text)
+    done = subprocess.run([analyze, "verify", "--man=no", *(str(tmp_path / name) for name in units)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    said = schedule.TIMER_DESCRIPTION.search(units[f"slimlab-{entry_id}.timer"])
+    assert said.groups() == (str(nb), "0 3 * * *")  # what --list reads back

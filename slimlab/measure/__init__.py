@@ -6,6 +6,7 @@ healthy answer for a server, with the kernel's peak RSS (wait4 rusage) for that 
 
 from .contain import Limits
 from .contain import probe as containment_probe
+from .contain import unlimited_warning
 from .launcher import Launch, available_cpus, calibrate_overhead, check_cpu, launcher_path, noop_path, run_starts
 from .runners import LauncherRunner, Runner, runner_for
 from .samples import CheckFailure, Sample, check_and_sample, take_sample, take_samples
@@ -30,4 +31,5 @@ __all__ = [
     "summarize",
     "take_sample",
     "take_samples",
+    "unlimited_warning",
 ]

@@ -5,30 +5,37 @@ of starts (a functional check, a burst of timed starts) with a memory limit
 (``memory_limit_mb``) and a pids limit (``pids_limit``):
 
 - cgroup v2 where it is the mounted hierarchy and offers the memory and pids controllers,
-  under this process's own cgroup when that one may have children with controllers;
+  under this process's own cgroup when that one may have children with controllers (the
+  kernel lets a cgroup other than the root hand controllers to children only while it holds
+  no process: in a delegated cgroup that holds this sweep alone, the sweep and its
+  descendants move to a leaf of their own first, ``slimlab-<pid>-self``);
 - cgroup v1 otherwise (one directory per controller, under this process's cgroup of each);
-- neither (not root, nothing delegated): no limits, and the launcher's own tracking only.
+- neither (not root, nothing delegated): no limits, and the launcher's own tracking only;
+  the sweep says so on stderr (``unlimited_warning``).
 
 The launcher (launcher.c, ``--contain-cgroup``) joins the cgroup once, before its first
-start, so every program it forks is born inside it. Why not move each child between vfork
-and exec: the start's clock runs from before the vfork, and a migration (writing to
-cgroup.procs) took 107-224 us on average here, and up to 20-32 ms, against a Go hello's
-~1.2 ms start. The launcher is a static C program of about
-1 MiB: its share of the cgroup's memory is fixed and small. After each start it kills what
-the program left in the cgroup (or, without one, its descendants, process group and
-session: it is a child subreaper, so a ``setsid`` child still comes back to it) and counts
-them; ``close`` sweeps the cgroup again (a launcher that was itself killed) and removes it.
+start, so every program it forks is born inside it: moving each child between vfork and exec
+would put a cgroup migration, slow and erratic, inside the timed start (README, "Contained
+bare runs"). The launcher is a static C program of about 1 MiB: its share of the cgroup's
+memory is fixed and small. After each start it kills what the program left in the cgroup
+(or, without one, its descendants, process group and session: it is a child subreaper, so a
+``setsid`` child still comes back to it) and counts them; ``close`` sweeps the cgroup again
+(a launcher that was itself killed), removes it and keeps the count in ``left``, which the
+batch's caller adds to the row's escaped processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..model.spec import SETTINGS
 
 CGROUP_FS = Path("/sys/fs/cgroup")
 PREFIX = "slimlab-"  # slimlab-<pid of the sweep>-<n>: a dead pid's directories are stale
@@ -40,8 +47,8 @@ _numbers = itertools.count()
 class Limits:
     """What a bare-run program may use: the spec's ``memory_limit_mb`` and ``pids_limit``."""
 
-    memory_mb: int = 1024
-    pids: int = 512
+    memory_mb: int = SETTINGS["memory_limit_mb"].default
+    pids: int = SETTINGS["pids_limit"].default
 
     @classmethod
     def of(cls, spec) -> Limits:
@@ -56,6 +63,7 @@ class Containment:
     limits: Limits
     dirs: dict[str, Path] = field(default_factory=dict)  # v1: by controller; v2: {"unified": dir}
     reason: str | None = None  # why there is no cgroup
+    left: int = 0  # processes still in the cgroup when it was closed (then killed): see ``contained``
 
     def launcher_options(self) -> tuple[str, ...]:
         options = ["--contain"]
@@ -201,10 +209,17 @@ def _v2(limits: Limits, mounts, own) -> Containment | str:
     if root is None or not {"memory", "pids"} <= controllers:
         return "no cgroup v2 hierarchy with the memory and pids controllers"
     base = root / own.get("", "/").lstrip("/")
+    if _is_own_leaf(base):  # moved there by an earlier batch (_leave_for_leaf): its parent is the base
+        base = base.parent
     enabled = set((base / "cgroup.subtree_control").read_text().split())
     if not {"memory", "pids"} <= enabled:
-        # Allowed in the root, or in a delegated cgroup with no processes of its own.
-        (base / "cgroup.subtree_control").write_text("+memory +pids")
+        try:  # allowed in the root, or in a cgroup with no processes of its own
+            (base / "cgroup.subtree_control").write_text("+memory +pids")
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            _leave_for_leaf(base)
+            (base / "cgroup.subtree_control").write_text("+memory +pids")
     made = _make(base)
     try:
         (made / "memory.max").write_text(str(limits.memory_mb * 1024 * 1024))
@@ -215,6 +230,52 @@ def _v2(limits: Limits, mounts, own) -> Containment | str:
         made.rmdir()
         raise
     return Containment("cgroup-v2", limits, {"unified": made})
+
+
+def _is_own_leaf(directory: Path) -> bool:
+    return directory.name.startswith(PREFIX) and directory.name.endswith("-self")
+
+
+def _delegated(directory: Path) -> bool:
+    """Is ``directory`` a cgroup handed to its user to manage (systemd's Delegate=yes marks it so)?"""
+    for name in ("trusted.delegate", "user.delegate"):
+        with contextlib.suppress(OSError):
+            if os.getxattr(directory, name) == b"1":
+                return True
+    return False
+
+
+def _own_tree() -> set[int]:
+    """This process and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, ...
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += [child for child in children.get(pid, []) if child not in tree]
+    return tree
+
+
+def _leave_for_leaf(base: Path) -> None:
+    """Move this sweep's processes out of ``base`` into a leaf cgroup of their own, so ``base`` may
+    hand its controllers to children; OSError saying why not when ``base`` is not delegated or
+    holds anyone else's processes (they are never moved)."""
+    if not _delegated(base):
+        raise OSError(errno.EBUSY, f"{base} holds processes and is not a delegated cgroup, so it cannot give "
+                                   "its children the memory and pids controllers")
+    strangers = sorted(set(_pids(base)) - _own_tree())
+    if strangers:
+        raise OSError(errno.EBUSY, f"{base} holds processes other than this sweep's (pid {strangers[0]} and "
+                                   f"{len(strangers) - 1} more), which slimlab does not move")
+    leaf = base / f"{PREFIX}{os.getpid()}-self"
+    leaf.mkdir(exist_ok=True)
+    for pid in _pids(base):
+        with contextlib.suppress(ProcessLookupError):
+            (leaf / "cgroup.procs").write_text(str(pid))
 
 
 def _v1(limits: Limits, mounts, own) -> Containment | str:
@@ -261,7 +322,8 @@ def open_containment(limits: Limits) -> Containment:
 
 @contextlib.contextmanager
 def contained(limits: Limits | None):
-    """``open_containment`` for the life of the block, closed after it; None: no containment."""
+    """``open_containment`` for the life of the block, closed after it (what it still held, killed
+    then, in ``box.left``); None: no containment."""
     if limits is None:
         yield None
         return
@@ -269,13 +331,25 @@ def contained(limits: Limits | None):
     try:
         yield box
     finally:
-        box.close()
+        box.left = box.close()
 
 
 def probe(limits: Limits) -> dict:
     """Which containment this machine gives bare runs (made once and removed), for the manifest."""
     with contained(limits) as box:
         return box.describe()
+
+
+def unlimited_warning(described: dict) -> str | None:
+    """What the sweep says on stderr when bare runs get no cgroup (``describe()``'s kind
+    "subreaper"): no limits, why, and what would give them; None when they are limited."""
+    if described.get("kind") != "subreaper":
+        return None
+    return ("Warning: bare runs have no memory or pids limit here (memory_limit_mb and pids_limit are not "
+            f"applied: {described.get('reason') or 'no cgroup'}); what a program leaves running is still "
+            "found and killed (child subreaper, process group and session). For the limits run as root on "
+            "a cgroup v1 host, or in a delegated cgroup v2: systemd-run --scope -p Delegate=yes slimlab "
+            "sweep ... (as a user: systemd-run --user --scope -p Delegate=yes ...)")
 
 
 def escape_reason(count: int, name: str | None) -> str:

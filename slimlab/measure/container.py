@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import bases
-from ..image import Confinement, build_image, discard, owner_label, server_network
+from ..image import Confinement, build_image, discard, network_gone, owner_label, server_network
 from ..model.target import TARGETS
 from ..proc import tail
 from ..workloads import ADDR, Workload
@@ -118,6 +118,23 @@ class ContainerRunner:
         except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
             raise CheckFailure("broken", f"could not create the container: {tail(str(exc), 400)}") from exc
 
+    def _start_server(self, command: list[str], environment: dict[str, str], network: str, cpu: int | None,
+                      ports: tuple[int, ...], remade: bool = False):
+        """A server's container, created and started, and when that began (monotonic ns). Its network
+        removed since it was made (someone's clean-up) is made again, once, and the clock restarted."""
+        started = time.monotonic_ns()
+        container = self._create(command, environment, network, cpu, ports)
+        try:
+            container.start()
+        except Exception as exc:  # noqa: BLE001 - the engine's word is the reason
+            discard(container)
+            if remade or network in ("host", "none") or not network_gone(exc, network):
+                raise CheckFailure("broken", f"container run: {type(exc).__name__}: {tail(str(exc), 400)}") \
+                    from exc
+            server_network(self.api, network, remake=True)
+            return self._start_server(command, environment, network, cpu, ports, remade=True)
+        return container, started
+
     def _cli(self, workload, timeout_s: float, cpu: int | None) -> Sample:
         # The program's stdout is dropped, as bare; its stderr is the container's, so an exec
         # failure says why.
@@ -151,11 +168,9 @@ class ContainerRunner:
         inside, grpc_inside = (a if network == "host" else _all_addresses(a) for a in (addr, grpc_addr))
         command = [str(int(timeout_s * 1000)), "-", "/dev/stderr", "--", self.program,
                    *workload.run_args(inside, grpc_inside)]
-        started = time.monotonic_ns()
-        container = self._create(command, workload.run_env(inside, grpc_inside), network, cpu,
-                                 () if network == "host" else ports)
+        container, started = self._start_server(command, workload.run_env(inside, grpc_inside), network, cpu,
+                                                () if network == "host" else ports)
         with _removed_after(container):
-            container.start()
             alive = _Alive(container)
             deadline = time.monotonic() + timeout_s
             answer = await_health(addr, workload.health_path, deadline, alive)

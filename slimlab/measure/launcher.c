@@ -279,47 +279,88 @@ static int read_stat(pid_t pid, struct proc_entry *e) {
     return 1;
 }
 
+/* A list that grows as needed: a busy host may run any number of processes, and the ones
+ * a capped scan of /proc would miss are the newest, the run's own (the highest pids). */
+struct proc_list {
+    struct proc_entry *items;
+    int n, cap;
+};
+
+/* The next free slot of `list` (grown when full), or NULL when memory ran out. */
+static struct proc_entry *next_slot(struct proc_list *list) {
+    if (list->n == list->cap) {
+        int cap = list->cap ? 2 * list->cap : 1024;
+        struct proc_entry *grown = realloc(list->items, (size_t)cap * sizeof *grown);
+        if (!grown) return NULL;
+        list->items = grown, list->cap = cap;
+    }
+    return &list->items[list->n];
+}
+
+static int by_pid(const void *a, const void *b) {
+    pid_t x = ((const struct proc_entry *)a)->pid, y = ((const struct proc_entry *)b)->pid;
+    return (x > y) - (x < y);
+}
+
+static struct proc_entry *entry_of(struct proc_list *all, pid_t pid) {
+    struct proc_entry key = {.pid = pid};
+    return pid > 0 ? bsearch(&key, all->items, (size_t)all->n, sizeof key, by_pid) : NULL;
+}
+
+/* Marks `e` 1 when it or an ancestor is marked 1 (the run's), else 2, following ppid links;
+ * every entry on the way gets the same mark, so each link is followed once. */
+static void mark_by_ancestry(struct proc_list *all, struct proc_entry *e) {
+    int mark = 2;
+    struct proc_entry *p = e;
+    for (int steps = 0; p && steps <= all->n; steps++, p = entry_of(all, p->ppid))
+        if (p->mark) {
+            mark = p->mark;
+            break;
+        }
+    for (p = e; p && !p->mark; p = entry_of(all, p->ppid)) p->mark = mark;
+}
+
 /* Processes still running that the run of `program` left: in our cgroup besides us, else our
- * descendants (orphans come to us, a subreaper) and anything in its process group or session.
- * Fills up to `cap` of them into `out` (zombies left out: they have exited) and returns the count. */
-static int leftovers(pid_t program, struct proc_entry *out, int cap) {
+ * descendants (orphans come to us, a subreaper) and anything in its process group or session,
+ * with their descendants. Fills `out` (zombies left out: they have exited) and returns the count. */
+static int leftovers(pid_t program, struct proc_list *out) {
     pid_t self = getpid();
-    int n = 0;
+    struct proc_entry *slot;
+    out->n = 0;
     if (n_cgroups > 0) {
         FILE *procs = fopen(cgroup_procs[0], "re");
         if (!procs) return 0;
         int pid;
-        while (n < cap && fscanf(procs, "%d", &pid) == 1)
-            if (pid != self && read_stat(pid, &out[n]) && out[n].state != 'Z' && out[n].state != 'X') n++;
+        while (fscanf(procs, "%d", &pid) == 1 && (slot = next_slot(out)) != NULL)
+            if (pid != self && read_stat(pid, slot) && slot->state != 'Z' && slot->state != 'X') out->n++;
         fclose(procs);
-        return n;
+        return out->n;
     }
     DIR *dir = opendir("/proc");
     if (!dir) return 0;
     struct dirent *d;
-    while (n < cap && (d = readdir(dir)) != NULL) {
+    while ((d = readdir(dir)) != NULL && (slot = next_slot(out)) != NULL) {
         char *end;
         long pid = strtol(d->d_name, &end, 10);
         if (*end != '\0' || pid <= 0 || pid == self) continue;
-        if (read_stat((pid_t)pid, &out[n])) n++;
+        if (read_stat((pid_t)pid, slot)) out->n++;
     }
     closedir(dir);
-    for (int k = 0; k < n; k++)
-        out[k].mark = out[k].ppid == self || out[k].pgrp == program || out[k].sid == program;
-    for (int grew = 1; grew;) { /* and their descendants, in any order /proc listed them */
-        grew = 0;
-        for (int k = 0; k < n; k++)
-            for (int j = 0; !out[k].mark && j < n; j++)
-                if (out[j].mark && out[k].ppid == out[j].pid) out[k].mark = grew = 1;
+    qsort(out->items, (size_t)out->n, sizeof *out->items, by_pid);
+    for (int k = 0; k < out->n; k++) {
+        struct proc_entry *e = &out->items[k];
+        e->mark = e->ppid == self || e->pgrp == program || e->sid == program;
     }
+    for (int k = 0; k < out->n; k++) mark_by_ancestry(out, &out->items[k]);
     int kept = 0;
-    for (int k = 0; k < n; k++)
-        if (out[k].mark && out[k].state != 'Z' && out[k].state != 'X') out[kept++] = out[k];
-    return kept;
+    for (int k = 0; k < out->n; k++) {
+        struct proc_entry *e = &out->items[k];
+        if (e->mark == 1 && e->state != 'Z' && e->state != 'X') out->items[kept++] = *e;
+    }
+    return out->n = kept;
 }
 
-#define MAX_LEFTOVERS 4096
-static struct proc_entry found[MAX_LEFTOVERS];
+static struct proc_list found; /* reused by every run: it keeps the size it grew to */
 
 /* Kills what the run left (after its timed interval), reaps what was re-parented to us, and
  * returns how many were running when it looked; `comm` gets the first one's name. */
@@ -329,12 +370,12 @@ static int kill_leftovers(pid_t program, char *comm, size_t comm_len) {
     long long deadline = now_ns() + 2000000000LL; /* a process in D state may take a moment to die */
     const struct timespec pause = {0, 1000000};
     for (;;) {
-        int n = leftovers(program, found, MAX_LEFTOVERS);
+        int n = leftovers(program, &found);
         if (escaped < 0) {
             escaped = n;
-            if (n > 0) snprintf(comm, comm_len, "%s", found[0].comm);
+            if (n > 0) snprintf(comm, comm_len, "%s", found.items[0].comm);
         }
-        for (int k = 0; k < n; k++) kill(found[k].pid, SIGKILL);
+        for (int k = 0; k < n; k++) kill(found.items[k].pid, SIGKILL);
         while (waitpid(-1, NULL, WNOHANG) > 0) {
         }
         if (n == 0 || now_ns() > deadline) break;

@@ -88,13 +88,29 @@ def take_samples(workload: Workload, runner: LauncherRunner, binary: Path, timeo
 def _run(workload: Workload, runner: LauncherRunner, binary: Path, timeout_s: float, check: bool, runs: int,
          cpu: int | None) -> list[Sample]:
     # One cgroup for the batch (measure.contain), made and removed outside every timed start.
-    with tempfile.TemporaryDirectory(prefix="slimlab-run-") as tmp, contained(runner.limits) as box:
+    box = None
+    with tempfile.TemporaryDirectory(prefix="slimlab-run-") as tmp:
         out = Path(tmp) / "stdout" if check else None
         err = Path(tmp) / "stderr"  # always kept: it says why a program failed
-        if workload.kind == "server":
-            return [_server(workload, runner, binary, timeout_s, out, err, check, cpu, box)
-                    for _ in range(runs)]
-        return _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu, box)
+        try:
+            with contained(runner.limits) as box:
+                if workload.kind == "server":
+                    samples = [_server(workload, runner, binary, timeout_s, out, err, check, cpu, box)
+                               for _ in range(runs)]
+                else:
+                    samples = _cli(workload, runner, binary, timeout_s, out, err, check, runs, cpu, box)
+        except CheckFailure as failure:
+            if box is not None and box.left:
+                failure.escaped = max(failure.escaped or 0, box.left)
+            raise
+        except ToolError as exc:  # the launcher died (killed, by its program too): what it left is counted
+            if box is None or not box.left:
+                raise
+            raise CheckFailure("broken", f"{exc}; {escape_reason(box.left, None)} (killed with its cgroup)",
+                               box.left) from exc
+    if box is not None and box.left:  # left after the launcher's own sweep: still the program's
+        raise CheckFailure("broken", escape_reason(box.left, None), box.left)
+    return samples
 
 
 def _argv(runner: LauncherRunner, binary: Path, args: list[str]) -> list[str]:
