@@ -5,6 +5,7 @@ a huge spec asks first. Real sweeps, real mounts, real kills."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -158,6 +159,38 @@ def test_a_full_cache_disk_gives_machine_error_rows_a_failing_exit_and_a_resume_
     rows = slimlab.load(data / "runs" / "r")
     assert rows["status"].to_list() == ["ok", "ok"], rows.select("status", "reason")
     assert rows["startup_n"].to_list() == [4, 4]
+
+
+def test_a_compile_error_quoting_a_full_disk_is_the_codes_build_failed_kept_not_machine_error(tmp_path):
+    src = tmp_path / "quotes"
+    src.mkdir()
+    (src / "go.mod").write_text("module slimlab.example/quotes\n\ngo 1.21\n")
+    # The compiler's error quotes the constant: the words of a full disk, on a disk with room.
+    (src / "main.go").write_text('package main\n\nvar _ int = "write /x: no space left on device"\n\n'
+                                 'func main() {}\n')
+    (src / "workload.toml").write_text('kind = "cli"\n')
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'workloads = ["{src}"]\nprofiles = ["default"]\nrepeats = 2\nwarmup = 0\n')
+    data = tmp_path / "data"
+    for _attempt in range(2):  # the resume keeps the row: the variant's own fault, not retried
+        done = slimlab_cli("sweep", spec, "--data", data, "--run-id", "q", "-q")
+        assert done.returncode == 0, done.stderr
+        rows = slimlab.load(data / "runs" / "q")
+        assert rows["status"].to_list() == ["build_failed"], rows.select("status", "reason")
+        assert "no space left on device" in rows["reason"][0]
+    assert [r["kind"] for r in journal_records(data / "runs" / "q")].count("row") == 1
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_tools_words_of_a_full_or_read_only_disk_count_when_a_disk_the_sweep_writes_is_so(tmp_path,
+                                                                                            read_only):
+    from slimlab.faults import machine_cause
+
+    words = "write /x: read-only file system" if read_only else "write /x: no space left on device"
+    with tmpfs(tmp_path / "small", "16m", read_only=read_only) as small:
+        assert machine_cause(words, [tmp_path, small]) == (
+            f"Read-only file system (EROFS): {small} cannot be written" if read_only else
+            f"No space left on device (ENOSPC): 16 MiB free on {small}")
 
 
 # -- case 7: clear errors ----------------------------------------------------------------------
@@ -324,7 +357,32 @@ def test_a_runs_index_written_before_machine_error_still_loads(tmp_path):
 def test_a_programs_own_words_are_not_a_machine_fault():
     from slimlab.faults import machine_cause
     # A program writing to its read-only root says so itself: the variant's doing, not the machine's.
-    assert machine_cause("exit 1: open /data/out: read-only file system", program_output=True) is None
-    assert machine_cause("measure: OSError: [Errno 28] No space left on device", program_output=True) \
+    assert machine_cause("exit 1: open /data/out: read-only file system", None, program_output=True) is None
+    assert machine_cause("measure: OSError: [Errno 28] No space left on device", None, program_output=True) \
         .startswith("No space left on device")
-    assert machine_cause("go build: write /cache/a.out: no space left on device").startswith("No space")
+    assert machine_cause("go build: write /cache/a.out: no space left on device", None).startswith("No space")
+
+
+@pytest.mark.unit
+def test_a_tools_words_of_a_full_or_read_only_disk_count_only_when_the_disk_is_so(tmp_path):
+    from slimlab.faults import LOW_SPACE_BYTES, machine_cause
+
+    room = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    assert room > LOW_SPACE_BYTES, "the test needs a temp dir with room"
+    # A compile error may quote the words: with room and a writable disk, they are the code's.
+    assert machine_cause("./main.go:3:7: undefined: x // no space left on device", [tmp_path]) is None
+    assert machine_cause('main.go:1: "read-only file system" is not a type', [tmp_path]) is None
+    # slimlab's own OSError is the machine's word, whatever the disk says now.
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert machine_cause(full, [tmp_path]).startswith("No space left on device (ENOSPC)")
+    # A directory not made yet is judged by its nearest parent.
+    assert machine_cause("no space left on device", [tmp_path / "not" / "yet"]) is None
+
+
+@pytest.mark.unit
+def test_too_many_open_files_in_system_is_enfile_not_emfile():
+    from slimlab.faults import machine_cause
+
+    enfile = machine_cause("open /x: too many open files in system", [])
+    assert enfile == "Too many open files in system (ENFILE)"
+    assert machine_cause("open /x: too many open files", []) == "Too many open files (EMFILE)"
