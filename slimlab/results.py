@@ -257,16 +257,20 @@ class RunStore:
         atomic_write_bytes(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2, default=str).encode())
 
     def close(self, ended: bool) -> None:
-        self.manifest["sessions"][-1]["ended_at"] = now_utc().isoformat()
-        if ended:
-            self.manifest["ended_at"] = now_utc().isoformat()
-        self.write_manifest()
+        """The manifest and the tables written a last time; the journal and a lock the store took
+        are let go however that went (a full disk: the journal has every record already)."""
         try:
+            self.manifest["sessions"][-1]["ended_at"] = now_utc().isoformat()
+            if ended:
+                self.manifest["ended_at"] = now_utc().isoformat()
+            self.write_manifest()
             self.write_tables()
         finally:
-            self._journal.close()
-            if self._lock is not None:
-                self._lock.release()
+            try:
+                self._journal.close()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
 
 
 def check_unique_samples(samples: list[dict], run_dir: Path) -> None:

@@ -193,6 +193,21 @@ def test_a_tools_words_of_a_full_or_read_only_disk_count_when_a_disk_the_sweep_w
             f"No space left on device (ENOSPC): 16 MiB free on {small}")
 
 
+def test_a_store_that_cannot_close_on_a_full_disk_still_lets_its_journal_and_lock_go(tmp_path):
+    from slimlab.results import RunStore
+
+    with tmpfs(tmp_path / "data", "1m") as data:
+        store = RunStore.open(data, None, {"workloads": ["hello"]}, {"host": {}})  # the store takes the lock
+        filler = data / "filler"
+        with contextlib.suppress(OSError), filler.open("wb") as fh:
+            while True:
+                fh.write(b"\0" * 65536)
+        with pytest.raises(OSError, match="No space left on device"):
+            store.close(ended=True)
+        assert store._journal.closed
+        RunLock.acquire(store.run_dir).release()  # a second open file: refused while the first holds it
+
+
 # -- case 7: clear errors ----------------------------------------------------------------------
 def test_a_300_character_run_id_is_refused_before_any_work(tmp_path):
     done = slimlab_cli("sweep", "baseline", "--data", tmp_path / "data", "--run-id", "x" * 300)
