@@ -108,6 +108,40 @@ def test_a_second_sweep_of_a_run_being_written_is_refused_naming_the_holder_and_
     assert slimlab.load(run_dir)["startup_n"].to_list() == [REPEATS]
 
 
+RACER = """
+import sys, time
+from pathlib import Path
+from slimlab.runlock import RunLock, RunLocked
+run_dir, errors, held = Path(sys.argv[1]), [], 0
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    try:
+        lock = RunLock.acquire(run_dir)
+    except RunLocked:
+        continue
+    except Exception as exc:
+        errors.append(f"acquire: {type(exc).__name__}: {exc}")
+        continue
+    held += 1
+    try:
+        lock.release(drop_empty=True)
+    except Exception as exc:
+        errors.append(f"release: {type(exc).__name__}: {exc}")
+print(held, len(errors), errors[:2])
+"""
+
+
+def test_sweeps_that_take_and_drop_an_empty_run_at_once_never_fail_on_its_vanishing_directory(tmp_path):
+    """A refused sweep drops its empty run directory as another takes its lock: neither may see
+    a FileNotFoundError (or a lock on a file nobody else sees)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path / "runs" / "r"), "2"], env=env,
+                               stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    said = [racer.communicate(timeout=60)[0].split(maxsplit=2) for racer in racers]
+    assert all(int(held) > 100 for held, _, _ in said), said  # they did race
+    assert [int(errors) for _, errors, _ in said] == [0, 0], said
+
+
 def test_samples_that_repeat_an_index_are_an_error_and_repair_sets_their_variant_aside(run_copy):
     spec, run_dir = run_copy
     records = journal_records(run_dir)
@@ -293,6 +327,21 @@ def test_a_corrupt_journal_line_is_named_and_repair_keeps_the_rest_for_a_resume(
     assert resumed.returncode == 0, resumed.stderr
     rows = slimlab.load(run_dir)
     assert rows["status"].to_list() == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("where", ["missing", "empty", "data"])
+def test_repair_of_a_path_that_is_no_run_is_refused_and_makes_nothing(finished, tmp_path, where):
+    path = {"missing": tmp_path / "no" / "such-run", "empty": tmp_path / "empty",
+            "data": finished[1]}[where]  # a data directory, not one of its runs
+    if where == "empty":
+        path.mkdir()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    data_before = sorted(p.name for p in finished[1].iterdir())
+    refused = slimlab_cli("repair", path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "is not a run directory" in refused.stderr and "Traceback" not in refused.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert sorted(p.name for p in finished[1].iterdir()) == data_before
 
 
 def test_a_tmp_file_left_by_a_kill_during_a_table_write_is_removed_on_the_next_open(run_copy):
