@@ -10,16 +10,12 @@ measures the variants whose records were set aside.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SlimlabError
-from .results import JOURNAL, MANIFEST, RunStore, atomic_write_bytes, now_utc
+from .results import JOURNAL, MANIFEST, RunStore, atomic_write_bytes, journal_record, now_utc
 from .runlock import RunLock
-
-KINDS = ("row", "sample", "packages")
-
 
 @dataclass(frozen=True)
 class Repaired:
@@ -47,14 +43,8 @@ class Repaired:
 
 def _record(line: bytes) -> dict | None:
     """The journal record a line holds, or None when it holds none."""
-    try:
-        record = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(record, dict) or record.get("kind") not in KINDS:
-        return None
-    data = record.get("data")
-    return record if isinstance(data, dict) and isinstance(data.get("variant_key"), str) else None
+    record = journal_record(line)
+    return None if isinstance(record, str) else record
 
 
 def repair(run_dir: str | Path) -> Repaired:

@@ -329,6 +329,27 @@ def test_a_corrupt_journal_line_is_named_and_repair_keeps_the_rest_for_a_resume(
     assert rows["status"].to_list() == ["ok", "ok"]
 
 
+@pytest.mark.parametrize(("damage", "said"), [
+    (b'{"kind": "row", "data": {"variant_key": "caf\xe9"}}\n', "not UTF-8 text"),  # Latin-1 bytes
+    (b'{"data": {"variant_key": "x"}}\n', "a record of kind None"),
+])
+def test_a_journal_line_that_is_no_record_is_named_with_the_repair_for_it(run_copy, damage, said):
+    spec, run_dir = run_copy
+    lines = (run_dir / JOURNAL).read_bytes().splitlines(keepends=True)
+    lines.insert(1, damage)  # in the middle: not a torn last line
+    (run_dir / JOURNAL).write_bytes(b"".join(lines))
+
+    refused = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"{run_dir / JOURNAL}:2 is corrupt ({said}" in refused.stderr, refused.stderr
+    assert f"slimlab repair {run_dir}" in refused.stderr
+
+    repaired = slimlab_cli("repair", run_dir)
+    assert repaired.returncode == 0 and "moved 1 lines aside" in repaired.stdout, repaired.stderr
+    resumed = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+
+
 @pytest.mark.parametrize("where", ["missing", "empty", "data"])
 def test_repair_of_a_path_that_is_no_run_is_refused_and_makes_nothing(finished, tmp_path, where):
     path = {"missing": tmp_path / "no" / "such-run", "empty": tmp_path / "empty",
@@ -342,6 +363,30 @@ def test_repair_of_a_path_that_is_no_run_is_refused_and_makes_nothing(finished, 
     assert "is not a run directory" in refused.stderr and "Traceback" not in refused.stderr
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert sorted(p.name for p in finished[1].iterdir()) == data_before
+
+
+def test_a_run_made_before_the_container_limits_is_refused_naming_the_settings_it_lacks(run_copy):
+    spec, run_dir = run_copy
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    for added in ("memory_limit_mb", "pids_limit"):  # what a manifest written before issue 18 lacks
+        del manifest["spec"][added]
+    (run_dir / MANIFEST).write_text(json.dumps(manifest))
+    refused = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    said = refused.stderr
+    assert "memory_limit_mb, pids_limit are settings this slimlab added" in said, said
+    assert "measured without them" in said and "start a new run id" in said
+    assert "differs in" not in said  # nothing else changed
+
+
+def test_a_resume_with_a_changed_setting_names_it_with_both_values(run_copy, tmp_path):
+    shared, run_dir = run_copy
+    spec = tmp_path / "changed.toml"  # the module's spec file stays as it is
+    spec.write_text(shared.read_text().replace("repeats = 4", "repeats = 5"))
+    refused = slimlab_cli("sweep", spec, "--data", run_dir.parent.parent, "--run-id", "r", "-q")
+    assert refused.returncode == 2, refused.stderr
+    assert "differs in repeats (4 then, 5 now)" in refused.stderr, refused.stderr
+    assert "settings this slimlab added" not in refused.stderr
 
 
 def test_a_tmp_file_left_by_a_kill_during_a_table_write_is_removed_on_the_next_open(run_copy):
