@@ -133,10 +133,11 @@ def spec_difference(old: object, new: dict) -> str:
     if dropped:
         said.append(f"it had {', '.join(dropped)}, which this spec has not")
     if added:
-        said.append(f"{', '.join(added)} {'is a setting' if len(added) == 1 else 'are settings'} this slimlab "
-                    f"added after the run was made: its rows were measured without "
-                    f"{'it' if len(added) == 1 else 'them'}, so they cannot be continued under "
-                    f"{'it' if len(added) == 1 else 'them'}; start a new run id (the old run still loads)")
+        one = len(added) == 1
+        it = "it" if one else "them"
+        said.append(f"{', '.join(added)} {'is a setting' if one else 'are settings'} this slimlab added after "
+                    f"the run was made: its rows were measured without {it}, so they cannot be continued "
+                    f"under {it}; start a new run id (the old run still loads)")
     if changed or dropped:
         said.append("resume it with the same spec, or start a new run id")
     return "; ".join(said)
