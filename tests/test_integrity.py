@@ -442,6 +442,29 @@ def test_yes_or_the_specs_max_variants_let_a_big_spec_through(tmp_path):
         held.release()
 
 
+def _indexed_run(data: Path, run_id: str, sessions: list[tuple[str, str]], variants: int) -> None:
+    """A finished run directory as a sweep leaves it (its manifest's sessions, its results' statuses)."""
+    run_dir = data / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    manifest = {"run_id": run_id, "spec": {"workloads": ["hello"]}, "started_at": sessions[0][0],
+                "ended_at": sessions[-1][1], "host": {}, "tools": {},
+                "sessions": [{"started_at": start, "ended_at": end} for start, end in sessions]}
+    (run_dir / MANIFEST).write_text(json.dumps(manifest))
+    pl.DataFrame({"status": ["ok"] * variants, "build_cached": [True] * variants}).write_parquet(run_dir / RESULTS)
+
+
+@pytest.mark.unit
+def test_the_time_a_variant_takes_counts_a_resumed_runs_sessions_not_the_days_between(tmp_path):
+    data = tmp_path / "data"
+    _indexed_run(data, "once", [("2025-01-01T10:00:00+00:00", "2025-01-01T10:00:20+00:00")], 4)
+    _indexed_run(data, "resumed", [("2025-01-01T10:00:00+00:00", "2025-01-01T10:00:10+00:00"),
+                                   ("2025-01-04T10:00:00+00:00", "2025-01-04T10:00:30+00:00")], 4)
+    _indexed_run(data, "again", [("2025-01-05T10:00:00+00:00", "2025-01-05T10:00:24+00:00")], 4)
+    history.rebuild_index(data)
+    # 5, 10 and 6 s a variant: the median, not three days over twelve variants.
+    assert history.seconds_per_variant(data) == pytest.approx(6.0)
+
+
 @pytest.mark.unit
 def test_max_variants_is_not_part_of_the_specs_identity(tmp_path):
     base = {"workloads": ["hello"]}
