@@ -450,7 +450,8 @@ def _indexed_run(data: Path, run_id: str, sessions: list[tuple[str, str]], varia
                 "ended_at": sessions[-1][1], "host": {}, "tools": {},
                 "sessions": [{"started_at": start, "ended_at": end} for start, end in sessions]}
     (run_dir / MANIFEST).write_text(json.dumps(manifest))
-    pl.DataFrame({"status": ["ok"] * variants, "build_cached": [True] * variants}).write_parquet(run_dir / RESULTS)
+    results = pl.DataFrame({"status": ["ok"] * variants, "build_cached": [True] * variants})
+    results.write_parquet(run_dir / RESULTS)
 
 
 @pytest.mark.unit
