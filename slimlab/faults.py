@@ -97,14 +97,19 @@ def disk_state(writes: Sequence[Path], code: int) -> str | None:
     return None
 
 
-def stopped_message(cause: str, run_id: str | None, rows: bool = True, where: str | None = None) -> str:
+def stopped_message(cause: str, run_id: str | None, rows: bool = True, started: bool = True,
+                    where: str | None = None) -> str:
     """The sweep's message when the machine stopped it: the cause, and how to go on. ``rows``: the
-    variants it failed got rows (machine_error); ``run_id`` None: no run was made yet."""
+    variants it failed got rows (machine_error); ``started``: the run was made (else nothing was
+    measured, and there is no run to resume)."""
     place = f" in {where}" if where else ""
-    kept = ("what was measured is kept, and the variants it failed are rows with status machine_error"
-            if rows else "what was measured is kept" if run_id is not None else "nothing was measured yet")
-    again = (f"resume: slimlab sweep SPEC --run-id {run_id}" if run_id is not None
-             else "run the sweep again: slimlab sweep SPEC")
+    if not started:
+        kept = "nothing was measured yet"
+        again = "run the sweep again: slimlab sweep SPEC" + (f" --run-id {run_id}" if run_id else "")
+    else:
+        kept = "what was measured is kept" + (", and the variants it failed are rows with status "
+                                              "machine_error" if rows else "")
+        again = f"resume: slimlab sweep SPEC --run-id {run_id}"
     return (f"the sweep stopped: the machine failed it ({cause}{place}); {kept}. Fix the machine (free "
             f"space, remount read-write, raise the open-files limit, restart the engine), then {again}")
 

@@ -48,7 +48,7 @@ from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SamplingRule, SweepSpec, Variant, get_chain
 from .model import plan
 from .progress import tqdm  # widgets in JupyterLab, lines under papermill
-from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
+from .results import CAPABILITIES, MANIFEST, RunStore, check_resumable, now_utc, write_capabilities
 from .results import data_dir as results_data_dir
 from .results_schema import MACHINE_ERROR
 from .runlock import RunLock
@@ -168,6 +168,8 @@ def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache: Path, progress: 
            lock: RunLock | None) -> Path:
     """sweep() once its spec is settled, its run locked and its Dask cluster (if any) answered."""
     opened: dict[str, str] = {}  # "run_id", once the store made the run (an automatic id has one then)
+    if run_id is not None and (Path(data_dir) / "runs" / run_id / MANIFEST).is_file():
+        opened["run_id"] = run_id  # a resume: earlier sessions measured
     try:
         return _sweep_locked(the_plan, data_dir, run_id, cache, progress, client, lock, opened)
     except MachineError:
@@ -176,7 +178,8 @@ def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache: Path, progress: 
         cause = machine_cause(exc, writes_of(cache, data_dir))
         if cause is None:
             raise
-        raise MachineError(stopped_message(cause, opened.get("run_id", run_id), rows=False)) from exc
+        raise MachineError(stopped_message(cause, opened.get("run_id", run_id), rows=False,
+                                           started="run_id" in opened)) from exc
 
 
 def _sweep_locked(the_plan: Plan, data_dir, run_id: str | None, cache: Path, progress: bool, client,

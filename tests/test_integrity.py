@@ -242,6 +242,21 @@ def test_a_store_that_cannot_close_on_a_full_disk_still_lets_its_journal_and_loc
         RunLock.acquire(store.run_dir).release()  # a second open file: refused while the first holds it
 
 
+def test_a_full_disk_before_a_run_exists_says_to_run_again_not_to_resume_an_id(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    with tmpfs(tmp_path / "cache", "1m") as cache:
+        with contextlib.suppress(OSError), (cache / "filler").open("wb") as fh:
+            while True:  # full before slimlab writes its first file there
+                fh.write(b"\0" * 4096)
+        # An automatic id (-q would have the CLI choose it): no run exists until the store makes it.
+        full = slimlab_cli("sweep", spec, "--data", tmp_path / "data", env={"SLIMLAB_CACHE": str(cache)})
+    assert full.returncode == MACHINE_EXIT, full.stderr
+    assert "No space left on device" in full.stderr and "Traceback" not in full.stderr
+    assert "nothing was measured yet" in full.stderr and "run the sweep again: slimlab sweep SPEC" in full.stderr
+    assert "--run-id" not in full.stderr and "rows with status machine_error" not in full.stderr
+
+
 # -- case 7: clear errors ----------------------------------------------------------------------
 def test_a_300_character_run_id_is_refused_before_any_work(tmp_path):
     done = slimlab_cli("sweep", "baseline", "--data", tmp_path / "data", "--run-id", "x" * 300)
@@ -519,3 +534,15 @@ def test_too_many_open_files_in_system_is_enfile_not_emfile():
     enfile = machine_cause("open /x: too many open files in system", [])
     assert enfile == "Too many open files in system (ENFILE)"
     assert machine_cause("open /x: too many open files", []) == "Too many open files (EMFILE)"
+
+
+@pytest.mark.unit
+def test_the_stop_message_says_rows_only_where_they_were_written_and_a_resume_only_of_a_run():
+    from slimlab.faults import stopped_message
+
+    failed_variants = stopped_message("ENOSPC", "r")
+    assert "are rows with status machine_error" in failed_variants and "--run-id r" in failed_variants
+    while_closing = stopped_message("ENOSPC", "r", rows=False)
+    assert "machine_error" not in while_closing and "resume: slimlab sweep SPEC --run-id r" in while_closing
+    before_any_run = stopped_message("ENOSPC", None, rows=False, started=False)
+    assert "nothing was measured yet" in before_any_run and "--run-id" not in before_any_run
