@@ -224,6 +224,16 @@ def _ask(url: str, timeout: float = 5) -> dict:
             "name": info.get("Name")}
 
 
+def silent(url: str, timeout: float = 10) -> str | None:
+    """Why the engine at ``url`` does not answer now, or None when it does: asked when a stage that
+    used it failed, so the engine's death is not taken for the variant's fault."""
+    try:
+        _ask(url, timeout)
+    except ToolError as exc:
+        return str(exc)
+    return None
+
+
 def _local(url: str, engine_id: str | None) -> bool:
     """Is the engine at ``url`` on this machine? Containers timed by slimlab need it to be: the
     launcher is bind-mounted from this machine's disk, servers are polled on its loopback and

@@ -48,6 +48,9 @@ INDEX_SCHEMA = {
     "tools": pl.List(TOOL),  # the manifest's tool versions (python, polars, toolchain:go, postlink:upx, ...)
     "started_at": UTC,
     "ended_at": UTC,
+    # The sum of its sessions' durations (a resumed run's days between them left out); null when a
+    # session never ended (killed) or the index predates the column.
+    "sweep_seconds": pl.Float64,
     "status": pl.String,  # one of RUN_STATUSES
     "variants": pl.Int64,  # rows in results.parquet
     **{f"n_{s}": pl.Int64 for s in STATUSES},
@@ -86,6 +89,7 @@ def run_row(run_dir: Path) -> dict:
         "started_at": _time(manifest.get("started_at")),
         "ended_at": _time(manifest.get("ended_at") or last.get("ended_at")),
         "status": status, "error": error, "run_dir": str(run_dir.resolve()),
+        "sweep_seconds": _sweep_seconds(manifest.get("sessions") or []),
     }
     try:
         results = pl.read_parquet(run_dir / RESULTS, columns=["status", "build_cached"])
@@ -95,6 +99,14 @@ def run_row(run_dir: Path) -> dict:
     row.update({f"n_{s}": counts.get(s, 0) for s in STATUSES}, variants=results.height,
                builds_cached=int(results["build_cached"].fill_null(False).sum()))
     return row
+
+
+def _sweep_seconds(sessions: list[dict]) -> float | None:
+    """The seconds a run's sessions took together, or None when one of them never ended."""
+    spans = [(_time(s.get("started_at")), _time(s.get("ended_at"))) for s in sessions]
+    if not spans or any(start is None or end is None for start, end in spans):
+        return None
+    return sum((end - start).total_seconds() for start, end in spans)
 
 
 def _frame(rows: list[dict]) -> pl.DataFrame:
@@ -220,18 +232,26 @@ def record(data_dir: str | Path, row: dict) -> None:
 
 
 def seconds_per_variant(data_dir: str | Path) -> float | None:
-    """The wall time a variant took in the finished sweeps the index of ``data_dir`` lists (their
-    total over their variants), or None when it lists none. Reads the index as it is: no rebuild."""
+    """The wall time a variant takes, as the finished sweeps the index of ``data_dir`` lists took: the
+    median over those runs of their sessions' seconds per variant; or None when it lists none. A run
+    resumed days later counts only the time its sessions ran. Reads the index as it is: no rebuild
+    (runs indexed before sessions were timed count by their span, when no run has sessions timed)."""
     try:
         index = _read(Path(data_dir))
     except (OSError, pl.exceptions.PolarsError):
         return None
     done = index.filter((pl.col("status") == "complete") & (pl.col("source") != "schedule")
-                        & (pl.col("variants") > 0)).drop_nulls(["started_at", "ended_at"])
-    if done.is_empty():
+                        & (pl.col("variants") > 0))
+    timed = done.drop_nulls("sweep_seconds")
+    if not timed.is_empty():
+        seconds = timed["sweep_seconds"]
+    else:
+        done = done.drop_nulls(["started_at", "ended_at"])
+        seconds = (done["ended_at"] - done["started_at"]).dt.total_seconds()
+        timed = done
+    if timed.is_empty():
         return None
-    seconds = (done["ended_at"] - done["started_at"]).dt.total_seconds().sum()
-    return float(seconds / done["variants"].sum())
+    return float((seconds / timed["variants"]).median())
 
 
 def record_run(data_dir: str | Path, run_dir: Path) -> None:

@@ -10,15 +10,12 @@ measures the variants whose records were set aside.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .results import JOURNAL, RunStore, atomic_write_bytes, now_utc
+from .errors import SlimlabError
+from .results import JOURNAL, MANIFEST, RunStore, atomic_write_bytes, journal_record, now_utc
 from .runlock import RunLock
-
-KINDS = ("row", "sample", "packages")
-
 
 @dataclass(frozen=True)
 class Repaired:
@@ -46,20 +43,21 @@ class Repaired:
 
 def _record(line: bytes) -> dict | None:
     """The journal record a line holds, or None when it holds none."""
-    try:
-        record = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(record, dict) or record.get("kind") not in KINDS:
-        return None
-    data = record.get("data")
-    return record if isinstance(data, dict) and isinstance(data.get("variant_key"), str) else None
+    record = journal_record(line)
+    return None if isinstance(record, str) else record
 
 
 def repair(run_dir: str | Path) -> Repaired:
     """Keep the good records of ``run_dir``'s journal, move the rest aside, rebuild the tables."""
     run_dir = Path(run_dir)
-    lock = RunLock.acquire(run_dir)  # refused while a sweep writes the run
+    # A wrong path must not become a run: refused before the lock, which would make the directory.
+    if not any((run_dir / name).is_file() for name in (MANIFEST, JOURNAL)):
+        held = sorted(p.name for p in run_dir.iterdir())[:5] if run_dir.is_dir() else None
+        what = "does not exist" if held is None else \
+            f"holds no {MANIFEST} and no {JOURNAL} ({', '.join(held) or 'it is empty'})"
+        raise SlimlabError(f"{run_dir} {what}: it is not a run directory; give a run's directory, "
+                           f"DATA/runs/RUN_ID")
+    lock = RunLock.acquire(run_dir, create=False)  # refused while a sweep writes the run
     try:
         path = run_dir / JOURNAL
         lines = path.read_bytes().splitlines(keepends=True) if path.is_file() else []

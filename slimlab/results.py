@@ -114,11 +114,33 @@ def check_resumable(data_dir: Path, run_id: str | None, spec_dict: dict) -> dict
             f"this slimlab writes {SCHEMA_VERSION}; start a new run id (the old run still loads, migrated)"
         )
     if manifest.get("spec") != spec_dict:
-        raise SlimlabError(
-            f"run {run_id} in {run_dir} was made with a different spec; "
-            "resume it with the same spec or start a new run id"
-        )
+        raise SlimlabError(f"run {run_id} in {run_dir} was made with a different spec: "
+                           f"{spec_difference(manifest.get('spec'), spec_dict)}")
     return manifest
+
+
+def spec_difference(old: object, new: dict) -> str:
+    """Which settings of the spec ``new`` differ from those a run was made with (``old``), and
+    what to do: a setting the old run lacks was added to slimlab after it, so it was measured without
+    it and cannot be continued under it."""
+    old = old if isinstance(old, dict) else {}
+    added = sorted(k for k in new if k not in old)
+    changed = sorted(k for k in new if k in old and old[k] != new[k])
+    dropped = sorted(k for k in old if k not in new)
+    said = []
+    if changed:
+        said.append("it differs in " + ", ".join(f"{k} ({old[k]!r} then, {new[k]!r} now)" for k in changed))
+    if dropped:
+        said.append(f"it had {', '.join(dropped)}, which this spec has not")
+    if added:
+        one = len(added) == 1
+        it = "it" if one else "them"
+        said.append(f"{', '.join(added)} {'is a setting' if one else 'are settings'} this slimlab added after "
+                    f"the run was made: its rows were measured without {it}, so they cannot be continued "
+                    f"under {it}; start a new run id (the old run still loads)")
+    if changed or dropped:
+        said.append("resume it with the same spec, or start a new run id")
+    return "; ".join(said)
 
 
 class RunStore:
@@ -188,14 +210,14 @@ class RunStore:
             data = data[: data.rfind(b"\n") + 1]
             with open(path, "r+b") as fh:
                 fh.truncate(len(data))
-        lines = data.decode("utf-8").splitlines()
-        for number, line in enumerate(lines, 1):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise SlimlabError(f"{path}:{number} is corrupt (not a JSON record); `slimlab repair "
-                                   f"{self.run_dir}` keeps the good records, moves the bad lines aside and "
-                                   f"rebuilds the tables; a resume then measures what was lost") from None
+        for number, line in enumerate(data.split(b"\n")[:-1] if data else [], 1):
+            if not line.strip():  # as repair: a blank line holds no record
+                continue
+            record = journal_record(line)
+            if isinstance(record, str):
+                raise SlimlabError(f"{path}:{number} is corrupt ({record}); `slimlab repair {self.run_dir}` "
+                                   f"keeps the good records, moves the bad lines aside and rebuilds the "
+                                   f"tables; a resume then measures what was lost")
             if record["kind"] == "row":
                 self.rows[record["data"]["variant_key"]] = record["data"]
             elif record["kind"] == "sample":
@@ -257,16 +279,46 @@ class RunStore:
         atomic_write_bytes(self.run_dir / MANIFEST, json.dumps(self.manifest, indent=2, default=str).encode())
 
     def close(self, ended: bool) -> None:
-        self.manifest["sessions"][-1]["ended_at"] = now_utc().isoformat()
-        if ended:
-            self.manifest["ended_at"] = now_utc().isoformat()
-        self.write_manifest()
+        """The manifest and the tables written a last time; the journal and a lock the store took
+        are let go however that went (a full disk: the journal has every record already)."""
         try:
+            self.manifest["sessions"][-1]["ended_at"] = now_utc().isoformat()
+            if ended:
+                self.manifest["ended_at"] = now_utc().isoformat()
+            self.write_manifest()
             self.write_tables()
         finally:
-            self._journal.close()
-            if self._lock is not None:
-                self._lock.release()
+            try:
+                self._journal.close()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
+
+
+JOURNAL_KINDS = ("row", "sample", "packages")
+
+
+def journal_record(line: bytes) -> dict | str:
+    """The record a journal line holds, or what is wrong with it (a resume and slimlab.repair judge
+    lines alike: what one refuses the other sets aside)."""
+    try:
+        record = json.loads(line)
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    except json.JSONDecodeError:
+        return "not a JSON record"
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not a record"
+    if record.get("kind") not in JOURNAL_KINDS:
+        return f"a record of kind {record.get('kind')!r}, not one of {', '.join(JOURNAL_KINDS)}"
+    data = record.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("variant_key"), str):
+        return "a record without its data's variant_key"
+    if record["kind"] == "sample" and not isinstance(data.get("sample_index"), int):
+        return "a sample without its sample_index"
+    if record["kind"] == "packages" and not isinstance(data.get("rows"), list):
+        return "a packages record without its rows"
+    return record
 
 
 def check_unique_samples(samples: list[dict], run_dir: Path) -> None:

@@ -9,6 +9,7 @@ lock (flock is per open file); they die with the sweep (PR_SET_PDEATHSIG, slimla
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 from .errors import SlimlabError
 
 LOCK = ".lock"
+VANISHED_RETRIES = 10  # see acquire
 
 
 class RunLocked(SlimlabError):
@@ -30,12 +32,24 @@ class RunLock:
         self.run_dir, self._fd = run_dir, fd
 
     @classmethod
-    def acquire(cls, run_dir: Path) -> RunLock:
-        """The lock of ``run_dir`` (made when missing), or RunLocked naming the holder's pid."""
-        run_dir.mkdir(parents=True, exist_ok=True)
+    def acquire(cls, run_dir: Path, create: bool = True) -> RunLock:
+        """The lock of ``run_dir``, or RunLocked naming the holder's pid. ``create``: make the
+        directory when missing (else FileNotFoundError: a caller that only works on an existing run)."""
         path = run_dir / LOCK
+        vanished = 0
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                if create:
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except (FileNotFoundError, FileExistsError):
+                # A holder's release() removed the empty run directory while we made or opened it
+                # (mkdir's exist_ok looks again after EEXIST): again. Each time is another sweep's
+                # release, so a few suffice; one that keeps vanishing is someone else's doing.
+                vanished += 1
+                if not create or vanished > VANISHED_RETRIES:
+                    raise
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -59,11 +73,22 @@ class RunLock:
 
     def release(self, drop_empty: bool = False) -> None:
         """Let the lock go; ``drop_empty``: remove the run directory too when the lock file is all
-        it holds (a sweep refused or failed before its run had a manifest)."""
+        it holds (a sweep refused or failed before its run had a manifest).
+
+        The file is unlinked while the lock is held, so a sweep that opened it meanwhile sees it
+        gone and opens a new one; the directory is removed after the lock is let go, unless another
+        sweep put something in it meanwhile."""
         if self._fd is None:
             return
-        if drop_empty and [p.name for p in self.run_dir.iterdir()] == [LOCK]:
-            (self.run_dir / LOCK).unlink()
-            self.run_dir.rmdir()
-        os.close(self._fd)
-        self._fd = None
+        fd, self._fd = self._fd, None
+        empty = False
+        try:
+            with contextlib.suppress(FileNotFoundError):  # the directory is gone already: nothing to drop
+                empty = drop_empty and [p.name for p in self.run_dir.iterdir()] == [LOCK]
+            if empty:
+                (self.run_dir / LOCK).unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+        if empty:
+            with contextlib.suppress(OSError):  # another sweep's lock file is in it now, or it is gone
+                self.run_dir.rmdir()

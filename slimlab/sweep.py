@@ -48,7 +48,7 @@ from .measure.crosscheck import crosscheck
 from .model import TARGETS, Plan, SamplingRule, SweepSpec, Variant, get_chain
 from .model import plan
 from .progress import tqdm  # widgets in JupyterLab, lines under papermill
-from .results import CAPABILITIES, RunStore, check_resumable, now_utc, write_capabilities
+from .results import CAPABILITIES, MANIFEST, RunStore, check_resumable, now_utc, write_capabilities
 from .results import data_dir as results_data_dir
 from .results_schema import MACHINE_ERROR
 from .runlock import RunLock
@@ -160,27 +160,40 @@ def sweep(
                 directory.rmdir()  # only when empty
 
 
+def writes_of(cache: Path, data_dir: Path) -> tuple[Path, ...]:
+    """The directories a sweep writes: where a tool's word of a full or read-only disk is checked
+    (faults.machine_cause). Go's own build cache is in the user's cache directory unless $GOCACHE
+    says otherwise."""
+    go_cache = os.environ.get("GOCACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache), Path(data_dir), Path(tempfile.gettempdir()), Path(go_cache)
+
+
 def _sweep(the_plan: Plan, data_dir, run_id: str | None, cache: Path, progress: bool, client,
            lock: RunLock | None) -> Path:
     """sweep() once its spec is settled, its run locked and its Dask cluster (if any) answered."""
+    opened: dict[str, str] = {}  # "run_id", once the store made the run (an automatic id has one then)
+    if run_id is not None and (Path(data_dir) / "runs" / run_id / MANIFEST).is_file():
+        opened["run_id"] = run_id  # a resume: earlier sessions measured
     try:
-        return _sweep_locked(the_plan, data_dir, run_id, cache, progress, client, lock)
+        return _sweep_locked(the_plan, data_dir, run_id, cache, progress, client, lock, opened)
     except MachineError:
         raise
     except Exception as exc:
-        cause = machine_cause(exc)
+        cause = machine_cause(exc, writes_of(cache, data_dir))
         if cause is None:
             raise
-        raise MachineError(stopped_message(cause, run_id or "RUN_ID")) from exc
+        raise MachineError(stopped_message(cause, opened.get("run_id", run_id), rows=False,
+                                           started="run_id" in opened)) from exc
 
 
 def _sweep_locked(the_plan: Plan, data_dir, run_id: str | None, cache: Path, progress: bool, client,
-                  lock: RunLock | None) -> Path:
+                  lock: RunLock | None, opened: dict[str, str]) -> Path:
     found = tools.discover(the_plan.spec, cache, progress)
     launcher_path(cache)  # compile the launcher now: a missing cc fails before any build
     host = environment.host()
     context = {"tools": found.manifest(), "host": host}
     store = RunStore.open(Path(data_dir), run_id, the_plan.spec.to_dict(), context, lock)  # None: a fresh id
+    opened["run_id"] = store.manifest["run_id"]
     # How this machine contains bare runs (a cgroup with the spec's limits, or why not).
     containment = store.manifest["sessions"][-1]["containment"] = containment_probe(Limits.of(the_plan.spec))
     if (unlimited := unlimited_warning(containment)) is not None:
@@ -216,18 +229,23 @@ def _sweep_locked(the_plan: Plan, data_dir, run_id: str | None, cache: Path, pro
         ended = True
     except Exception as exc:  # the runs index calls the run failed, and says why
         store.manifest["sessions"][-1]["error"] = f"{type(exc).__name__}: {exc}"
-        cause = machine_cause(exc)
+        cause = machine_cause(exc, sweeper.writes)
         if cause is not None and not isinstance(exc, MachineError):
-            raise MachineError(stopped_message(cause, store.manifest["run_id"])) from exc
+            raise MachineError(stopped_message(cause, store.manifest["run_id"], rows=False)) from exc
         raise
     finally:
+        # Each step runs whatever the one before raised: a store that cannot close (a full disk)
+        # still leaves the run in the index and the engine's client and a LocalCluster closed.
         try:
-            store.close(ended=ended)
-        except OSError as exc:  # a full disk while failing already: the journal has every record
-            if ended or machine_cause(exc) is None:
-                raise
-        record_run(data_dir, store.run_dir)  # in the runs index, interrupted or not
-        sweeper.close()
+            try:
+                store.close(ended=ended)
+            except OSError as exc:  # a full disk while failing already: the journal has every record
+                if ended or machine_cause(exc, sweeper.writes) is None:
+                    raise
+            finally:
+                record_run(data_dir, store.run_dir)  # in the runs index, interrupted or not
+        finally:
+            sweeper.close()
     if progress:
         print(f"slimlab: {_summary(store.rows.values())}", file=sys.stderr)
     return store.run_dir
@@ -511,22 +529,44 @@ class _Sweeper:
         self.engine_found: engine.EngineStatus | None = None  # where that engine is (set with api)
         self.owns_client = False  # a LocalCluster prepare_all started, kept for measure_on = "workers"
         self.machine_fault: str | None = None  # what the machine did, once a row was machine_error
+        self.writes = writes_of(cache, store.run_dir)  # where a tool's word of a full disk is checked
+        self.engine_root: Path | None = None  # the engine's data directory, when it is on this machine
 
     def close(self) -> None:
         """The engine's client and a LocalCluster this sweep started, closed."""
-        if self.api is not None:
-            self.api.close()
-        if self.owns_client:
-            executor_.disconnect(self.client)
+        try:
+            if self.api is not None:
+                self.api.close()
+        finally:
+            if self.owns_client:
+                executor_.disconnect(self.client)
 
-    def _finish(self, row: Row, status: str, reason: str | None = None) -> None:
+    def _finish(self, row: Row, status: str, reason: str | None = None, engine_said: bool = False) -> None:
+        """The variant's row, journaled: machine_error instead when the reason is the machine's fault.
+        ``engine_said``: the reason is the engine's (or a container's), so a full disk is looked for on
+        the engine's data directory too, or believed when that is on another machine."""
+        writes = self.writes
+        if engine_said:
+            writes = (*writes, self.engine_root) if self.engine_root is not None else None
         # A check's or a start's reason holds the program's own words (PROGRAM_STATUSES).
-        cause = machine_cause(reason, program_output=status in PROGRAM_STATUSES) if status != "ok" else None
+        cause = (machine_cause(reason, writes, program_output=status in PROGRAM_STATUSES)
+                 if status not in ("ok", MACHINE_ERROR) else None)
         if cause is not None:  # the machine's failure, not the variant's: not done, a resume retries it
             status, reason = MACHINE_ERROR, f"{cause}: {reason}"
             self.machine_fault = self.machine_fault or cause
         row.update(status=status, reason=reason, measured_at=now_utc().isoformat())
         self.store.add_row(row)
+
+    def _finish_engine_stage(self, row: Row, status: str, reason: str) -> None:
+        """The row of a variant a stage that used the engine failed (its image build or check, a timed
+        start of its container). The engine is asked first: when it no longer answers, the failure is
+        the machine's (whatever the SDK made of it: a refused connection, a 500, a timeout)."""
+        silent = engine.silent(self.engine_found.url) if self.engine_found is not None else None
+        if silent is not None:
+            self.machine_fault = self.machine_fault or "the engine stopped answering"
+            self._finish(row, MACHINE_ERROR, f"the engine stopped answering ({silent}): {reason}")
+            return
+        self._finish(row, status, reason, engine_said=True)
 
     def vulndb(self, pending: list[Variant]) -> str | StageFailure | None:
         """The spec's vulnerability database's digest, taken once here for every worker; why not, when
@@ -696,16 +736,10 @@ class _Sweeper:
         try:
             runner = future.result()
         except StageFailure as failure:
-            self._finish(prepared.row, failure.status, failure.reason)
+            self._finish_engine_stage(prepared.row, failure.status, failure.reason)
             return None
-        except Exception as exc:  # noqa: BLE001 - the SDK's own errors: this image's failure, not the sweep's
-            import requests
-
-            if isinstance(exc, requests.exceptions.ConnectionError):  # the engine stopped answering
-                self._finish(prepared.row, MACHINE_ERROR, f"the engine stopped answering: {exc}")
-                self.machine_fault = self.machine_fault or "the engine stopped answering"
-                return None
-            self._finish(prepared.row, "broken", f"image: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the SDK's errors: this image's, unless the engine's
+            self._finish_engine_stage(prepared.row, "broken", f"image: {type(exc).__name__}: {exc}")
             return None
         prepared.row.update(runner=runner.name, emulated=runner.emulated, memory_scope=runner.memory_scope)
         return self._ready(prepared, runner)
@@ -842,6 +876,8 @@ class _Sweeper:
             except Exception as exc:  # noqa: BLE001 - DockerException, requests' errors: no engine for us
                 raise StageFailure("unsupported", f"{type(exc).__name__}: {exc}") from exc
             self.api, self.engine_found = api, found
+            root = info.get("DockerRootDir")
+            self.engine_root = Path(root) if found.local and root else None
             # Container figures depend on the engine: with vfs storage every container copies
             # its whole image, so a bigger base starts slower than it would on overlay2. Where it
             # is (DOCKER_HOST, this machine or another) says whether its containers were timed.
@@ -1094,6 +1130,8 @@ class _Sweeper:
         def finished(item: _Ready, failure: str | None, status: str = "") -> None:
             if failure is None:
                 self._complete(item)
+            elif isinstance(item.runner, ContainerRunner):
+                self._finish_engine_stage(item.row, status, failure)
             else:
                 self._finish(item.row, status, failure)
 
