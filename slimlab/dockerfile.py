@@ -87,7 +87,7 @@ import polars as pl
 from . import bases, buildline, libs, proc
 from .errors import SlimlabError, ToolError, plain_text, shown, unknown
 from .image import NONROOT
-from .inspect import linkage
+from .elf import linkage
 from .model import TARGETS, get_chain
 from .model.axes import GO_RELEASE
 from .model.chain import Chain

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .inspect import linkage
+from .elf import linkage
 from .model import Target
 
 

@@ -195,7 +195,7 @@ def cache_key(chain: Chain, binary: Path) -> str:
 
 def objcopy_removals(binary: Path) -> list[str]:
     """The sections of ``binary`` the objcopy step removes with -R (besides --strip-all)."""
-    from .inspect import sections  # ELF facts are inspect's business
+    from .elf import sections  # ELF facts are the elf module's business
 
     names = [s.name for s in sections(binary)]
     return [n for n in names
@@ -203,7 +203,7 @@ def objcopy_removals(binary: Path) -> list[str]:
 
 
 def _section_names(binary: Path) -> set[str]:
-    from .inspect import sections
+    from .elf import sections
 
     try:
         return {s.name for s in sections(binary)}

@@ -8,7 +8,7 @@ run; nothing is typed in by hand. A probe stops at the first stage that fails:
 - ``build``: the toolchain could not build it (the compiler's error is kept);
 - ``run``: it built but exited non-zero or hung (its stderr is kept);
 - ``check``: it ran, but said the wrong thing, or is dynamic where it must be static
-  (an ELF interpreter or needed libraries, read by :func:`slimlab.inspect.linkage`).
+  (an ELF interpreter or needed libraries, read by :func:`slimlab.elf.linkage`).
 
 A toolchain that is not installed gets a row per probe with ``passed`` null and the
 command that installs it. Builds go through slimlab's content-addressed artifact cache,
@@ -29,7 +29,7 @@ import polars as pl
 
 from . import proc, toolchains
 from .build import build, default_cache_dir
-from .inspect import linkage
+from .elf import linkage
 from .model import TARGETS, Profile
 from .workloads import Workload
 

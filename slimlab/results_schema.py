@@ -41,7 +41,7 @@ class Column:
     description: str
 
 
-# What each section_<group>_bytes column adds up (slimlab.inspect.section_group decides;
+# What each section_<group>_bytes column adds up (slimlab.elf.section_group decides;
 # sizes are sh_size, what `readelf -S` prints). The exact per-section sizes are in `sections`.
 SECTION_GROUP_MEMBERS: dict[str, str] = {
     "text": "machine code: .text, .init, .fini and the PLT (.plt, .plt.got, .plt.sec, .iplt)",
@@ -116,7 +116,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("postlink_removed_sections", pl.List(pl.String), "sections strip/objcopy took out"),
     Column("upx_test_ok", pl.Boolean, "`upx -t` passed on the packed file; null without UPX"),
     Column("upx_ratio", pl.Float64, "packed size / size before the UPX step (UPX's 'Ratio')"),
-    # hardening (slimlab.inspect; checksec's rules)
+    # hardening (slimlab.elf; checksec's rules)
     Column("is_pie", pl.Boolean, "ET_DYN with an interpreter or DF_1_PIE"),
     Column("relro", pl.String, "'none', 'partial' (PT_GNU_RELRO), 'full' (and BIND_NOW)"),
     Column("nx_stack", pl.Boolean, "PT_GNU_STACK present and not executable"),

@@ -12,7 +12,7 @@ from typing import Any
 from .build import BuildOutcome
 from .cache import file_sha256
 from .image import ContainerCheck, ImageOutcome
-from .inspect import Inspection, inspect
+from .elf import Inspection, inspect
 from .model import TARGETS, Variant
 from .oci import OciOutcome
 from .postlink import PostlinkOutcome

@@ -40,7 +40,7 @@ from .build import cached as cached_build
 from .errors import SlimlabError, ToolError
 from .faults import MachineError, check_writable, machine_cause, stopped_message
 from .history import record_run, seconds_per_variant
-from .inspect import build_path_prefixes, inspect
+from .elf import build_path_prefixes, inspect
 from .measure import (CheckFailure, Limits, Runner, Sample, calibrate_overhead, containment_probe,
                       launcher_path, runner_for, unlimited_warning)
 from .measure.container import ContainerRunner

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from artifacts import built
 
-from slimlab.inspect import section_group, sections
+from slimlab.elf import section_group, sections
 from slimlab.rows import inspect_binary
 from slimlab.results_schema import SECTION_GROUPS
 

@@ -20,7 +20,7 @@ from conftest import require
 import slimlab
 from slimlab import buildinfo, postlink, toolchains, workloads
 from slimlab.build import build, default_cache_dir
-from slimlab.inspect import build_path_prefixes, leaked_path_strings
+from slimlab.elf import build_path_prefixes, leaked_path_strings
 from slimlab.rows import inspect_binary
 from slimlab.pkgsize import GENERATED, NO_PACKAGE, package_of, package_sizes
 from slimlab.model import Profile

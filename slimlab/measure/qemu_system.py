@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from .. import checkenv, guest, libs
 from ..errors import SlimlabError
-from ..inspect import linkage
+from ..elf import linkage
 from ..model import Target
 from ..proc import tail
 from .launcher import SOURCE, Exit, _exit, _fields

@@ -1,4 +1,4 @@
-"""One reader of ELF dependencies (slimlab.inspect.linkage) serves inspect, libs and probe,
+"""One reader of ELF dependencies (slimlab.elf.linkage) serves inspect, libs and probe,
 and gives the linkage of a UPX-packed variant from its build before packing."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from artifacts import built
 
 from slimlab import libs, postlink, probe
-from slimlab.inspect import linkage
+from slimlab.elf import linkage
 from slimlab.rows import inspect_binary
 from slimlab.model import TARGETS
 
