@@ -28,14 +28,16 @@ class RunLocked(SlimlabError):
 class RunLock:
     """The held lock of one run directory; :meth:`release` (or the process's end) lets it go."""
 
-    def __init__(self, run_dir: Path, fd: int) -> None:
+    def __init__(self, run_dir: Path, fd: int, made: tuple[Path, ...] = ()) -> None:
         self.run_dir, self._fd = run_dir, fd
+        self._made = made  # the run directory's parents acquire() made, deepest first
 
     @classmethod
     def acquire(cls, run_dir: Path, create: bool = True) -> RunLock:
         """The lock of ``run_dir``, or RunLocked naming the holder's pid. ``create``: make the
         directory when missing (else FileNotFoundError: a caller that only works on an existing run)."""
         path = run_dir / LOCK
+        made = tuple(p for p in run_dir.parents if not p.exists())
         vanished = 0
         while True:
             try:
@@ -69,11 +71,12 @@ class RunLock:
             os.close(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        return cls(run_dir, fd)
+        return cls(run_dir, fd, made)
 
     def release(self, drop_empty: bool = False) -> None:
         """Let the lock go; ``drop_empty``: remove the run directory too when the lock file is all
-        it holds (a sweep refused or failed before its run had a manifest).
+        it holds (a sweep refused or failed before its run had a manifest), and the parents
+        acquire() made for it when they are empty: an error before any work leaves nothing behind.
 
         The file is unlinked while the lock is held, so a sweep that opened it meanwhile sees it
         gone and opens a new one; the directory is removed after the lock is let go, unless another
@@ -90,5 +93,6 @@ class RunLock:
         finally:
             os.close(fd)
         if empty:
-            with contextlib.suppress(OSError):  # another sweep's lock file is in it now, or it is gone
-                self.run_dir.rmdir()
+            for directory in (self.run_dir, *self._made):
+                with contextlib.suppress(OSError):  # another sweep's lock file is in it now, or it is gone
+                    directory.rmdir()

@@ -142,7 +142,6 @@ def sweep(
     check_writable(Path(data_dir) / "runs", "data directory", "give another with --data (or $SLIMLAB_DATA)")
     check_writable(cache, "cache directory", "set $SLIMLAB_CACHE to a writable directory")
     # Taken before any work and held to the end; a fresh automatic id is locked when the store makes it.
-    made = [d for d in (Path(data_dir), Path(data_dir) / "runs") if not d.exists()]  # the lock makes them
     lock = RunLock.acquire(Path(data_dir) / "runs" / run_id) if run_id is not None else None
     try:
         # A silent scheduler is an error before any work; a LocalCluster starts only when there is work.
@@ -155,9 +154,6 @@ def sweep(
     finally:
         if lock is not None:
             lock.release(drop_empty=True)
-        for directory in reversed(made):  # a sweep refused before any work leaves nothing behind
-            with contextlib.suppress(OSError):
-                directory.rmdir()  # only when empty
 
 
 def writes_of(cache: Path, data_dir: Path) -> tuple[Path, ...]:
