@@ -17,6 +17,7 @@ from .errors import SlimlabError
 from .results import JOURNAL, MANIFEST, RunStore, atomic_write_bytes, journal_record, now_utc
 from .runlock import RunLock
 
+
 @dataclass(frozen=True)
 class Repaired:
     run_dir: Path
